@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what cni-nft's demo and tests need on a Debian machine, only where it is missing:
+# Debian packages (nftables, iptables, iproute2, upstream CNI plugins as the oracle) and npm
+# packages (npm ci when node_modules is missing or older than package-lock.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nft >/dev/null || need+=(nftables)
+command -v iptables >/dev/null || need+=(iptables)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nsenter >/dev/null || need+=(util-linux)
+command -v conntrack >/dev/null || need+=(conntrack)
+[ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi

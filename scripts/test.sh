@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: install, typecheck, lint, format, unit tests, integration tests (root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "== typecheck" && npx tsc -p tsconfig.json --noEmit
+echo "== lint" && npx eslint . --max-warnings=0
+echo "== format" && npx prettier --check . --log-level=warn
+echo "== build" && npm run --silent build
+mapfile -t unit < <(find test/unit -name '*.test.ts' | sort)
+mapfile -t integ < <(find test/integration -name '*.test.ts' 2>/dev/null | sort)
+if [ "$(id -u)" != 0 ]; then
+  echo "integration tests need root (they create network namespaces); running unit tests only" >&2
+  integ=()
+fi
+echo "== tests"
+exec node --import tsx --test --test-concurrency=2 --test-reporter=spec "${unit[@]}" "${integ[@]}"

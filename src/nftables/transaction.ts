@@ -1,0 +1,195 @@
+/**
+ * A transaction: operations collected in order, applied by nft as one atomic batch. Invalid
+ * operations are recorded, not thrown, so call sites can chain; the first one fails the whole
+ * transaction before nft runs.
+ */
+import { NftError } from "./errors.js";
+import {
+  elementCommandText,
+  renderElements,
+  renderOperation,
+  validateObject,
+  type Scope,
+} from "./objects.js";
+import type { Element, Features, NftObject, Operation, Rule, Verb } from "./types.js";
+
+/** Elements per `add element` command: big enough to amortise parsing, small enough for error columns. */
+const ELEMENTS_PER_COMMAND = 1000;
+
+/** The text of a transaction and, per line, which operations produced it. */
+export interface RenderedTransaction {
+  text: string;
+  /** lines[i] lists the operation indices of line i+1, with each one's column span on that line. */
+  lines: Array<Array<{ op: number; from: number; to: number }>>;
+}
+
+export class Transaction {
+  private readonly ops: Operation[] = [];
+  private firstError: { index: number; error: NftError } | undefined;
+
+  constructor(readonly scope: Scope) {}
+
+  get operations(): readonly Operation[] {
+    return this.ops;
+  }
+  get size(): number {
+    return this.ops.length;
+  }
+  /** The first invalid operation, if any. */
+  get error(): NftError | undefined {
+    return this.firstError?.error;
+  }
+
+  private push(verb: Verb, object: NftObject): this {
+    const index = this.ops.length;
+    const op = { verb, object: structuredCloneObject(object) };
+    this.ops.push(op);
+    if (!this.firstError) {
+      try {
+        validateObject(verb, op.object);
+      } catch (e) {
+        const err = e instanceof NftError ? e : new NftError("EINVAL", String(e));
+        this.firstError = {
+          index,
+          error: new NftError(
+            err.code,
+            `operation ${index + 1} (${verb} ${object.kind}): ${err.message}`,
+            op,
+            index,
+          ),
+        };
+        if ("field" in err) Object.assign(this.firstError.error, { field: err.field });
+      }
+    }
+    return this;
+  }
+
+  /** Creates the object if missing; no error if it exists (for elements: with the same value). */
+  add(obj: NftObject): this {
+    return this.push("add", obj);
+  }
+  /** Creates the object; fails with EEXIST if it exists. */
+  create(obj: Exclude<NftObject, Rule>): this {
+    return this.push("create", obj);
+  }
+  /** Inserts a rule at the start of its chain, or before the given index/handle. */
+  insert(rule: Rule): this {
+    return this.push("insert", rule);
+  }
+  /** Replaces the rule with the given handle. */
+  replace(rule: Rule): this {
+    return this.push("replace", rule);
+  }
+  /** Deletes the object; fails with ENOENT if it does not exist. */
+  delete(obj: NftObject): this {
+    return this.push("delete", obj);
+  }
+  /** Deletes the object if it exists (emulated with add + delete where nft lacks destroy). */
+  destroy(obj: NftObject): this {
+    return this.push("destroy", obj);
+  }
+  /** Empties a table (rules and elements; chains and sets stay), a chain, a set or a map. */
+  flush(obj: NftObject): this {
+    return this.push("flush", obj);
+  }
+  /** Zeroes a named counter. */
+  reset(obj: NftObject): this {
+    return this.push("reset", obj);
+  }
+
+  /** Throws the first validation error, also re-checking verbs that depend on nft's features. */
+  validate(features?: Features): void {
+    if (this.firstError) throw this.firstError.error;
+    if (!features) return;
+    this.ops.forEach((op, index) => {
+      try {
+        validateObject(op.verb, op.object, features);
+      } catch (e) {
+        const err = e instanceof NftError ? e : new NftError("EINVAL", String(e));
+        throw new NftError(
+          err.code,
+          `operation ${index + 1} (${op.verb} ${op.object.kind}): ${err.message}`,
+          op,
+          index,
+        );
+      }
+    });
+  }
+
+  /** True if rendering depends on whether nft has destroy. */
+  get usesDestroy(): boolean {
+    return this.ops.some((op) => op.verb === "destroy");
+  }
+
+  render(features?: Features): RenderedTransaction {
+    this.validate(features);
+    const out: string[] = [];
+    const lines: RenderedTransaction["lines"] = [];
+    const emit = (
+      cmds: string[],
+      spans: (cmd: string) => Array<{ op: number; from: number; to: number }>,
+    ): void => {
+      for (const cmd of cmds) {
+        out.push(cmd);
+        lines.push(spans(cmd));
+      }
+    };
+    for (let i = 0; i < this.ops.length;) {
+      const op = this.ops[i]!;
+      if (op.object.kind !== "element") {
+        emit(renderOperation(this.scope, op.verb, op.object, features), (cmd) => [
+          { op: i, from: 1, to: cmd.length },
+        ]);
+        i++;
+        continue;
+      }
+      // Batch consecutive element operations on the same set/map with the same verb.
+      const target = elementTarget(op.object);
+      let j = i;
+      while (
+        j < this.ops.length &&
+        j - i < ELEMENTS_PER_COMMAND &&
+        this.ops[j]!.verb === op.verb &&
+        this.ops[j]!.object.kind === "element" &&
+        elementTarget(this.ops[j]!.object as Element) === target
+      )
+        j++;
+      const batch = this.ops.slice(i, j).map((o) => o.object as Element);
+      const start = i;
+      for (const cmd of renderElements(this.scope, op.verb, batch, features)) {
+        out.push(elementCommandText(cmd));
+        let col = cmd.head.length + 3;
+        lines.push(
+          cmd.parts.map((part, k) => {
+            const span = { op: start + k, from: col + 1, to: col + part.length };
+            col += part.length + 2;
+            return span;
+          }),
+        );
+      }
+      i = j;
+    }
+    return { text: out.join("\n") + "\n", lines };
+  }
+
+  /** The operation(s) nft's error position points at. */
+  operationAt(rendered: RenderedTransaction, line: number, column: number): number | undefined {
+    const spans = rendered.lines[line - 1];
+    if (!spans || spans.length === 0) return undefined;
+    return (spans.find((s) => column >= s.from && column <= s.to) ?? spans[0])!.op;
+  }
+}
+
+function elementTarget(e: Element): string {
+  return e.set !== undefined ? `s:${e.set}` : `m:${e.map ?? ""}`;
+}
+
+/** Operations keep a copy so later changes by the caller do not alter a queued transaction. */
+function structuredCloneObject<T extends NftObject>(obj: T): T {
+  const copy = { ...obj };
+  if ("key" in copy && Array.isArray(copy.key)) copy.key = [...copy.key];
+  if ("value" in copy && Array.isArray(copy.value)) copy.value = [...copy.value];
+  if ("flags" in copy && Array.isArray(copy.flags)) copy.flags = [...copy.flags];
+  if ("devices" in copy && Array.isArray(copy.devices)) copy.devices = [...copy.devices];
+  return copy;
+}

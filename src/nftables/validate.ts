@@ -1,0 +1,172 @@
+/**
+ * Checks for every value that reaches nft's text syntax. nft has no escaping: a `"` cannot
+ * appear inside a quoted string, and `;`, `#` or a newline end or comment out a command. So
+ * values are refused rather than escaped, and the error names the field to fix.
+ */
+import ipaddr from "ipaddr.js";
+import { ValidationError } from "./errors.js";
+import { NFT_KEYWORDS } from "./keywords.js";
+
+/** Kernel limit for table, chain, set and object names (NFT_NAME_MAXLEN, including the NUL). */
+export const MAX_NAME_BYTES = 255;
+/** Kernel limit for comments (NFT_USERDATA_MAXLEN), as knftables counts it. */
+export const MAX_COMMENT_BYTES = 128;
+/** IFNAMSIZ - 1. */
+export const MAX_IFNAME_BYTES = 15;
+
+const NAME_RE = /^[A-Za-z_][A-Za-z0-9_./-]*$/;
+
+function byteLength(s: string): number {
+  return Buffer.byteLength(s, "utf8");
+}
+
+function describe(value: unknown): string {
+  const s = typeof value === "string" ? value : String(value);
+  return JSON.stringify(s.length > 40 ? s.slice(0, 40) + "…" : s);
+}
+
+/** Table, chain, set, map, counter and flowtable names. */
+export function validateName(field: string, name: unknown): string {
+  if (typeof name !== "string" || name === "") throw new ValidationError(field, "must be a non-empty string");
+  if (byteLength(name) > MAX_NAME_BYTES)
+    throw new ValidationError(field, `${describe(name)} is longer than ${MAX_NAME_BYTES} bytes`);
+  if (!NAME_RE.test(name))
+    throw new ValidationError(
+      field,
+      `${describe(name)} may hold only letters, digits and _ . / -, and must start with a letter or _`,
+    );
+  if (NFT_KEYWORDS.has(name))
+    throw new ValidationError(field, `${describe(name)} is an nft keyword and cannot be used as a name`);
+  return name;
+}
+
+/** Text that goes inside double quotes: no quote, backslash, newline, NUL or other control character. */
+export function validateQuotable(field: string, value: unknown, maxBytes: number): string {
+  if (typeof value !== "string") throw new ValidationError(field, "must be a string");
+  if (!value.isWellFormed()) throw new ValidationError(field, "is not valid UTF-8");
+  if (byteLength(value) > maxBytes)
+    throw new ValidationError(field, `${describe(value)} is longer than ${maxBytes} bytes`);
+  // eslint-disable-next-line no-control-regex
+  const bad = /["\\\x00-\x1f\x7f]/.exec(value);
+  if (bad)
+    throw new ValidationError(
+      field,
+      `${describe(value)} contains ${JSON.stringify(bad[0])}, which nft cannot quote; remove it`,
+    );
+  return value;
+}
+
+export function validateComment(field: string, comment: unknown): string {
+  return validateQuotable(field, comment, MAX_COMMENT_BYTES);
+}
+
+/**
+ * Interface names as the kernel accepts them (and as libcni checks them); `wildcard` allows a
+ * trailing `*`, which nft reads as a prefix match.
+ */
+export function validateIfname(field: string, name: unknown, wildcard = false): string {
+  if (typeof name !== "string" || name === "") throw new ValidationError(field, "must be a non-empty string");
+  if (byteLength(name) > MAX_IFNAME_BYTES)
+    throw new ValidationError(field, `${describe(name)} is longer than ${MAX_IFNAME_BYTES} bytes`);
+  if (name === "." || name === "..")
+    throw new ValidationError(field, `${describe(name)} is not an interface name`);
+  const body = wildcard && name.endsWith("*") ? name.slice(0, -1) : name;
+  // eslint-disable-next-line no-control-regex
+  if (/[\s/:"\\*;#{}\x00-\x1f\x7f]/.test(body) || !body.isWellFormed())
+    throw new ValidationError(
+      field,
+      `${describe(name)} may not contain whitespace, / : " \\ * ; # { } or control characters`,
+    );
+  return name;
+}
+
+/** A single IPv4 or IPv6 address, returned in canonical form. */
+export function validateAddress(field: string, value: unknown, family?: "ipv4" | "ipv6"): string {
+  if (typeof value !== "string" || !ipaddr.isValid(value) || value.includes("%"))
+    throw new ValidationError(field, `${describe(value)} is not an IP address`);
+  const parsed = ipaddr.parse(value);
+  if (family && parsed.kind() !== family)
+    throw new ValidationError(
+      field,
+      `${describe(value)} is not an ${family === "ipv4" ? "IPv4" : "IPv6"} address`,
+    );
+  return parsed.toString();
+}
+
+/** An address prefix such as `10.0.0.0/8`, returned in canonical form (host bits kept as given). */
+export function validatePrefix(field: string, value: unknown, family?: "ipv4" | "ipv6"): string {
+  if (typeof value !== "string" || !ipaddr.isValidCIDR(value))
+    throw new ValidationError(field, `${describe(value)} is not an address prefix like 10.0.0.0/8`);
+  const [addr, len] = ipaddr.parseCIDR(value);
+  if (family && addr.kind() !== family)
+    throw new ValidationError(
+      field,
+      `${describe(value)} is not an ${family === "ipv4" ? "IPv4" : "IPv6"} prefix`,
+    );
+  return `${addr.toString()}/${len}`;
+}
+
+export function validateInteger(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max)
+    throw new ValidationError(field, `${describe(value)} must be an integer from ${min} to ${max}`);
+  return value;
+}
+
+export function validatePort(field: string, value: unknown): number {
+  return validateInteger(field, value, 0, 65535);
+}
+
+/**
+ * One value of an element key or map value: a bare word of address/number/name characters, a
+ * quoted string, or a verdict (`accept`, `drop`, `return`, `continue`, `jump NAME`, `goto NAME`).
+ */
+export function validateElementValue(field: string, value: unknown): string {
+  if (typeof value !== "string" || value === "")
+    throw new ValidationError(field, "must be a non-empty string");
+  if (/^[A-Za-z0-9_.:/*-]+$/.test(value)) return value;
+  if (/^"[^"]*"$/.test(value)) {
+    validateQuotable(field, value.slice(1, -1), MAX_NAME_BYTES);
+    return value;
+  }
+  const verdict = /^(jump|goto) (\S+)$/.exec(value);
+  if (verdict) {
+    validateName(field, verdict[2]);
+    return value;
+  }
+  throw new ValidationError(
+    field,
+    `${describe(value)} is not a value nft can take as one element part (a word, a "quoted" string or a verdict)`,
+  );
+}
+
+/**
+ * Rule text and type expressions come from the library user's code, but can still carry outside
+ * values glued in by hand: refuse what would end the command, start a comment or open an
+ * unbalanced quote or brace, so one rule can never become two.
+ */
+export function validateRuleText(field: string, text: unknown): string {
+  if (typeof text !== "string" || text.trim() === "")
+    throw new ValidationError(field, "must be non-empty text");
+  if (!text.isWellFormed()) throw new ValidationError(field, "is not valid UTF-8");
+  if (byteLength(text) > 65536) throw new ValidationError(field, "is longer than 64 KiB");
+  // eslint-disable-next-line no-control-regex
+  const bad = /[;#\\\x00-\x1f\x7f]/.exec(text);
+  if (bad)
+    throw new ValidationError(
+      field,
+      `${describe(text)} contains ${JSON.stringify(bad[0])}, which would end or change the command`,
+    );
+  let depth = 0;
+  let quoted = false;
+  for (const ch of text) {
+    if (ch === '"') quoted = !quoted;
+    else if (quoted) continue;
+    else if (ch === "{" || ch === "[" || ch === "(") depth++;
+    else if (ch === "}" || ch === "]" || ch === ")") {
+      if (--depth < 0) break;
+    }
+  }
+  if (quoted) throw new ValidationError(field, `${describe(text)} has an unterminated quote`);
+  if (depth !== 0) throw new ValidationError(field, `${describe(text)} has unbalanced braces or brackets`);
+  return text;
+}
