@@ -30,3 +30,4 @@ export {
 } from "./validate.js";
 export { probeFeatures, compareVersions, resetFeatureCache } from "./features.js";
 export { renderDump, priorityValue, type TableState } from "./dump.js";
+export { applyTransactions } from "./batch.js";

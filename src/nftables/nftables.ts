@@ -17,6 +17,7 @@ import {
 } from "./json.js";
 import { renderDump, type TableState } from "./dump.js";
 import { Transaction } from "./transaction.js";
+import { applyTransactions } from "./batch.js";
 import type { Counter, Element, Family, Features, Interface, ListKind, NMap, NSet, Rule } from "./types.js";
 import { validateName } from "./validate.js";
 import { ValidationError } from "./errors.js";
@@ -26,8 +27,6 @@ export interface NFTablesOptions extends ExecOptions {
   family: Family;
   table: string;
 }
-
-const ERROR_LINE = /^\/dev\/stdin:(\d+):(\d+)(?:-\d+)?: Error: (.*)$/m;
 
 export class NFTables implements Interface {
   readonly family: Family;
@@ -62,20 +61,8 @@ export class NFTables implements Interface {
     return this.apply(tx, ["--check"]);
   }
 
-  private async apply(tx: Transaction, extra: string[]): Promise<void> {
-    tx.validate();
-    if (tx.size === 0) return;
-    // Only destroy renders differently by nft version: probe only then.
-    const features = tx.usesDestroy ? await this.features() : undefined;
-    const rendered = tx.render(features);
-    const res = await execNft([...extra, "-f", "-"], this.exec, rendered.text);
-    if (res.code === 0) return;
-    const m = ERROR_LINE.exec(res.stderr);
-    const message = (m?.[3] ?? res.stderr.split("\n")[0] ?? "nft failed").trim();
-    const index = m ? tx.operationAt(rendered, Number(m[1]), Number(m[2])) : undefined;
-    const op = index !== undefined ? tx.operations[index] : undefined;
-    const where = op ? ` (operation ${index! + 1}: ${op.verb} ${describeObject(op.object)})` : "";
-    throw new NftError(codeFromMessage(message), `nft: ${message}${where}`, op, index, res.stderr);
+  private apply(tx: Transaction, extra: string[]): Promise<void> {
+    return applyTransactions([tx], this.exec, extra.includes("--check"));
   }
 
   private async listJson(args: string[]): Promise<ReturnType<typeof parseListing>> {
@@ -183,19 +170,6 @@ export class NFTables implements Interface {
       else if (kind === "flowtable") state.flowtables.push(flowtableFromJson(b));
     }
     return renderDump({ family: this.family, table: this.table }, state);
-  }
-}
-
-function describeObject(o: Transaction["operations"][number]["object"]): string {
-  switch (o.kind) {
-    case "table":
-      return "table";
-    case "rule":
-      return `rule in chain ${o.chain}${o.handle !== undefined ? ` handle ${o.handle}` : ""}`;
-    case "element":
-      return `element ${o.key.join(" . ")} of ${o.set ?? o.map ?? ""}`;
-    default:
-      return `${o.kind} ${o.name}`;
   }
 }
 

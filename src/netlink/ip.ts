@@ -1,0 +1,109 @@
+/**
+ * Links, addresses and routes through iproute2, batched: Node cannot call setns or speak
+ * rtnetlink without a native addon, so every change is an `ip -batch` run, one process per
+ * namespace per plugin call. A namespace given as a path is entered with nsenter.
+ */
+import { execCommand } from "../nftables/exec.js";
+
+export interface IpBatchOptions {
+  /** Run inside this network namespace (a path); default: the caller's. */
+  netns?: string;
+  /**
+   * Keep going after a failed command. Errors are returned per line instead of thrown, so a
+   * caller can accept "File exists" for commands that ensure something is there.
+   */
+  force?: boolean;
+  /** Show commands print JSON (one array per show command, in order). */
+  json?: boolean;
+  /** Details (`-d`) in show output: link kind, bridge port flags. */
+  details?: boolean;
+}
+
+export interface IpCommandError {
+  /** 1-based line of the batch. */
+  line: number;
+  command: string;
+  message: string;
+}
+
+export interface IpBatchResult {
+  /** Parsed output of each show command, in order. */
+  shows: unknown[][];
+  errors: IpCommandError[];
+}
+
+export class IpError extends Error {
+  override readonly name = "IpError";
+  constructor(
+    message: string,
+    readonly errors: IpCommandError[],
+  ) {
+    super(message);
+  }
+  /** True when every failed command failed because its object already exists. */
+  get onlyExists(): boolean {
+    return this.errors.every((e) => /File exists|already assigned/i.test(e.message));
+  }
+  get notFound(): boolean {
+    return this.errors.some((e) => /Cannot find device|No such device|does not exist|Cannot find/i.test(e.message));
+  }
+}
+
+/** argv to run a command in a namespace given as a path (or here when none). */
+export function inNetns(netns: string | undefined, argv: string[]): string[] {
+  return netns ? ["nsenter", `--net=${netns}`, "--", ...argv] : argv;
+}
+
+/**
+ * Runs `ip -batch -`. Commands must be built from validated values (interface names, addresses):
+ * a newline inside one would start another command.
+ */
+export async function ipBatch(commands: string[], opts: IpBatchOptions = {}): Promise<IpBatchResult> {
+  for (const c of commands) if (/[\n\r\0]/.test(c)) throw new Error(`refusing ip command with a line break: ${JSON.stringify(c)}`);
+  const flags = [...(opts.force ? ["-force"] : []), ...(opts.json ? ["-json"] : []), ...(opts.details ? ["-d"] : [])];
+  const argv = inNetns(opts.netns, ["ip", ...flags, "-batch", "-"]);
+  let res;
+  try {
+    res = await execCommand(argv, commands.join("\n") + "\n");
+  } catch (e) {
+    throw new IpError(`could not run ip: ${(e as Error).message}; is iproute2 installed?`, []);
+  }
+  const errors = parseBatchErrors(res.stderr, commands);
+  if (res.code !== 0 && errors.length === 0)
+    errors.push({ line: 0, command: "", message: res.stderr.trim() || `ip exited with ${res.code}` });
+  const shows: unknown[][] = [];
+  if (opts.json)
+    for (const line of res.stdout.split("\n")) {
+      const t = line.trim();
+      if (t.startsWith("[")) shows.push(JSON.parse(t) as unknown[]);
+    }
+  if (errors.length && !opts.force) throw batchError(errors, opts.netns);
+  return { shows, errors };
+}
+
+export function batchError(errors: IpCommandError[], netns?: string): IpError {
+  const where = netns ? ` in ${netns}` : "";
+  const text = errors.map((e) => (e.command ? `\`ip ${e.command}\`${where}: ${e.message}` : e.message)).join("; ");
+  return new IpError(text, errors);
+}
+
+/** Splits stderr of `ip -batch` into per-line errors ("…message…\nCommand failed -:N"). */
+export function parseBatchErrors(stderr: string, commands: string[]): IpCommandError[] {
+  const errors: IpCommandError[] = [];
+  let pending: string[] = [];
+  for (const line of stderr.split("\n")) {
+    const m = /^Command failed -:(\d+)$/.exec(line.trim());
+    if (m) {
+      const n = Number(m[1]);
+      errors.push({ line: n, command: commands[n - 1] ?? "", message: pending.join(" ").trim() || "failed" });
+      pending = [];
+    } else if (line.trim()) pending.push(line.trim());
+  }
+  return errors;
+}
+
+/** Fails on any error of the batch except "exists" errors on the given (1-based) lines. */
+export function failUnlessExists(res: IpBatchResult, okIfExists: Set<number>, netns?: string): void {
+  const bad = res.errors.filter((e) => !(okIfExists.has(e.line) && /File exists|already assigned/i.test(e.message)));
+  if (bad.length) throw batchError(bad, netns);
+}
