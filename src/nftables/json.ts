@@ -117,7 +117,9 @@ export function ruleFromJson(b: JsonObject): Rule {
 
 /** One value of a key or map value, as text the library would write. */
 function valueText(v: Json | undefined): string[] {
-  if (typeof v === "string") return [v];
+  // Strings that are not a bare word (interface names with spaces, say) come back quoted, as
+  // they must be written.
+  if (typeof v === "string") return [/^[A-Za-z0-9_.:/*-]+$/.test(v) ? v : `"${v}"`];
   if (typeof v === "number") return [String(v)];
   if (isObject(v)) {
     const concat = v["concat"];

@@ -50,8 +50,9 @@ export interface Scope {
 /** The text of one element inside `{ ... }`; exported for the fake's dump. */
 export function elementText(e: Element, withValue: boolean): string {
   let s = e.key.join(" . ");
-  if (e.timeout !== undefined) s += ` timeout ${e.timeout}s`;
+  // nft 1.0.6 takes the counter statement only right after the key, before timeout and comment.
   if (e.counter) s += " counter";
+  if (e.timeout !== undefined) s += ` timeout ${e.timeout}s`;
   if (e.comment !== undefined) s += ` comment "${e.comment}"`;
   if (withValue && e.value) s += ` : ${e.value.join(" . ")}`;
   return s;
@@ -109,7 +110,7 @@ export function validateObject(verb: Verb, obj: NftObject, features?: Features):
       return validateRule(verb, obj, features);
     case "set":
     case "map":
-      return validateSet(verb, obj);
+      return validateSet(verb, obj, features);
     case "element":
       return validateElement(verb, obj);
     case "flowtable":
@@ -180,10 +181,14 @@ function validateRule(verb: Verb, r: Rule, features?: Features): void {
     );
 }
 
-function validateSet(verb: Verb, s: NSet | NMap): void {
+function validateSet(verb: Verb, s: NSet | NMap, features?: Features): void {
   const k = s.kind;
   validateName(`${k}.name`, s.name);
-  const needsSpec = verb === "add" || verb === "create";
+  // An emulated destroy (add + delete) writes the spec too, and nft refuses to add a set that
+  // exists with another type: the type is then needed, and checked like any spec.
+  const emulatedDestroy =
+    verb === "destroy" && (s.type !== undefined || s.typeof !== undefined || features?.destroy === false);
+  const needsSpec = verb === "add" || verb === "create" || emulatedDestroy;
   if (!needsSpec) return;
   if ((s.type === undefined) === (s.typeof === undefined))
     throw new ValidationError(`${k}.type`, "give exactly one of type and typeof");

@@ -40,18 +40,22 @@ export function validateName(field: string, name: unknown): string {
   return name;
 }
 
-/** Text that goes inside double quotes: no quote, backslash, newline, NUL or other control character. */
+/**
+ * Text that goes inside double quotes: no quote, backslash, newline, NUL or other control
+ * character, and none of `; # { }`, which end, comment out or nest commands if a quote is ever
+ * lost on the way.
+ */
 export function validateQuotable(field: string, value: unknown, maxBytes: number): string {
   if (typeof value !== "string") throw new ValidationError(field, "must be a string");
   if (!value.isWellFormed()) throw new ValidationError(field, "is not valid UTF-8");
   if (byteLength(value) > maxBytes)
     throw new ValidationError(field, `${describe(value)} is longer than ${maxBytes} bytes`);
   // eslint-disable-next-line no-control-regex
-  const bad = /["\\\x00-\x1f\x7f]/.exec(value);
+  const bad = /["\\;#{}\x00-\x1f\x7f]/.exec(value);
   if (bad)
     throw new ValidationError(
       field,
-      `${describe(value)} contains ${JSON.stringify(bad[0])}, which nft cannot quote; remove it`,
+      `${describe(value)} contains ${JSON.stringify(bad[0])}, which nft cannot safely quote; remove it`,
     );
   return value;
 }
@@ -123,6 +127,8 @@ export function validatePort(field: string, value: unknown): number {
 export function validateElementValue(field: string, value: unknown): string {
   if (typeof value !== "string" || value === "")
     throw new ValidationError(field, "must be a non-empty string");
+  if (byteLength(value) > MAX_NAME_BYTES)
+    throw new ValidationError(field, `${describe(value)} is longer than ${MAX_NAME_BYTES} bytes`);
   if (/^[A-Za-z0-9_.:/*-]+$/.test(value)) return value;
   if (/^"[^"]*"$/.test(value)) {
     validateQuotable(field, value.slice(1, -1), MAX_NAME_BYTES);
