@@ -88,7 +88,7 @@ export class Transaction {
   destroy(obj: NftObject): this {
     return this.push("destroy", obj);
   }
-  /** Empties a table (rules and elements; chains and sets stay), a chain, a set or a map. */
+  /** Empties a table (its rules: chains, sets and elements stay, as in nft), a chain, a set or a map. */
   flush(obj: NftObject): this {
     return this.push("flush", obj);
   }
