@@ -45,7 +45,9 @@ export class IpError extends Error {
     return this.errors.every((e) => /File exists|already assigned/i.test(e.message));
   }
   get notFound(): boolean {
-    return this.errors.some((e) => /Cannot find device|No such device|does not exist|Cannot find/i.test(e.message));
+    return this.errors.some((e) =>
+      /Cannot find device|No such device|does not exist|Cannot find/i.test(e.message),
+    );
   }
 }
 
@@ -59,8 +61,13 @@ export function inNetns(netns: string | undefined, argv: string[]): string[] {
  * a newline inside one would start another command.
  */
 export async function ipBatch(commands: string[], opts: IpBatchOptions = {}): Promise<IpBatchResult> {
-  for (const c of commands) if (/[\n\r\0]/.test(c)) throw new Error(`refusing ip command with a line break: ${JSON.stringify(c)}`);
-  const flags = [...(opts.force ? ["-force"] : []), ...(opts.json ? ["-json"] : []), ...(opts.details ? ["-d"] : [])];
+  for (const c of commands)
+    if (/[\n\r\0]/.test(c)) throw new Error(`refusing ip command with a line break: ${JSON.stringify(c)}`);
+  const flags = [
+    ...(opts.force ? ["-force"] : []),
+    ...(opts.json ? ["-json"] : []),
+    ...(opts.details ? ["-d"] : []),
+  ];
   const argv = inNetns(opts.netns, ["ip", ...flags, "-batch", "-"]);
   let res;
   try {
@@ -83,7 +90,9 @@ export async function ipBatch(commands: string[], opts: IpBatchOptions = {}): Pr
 
 export function batchError(errors: IpCommandError[], netns?: string): IpError {
   const where = netns ? ` in ${netns}` : "";
-  const text = errors.map((e) => (e.command ? `\`ip ${e.command}\`${where}: ${e.message}` : e.message)).join("; ");
+  const text = errors
+    .map((e) => (e.command ? `\`ip ${e.command}\`${where}: ${e.message}` : e.message))
+    .join("; ");
   return new IpError(text, errors);
 }
 
@@ -104,6 +113,8 @@ export function parseBatchErrors(stderr: string, commands: string[]): IpCommandE
 
 /** Fails on any error of the batch except "exists" errors on the given (1-based) lines. */
 export function failUnlessExists(res: IpBatchResult, okIfExists: Set<number>, netns?: string): void {
-  const bad = res.errors.filter((e) => !(okIfExists.has(e.line) && /File exists|already assigned/i.test(e.message)));
+  const bad = res.errors.filter(
+    (e) => !(okIfExists.has(e.line) && /File exists|already assigned/i.test(e.message)),
+  );
   if (bad.length) throw batchError(bad, netns);
 }
