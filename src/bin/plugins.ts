@@ -1,0 +1,9 @@
+/**
+ * The plugins the multi-call binary knows, each loaded lazily so one plugin's code is never loaded
+ * for another. A module exports `plugin` (see src/cni/skel.ts `definePlugin`).
+ */
+import type { Plugin } from "../cni/index.js";
+
+export type PluginModule = { plugin: Plugin<unknown> };
+
+export const PLUGINS: Record<string, () => Promise<PluginModule>> = {};

@@ -1,0 +1,153 @@
+/**
+ * Network configuration schemas (valibot) and validation. Every plugin's schema extends
+ * `netConfEntries`; `netConf({...})` builds one. Unknown keys are kept (loose objects), as the
+ * spec requires plugins to ignore fields they do not know.
+ */
+import * as v from "valibot";
+import { CniError, ErrorCode } from "./errors.js";
+import { isCIDR, isIP } from "./ip.js";
+
+/** A string holding an IP address. */
+export const ipString = v.pipe(
+  v.string(),
+  v.check((s) => isIP(s), "must be an IP address"),
+);
+/** A string holding a CIDR ("10.0.0.0/24"; host bits allowed). */
+export const cidrString = v.pipe(
+  v.string(),
+  v.check((s) => isCIDR(s), "must be a CIDR such as 10.0.0.0/24"),
+);
+/** An IP address with or without a prefix length (runtimeConfig.ips, args.cni.ips). */
+export const ipOrCidrString = v.pipe(
+  v.string(),
+  v.check((s) => isIP(s) || isCIDR(s), "must be an IP address or CIDR"),
+);
+export const macString = v.pipe(
+  v.string(),
+  v.regex(/^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$/, "must be a MAC address such as 0a:58:0a:00:00:01"),
+);
+const portNumber = v.pipe(
+  v.number(),
+  v.integer("must be an integer"),
+  v.minValue(0, "must be 0..65535"),
+  v.maxValue(65535, "must be 0..65535"),
+);
+const uint = v.pipe(v.number(), v.integer("must be an integer"), v.minValue(0, "must not be negative"));
+
+export const dnsSchema = v.looseObject({
+  nameservers: v.optional(v.array(v.string())),
+  domain: v.optional(v.string()),
+  search: v.optional(v.array(v.string())),
+  options: v.optional(v.array(v.string())),
+});
+
+export const routeSchema = v.looseObject({
+  dst: cidrString,
+  gw: v.optional(ipString),
+  mtu: v.optional(uint),
+  advmss: v.optional(uint),
+  priority: v.optional(uint),
+  table: v.optional(uint),
+  scope: v.optional(uint),
+});
+
+export const ipRangeSchema = v.looseObject({
+  subnet: cidrString,
+  rangeStart: v.optional(ipString),
+  rangeEnd: v.optional(ipString),
+  gateway: v.optional(ipString),
+});
+
+export const portMappingSchema = v.looseObject({
+  hostPort: portNumber,
+  containerPort: portNumber,
+  protocol: v.optional(v.string()),
+  hostIP: v.optional(v.string()),
+});
+
+export const runtimeConfigSchema = v.looseObject({
+  portMappings: v.optional(v.array(portMappingSchema)),
+  ips: v.optional(v.array(ipOrCidrString)),
+  mac: v.optional(macString),
+  ipRanges: v.optional(v.array(v.array(ipRangeSchema))),
+  bandwidth: v.optional(
+    v.looseObject({
+      ingressRate: v.optional(uint),
+      ingressBurst: v.optional(uint),
+      egressRate: v.optional(uint),
+      egressBurst: v.optional(uint),
+    }),
+  ),
+  dns: v.optional(
+    v.looseObject({
+      servers: v.optional(v.array(v.string())),
+      searches: v.optional(v.array(v.string())),
+      options: v.optional(v.array(v.string())),
+    }),
+  ),
+});
+
+export const argsSchema = v.looseObject({
+  cni: v.optional(
+    v.looseObject({
+      ips: v.optional(v.array(ipOrCidrString)),
+      labels: v.optional(v.array(v.looseObject({ key: v.string(), value: v.string() }))),
+    }),
+  ),
+});
+
+/** Keys every network configuration may have. */
+export const netConfEntries = {
+  cniVersion: v.optional(v.string(), "0.1.0"),
+  name: v.string(),
+  type: v.string(),
+  capabilities: v.optional(v.record(v.string(), v.boolean())),
+  ipam: v.optional(v.looseObject({ type: v.optional(v.string()) })),
+  dns: v.optional(dnsSchema),
+  args: v.optional(argsSchema),
+  runtimeConfig: v.optional(runtimeConfigSchema),
+  prevResult: v.optional(v.unknown()),
+  "cni.dev/valid-attachments": v.optional(
+    v.array(v.looseObject({ containerID: v.string(), ifname: v.string() })),
+  ),
+};
+
+/** A loose object schema with the common keys plus the plugin's own. */
+export function netConf<const E extends v.ObjectEntries>(entries: E) {
+  return v.looseObject({ ...netConfEntries, ...entries });
+}
+
+/** The base network configuration schema (what a plugin without own keys validates against). */
+export const baseNetConf = v.looseObject(netConfEntries);
+
+export type AnySchema<T = unknown> = v.GenericSchema<unknown, T>;
+
+function issuePath(issue: v.BaseIssue<unknown>): string {
+  let out = "";
+  for (const item of issue.path ?? []) {
+    const k = item.key;
+    if (typeof k === "number") out += `[${k}]`;
+    else out += out === "" ? String(k) : `.${String(k)}`;
+  }
+  return out;
+}
+
+function issueText(issue: v.BaseIssue<unknown>): string {
+  const path = issuePath(issue);
+  let msg = issue.message;
+  if (issue.kind === "schema" && issue.input === undefined)
+    msg = `missing (expected ${issue.expected ?? "a value"})`;
+  else if (issue.kind === "schema") msg = `expected ${issue.expected ?? "?"}, got ${issue.received}`;
+  return path ? `${path}: ${msg}` : msg;
+}
+
+/**
+ * Validates `raw` against `schema`. Failure throws CniError code 7 whose msg names the first bad
+ * field and what is wrong, and whose details list every issue.
+ */
+export function validateConfig<T>(schema: AnySchema<T>, raw: unknown, what = "network config"): T {
+  const r = v.safeParse(schema, raw);
+  if (r.success) return r.output;
+  const texts = r.issues.map((i) => issueText(i));
+  throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid ${what}: ${texts[0]}`, texts.join("; "));
+}

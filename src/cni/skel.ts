@@ -1,0 +1,242 @@
+/**
+ * The plugin skeleton: reads the CNI environment and stdin, validates them like libcni's skel,
+ * calls the plugin's verb and prints the result (in the config's cniVersion) or the error.
+ * `runPlugin` is pure (env and stdin in, stdout/exit code out) so a plugin can also be run
+ * in-process (IPAM delegation, tests); `pluginMain` wires it to the process.
+ */
+import { CniError, ErrorCode } from "./errors.js";
+import { baseNetConf, validateConfig, type AnySchema } from "./config.js";
+import type { Attachment, NetConf, Result } from "./types.js";
+import {
+  CURRENT_VERSION,
+  SUPPORTED_VERSIONS,
+  compareVersions,
+  formatResult,
+  parseResult,
+  versionAtLeast,
+} from "./version.js";
+import {
+  checkKnownArgs,
+  parseCniArgs,
+  validateContainerId,
+  validateIfname,
+  validateNetworkName,
+} from "./validate.js";
+
+export type Verb = "ADD" | "DEL" | "CHECK" | "GC" | "STATUS";
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** What every verb gets. Fields a verb's env does not require may be empty strings. */
+export interface CmdArgs<C = NetConf> {
+  command: Verb;
+  containerId: string;
+  netns: string;
+  ifname: string;
+  /** Parsed CNI_ARGS (`K=V;…`). */
+  args: Record<string, string>;
+  /** CNI_PATH split on ":". */
+  path: string[];
+  /** Parsed and validated config (unknown keys kept). */
+  config: C;
+  /** stdin exactly as received (what IPAM delegation passes on). */
+  rawConfig: string;
+  /** The config's cniVersion ("0.1.0" when absent). */
+  cniVersion: string;
+  /** prevResult in current form, when the config has one. */
+  prevResult?: Result;
+  /** The environment the plugin runs with (process.env, or the caller's for in-process runs). */
+  env: Env;
+}
+
+export interface GcArgs<C = NetConf> extends CmdArgs<C> {
+  /** From `cni.dev/valid-attachments`: attachments the runtime still uses. */
+  validAttachments: Attachment[];
+}
+
+export interface PluginFuncs<C = NetConf> {
+  add(args: CmdArgs<C>): Promise<Result>;
+  del(args: CmdArgs<C>): Promise<void>;
+  check?(args: CmdArgs<C>): Promise<void>;
+  /** Default: succeed doing nothing. */
+  gc?(args: GcArgs<C>): Promise<void>;
+  /** Default: succeed (plugin ready). */
+  status?(args: CmdArgs<C>): Promise<void>;
+}
+
+export interface PluginAbout<C = NetConf> {
+  name: string;
+  /** Supported versions (default: all of 0.1.0–1.1.0). */
+  versions?: readonly string[];
+  /** valibot schema of the plugin's config (default: the common keys only); see `netConf()`. */
+  config?: AnySchema<C>;
+  /** CNI_ARGS keys the plugin understands; when given, others are refused unless IgnoreUnknown. */
+  knownArgs?: readonly string[];
+}
+
+export interface Plugin<C = NetConf> {
+  funcs: PluginFuncs<C>;
+  about: PluginAbout<C>;
+}
+
+/** Bundles a plugin's verbs and description (a plugin module exports this as `plugin`). */
+export function definePlugin<C = NetConf>(funcs: PluginFuncs<C>, about: PluginAbout<C>): Plugin<C> {
+  return { funcs, about };
+}
+
+export interface RunOutput {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+const REQUIRED_ENV: Record<string, readonly Verb[]> = {
+  CNI_CONTAINERID: ["ADD", "CHECK", "DEL"],
+  CNI_NETNS: ["ADD", "CHECK"],
+  CNI_IFNAME: ["ADD", "CHECK", "DEL"],
+  CNI_PATH: ["ADD", "CHECK", "DEL"],
+};
+
+function pretty(x: unknown): string {
+  return JSON.stringify(x, null, 4) + "\n";
+}
+
+function versionsOf(about: PluginAbout<unknown>): readonly string[] {
+  return about.versions ?? SUPPORTED_VERSIONS;
+}
+
+/** Runs one plugin invocation: env + stdin in, what the plugin prints and its exit code out. */
+export async function runPlugin<C>(
+  plugin: Plugin<C>,
+  env: Env,
+  stdin: string | (() => Promise<string>),
+): Promise<RunOutput> {
+  const { funcs, about } = plugin;
+  const versions = versionsOf(about);
+  const command = env.CNI_COMMAND ?? "";
+  if (command === "") {
+    return {
+      stdout: "",
+      stderr: `CNI ${about.name} plugin (cni-nft)\nCNI protocol versions supported: ${versions.join(", ")}\n`,
+      exitCode: 0,
+    };
+  }
+  if (command === "VERSION") {
+    const current = [...versions].sort(compareVersions).at(-1) ?? CURRENT_VERSION;
+    return { stdout: pretty({ cniVersion: current, supportedVersions: versions }), stderr: "", exitCode: 0 };
+  }
+  let cniVersion: string | undefined;
+  try {
+    if (!["ADD", "DEL", "CHECK", "GC", "STATUS"].includes(command)) {
+      throw new CniError(ErrorCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`);
+    }
+    const verb = command as Verb;
+    const missing = Object.entries(REQUIRED_ENV)
+      .filter(([k, verbs]) => verbs.includes(verb) && !env[k])
+      .map(([k]) => k);
+    if (missing.length) {
+      throw new CniError(
+        ErrorCode.InvalidEnvironment,
+        `required env variables [${missing.join(",")}] missing`,
+      );
+    }
+    const rawConfig = typeof stdin === "string" ? stdin : await stdin();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(rawConfig);
+    } catch (e) {
+      throw new CniError(
+        ErrorCode.DecodingFailure,
+        `error unmarshall network config: ${(e as Error).message}`,
+      );
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      throw new CniError(ErrorCode.DecodingFailure, "error unmarshall network config: not a JSON object");
+    }
+    const obj = parsed as Record<string, unknown>;
+    if (obj.cniVersion !== undefined && typeof obj.cniVersion !== "string") {
+      throw new CniError(
+        ErrorCode.DecodingFailure,
+        "decoding version from network config: cniVersion must be a string",
+      );
+    }
+    const confVersion = obj.cniVersion || "0.1.0";
+    if (!versions.includes(confVersion)) {
+      throw new CniError(
+        ErrorCode.IncompatibleVersion,
+        "incompatible CNI versions",
+        `config is "${confVersion}", plugin supports [${versions.map((v) => `"${v}"`).join(" ")}]`,
+      );
+    }
+    cniVersion = confVersion;
+    const minimum = verb === "CHECK" ? "0.4.0" : verb === "GC" || verb === "STATUS" ? "1.1.0" : undefined;
+    if (minimum && !versionAtLeast(confVersion, minimum)) {
+      throw new CniError(ErrorCode.IncompatibleVersion, `config version does not allow ${verb}`);
+    }
+    if (typeof obj.name !== "string") validateNetworkName("");
+    validateNetworkName(obj.name as string);
+    const containerId = env.CNI_CONTAINERID ?? "";
+    const ifname = env.CNI_IFNAME ?? "";
+    if (verb === "ADD" || verb === "DEL" || verb === "CHECK") {
+      validateContainerId(containerId);
+      validateIfname(ifname);
+    }
+    const args = parseCniArgs(env.CNI_ARGS);
+    if (about.knownArgs) checkKnownArgs(args, about.knownArgs);
+    const config = validateConfig((about.config ?? baseNetConf) as AnySchema<C>, parsed);
+    const cmd: CmdArgs<C> = {
+      command: verb,
+      containerId,
+      netns: env.CNI_NETNS ?? "",
+      ifname,
+      args,
+      path: (env.CNI_PATH ?? "").split(":").filter((p) => p !== ""),
+      config,
+      rawConfig,
+      cniVersion: confVersion,
+      env,
+    };
+    if (obj.prevResult !== undefined && obj.prevResult !== null) {
+      cmd.prevResult = parseResult(obj.prevResult, confVersion);
+    }
+    switch (verb) {
+      case "ADD": {
+        const result = await funcs.add(cmd);
+        return { stdout: pretty(formatResult(result, confVersion)), stderr: "", exitCode: 0 };
+      }
+      case "DEL":
+        await funcs.del(cmd);
+        break;
+      case "CHECK":
+        if (!funcs.check) throw new CniError(ErrorCode.Internal, `${about.name}: CHECK is not implemented`);
+        await funcs.check(cmd);
+        break;
+      case "GC": {
+        const va = (obj["cni.dev/valid-attachments"] ?? []) as Attachment[];
+        await funcs.gc?.({ ...cmd, validAttachments: va });
+        break;
+      }
+      case "STATUS":
+        await funcs.status?.(cmd);
+        break;
+    }
+    return { stdout: "", stderr: "", exitCode: 0 };
+  } catch (e) {
+    const err = CniError.from(e);
+    const stderr = env.CNI_NFT_DEBUG && e instanceof Error ? `${e.stack ?? e.message}\n` : "";
+    return { stdout: pretty(err.toJSON(cniVersion ?? CURRENT_VERSION)), stderr, exitCode: 1 };
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Runs the plugin as this process: CNI_* from process.env, config from stdin. Sets the exit code. */
+export async function pluginMain<C>(funcs: PluginFuncs<C>, about: PluginAbout<C>): Promise<void> {
+  const out = await runPlugin({ funcs, about }, process.env, readStdin);
+  if (out.stderr) process.stderr.write(out.stderr);
+  if (out.stdout) await new Promise<void>((res) => process.stdout.write(out.stdout, () => res()));
+  process.exitCode = out.exitCode;
+}

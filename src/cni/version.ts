@@ -1,0 +1,241 @@
+/**
+ * CNI versions and result conversion between them, following libcni: 0.1.0/0.2.0 results have
+ * `ip4`/`ip6`; 0.3.x/0.4.0 have `interfaces`/`ips` (with `version`)/`routes`; 1.0.0 drops
+ * `ips[].version`; 1.1.0 adds interface mtu/socketPath/pciID and route mtu/advmss/priority/table/scope.
+ */
+import { CniError, ErrorCode } from "./errors.js";
+import type { DNS, Interface, IPConfig, Result, Route } from "./types.js";
+
+export const SUPPORTED_VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
+export const CURRENT_VERSION = "1.1.0";
+/** cniVersion assumed when a config has none (libcni's rule). */
+export const DEFAULT_CONFIG_VERSION = "0.1.0";
+
+function parseVersion(v: string): [number, number, number] {
+  const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(v);
+  if (!m) throw new CniError(ErrorCode.DecodingFailure, `invalid version "${v}"`);
+  return [Number(m[1]), Number(m[2]), Number(m[3])];
+}
+
+/** Compares two "x.y.z" versions: negative, 0 or positive. */
+export function compareVersions(a: string, b: string): number {
+  const [x, y] = [parseVersion(a), parseVersion(b)];
+  for (let i = 0; i < 3; i++) if (x[i]! !== y[i]!) return x[i]! - y[i]!;
+  return 0;
+}
+
+export function versionAtLeast(v: string, min: string): boolean {
+  return compareVersions(v, min) >= 0;
+}
+
+function isObj(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+function bad(what: string): CniError {
+  return new CniError(ErrorCode.DecodingFailure, `failed to decode result`, what);
+}
+
+function str(o: Record<string, unknown>, k: string, where: string, required = false): string | undefined {
+  const v = o[k];
+  if (v === undefined || v === null) {
+    if (required) throw bad(`${where}.${k} is missing`);
+    return undefined;
+  }
+  if (typeof v !== "string") throw bad(`${where}.${k} must be a string`);
+  return v;
+}
+
+function num(o: Record<string, unknown>, k: string, where: string): number | undefined {
+  const v = o[k];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isInteger(v)) throw bad(`${where}.${k} must be an integer`);
+  return v;
+}
+
+function strList(o: Record<string, unknown>, k: string, where: string): string[] | undefined {
+  const v = o[k];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.some((s) => typeof s !== "string")) throw bad(`${where}.${k} must be strings`);
+  return v as string[];
+}
+
+function list(o: Record<string, unknown>, k: string, where: string): Record<string, unknown>[] {
+  const v = o[k];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || !v.every(isObj)) throw bad(`${where}.${k} must be a list of objects`);
+  return v;
+}
+
+function dropUndefined<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+function parseDns(x: unknown): DNS | undefined {
+  if (x === undefined || x === null) return undefined;
+  if (!isObj(x)) throw bad("dns must be an object");
+  return dropUndefined({
+    nameservers: strList(x, "nameservers", "dns"),
+    domain: str(x, "domain", "dns"),
+    search: strList(x, "search", "dns"),
+    options: strList(x, "options", "dns"),
+  });
+}
+
+function parseRoute(r: Record<string, unknown>, where: string): Route {
+  return dropUndefined({
+    dst: str(r, "dst", where, true)!,
+    gw: str(r, "gw", where),
+    mtu: num(r, "mtu", where),
+    advmss: num(r, "advmss", where),
+    priority: num(r, "priority", where),
+    table: num(r, "table", where),
+    scope: num(r, "scope", where),
+  });
+}
+
+/** Address family of an IP or CIDR string, as libcni decides it (IPv4-mapped counts as 4). */
+export function familyOf(addr: string): "4" | "6" {
+  const ip = addr.split("/")[0] ?? "";
+  return ip.includes(":") && !/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip) ? "6" : "4";
+}
+
+/**
+ * Parses a result of any supported version into current form. The result's own `cniVersion` wins;
+ * `fallbackVersion` (the config's) is used when it has none.
+ */
+export function parseResult(raw: unknown, fallbackVersion: string = CURRENT_VERSION): Result {
+  if (!isObj(raw)) throw bad("result must be a JSON object");
+  const version = str(raw, "cniVersion", "result") || fallbackVersion;
+  if (!SUPPORTED_VERSIONS.includes(version as (typeof SUPPORTED_VERSIONS)[number])) {
+    throw new CniError(ErrorCode.IncompatibleVersion, `unsupported result version "${version}"`);
+  }
+  const dns = parseDns(raw.dns);
+  if (compareVersions(version, "0.3.0") < 0) {
+    const ips: IPConfig[] = [];
+    const routes: Route[] = [];
+    for (const fam of ["ip4", "ip6"] as const) {
+      const c = raw[fam];
+      if (c === undefined || c === null) continue;
+      if (!isObj(c)) throw bad(`${fam} must be an object`);
+      ips.push(dropUndefined({ address: str(c, "ip", fam, true)!, gateway: str(c, "gateway", fam) }));
+      for (const [i, r] of list(c, "routes", fam).entries())
+        routes.push(parseRoute(r, `${fam}.routes[${i}]`));
+    }
+    return dropUndefined({
+      cniVersion: version,
+      ips: ips.length ? ips : undefined,
+      routes: routes.length ? routes : undefined,
+      dns,
+    });
+  }
+  const interfaces = list(raw, "interfaces", "result").map((i, n): Interface =>
+    dropUndefined({
+      name: str(i, "name", `interfaces[${n}]`, true)!,
+      mac: str(i, "mac", `interfaces[${n}]`),
+      mtu: num(i, "mtu", `interfaces[${n}]`),
+      sandbox: str(i, "sandbox", `interfaces[${n}]`),
+      socketPath: str(i, "socketPath", `interfaces[${n}]`),
+      pciID: str(i, "pciID", `interfaces[${n}]`),
+    }),
+  );
+  const ips = list(raw, "ips", "result").map((i, n): IPConfig =>
+    dropUndefined({
+      interface: num(i, "interface", `ips[${n}]`),
+      address: str(i, "address", `ips[${n}]`, true)!,
+      gateway: str(i, "gateway", `ips[${n}]`),
+    }),
+  );
+  const routes = list(raw, "routes", "result").map((r, n) => parseRoute(r, `routes[${n}]`));
+  return dropUndefined({
+    cniVersion: version,
+    interfaces: interfaces.length ? interfaces : undefined,
+    ips: ips.length ? ips : undefined,
+    routes: routes.length ? routes : undefined,
+    dns,
+  });
+}
+
+function dnsOut(d: DNS | undefined): DNS {
+  if (!d) return {};
+  return dropUndefined({
+    nameservers: d.nameservers?.length ? d.nameservers : undefined,
+    domain: d.domain || undefined,
+    search: d.search?.length ? d.search : undefined,
+    options: d.options?.length ? d.options : undefined,
+  });
+}
+
+/**
+ * Converts a current-form result into the JSON object of `version`, with libcni's key order and
+ * omissions (empty lists omitted, `dns` always present).
+ */
+export function formatResult(r: Result, version: string): Record<string, unknown> {
+  if (!SUPPORTED_VERSIONS.includes(version as (typeof SUPPORTED_VERSIONS)[number])) {
+    throw new CniError(
+      ErrorCode.IncompatibleVersion,
+      `cannot convert result to unsupported version "${version}"`,
+    );
+  }
+  if (compareVersions(version, "0.3.0") < 0) {
+    let ip4: Record<string, unknown> | undefined;
+    let ip6: Record<string, unknown> | undefined;
+    for (const ip of r.ips ?? []) {
+      const c = dropUndefined({ ip: ip.address, gateway: ip.gateway });
+      if (familyOf(ip.address) === "4") ip4 ??= c;
+      else ip6 ??= c;
+      if (ip4 && ip6) break;
+    }
+    if (!ip4 && !ip6) throw new CniError(ErrorCode.Internal, "cannot convert: no valid IP addresses");
+    for (const rt of r.routes ?? []) {
+      const target = familyOf(rt.dst) === "4" ? ip4 : ip6;
+      if (!target) continue;
+      ((target.routes ??= []) as unknown[]).push(dropUndefined({ dst: rt.dst, gw: rt.gw }));
+    }
+    return dropUndefined({ cniVersion: version, ip4, ip6, dns: dnsOut(r.dns) });
+  }
+  const v11 = versionAtLeast(version, "1.1.0");
+  const v10 = versionAtLeast(version, "1.0.0");
+  const interfaces = r.interfaces?.map((i) =>
+    dropUndefined({
+      name: i.name,
+      mac: i.mac || undefined,
+      mtu: v11 && i.mtu ? i.mtu : undefined,
+      sandbox: i.sandbox || undefined,
+      socketPath: v11 && i.socketPath ? i.socketPath : undefined,
+      pciID: v11 && i.pciID ? i.pciID : undefined,
+    }),
+  );
+  const ips = r.ips?.map((ip) =>
+    dropUndefined({
+      version: v10 ? undefined : familyOf(ip.address),
+      interface: ip.interface,
+      address: ip.address,
+      gateway: ip.gateway || undefined,
+    }),
+  );
+  const routes = r.routes?.map((rt) =>
+    dropUndefined({
+      dst: rt.dst,
+      gw: rt.gw || undefined,
+      mtu: v11 && rt.mtu ? rt.mtu : undefined,
+      advmss: v11 && rt.advmss ? rt.advmss : undefined,
+      priority: v11 && rt.priority ? rt.priority : undefined,
+      table: v11 && rt.table !== undefined ? rt.table : undefined,
+      scope: v11 && rt.scope !== undefined ? rt.scope : undefined,
+    }),
+  );
+  return dropUndefined({
+    cniVersion: version,
+    interfaces: interfaces?.length ? interfaces : undefined,
+    ips: ips?.length ? ips : undefined,
+    routes: routes?.length ? routes : undefined,
+    dns: dnsOut(r.dns),
+  });
+}
+
+/** Converts a result (any version, JSON form) to another version's JSON form. */
+export function convertResult(raw: unknown, toVersion: string): Record<string, unknown> {
+  return formatResult(parseResult(raw), toVersion);
+}
