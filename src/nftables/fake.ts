@@ -97,9 +97,14 @@ function fail(code: NftErrorCode, reason: string): never {
   throw new OpFailure(code, reason);
 }
 
-/** Strips the quotes nft's JSON output does not have, so keys compare and list like the kernel's. */
+/**
+ * Strips quotes around a bare word, so `"eth0"` and `eth0` are one key and list as the kernel's
+ * JSON gives them back; strings that need their quotes keep them, as the real listing does.
+ */
 function unquote(part: string): string {
-  return part.length >= 2 && part.startsWith('"') && part.endsWith('"') ? part.slice(1, -1) : part;
+  const inner =
+    part.length >= 2 && part.startsWith('"') && part.endsWith('"') ? part.slice(1, -1) : undefined;
+  return inner !== undefined && /^[A-Za-z0-9_.:/*-]+$/.test(inner) ? inner : part;
 }
 
 function keyOf(key: readonly string[]): string {
@@ -851,14 +856,15 @@ function parseElement(name: string, text: string): Element {
     e.comment = parseQuoted("element.comment", comment[1]!);
     keyText = keyText.slice(0, comment.index);
   }
-  if (keyText.endsWith(" counter")) {
-    e.counter = true;
-    keyText = keyText.slice(0, -" counter".length);
-  }
+  // The order elementText writes: key, counter, timeout, comment.
   const timeout = / timeout (\d+s)$/.exec(keyText);
   if (timeout) {
     e.timeout = parseSeconds("element.timeout", timeout[1]!);
     keyText = keyText.slice(0, timeout.index);
+  }
+  if (keyText.endsWith(" counter")) {
+    e.counter = true;
+    keyText = keyText.slice(0, -" counter".length);
   }
   e.key = splitTop(keyText, " . ").map((p) => p.trim());
   if (right.length) e.value = splitTop(right.join(" : "), " . ").map((p) => p.trim());

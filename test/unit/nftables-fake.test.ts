@@ -433,6 +433,15 @@ test("fake: element keys and values are listed without quotes and keyed by value
   ]);
   await f.run(f.newTransaction().delete({ kind: "element", map: "m", key: ['"eth0"', "10.0.0.1"] }));
   assert.deepEqual(await f.listElements("map", "m"), []);
+  // a string that is not a bare word keeps its quotes, as the real listing writes it
+  await f.run(
+    f.newTransaction().add({ kind: "element", map: "m", key: ['"a b"', "10.0.0.1"], value: ['"c d"'] }),
+  );
+  const [e] = await f.listElements("map", "m");
+  assert.deepEqual([e?.key, e?.value], [['"a b"', "10.0.0.1"], ['"c d"']]);
+  const g = new FakeNFTables({ family: "inet", table: "t" });
+  g.load(await f.dump());
+  assert.equal(await g.dump(), await f.dump());
 });
 
 test("fake: 50,000 elements are added, listed and deleted quickly", async () => {
