@@ -6,4 +6,6 @@ import type { Plugin } from "../cni/index.js";
 
 export type PluginModule = { plugin: Plugin<unknown> };
 
-export const PLUGINS: Record<string, () => Promise<PluginModule>> = {};
+export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
+  bridge: () => import("../../plugins/main/bridge/bridge.js"),
+};

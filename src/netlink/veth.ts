@@ -1,0 +1,75 @@
+/**
+ * The link work shared by bridge and ptp: a veth pair whose peer is created directly inside the
+ * container namespace (iproute2 accepts a namespace path for `netns`), then the container side
+ * configured in one `ip -batch` run inside it.
+ */
+import { randomBytes } from "node:crypto";
+import type { Result, Route } from "../cni/types.js";
+import { ipBatch, IpError, type IpBatchResult } from "./ip.js";
+
+/** `veth` + 8 hex digits, like upstream's random host-side names. */
+export function randomVethName(): string {
+  return `veth${randomBytes(4).toString("hex")}`;
+}
+
+/** Namespace paths go into `ip -batch` lines and nsenter arguments: no spaces or quotes. */
+export function validNetnsPath(path: string): boolean {
+  return /^\/[A-Za-z0-9_./:@-]+$/.test(path) && !path.includes("..");
+}
+
+export interface LinkShow {
+  ifname: string;
+  address?: string;
+  mtu?: number;
+  operstate?: string;
+  linkinfo?: { info_kind?: string };
+}
+
+export function asLinks(show: unknown[] | undefined): LinkShow[] {
+  return (show ?? []) as LinkShow[];
+}
+
+/** Commands that configure the container interface from an IPAM result. */
+export function containerConfigCommands(
+  ifname: string,
+  result: Result,
+  opts: { nodad: boolean; extraRoutes?: Route[] },
+): string[] {
+  const cmds: string[] = [];
+  for (const ip of result.ips ?? []) {
+    const v6 = ip.address.includes(":");
+    cmds.push(`addr add ${ip.address} dev ${ifname}${v6 && opts.nodad ? " nodad" : ""}`);
+  }
+  cmds.push(`link set ${ifname} up`);
+  for (const r of [...(opts.extraRoutes ?? []), ...(result.routes ?? [])]) {
+    const v6 = r.dst.includes(":");
+    const gw = r.gw ?? result.ips?.find((i) => i.address.includes(":") === v6 && i.gateway)?.gateway;
+    cmds.push(`route add ${r.dst}${gw ? ` via ${gw}` : ""} dev ${ifname}${r.mtu ? ` mtu ${r.mtu}` : ""}`);
+  }
+  return cmds;
+}
+
+/** Runs commands in the container namespace and returns the container link as shown at the end. */
+export async function configureContainer(netns: string, ifname: string, cmds: string[]): Promise<LinkShow> {
+  const res: IpBatchResult = await ipBatch([...cmds, `link show ${ifname}`], { netns, json: true });
+  const link = asLinks(res.shows.at(-1))[0];
+  if (!link) throw new IpError(`container interface ${ifname} not found after configuring it`, []);
+  return link;
+}
+
+/** Addresses of the container interface, then deletes it (its veth peer goes with it). */
+export async function deleteContainerLink(netns: string, ifname: string): Promise<string[]> {
+  const res = await ipBatch([`addr show dev ${ifname}`, `link del ${ifname}`], {
+    netns,
+    json: true,
+    force: true,
+  });
+  const addrs: string[] = [];
+  for (const l of (res.shows[0] ?? []) as Array<{
+    addr_info?: Array<{ local: string; prefixlen: number; scope?: string }>;
+  }>)
+    for (const a of l.addr_info ?? []) if (a.scope !== "link") addrs.push(`${a.local}/${a.prefixlen}`);
+  const bad = res.errors.filter((e) => !/Cannot find device|does not exist/i.test(e.message));
+  if (bad.length) throw new IpError(bad.map((e) => e.message).join("; "), bad);
+  return addrs;
+}
