@@ -74,7 +74,7 @@ export function tempDir(tag: string): { path: string; remove: () => void } {
 
 /** nft ruleset and iptables rules of a namespace, for before/after comparisons. */
 export async function firewallState(ns: Netns): Promise<string> {
-  const nft = await ns.run(["nft", "list", "ruleset"]);
+  const nft = await ns.run(["nft", "--stateless", "list", "ruleset"]);
   const v4 = await ns.run(["iptables-save"]);
   const v6 = await ns.run(["ip6tables-save"]);
   const strip = (s: string): string =>
