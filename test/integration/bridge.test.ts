@@ -54,6 +54,9 @@ function conf(backend: string, dataDir: string, extra: object = {}): object {
   };
 }
 
+/** IPAM is upstream's host-local here (exec delegation); our own host-local has its own tests. */
+const IPAM_PATH = { path: UPSTREAM_BIN };
+
 function ipsOf(result: Record<string, unknown>): string[] {
   return ((result["ips"] ?? []) as Array<{ address: string }>).map((i) => i.address.split("/")[0]!);
 }
@@ -76,9 +79,17 @@ for (const backend of ["nftables", "iptables"]) {
 
     test("masquerade, container to container, spoof check, DEL leaves no trace", async () => {
       const c = conf(backend, dir.path);
-      const r1 = await cniOk(t.host, "bridge", "ADD", c, { containerId: "ctr1", netns: t.c1.path });
+      const r1 = await cniOk(t.host, "bridge", "ADD", c, {
+        containerId: "ctr1",
+        netns: t.c1.path,
+        ...IPAM_PATH,
+      });
       const stateWithOne = await firewallState(t.host);
-      const r2 = await cniOk(t.host, "bridge", "ADD", c, { containerId: "ctr2", netns: t.c2.path });
+      const r2 = await cniOk(t.host, "bridge", "ADD", c, {
+        containerId: "ctr2",
+        netns: t.c2.path,
+        ...IPAM_PATH,
+      });
       const [c1v4, c1v6] = ipsOf(r1);
       const [c2v4] = ipsOf(r2);
       assert.match(c1v4!, /^10\.77\.0\./);
@@ -103,15 +114,15 @@ for (const backend of ["nftables", "iptables"]) {
 
       // CHECK passes while everything is there.
       const prev = { ...c, cniVersion: "1.0.0", prevResult: r2 };
-      await cniOk(t.host, "bridge", "CHECK", prev, { containerId: "ctr2", netns: t.c2.path });
+      await cniOk(t.host, "bridge", "CHECK", prev, { containerId: "ctr2", netns: t.c2.path, ...IPAM_PATH });
 
       // DEL of the second container restores the state with one container; DEL twice is fine.
-      await cniOk(t.host, "bridge", "DEL", prev, { containerId: "ctr2", netns: t.c2.path });
-      await cniOk(t.host, "bridge", "DEL", prev, { containerId: "ctr2", netns: t.c2.path });
+      await cniOk(t.host, "bridge", "DEL", prev, { containerId: "ctr2", netns: t.c2.path, ...IPAM_PATH });
+      await cniOk(t.host, "bridge", "DEL", prev, { containerId: "ctr2", netns: t.c2.path, ...IPAM_PATH });
       assert.equal(await firewallState(t.host), stateWithOne);
 
       // DEL without prevResult and with the namespace gone still removes the rules.
-      await cniOk(t.host, "bridge", "DEL", c, { containerId: "ctr1", netns: "" });
+      await cniOk(t.host, "bridge", "DEL", c, { containerId: "ctr1", netns: "", ...IPAM_PATH });
       const final = await firewallState(t.host);
       assert.doesNotMatch(final, /ctr1|ctr2/);
       assert.doesNotMatch(final, /masquerade comment|MASQUERADE/);

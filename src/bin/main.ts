@@ -1,0 +1,33 @@
+/**
+ * The multi-call entry: every plugin executable in dist/bin is a small shim (or, once compiled,
+ * a link) that lands here; the plugin is chosen by CNI_NFT_PLUGIN or by the name it was started
+ * as, like busybox, and only that plugin's module is loaded.
+ */
+import { basename } from "node:path";
+import { PLUGINS } from "./plugins.js";
+import { pluginMain } from "../cni/index.js";
+
+/** Plugins whose issue has not landed: they answer VERSION and refuse the rest clearly. */
+const PLANNED = ["ptp", "portmap", "firewall", "tuning", "host-local", "static", "loopback"];
+
+async function main(): Promise<void> {
+  const name = process.env["CNI_NFT_PLUGIN"] || basename(process.argv[1] ?? "");
+  const load = PLUGINS[name];
+  if (load) {
+    const { plugin } = await load();
+    await pluginMain(plugin.funcs, plugin.about);
+    return;
+  }
+  if (PLANNED.includes(name)) {
+    const { CniError, definePlugin } = await import("../cni/index.js");
+    const notYet = (): Promise<never> =>
+      Promise.reject(new CniError(4, `cni-nft: the ${name} plugin is not implemented yet`));
+    const stub = definePlugin({ add: notYet, del: notYet, check: notYet }, { name });
+    await pluginMain(stub.funcs, stub.about);
+    return;
+  }
+  process.stderr.write(`cni-nft: unknown plugin name ${JSON.stringify(name)}\n`);
+  process.exit(1);
+}
+
+await main();
