@@ -49,6 +49,11 @@ interface FakeRule {
   handle: number;
   rule: string;
   comment?: string;
+  /**
+   * Deleted earlier in the running transaction. nft resolves rule positions against a cache that
+   * still holds such rules, and the kernel accepts them as positions, so they count until commit.
+   */
+  deleted?: true;
 }
 
 interface FakeChain {
@@ -233,6 +238,7 @@ export class FakeNFTables implements Interface {
       if (!ok) draft.rollback();
     }
     if (!commit) return;
+    draft.finish();
     this.state = draft.table;
     this.nextTableHandle = draft.nextTableHandle;
   }
@@ -412,6 +418,12 @@ class Draft {
     else set.elements.delete(key);
   }
 
+  /** Drops the rules deleted by the transaction, which positions no longer need. */
+  finish(): void {
+    for (const c of this.table?.chains.values() ?? [])
+      if (this.owned.has(c) && c.rules.some((r) => r.deleted)) c.rules = c.rules.filter((r) => !r.deleted);
+  }
+
   /** Puts back every element this draft changed in place. */
   rollback(): void {
     for (const [map, key, old] of this.undo.splice(0).reverse()) {
@@ -505,7 +517,7 @@ class Draft {
           if (verb === "delete") fail("ENOENT", `chain ${c.name} does not exist`);
           return;
         }
-        if (existing.rules.length > 0) fail("EBUSY", `chain ${c.name} has rules`);
+        if (existing.rules.some((r) => !r.deleted)) fail("EBUSY", `chain ${c.name} has rules`);
         const user = this.chainUser(c.name);
         if (user) fail("EBUSY", `chain ${c.name} is the target of ${user}`);
         t.chains.delete(c.name);
@@ -542,7 +554,8 @@ class Draft {
     const t = this.requireTable();
     for (const c of t.chains.values())
       for (const r of c.rules)
-        if (referencesOf(r.rule).chains.includes(chain)) return `rule ${r.handle} of chain ${c.def.name}`;
+        if (!r.deleted && referencesOf(r.rule).chains.includes(chain))
+          return `rule ${r.handle} of chain ${c.def.name}`;
     for (const s of t.sets.values()) {
       if (s.def.kind !== "map") continue;
       for (const e of s.elements.values())
@@ -555,7 +568,8 @@ class Draft {
   private objectUser(kind: "sets" | "counters" | "flowtables", name: string): string | undefined {
     for (const c of this.requireTable().chains.values())
       for (const r of c.rules)
-        if (referencesOf(r.rule)[kind].includes(name)) return `rule ${r.handle} of chain ${c.def.name}`;
+        if (!r.deleted && referencesOf(r.rule)[kind].includes(name))
+          return `rule ${r.handle} of chain ${c.def.name}`;
     return undefined;
   }
 
@@ -583,6 +597,7 @@ class Draft {
       if (i < 0) fail("ENOENT", `chain ${r.chain} has no rule with handle ${r.handle}`);
       return i;
     };
+    const live = (): number => chain.rules.findIndex((x) => x.handle === r.handle && !x.deleted);
     const positioned = r.index !== undefined || r.handle !== undefined;
     switch (verb) {
       case "add":
@@ -595,7 +610,8 @@ class Draft {
         return;
       }
       case "replace": {
-        const i = at();
+        const i = live();
+        if (i < 0) fail("ENOENT", `chain ${r.chain} has no rule with handle ${r.handle}`);
         this.checkReferences(r.rule);
         const rule: FakeRule = { handle: chain.rules[i]!.handle, rule: r.rule };
         if (r.comment !== undefined) rule.comment = r.comment;
@@ -604,12 +620,12 @@ class Draft {
       }
       case "delete":
       case "destroy": {
-        const i = chain.rules.findIndex((x) => x.handle === r.handle);
+        const i = live();
         if (i < 0) {
           if (verb === "delete") fail("ENOENT", `chain ${r.chain} has no rule with handle ${r.handle}`);
           return;
         }
-        chain.rules.splice(i, 1);
+        chain.rules[i] = { ...chain.rules[i]!, deleted: true };
         return;
       }
       default:

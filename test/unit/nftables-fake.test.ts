@@ -411,6 +411,56 @@ test("fake: handles come from one counter per table and survive replace", async 
   assert.deepEqual(await rules(f, "a"), ["return", "accept", "drop"]);
 });
 
+test("fake: rules deleted earlier in a transaction still count as positions, as in nft", async () => {
+  const f = await setup();
+  const tx = f.newTransaction();
+  for (const rule of ["tcp dport 1 drop", "tcp dport 2 drop", "tcp dport 3 drop"])
+    tx.add({ kind: "rule", chain: "b", rule });
+  await f.run(tx);
+  const [h1, h2] = (await f.listRules("b")).map((r) => r.handle!);
+  await f.run(
+    f
+      .newTransaction()
+      .delete({ kind: "rule", chain: "b", handle: h1!, rule: "" })
+      .add({ kind: "rule", chain: "b", index: 0, rule: "tcp dport 10 drop" })
+      .insert({ kind: "rule", chain: "b", index: 1, rule: "tcp dport 11 drop" }),
+  );
+  assert.deepEqual(await rules(f, "b"), [
+    "tcp dport 11 drop",
+    "tcp dport 10 drop",
+    "tcp dport 2 drop",
+    "tcp dport 3 drop",
+  ]);
+  await f.run(
+    f
+      .newTransaction()
+      .delete({ kind: "rule", chain: "b", handle: h2!, rule: "" })
+      .insert({ kind: "rule", chain: "b", handle: h2!, rule: "tcp dport 12 drop" }),
+  );
+  assert.deepEqual(await rules(f, "b"), [
+    "tcp dport 11 drop",
+    "tcp dport 10 drop",
+    "tcp dport 12 drop",
+    "tcp dport 3 drop",
+  ]);
+  const [, , h12] = (await f.listRules("b")).map((r) => r.handle!);
+  for (const second of ["replace", "delete"] as const) {
+    const tx2 = f.newTransaction().delete({ kind: "rule", chain: "b", handle: h12!, rule: "" });
+    tx2[second]({ kind: "rule", chain: "b", handle: h12!, rule: "drop" });
+    await assert.rejects(f.run(tx2), (e: unknown) => isNotFound(e) && (e as NftError).operationIndex === 1);
+  }
+  // a deleted rule no longer uses what it referred to
+  await f.run(
+    f
+      .newTransaction()
+      .delete({ kind: "rule", chain: "in", handle: 7, rule: "" })
+      .delete({ kind: "rule", chain: "a", handle: 8, rule: "" })
+      .delete({ kind: "chain", name: "a" })
+      .delete({ kind: "set", name: "s" }),
+  );
+  assert.deepEqual(await f.list("chains"), ["b", "in"]);
+});
+
 test("fake: element keys and values are listed without quotes and keyed by value", async () => {
   const f = new FakeNFTables({ family: "inet", table: "t" });
   const tx = f.newTransaction();
