@@ -1,12 +1,85 @@
-/** Running CNI plugins the way a runtime does: env + JSON on stdin, inside a "host" namespace. */
-import { fileURLToPath } from "node:url";
-import { mkdtempSync, rmSync } from "node:fs";
+/** Running CNI plugin executables (ours from dist/bin, upstream's from /usr/lib/cni) in tests. */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { Netns } from "./netns.js";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { run, type Netns, type RunResult } from "./netns.js";
 
-export const OUR_BIN = fileURLToPath(new URL("../../dist/bin", import.meta.url));
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const OUR_BIN = join(ROOT, "dist", "bin");
 export const UPSTREAM_BIN = "/usr/lib/cni";
+
+/** Builds dist/ when our executables are missing (scripts/test.sh builds before testing). */
+export async function ensureBuilt(): Promise<void> {
+  if (existsSync(join(OUR_BIN, "host-local")) && existsSync(join(ROOT, "dist", "src", "bin", "main.js")))
+    return;
+  const r = await run(["npm", "run", "--silent", "build"], { env: { ...process.env } });
+  if (r.code !== 0) throw new Error(`build failed: ${r.stderr || r.stdout}`);
+}
+
+export interface PluginRun extends RunResult {
+  json: Record<string, unknown> | undefined;
+}
+
+/** Runs plugin executable `file` with CNI env `env` (merged over PATH) and stdin `conf`. */
+export async function execPlugin(
+  file: string,
+  env: Record<string, string>,
+  conf: unknown,
+): Promise<PluginRun> {
+  const r = await run([file], {
+    input: typeof conf === "string" ? conf : JSON.stringify(conf),
+    env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
+  });
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { ...r, json };
+}
+
+/** Files of a host-local store directory, with contents. */
+export function storeFiles(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!existsSync(dir)) return out;
+  for (const f of readdirSync(dir).sort()) out[f] = readFileSync(join(dir, f), "utf8");
+  return out;
+}
+
+/** Shape of a JSON value: strings become "<string>", numbers "<number>"; keys and lengths kept. */
+export function shape(x: unknown): unknown {
+  if (Array.isArray(x)) return x.map(shape);
+  if (x && typeof x === "object") {
+    return Object.fromEntries(Object.entries(x as Record<string, unknown>).map(([k, v]) => [k, shape(v)]));
+  }
+  if (typeof x === "string") return "<string>";
+  if (typeof x === "number") return "<number>";
+  return x;
+}
+
+export interface Fixture {
+  plugin: string;
+  command: string;
+  cni_env: Record<string, string>;
+  stdin_raw: string;
+  stdin: Record<string, unknown>;
+  stdout: Record<string, unknown> | null;
+  exit_code: number;
+}
+
+export const FIXTURES_DIR = "/work/shared/fixtures/podman-4.3-cni";
+
+export function loadFixtures(plugin: string): { name: string; fx: Fixture }[] {
+  if (!existsSync(FIXTURES_DIR)) return [];
+  return readdirSync(FIXTURES_DIR)
+    .filter((f) => f.startsWith(`${plugin}-`) && f.endsWith(".json"))
+    .sort()
+    .map((name) => ({ name, fx: JSON.parse(readFileSync(join(FIXTURES_DIR, name), "utf8")) as Fixture }));
+}
+
+/* Running plugins the way a runtime does: env + JSON on stdin, inside a "host" namespace. */
 
 export interface CniCall {
   containerId: string;
