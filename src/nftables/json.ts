@@ -115,27 +115,41 @@ export function ruleFromJson(b: JsonObject): Rule {
   return r;
 }
 
-/** One value of a key or map value, as text the library would write. */
-function valueText(v: Json | undefined): string[] {
+const BARE_WORD = /^[A-Za-z0-9_.:/*-]+$/;
+const VERDICTS = ["accept", "drop", "continue", "return"] as const;
+
+/**
+ * The parts of a key or map value, as text the library would write, appended to `out` (a
+ * concatenation gives several). Written without per-value arrays: listings run to 100,000s.
+ */
+function valueText(v: Json | undefined, out: string[] = []): string[] {
   // Strings that are not a bare word (interface names with spaces, say) come back quoted, as
   // they must be written.
-  if (typeof v === "string") return [/^[A-Za-z0-9_.:/*-]+$/.test(v) ? v : `"${v}"`];
-  if (typeof v === "number") return [String(v)];
-  if (isObject(v)) {
+  if (typeof v === "string") out.push(BARE_WORD.test(v) ? v : `"${v}"`);
+  else if (typeof v === "number") out.push(String(v));
+  else if (isObject(v)) {
     const concat = v["concat"];
-    if (Array.isArray(concat)) return concat.flatMap((x) => valueText(x));
-    const prefix = v["prefix"];
-    if (isObject(prefix))
-      return [`${valueText(prefix["addr"]).join("")}/${valueText(prefix["len"]).join("")}`];
-    const range = v["range"];
-    if (Array.isArray(range)) return [`${valueText(range[0]).join("")}-${valueText(range[1]).join("")}`];
-    for (const verdict of ["accept", "drop", "continue", "return"]) if (verdict in v) return [verdict];
-    for (const jump of ["jump", "goto"]) {
-      const t = v[jump];
-      if (isObject(t)) return [`${jump} ${str(t["target"]) ?? ""}`];
+    if (Array.isArray(concat)) {
+      for (const x of concat) valueText(x, out);
+      return out;
     }
+    out.push(compoundText(v));
+  } else out.push(JSON.stringify(v));
+  return out;
+}
+
+/** One value that is not a concatenation: a prefix, a range or a verdict. */
+function compoundText(v: JsonObject): string {
+  const prefix = v["prefix"];
+  if (isObject(prefix)) return `${valueText(prefix["addr"]).join("")}/${valueText(prefix["len"]).join("")}`;
+  const range = v["range"];
+  if (Array.isArray(range)) return `${valueText(range[0]).join("")}-${valueText(range[1]).join("")}`;
+  for (const verdict of VERDICTS) if (verdict in v) return verdict;
+  for (const jump of ["jump", "goto"] as const) {
+    const t = v[jump];
+    if (isObject(t)) return `${jump} ${str(t["target"]) ?? ""}`;
   }
-  return [JSON.stringify(v)];
+  return JSON.stringify(v);
 }
 
 /** Elements of a listed set or map (`elem` array of its JSON). */
@@ -145,7 +159,10 @@ export function elementsFromJson(kind: "set" | "map", name: string, b: JsonObjec
   return elems.map((raw) => {
     let keyJson: Json | undefined = raw;
     let valueJson: Json | undefined;
-    if (kind === "map" && Array.isArray(raw)) [keyJson, valueJson] = raw;
+    if (kind === "map" && Array.isArray(raw)) {
+      keyJson = raw[0];
+      valueJson = raw[1];
+    }
     const e: Element =
       kind === "set" ? { kind: "element", set: name, key: [] } : { kind: "element", map: name, key: [] };
     if (isObject(keyJson) && isObject(keyJson["elem"])) {

@@ -101,10 +101,13 @@ export class NFTables implements Interface {
    */
   async listRules(chain: string, opts: { text?: boolean } = {}): Promise<Rule[]> {
     validateName("chain", chain);
-    const entries = await this.listJson(["list", "chain", this.family, this.table, chain]);
+    // Both listings at once: nft's text listing of a long chain takes as long as its JSON.
+    const [entries, res] = await Promise.all([
+      this.listJson(["list", "chain", this.family, this.table, chain]),
+      opts.text ? execNft(["-a", "list", "chain", this.family, this.table, chain], this.exec) : undefined,
+    ]);
     const rules = entries.filter(([k]) => k === "rule").map(([, b]) => ruleFromJson(b));
-    if (opts.text) {
-      const res = await execNft(["-a", "list", "chain", this.family, this.table, chain], this.exec);
+    if (res) {
       failOnError(res, ["list", "chain", chain]);
       const texts = parseRuleTexts(res.stdout);
       for (const r of rules) r.rule = texts.get(r.handle ?? -1) ?? "";

@@ -302,8 +302,9 @@ export function renderElements(
   if (!first) return [];
   const kind = first.set !== undefined ? "set" : "map";
   const id = `element ${scope.family} ${scope.table} ${first.set ?? first.map}`;
-  const full = elems.map((e) => elementText(e, true));
-  const keys = elems.map((e) => e.key.join(" . "));
+  // Render only the form the verb needs: element batches run to 100,000s.
+  const full = (): string[] => elems.map((e) => elementText(e, true));
+  const keys = (): string[] => elems.map((e) => e.key.join(" . "));
   if (verb === "destroy" && features !== undefined && !features.destroy) {
     for (const e of elems)
       if (kind === "map" && !e.value?.length)
@@ -312,10 +313,10 @@ export function renderElements(
           `nft ${features.version} has no destroy: destroying a map element needs its value`,
         );
     return [
-      { head: `add ${id}`, parts: full },
-      { head: `delete ${id}`, parts: keys },
+      { head: `add ${id}`, parts: full() },
+      { head: `delete ${id}`, parts: keys() },
     ];
   }
   // delete and destroy take only keys
-  return [{ head: `${verb} ${id}`, parts: verb === "add" || verb === "create" ? full : keys }];
+  return [{ head: `${verb} ${id}`, parts: verb === "add" || verb === "create" ? full() : keys() }];
 }
