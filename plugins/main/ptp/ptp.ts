@@ -1,0 +1,180 @@
+/**
+ * The ptp plugin: a veth pair per container, routed (not bridged). The host side carries the
+ * gateway address as a /32 (/128) and a host route to the container; the container reaches its
+ * subnet through the gateway. Same fields and defaults as upstream's ptp.
+ */
+import * as v from "valibot";
+import {
+  CniError,
+  ErrorCode,
+  definePlugin,
+  delegateIpam,
+  netConf,
+  type CmdArgs,
+  type Result,
+} from "../../../src/cni/index.js";
+import { ipBatch, IpError } from "../../../src/netlink/ip.js";
+import { ensureSysctl } from "../../../src/netlink/sysctl.js";
+import {
+  asLinks,
+  configureContainer,
+  deleteContainerLink,
+  randomVethName,
+  validNetnsPath,
+} from "../../../src/netlink/veth.js";
+import { gatewayFor, ipFamilyOf } from "../../../src/netlink/addr.js";
+import { addressOf, networkOf } from "../../../src/ipmasq/cidr.js";
+import {
+  checkFirewall,
+  gcFirewall,
+  masqTeardownAndSpoof,
+  setupFirewall,
+} from "../../../src/ipmasq/plugin.js";
+
+const schema = netConf({
+  ipMasq: v.optional(v.boolean(), false),
+  ipMasqBackend: v.optional(v.picklist(["iptables", "nftables"])),
+  mtu: v.optional(v.pipe(v.number(), v.integer(), v.minValue(68), v.maxValue(65535))),
+});
+export type PtpConf = v.InferOutput<typeof schema>;
+
+function checkNetns(args: CmdArgs<PtpConf>): void {
+  if (args.netns && !validNetnsPath(args.netns))
+    throw new CniError(
+      ErrorCode.InvalidEnvironment,
+      `CNI_NETNS ${JSON.stringify(args.netns)} is not a usable path`,
+    );
+  if (!args.config.ipam?.type)
+    throw new CniError(ErrorCode.InvalidNetworkConfig, "ptp needs an ipam section with a type");
+}
+
+async function cmdAdd(args: CmdArgs<PtpConf>): Promise<Result> {
+  checkNetns(args);
+  const c = args.config;
+  const ipam = await delegateIpam(args);
+  const hostVeth = randomVethName();
+  try {
+    if (!ipam?.ips?.length) throw new CniError(ErrorCode.Internal, "IPAM plugin returned missing IP config");
+    const ips = ipam.ips.map((ip) => ({
+      ...ip,
+      interface: 1,
+      gateway: ip.gateway ?? gatewayFor(ip.address),
+    }));
+    const result: Result = {
+      cniVersion: args.cniVersion,
+      ips,
+      routes: ipam.routes ?? [],
+      dns: ipam.dns ?? {},
+    };
+    if (c.dns && Object.keys(c.dns).length) result.dns = c.dns;
+    for (const ip of ips)
+      ensureSysctl(
+        ipFamilyOf(ip.address) === 4 ? "net/ipv4/ip_forward" : "net/ipv6/conf/all/forwarding",
+        "1",
+      );
+
+    const mtu = c.mtu ? ` mtu ${c.mtu}` : "";
+    const host = [
+      `link add ${hostVeth}${mtu} type veth peer name ${args.ifname}${mtu} netns ${args.netns}`,
+      `link set ${hostVeth} up`,
+    ];
+    for (const ip of ips) {
+      const v6 = ipFamilyOf(ip.address) === 6;
+      const bits = v6 ? 128 : 32;
+      host.push(`addr add ${ip.gateway}/${bits} dev ${hostVeth}${v6 ? " nodad" : ""}`);
+      host.push(`route add ${addressOf(ip.address)}/${bits} dev ${hostVeth}`);
+    }
+    host.push(`link show ${hostVeth}`);
+    const hostRes = await ipBatch(host, { json: true });
+    const vethShow = asLinks(hostRes.shows.at(-1))[0];
+
+    // Container: address without the subnet route; the subnet and every IPAM route go via the gateway.
+    const cmds: string[] = [];
+    for (const ip of ips)
+      cmds.push(
+        `addr add ${ip.address} dev ${args.ifname} noprefixroute${ipFamilyOf(ip.address) === 6 ? " nodad" : ""}`,
+      );
+    cmds.push(`link set ${args.ifname} up`);
+    for (const ip of ips) {
+      const bits = ipFamilyOf(ip.address) === 6 ? 128 : 32;
+      const src = addressOf(ip.address);
+      cmds.push(`route add ${ip.gateway}/${bits} dev ${args.ifname} scope link src ${src}`);
+      cmds.push(`route add ${networkOf(ip.address)} via ${ip.gateway} dev ${args.ifname} src ${src}`);
+    }
+    for (const r of result.routes ?? []) {
+      const gw = r.gw ?? ips.find((i) => ipFamilyOf(i.address) === ipFamilyOf(r.dst))?.gateway;
+      cmds.push(`route add ${r.dst}${gw ? ` via ${gw}` : ""} dev ${args.ifname}`);
+    }
+    const link = await configureContainer(args.netns, args.ifname, cmds);
+    result.interfaces = [
+      { name: hostVeth, mac: vethShow?.address ?? "" },
+      { name: args.ifname, mac: link.address ?? "", sandbox: args.netns },
+    ];
+    await setupFirewall(args, {
+      ipMasq: c.ipMasq,
+      backend: c.ipMasqBackend,
+      addresses: ips.map((i) => i.address),
+    });
+    return result;
+  } catch (e) {
+    await ipBatch([`link del ${hostVeth}`], { force: true }).catch(() => undefined);
+    await delegateIpam(args, "DEL").catch(() => undefined);
+    throw e instanceof IpError ? new CniError(ErrorCode.Internal, e.message) : e;
+  }
+}
+
+async function cmdDel(args: CmdArgs<PtpConf>): Promise<void> {
+  if (args.netns && validNetnsPath(args.netns))
+    try {
+      await deleteContainerLink(args.netns, args.ifname);
+    } catch (e) {
+      if (!/No such file|Invalid argument|cannot open/i.test((e as Error).message))
+        throw new CniError(ErrorCode.Internal, (e as Error).message);
+    }
+  if (args.config.ipam?.type) await delegateIpam(args);
+  await masqTeardownAndSpoof(args, { ipMasq: args.config.ipMasq, spoof: false });
+}
+
+async function cmdCheck(args: CmdArgs<PtpConf>): Promise<void> {
+  const prev = args.prevResult;
+  if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, "CHECK needs a prevResult");
+  await delegateIpam(args);
+  const res = await ipBatch([`addr show dev ${args.ifname}`], { netns: args.netns, json: true, force: true });
+  if (res.errors.length)
+    throw new CniError(ErrorCode.Internal, `container interface ${args.ifname} not found in ${args.netns}`);
+  const shown = (res.shows[0] ?? []) as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
+  const have = new Set((shown[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
+  for (const ip of prev.ips ?? [])
+    if (!have.has(ip.address))
+      throw new CniError(ErrorCode.Internal, `address ${ip.address} missing on ${args.ifname}`);
+  const missing = await checkFirewall(args, {
+    ipMasq: args.config.ipMasq,
+    backend: args.config.ipMasqBackend,
+    addresses: (prev.ips ?? []).map((i) => i.address),
+  });
+  if (missing.length) throw new CniError(ErrorCode.Internal, `missing: ${missing.join("; ")}`);
+}
+
+export const plugin = definePlugin<PtpConf>(
+  {
+    add: cmdAdd,
+    del: cmdDel,
+    check: cmdCheck,
+    async gc(args) {
+      if (args.config.ipam?.type) await delegateIpam(args);
+      await gcFirewall(
+        args,
+        args.validAttachments.map((a) => ({ containerId: a.containerID, ifname: a.ifname })),
+      );
+    },
+    async status(args) {
+      const { onPath } = await import("../../../src/iptables/iptables.js");
+      const tool = args.config.ipMasqBackend === "nftables" ? "nft" : "iptables-restore";
+      const missing = ["ip", ...(args.config.ipMasq ? [tool] : [])].filter((t) => !onPath(t));
+      if (missing.length)
+        throw new CniError(50, `plugin not available: ${missing.join(", ")} not found in PATH`);
+      if (args.config.ipam?.type) await delegateIpam(args);
+    },
+  },
+  { name: "ptp", config: schema },
+);
