@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const entries: [string, AnySchema][] = [["netconf", baseNetConf]];
   for (const [name, load] of Object.entries(PLUGINS)) {
     const mod = await load();
-    entries.push([name, (mod.plugin.about.config ?? baseNetConf)]);
+    entries.push([name, mod.plugin.about.config ?? baseNetConf]);
   }
   for (const [name, schema] of entries) {
     const json = {
