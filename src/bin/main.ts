@@ -8,7 +8,7 @@ import { PLUGINS } from "./plugins.js";
 import { pluginMain } from "../cni/index.js";
 
 /** Plugins whose issue has not landed: they answer VERSION and refuse the rest clearly. */
-const PLANNED = ["portmap", "firewall", "tuning", "host-local", "static", "loopback"];
+const PLANNED = ["portmap", "firewall", "tuning", "host-local", "static"];
 
 async function main(): Promise<void> {
   const name = process.env["CNI_NFT_PLUGIN"] || basename(process.argv[1] ?? "");

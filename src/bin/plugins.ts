@@ -9,4 +9,5 @@ export type PluginModule = { plugin: Plugin<unknown> };
 export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   bridge: () => import("../../plugins/main/bridge/bridge.js"),
   ptp: () => import("../../plugins/main/ptp/ptp.js"),
+  loopback: () => import("../../plugins/main/loopback/loopback.js"),
 };
