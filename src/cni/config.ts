@@ -100,7 +100,7 @@ export const argsSchema = v.looseObject({
 export const netConfEntries = {
   cniVersion: v.optional(v.string(), "0.1.0"),
   name: v.string(),
-  type: v.string(),
+  type: v.optional(v.string(), ""),
   capabilities: v.optional(v.record(v.string(), v.boolean())),
   ipam: v.optional(v.looseObject({ type: v.optional(v.string()) })),
   dns: v.optional(dnsSchema),
@@ -113,8 +113,10 @@ export const netConfEntries = {
 };
 
 /** A loose object schema with the common keys plus the plugin's own. */
-export function netConf<const E extends v.ObjectEntries>(entries: E) {
-  return v.looseObject({ ...netConfEntries, ...entries });
+export function netConf<const E extends v.ObjectEntries>(
+  entries: E,
+): v.LooseObjectSchema<Omit<typeof netConfEntries, keyof E> & E, undefined> {
+  return v.looseObject({ ...netConfEntries, ...entries } as Omit<typeof netConfEntries, keyof E> & E);
 }
 
 /** The base network configuration schema (what a plugin without own keys validates against). */

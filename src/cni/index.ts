@@ -48,4 +48,5 @@ export {
   type Verb,
   type Env,
 } from "./skel.js";
+export { flockExclusive, withFlock, type FileLock } from "./lock.js";
 export { execIpam, delegateIpam, findInPath, registerInProcessIpam, SHIM_MARKER } from "./ipam.js";
