@@ -3,6 +3,7 @@
  * for another. A module exports `plugin` (see src/cni/skel.ts `definePlugin`).
  */
 import type { Plugin } from "../cni/index.js";
+import { registerInProcessIpam } from "../cni/ipam.js";
 
 export type PluginModule = { plugin: Plugin<unknown> };
 
@@ -10,4 +11,11 @@ export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   bridge: () => import("../../plugins/main/bridge/bridge.js"),
   ptp: () => import("../../plugins/main/ptp/ptp.js"),
   loopback: () => import("../../plugins/main/loopback/loopback.js"),
+  "host-local": () => import("../../plugins/ipam/host-local/host-local.js"),
+  static: () => import("../../plugins/ipam/static/static.js"),
 };
+
+// Our IPAM plugins may run inside a main plugin's process when CNI_PATH resolves to our binary.
+for (const name of ["host-local", "static"]) {
+  registerInProcessIpam(name, async () => (await PLUGINS[name]!()).plugin);
+}
