@@ -69,7 +69,11 @@ export interface Fixture {
   exit_code: number;
 }
 
-export const FIXTURES_DIR = "/work/shared/fixtures/podman-4.3-cni";
+/** shared/ sits beside the repository (in CI too); /work/shared is where it lives on dev machines. */
+export const FIXTURES_DIR =
+  [join(ROOT, "..", "shared", "fixtures", "podman-4.3-cni"), "/work/shared/fixtures/podman-4.3-cni"].find(
+    (d) => existsSync(d),
+  ) ?? join(ROOT, "..", "shared", "fixtures", "podman-4.3-cni");
 
 export function loadFixtures(plugin: string): { name: string; fx: Fixture }[] {
   if (!existsSync(FIXTURES_DIR)) return [];
