@@ -8,10 +8,16 @@ import { PLUGINS } from "./plugins.js";
 import { pluginMain } from "../cni/index.js";
 
 /** Plugins whose issue has not landed: they answer VERSION and refuse the rest clearly. */
-const PLANNED = ["portmap", "firewall", "tuning", "host-local", "static"];
+const PLANNED = ["portmap", "firewall", "tuning"];
 
 async function main(): Promise<void> {
-  const name = process.env["CNI_NFT_PLUGIN"] || basename(process.argv[1] ?? "");
+  // The name the binary was started as wins (busybox style; a compiled binary reached through a
+  // link named after the plugin); node shims name the plugin in CNI_NFT_PLUGIN. The variable is
+  // dropped so it never leaks into plugins this one executes (IPAM delegation).
+  const invoked = basename(process.argv[1] ?? "");
+  const name =
+    invoked in PLUGINS || PLANNED.includes(invoked) ? invoked : (process.env["CNI_NFT_PLUGIN"] ?? "");
+  delete process.env["CNI_NFT_PLUGIN"];
   const load = PLUGINS[name];
   if (load) {
     const { plugin } = await load();
