@@ -18,6 +18,7 @@ import {
   type Element,
   type Family,
   type NftErrorCode,
+  type NftObject,
   type Transaction,
 } from "../../src/nftables/index.js";
 import { NetnsPool, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
@@ -599,8 +600,16 @@ describe("elements", () => {
         .add({ kind: "set", name: "t", type: "ipv4_addr", flags: ["timeout"], counter: true })
         .add({ kind: "element", set: "t", key: ["10.0.0.1"], timeout: 300, counter: true, comment: "pod a" })
         .add({ kind: "element", set: "t", key: ["10.0.0.2"], comment: "pod b" })
-        .add({ kind: "element", set: "t", key: ["10.0.0.3"], timeout: 120 }),
+        .add({ kind: "element", set: "t", key: ["10.0.0.3"], timeout: 120 })
+        .add({ kind: "element", set: "t", key: ["127.0.0.1"], counter: true })
+        .add({ kind: "chain", name: "out", type: "filter", hook: "output", priority: 0 })
+        .add({ kind: "rule", chain: "out", rule: "udp dport 9 ip daddr @t accept" }),
     );
+    await ns.sh(["bash", "-c", "echo hello > /dev/udp/127.0.0.1/9"]);
+    const [hit] = (await nft.listElements("set", "t")).filter((e) => e.key[0] === "127.0.0.1");
+    assert.equal(hit?.packets, 1);
+    assert.ok((hit?.bytes ?? 0) > 0);
+    await apply(nft, (tx) => tx.delete({ kind: "element", set: "t", key: ["127.0.0.1"] }));
     const elems = (await nft.listElements("set", "t")).sort((a, b) => (a.key[0]! < b.key[0]! ? -1 : 1));
     assert.deepEqual(
       elems.map((e) => [e.key[0], e.timeout, e.comment, e.counter, e.packets, e.bytes]),
@@ -877,6 +886,40 @@ describe("errors", () => {
     );
     assert.ok(err.stderr?.includes("frobnicate"));
     await assertUnchanged(before);
+  });
+
+  test("verbs nft does not allow on a kind are refused before nft runs", async () => {
+    const nft = fresh();
+    const samples = {
+      table: { kind: "table" },
+      chain: { kind: "chain", name: "c" },
+      rule: { kind: "rule", chain: "c", rule: "accept", handle: 1 },
+      set: { kind: "set", name: "s", type: "ipv4_addr" },
+      map: { kind: "map", name: "m", type: "ipv4_addr : verdict" },
+      element: { kind: "element", set: "s", key: ["10.0.0.1"] },
+      flowtable: { kind: "flowtable", name: "f" },
+      counter: { kind: "counter", name: "n" },
+    } as const;
+    const verbs = ["add", "create", "insert", "replace", "delete", "destroy", "flush", "reset"] as const;
+    const allowed: Record<keyof typeof samples, string[]> = {
+      table: ["add", "create", "delete", "destroy", "flush"],
+      chain: ["add", "create", "delete", "destroy", "flush"],
+      rule: ["add", "insert", "replace", "delete", "destroy"],
+      set: ["add", "create", "delete", "destroy", "flush"],
+      map: ["add", "create", "delete", "destroy", "flush"],
+      element: ["add", "create", "delete", "destroy"],
+      flowtable: ["add", "create", "delete", "destroy"],
+      counter: ["add", "create", "delete", "destroy", "reset"],
+    };
+    for (const [kind, obj] of Object.entries(samples) as Array<[keyof typeof samples, NftObject]>)
+      for (const verb of verbs) {
+        if (allowed[kind].includes(verb)) continue;
+        const tx = nft.newTransaction() as unknown as Record<string, (o: NftObject) => Transaction>;
+        const built = tx[verb]!.call(tx, obj);
+        assert.ok(built.error instanceof NftError, `${verb} ${kind} accepted`);
+        await rejectsWith(nft.run(built), "EINVAL", 0);
+      }
+    await rejectsWith(nft.list("chains"), "ENOENT");
   });
 
   test("an invalid operation fails the transaction before nft runs", async () => {
