@@ -13,6 +13,7 @@ export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   loopback: () => import("../../plugins/main/loopback/loopback.js"),
   "host-local": () => import("../../plugins/ipam/host-local/host-local.js"),
   static: () => import("../../plugins/ipam/static/static.js"),
+  portmap: () => import("../../plugins/meta/portmap/portmap.js"),
 };
 
 // Our IPAM plugins may run inside a main plugin's process when CNI_PATH resolves to our binary.

@@ -1,0 +1,125 @@
+/**
+ * The portmap plugin: host ports forwarded to a container, chained after the plugin that gave the
+ * container its addresses. Upstream's config and behaviour, with an iptables backend (upstream's
+ * rules exactly) and an nftables backend whose cost does not grow with the number of containers
+ * (docs/portmap.md). prevResult is passed through unchanged.
+ */
+import { CniError, ErrorCode, definePlugin, type CmdArgs, type Result } from "../../../src/cni/index.js";
+import { execCommand } from "../../../src/nftables/exec.js";
+import { ensureSysctl } from "../../../src/netlink/sysctl.js";
+import { onPath } from "../../../src/iptables/iptables.js";
+import { IptablesPortMapper } from "./portmap_iptables.js";
+import { NftablesPortMapper } from "./portmap_nftables.js";
+import {
+  parseConf,
+  schema,
+  type BackendName,
+  type Family,
+  type PortMapConf,
+  type PortMapNetConf,
+  type PortMapper,
+} from "./config.js";
+
+function mapper(name: BackendName): PortMapper {
+  return name === "nftables" ? new NftablesPortMapper() : new IptablesPortMapper();
+}
+
+/** Backends whose tools exist: DEL and GC clean both, so a change of backend leaves nothing behind. */
+function presentMappers(): PortMapper[] {
+  const out: PortMapper[] = [];
+  if (onPath("iptables-restore") || onPath("ip6tables-restore")) out.push(new IptablesPortMapper());
+  if (onPath("nft")) out.push(new NftablesPortMapper());
+  return out;
+}
+
+/** As upstream: drop UDP conntrack entries to the host ports so new packets see the new mapping. */
+async function flushUdpConntrack(ports: number[], families: Family[]): Promise<void> {
+  if (ports.length === 0 || !onPath("conntrack")) return;
+  await Promise.all(
+    [...new Set(ports)].flatMap((p) =>
+      families.map((f) =>
+        execCommand([
+          "conntrack",
+          "-D",
+          "-f",
+          f === 4 ? "ipv4" : "ipv6",
+          "-p",
+          "udp",
+          "--orig-port-dst",
+          String(p),
+        ]).catch(() => undefined),
+      ),
+    ),
+  );
+}
+
+/** route_localnet on the interface that routes to the container, so 127.0.0.1 can be forwarded. */
+async function enableLocalnet(address: string): Promise<void> {
+  const res = await execCommand(["ip", "-j", "route", "get", address]);
+  if (res.code !== 0) return;
+  const dev = (JSON.parse(res.stdout) as Array<{ dev?: string }>)[0]?.dev;
+  if (dev && /^[^/\s.][^/\s]{0,14}$/.test(dev)) ensureSysctl(`net/ipv4/conf/${dev}/route_localnet`, "1");
+}
+
+function prevResultOrFail(args: CmdArgs<PortMapNetConf>): Result {
+  if (!args.prevResult)
+    throw new CniError(ErrorCode.InvalidNetworkConfig, "must be called as chained plugin");
+  return args.prevResult;
+}
+
+async function cmdAdd(args: CmdArgs<PortMapNetConf>): Promise<Result> {
+  const conf = parseConf(args);
+  const prev = prevResultOrFail(args);
+  if (conf.mappings.length === 0 || conf.containers.length === 0) return prev;
+  await mapper(conf.backend).forward(conf);
+  const udp = conf.mappings.filter((m) => m.protocol === "udp").map((m) => m.hostPort);
+  await flushUdpConntrack(
+    udp,
+    conf.containers.map((c) => c.family),
+  );
+  const v4 = conf.containers.find((c) => c.family === 4);
+  if (conf.snat && v4) await enableLocalnet(v4.address);
+  return prev;
+}
+
+async function cmdDel(args: CmdArgs<PortMapNetConf>): Promise<void> {
+  // Validates the config (a bad one is refused on DEL too), but DEL needs no prevResult.
+  parseConf(args);
+  const instance = { network: args.config.name, containerId: args.containerId, ifname: args.ifname };
+  const removed = await Promise.all(presentMappers().map((m) => m.unforward(instance)));
+  await flushUdpConntrack(removed.flat(), [4, 6]);
+}
+
+async function cmdCheck(args: CmdArgs<PortMapNetConf>): Promise<void> {
+  const conf: PortMapConf = parseConf(args);
+  if (!args.prevResult) throw new CniError(ErrorCode.InvalidNetworkConfig, "Required prevResult missing");
+  if (conf.mappings.length === 0) return;
+  const missing = await mapper(conf.backend).check(conf);
+  if (missing.length) throw new CniError(ErrorCode.Internal, `portmap: missing ${missing.join("; ")}`);
+}
+
+export const plugin = definePlugin<PortMapNetConf>(
+  {
+    add: cmdAdd,
+    del: cmdDel,
+    check: cmdCheck,
+    async gc(args) {
+      const valid = args.validAttachments.map((a) => ({ containerId: a.containerID, ifname: a.ifname }));
+      await Promise.all(presentMappers().map((m) => m.gc(args.config.name, valid)));
+    },
+    status(args) {
+      const backend = parseConf(args).backend;
+      const need = backend === "nftables" ? ["nft"] : ["iptables-restore", "iptables-save"];
+      const missing = need.filter((t) => !onPath(t));
+      if (missing.length)
+        return Promise.reject(
+          new CniError(
+            ErrorCode.PluginNotAvailable,
+            `plugin not available: ${missing.join(", ")} not found in PATH`,
+          ),
+        );
+      return Promise.resolve();
+    },
+  },
+  { name: "portmap", config: schema },
+);

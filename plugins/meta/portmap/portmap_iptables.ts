@@ -1,0 +1,232 @@
+/**
+ * The iptables backend: upstream's chains, rules and comments (`CNI-HOSTPORT-DNAT`, per container
+ * `CNI-DN-<hash>`, `CNI-HOSTPORT-SETMARK`, `CNI-HOSTPORT-MASQ`), written in the form
+ * iptables-save prints them so shared rules are recognised whoever wrote them. Each change is one
+ * iptables-save and one iptables-restore --noflush per family, under a lock so parallel ADDs never
+ * duplicate the shared rules (upstream's check-then-insert does).
+ */
+import { withFlock } from "../../../src/cni/index.js";
+import { iptablesChainName } from "../../../src/ipmasq/ipmasq.js";
+import {
+  deleteLine,
+  onPath,
+  quoteArg,
+  restoreTable,
+  saveTable,
+  type SavedTable,
+} from "../../../src/iptables/iptables.js";
+import {
+  LOCK_FILE,
+  mappingsFor,
+  type Family,
+  type Instance,
+  type PortMapConf,
+  type PortMapper,
+} from "./config.js";
+
+export const TOP_DNAT = "CNI-HOSTPORT-DNAT";
+export const SETMARK = "CNI-HOSTPORT-SETMARK";
+export const MARK_MASQ = "CNI-HOSTPORT-MASQ";
+export const OLD_TOP_SNAT = "CNI-HOSTPORT-SNAT";
+
+export function dnatChainName(network: string, containerId: string): string {
+  return iptablesChainName(network, containerId, "DN-");
+}
+
+/** Upstream's comment on the entry rules, cut to iptables' 255 bytes as upstream does. */
+export function dnatComment(network: string, containerId: string): string {
+  const c = `dnat name: "${network}" id: "${containerId}"`;
+  return c.length <= 255 ? c : c.slice(0, 253) + "...";
+}
+
+function markDef(bit: number): string {
+  const v = (1 << bit) >>> 0;
+  return `0x${v.toString(16)}/0x${v.toString(16)}`;
+}
+
+/** Quotes an argument for iptables-restore only when it needs it (as iptables-save prints). */
+function arg(s: string): string {
+  return /^[A-Za-z0-9_.:/,=+@%-]+$/.test(s) ? s : quoteArg(s);
+}
+
+function hostPrefix(ip: string, family: Family): string {
+  return `${ip}/${family === 4 ? 32 : 128}`;
+}
+
+const available = (f: Family): boolean => onPath(f === 4 ? "iptables-restore" : "ip6tables-restore");
+
+/** The shared chains and their rules, as iptables-save prints them. */
+function sharedLines(saved: SavedTable, c: PortMapConf): string[] {
+  const chains: string[] = [];
+  const rules: string[] = [];
+  const ensureChain = (name: string): void => {
+    if (!saved.chains.has(name) && !chains.includes(`:${name} - [0:0]`)) chains.push(`:${name} - [0:0]`);
+  };
+  const ensureRule = (line: string, insert = false): void => {
+    if (saved.rules.includes(line)) return;
+    rules.push(insert ? line.replace(/^-A (\S+)/, "-I $1 1") : line);
+  };
+  if (c.snat && c.externalSetMarkChain === undefined) {
+    const mark = markDef(c.markMasqBit);
+    ensureChain(SETMARK);
+    ensureRule(
+      `-A ${SETMARK} -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark ${mark}`,
+    );
+    ensureChain(MARK_MASQ);
+    ensureRule(`-A ${MARK_MASQ} -m mark --mark ${mark} -j MASQUERADE`);
+    ensureRule(
+      `-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j ${MARK_MASQ}`,
+      true,
+    );
+  }
+  ensureChain(TOP_DNAT);
+  for (const entry of ["PREROUTING", "OUTPUT"])
+    ensureRule(`-A ${entry} -m addrtype --dst-type LOCAL -j ${TOP_DNAT}`);
+  return [...chains, ...rules];
+}
+
+/** The per-container chain's rules and its entry rules (upstream's order). */
+export function containerRules(
+  c: PortMapConf,
+  family: Family,
+  address: string,
+  subnet: string,
+): {
+  rules: string[];
+  entries: string[];
+} {
+  const chain = dnatChainName(c.network, c.containerId);
+  const setMark = c.externalSetMarkChain ?? SETMARK;
+  // Entry rules: one per protocol (sorted) and 15 ports, over all mappings as upstream does.
+  const byProto = new Map<string, number[]>();
+  for (const m of c.mappings) byProto.set(m.protocol, [...(byProto.get(m.protocol) ?? []), m.hostPort]);
+  const conditions = (family === 4 ? c.conditionsV4 : c.conditionsV6).map(arg).join(" ");
+  const comment = quoteArg(dnatComment(c.network, c.containerId));
+  const entries: string[] = [];
+  for (const proto of [...byProto.keys()].sort()) {
+    const ports = byProto.get(proto)!;
+    for (let i = 0; i < ports.length; i += 15) {
+      const spec = ports.slice(i, i + 15).join(",");
+      entries.push(
+        `-A ${TOP_DNAT} -p ${proto} -m comment --comment ${comment} -m multiport --dports ${spec}${conditions ? ` ${conditions}` : ""} -j ${chain}`,
+      );
+    }
+  }
+  const rules: string[] = [];
+  const to = family === 4 ? `${address}` : `[${address}]`;
+  for (const m of mappingsFor(c, family)) {
+    const dst = m.hostIP !== undefined ? ` -d ${hostPrefix(m.hostIP, family)}` : "";
+    const match = `-p ${m.protocol} -m ${m.protocol} --dport ${m.hostPort}`;
+    if (c.snat) {
+      const src = c.masqAll ? (family === 4 ? "0.0.0.0/0" : "::/0") : subnet;
+      // iptables-save leaves out a source of 0.0.0.0/0 or ::/0.
+      const s = c.masqAll ? "" : ` -s ${src}`;
+      rules.push(`-A ${chain}${s}${dst} ${match} -j ${setMark}`);
+      if (family === 4 && !c.masqAll) rules.push(`-A ${chain} -s 127.0.0.1/32${dst} ${match} -j ${setMark}`);
+    }
+    rules.push(`-A ${chain}${dst} ${match} -j DNAT --to-destination ${to}:${m.containerPort}`);
+  }
+  return { rules, entries };
+}
+
+/** Lines removing a per-container chain and every jump to it from `entryChain`. */
+function removeChainLines(saved: SavedTable, chain: string, entryChain: string): string[] {
+  const lines = saved.rules
+    .filter((r) => r.startsWith(`-A ${entryChain} `) && r.endsWith(` -j ${chain}`))
+    .map(deleteLine);
+  if (saved.chains.has(chain)) lines.push(`-F ${chain}`, `-X ${chain}`);
+  return lines;
+}
+
+export class IptablesPortMapper implements PortMapper {
+  readonly name = "iptables";
+
+  async forward(c: PortMapConf): Promise<void> {
+    await withFlock(LOCK_FILE, () =>
+      Promise.all(
+        c.containers.map(async (ct) => {
+          const saved = await saveTable(ct.family, "nat");
+          const chain = dnatChainName(c.network, c.containerId);
+          const { rules, entries } = containerRules(c, ct.family, ct.address, ct.subnet);
+          const lines = [
+            ...sharedLines(saved, c),
+            // Declaring the chain creates it, or empties it when a repeated ADD finds it.
+            `:${chain} - [0:0]`,
+            ...saved.rules
+              .filter((r) => r.startsWith(`-A ${TOP_DNAT} `) && r.endsWith(` -j ${chain}`))
+              .map(deleteLine),
+            ...rules,
+            ...entries,
+          ];
+          await restoreTable(ct.family, "nat", lines);
+        }),
+      ),
+    );
+  }
+
+  async check(c: PortMapConf): Promise<string[]> {
+    const missing: string[] = [];
+    const chain = dnatChainName(c.network, c.containerId);
+    for (const ct of c.containers) {
+      const saved = await saveTable(ct.family, "nat");
+      const tool = ct.family === 4 ? "iptables" : "ip6tables";
+      if (!saved.chains.has(chain)) {
+        missing.push(`${tool} chain ${chain} in table nat`);
+        continue;
+      }
+      const { rules, entries } = containerRules(c, ct.family, ct.address, ct.subnet);
+      for (const r of rules) if (!saved.rules.includes(r)) missing.push(`${tool} rule ${r}`);
+      const have = saved.rules.filter((r) => r.startsWith(`-A ${TOP_DNAT} `) && r.endsWith(` -j ${chain}`));
+      for (const e of entries) {
+        const ports = / --dports (\S+)/.exec(e)?.[1];
+        if (!have.some((h) => h.includes(` --dports ${ports}`))) missing.push(`${tool} rule ${e}`);
+      }
+    }
+    return missing;
+  }
+
+  async unforward(i: Instance): Promise<number[]> {
+    const chain = dnatChainName(i.network, i.containerId);
+    const oldSnat = iptablesChainName(i.network, i.containerId, "SN-");
+    const udp: number[] = [];
+    await withFlock(LOCK_FILE, () =>
+      Promise.all(
+        ([4, 6] as const).filter(available).map(async (family) => {
+          const saved = await saveTable(family, "nat");
+          for (const r of saved.rules)
+            if (r.startsWith(`-A ${chain} `) && r.includes(" -j DNAT ") && r.includes(" -p udp ")) {
+              const p = / --dport (\d+)/.exec(r)?.[1];
+              if (p) udp.push(Number(p));
+            }
+          const lines = [
+            ...removeChainLines(saved, chain, TOP_DNAT),
+            ...removeChainLines(saved, oldSnat, OLD_TOP_SNAT),
+          ];
+          await restoreTable(family, "nat", lines);
+        }),
+      ),
+    );
+    return [...new Set(udp)];
+  }
+
+  /** Upstream has no GC; the entry comment names network and container, so ours can. */
+  async gc(network: string, valid: Array<{ containerId: string; ifname: string }>): Promise<void> {
+    const keep = new Set(valid.map((a) => dnatChainName(network, a.containerId)));
+    const marker = `--comment ${quoteArg(`dnat name: "${network}" id: "`).slice(0, -1)}`;
+    await withFlock(LOCK_FILE, () =>
+      Promise.all(
+        ([4, 6] as const).filter(available).map(async (family) => {
+          const saved = await saveTable(family, "nat");
+          const stale = new Set<string>();
+          for (const r of saved.rules) {
+            const m = / -j (CNI-DN-[0-9a-f]{21})$/.exec(r);
+            if (r.startsWith(`-A ${TOP_DNAT} `) && m && r.includes(marker) && !keep.has(m[1]!))
+              stale.add(m[1]!);
+          }
+          const lines = [...stale].flatMap((chain) => removeChainLines(saved, chain, TOP_DNAT));
+          await restoreTable(family, "nat", lines);
+        }),
+      ),
+    );
+  }
+}
