@@ -11,3 +11,9 @@ for (const name of names) {
   );
   chmodSync(file, 0o755);
 }
+// The operator CLI.
+writeFileSync(
+  "dist/bin/cni-nft",
+  `#!/bin/sh\nexec node "$(dirname "$(readlink -f "$0")")/../src/cli/main.js" "$@"\n`,
+);
+chmodSync("dist/bin/cni-nft", 0o755);

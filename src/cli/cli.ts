@@ -1,0 +1,254 @@
+/**
+ * cni-nft: the operator CLI, like cnitool (entry: main.ts). `cni-nft add|del|check|gc|status NETWORK [NETNS]`.
+ * Environment as cnitool: NETCONFPATH (default /etc/cni/net.d), CNI_PATH (default /opt/cni/bin),
+ * CAP_ARGS (JSON capability args), CNI_ARGS (K=V;…), CNI_IFNAME (default eth0),
+ * CNI_CONTAINERID (default derived from NETNS), CNI_CACHE_DIR (default /var/lib/cni).
+ */
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import {
+  CniError,
+  ErrorCode,
+  formatResult,
+  parseCniArgs,
+  validateContainerId,
+  validateIfname,
+  type Result,
+} from "../cni/index.js";
+import {
+  addNetworkList,
+  cachedAttachments,
+  checkNetworkList,
+  delNetworkList,
+  gcNetworkList,
+  loadNetwork,
+  statusNetworkList,
+  type Options,
+  type RuntimeConf,
+} from "./libcni.js";
+
+const COMMANDS = ["add", "del", "check", "gc", "status"] as const;
+type Command = (typeof COMMANDS)[number];
+
+const ENV_HELP = `Environment (as cnitool):
+  NETCONFPATH      directory of .conflist/.conf/.json files   (default /etc/cni/net.d)
+  CNI_PATH         plugin directories, ':'-separated          (default /opt/cni/bin)
+  CNI_IFNAME       interface name in the container            (default eth0)
+  CNI_ARGS         K=V;K2=V2 passed to every plugin
+  CAP_ARGS         JSON object of capability args, e.g. {"portMappings":[...]}
+  CNI_CONTAINERID  container ID                               (default cnitool-<hash of NETNS>)
+  CNI_CACHE_DIR    libcni cache directory                     (default /var/lib/cni)
+
+Options:
+  --json           machine-readable output (results and errors as JSON on stdout)
+  --ifname NAME, --container-id ID, --netconf-path DIR, --cni-path DIRS, --cache-dir DIR
+                   override the corresponding environment variable
+  -h, --help       this help`;
+
+const HELP: Record<Command | "main", string> = {
+  main: `Usage: cni-nft COMMAND NETWORK [NETNS] [options]
+
+Commands:
+  add NETWORK NETNS     attach the container network namespace NETNS to NETWORK; prints the result
+  del NETWORK NETNS     detach it (prevResult from the cache); removes the cached result
+  check NETWORK NETNS   verify the attachment (cniVersion >= 0.4.0; prevResult from the cache)
+  gc NETWORK            garbage-collect: attachments in the cache are the valid ones (cniVersion >= 1.1.0)
+  status NETWORK        ask every plugin whether the network is ready (cniVersion >= 1.1.0)
+
+NETNS is a path (/run/netns/x) or a name under /run/netns. 'cni-nft COMMAND --help' for details.
+
+${ENV_HELP}`,
+  add: `Usage: cni-nft add NETWORK NETNS [options]
+
+Runs ADD for every plugin of NETWORK in order, each plugin's result being the next one's
+prevResult, and caches the final result in CNI_CACHE_DIR/results/NETWORK-CONTAINERID-IFNAME.
+
+${ENV_HELP}`,
+  del: `Usage: cni-nft del NETWORK NETNS [options]
+
+Runs DEL for every plugin of NETWORK in reverse order, with the cached result as prevResult
+(cniVersion >= 0.4.0), then removes the cached result. Succeeds when already deleted.
+
+${ENV_HELP}`,
+  check: `Usage: cni-nft check NETWORK NETNS [options]
+
+Runs CHECK for every plugin of NETWORK with the cached result as prevResult. Needs
+cniVersion >= 0.4.0 and a cached result (from 'cni-nft add').
+
+${ENV_HELP}`,
+  gc: `Usage: cni-nft gc NETWORK [options]
+
+Runs GC for every plugin of NETWORK with cni.dev/valid-attachments set to the attachments that
+have a cached result; plugins release everything else. Skipped below cniVersion 1.1.0.
+
+${ENV_HELP}`,
+  status: `Usage: cni-nft status NETWORK [options]
+
+Runs STATUS for every plugin of NETWORK; succeeds when all are ready. Skipped below cniVersion 1.1.0.
+
+${ENV_HELP}`,
+};
+
+interface Parsed {
+  command: Command | undefined;
+  positional: string[];
+  json: boolean;
+  help: boolean;
+  opts: Record<string, string>;
+}
+
+const VALUE_OPTS = ["ifname", "container-id", "netconf-path", "cni-path", "cache-dir"];
+
+function usageError(msg: string): CniError {
+  return new CniError(ErrorCode.InvalidEnvironment, msg);
+}
+
+export function parseArgv(argv: string[]): Parsed {
+  const p: Parsed = { command: undefined, positional: [], json: false, help: false, opts: {} };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--json") p.json = true;
+    else if (a === "-h" || a === "--help" || a === "help") p.help = true;
+    else if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      const key = a.slice(2, eq < 0 ? undefined : eq);
+      if (!VALUE_OPTS.includes(key)) throw usageError(`unknown option ${a}`);
+      const value = eq < 0 ? argv[++i] : a.slice(eq + 1);
+      if (value === undefined) throw usageError(`option --${key} needs a value`);
+      p.opts[key] = value;
+    } else if (p.command === undefined && p.positional.length === 0) {
+      if (!(COMMANDS as readonly string[]).includes(a))
+        throw usageError(`unknown command "${a}" (try --help)`);
+      p.command = a as Command;
+    } else p.positional.push(a);
+  }
+  return p;
+}
+
+function netnsPath(arg: string): string {
+  if (arg.includes("/")) return resolve(arg);
+  for (const dir of ["/run/netns", "/var/run/netns"]) if (existsSync(`${dir}/${arg}`)) return `${dir}/${arg}`;
+  return resolve(arg);
+}
+
+function summary(r: Result): string {
+  const lines: string[] = [];
+  for (const [i, itf] of (r.interfaces ?? []).entries()) {
+    lines.push(
+      `interface ${i}: ${itf.name}${itf.mac ? ` ${itf.mac}` : ""}${itf.sandbox ? ` (in ${itf.sandbox})` : ""}`,
+    );
+  }
+  for (const ip of r.ips ?? []) {
+    const where =
+      ip.interface !== undefined ? ` on ${r.interfaces?.[ip.interface]?.name ?? `#${ip.interface}`}` : "";
+    lines.push(`ip ${ip.address}${ip.gateway ? ` gateway ${ip.gateway}` : ""}${where}`);
+  }
+  for (const rt of r.routes ?? []) lines.push(`route ${rt.dst}${rt.gw ? ` via ${rt.gw}` : ""}`);
+  if (r.dns?.nameservers?.length) lines.push(`dns ${r.dns.nameservers.join(" ")}`);
+  return lines.join("\n") + "\n";
+}
+
+interface Io {
+  env: Record<string, string | undefined>;
+  out(s: string): void;
+  err(s: string): void;
+}
+
+/** Runs the CLI; resolves with the exit code. */
+export async function cli(argv: string[], io: Io): Promise<number> {
+  let json = argv.includes("--json");
+  try {
+    const p = parseArgv(argv);
+    json = p.json;
+    if (p.help || p.command === undefined) {
+      io.out(HELP[p.command ?? "main"] + "\n");
+      return p.help ? 0 : 2;
+    }
+    const cmd = p.command;
+    const needsNetns = cmd === "add" || cmd === "del" || cmd === "check";
+    const [network, netnsArg, ...rest] = p.positional;
+    if (!network)
+      throw usageError(`missing NETWORK (usage: cni-nft ${cmd} NETWORK${needsNetns ? " NETNS" : ""})`);
+    if (needsNetns && !netnsArg) throw usageError(`missing NETNS (usage: cni-nft ${cmd} NETWORK NETNS)`);
+    if (rest.length || (!needsNetns && netnsArg))
+      throw usageError(`too many arguments (try cni-nft ${cmd} --help)`);
+
+    const env = io.env;
+    const confDir = p.opts["netconf-path"] ?? env.NETCONFPATH ?? "/etc/cni/net.d";
+    const cniPath = (p.opts["cni-path"] ?? env.CNI_PATH ?? "/opt/cni/bin").split(":").filter(Boolean);
+    const cacheDir = p.opts["cache-dir"] ?? env.CNI_CACHE_DIR ?? "/var/lib/cni";
+    const opts: Options = { cniPath, env: { PATH: env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" } };
+    const list = await loadNetwork(confDir, network);
+
+    if (cmd === "gc") {
+      const valid = await cachedAttachments(cacheDir, list.name);
+      const ran = await gcNetworkList(list, valid, opts);
+      io.out(
+        json
+          ? JSON.stringify({ network: list.name, ran, validAttachments: valid }) + "\n"
+          : ran
+            ? `gc ${list.name}: done (${valid.length} valid attachments)\n`
+            : `gc ${list.name}: skipped (cniVersion ${list.cniVersion} < 1.1.0 or disableGC)\n`,
+      );
+      return 0;
+    }
+    if (cmd === "status") {
+      const ran = await statusNetworkList(list, opts);
+      io.out(
+        json
+          ? JSON.stringify({ network: list.name, ran, ready: true }) + "\n"
+          : ran
+            ? `${list.name}: ready\n`
+            : `${list.name}: STATUS not supported (cniVersion ${list.cniVersion} < 1.1.0)\n`,
+      );
+      return 0;
+    }
+
+    const netns = netnsPath(netnsArg!);
+    const containerId =
+      p.opts["container-id"] ??
+      env.CNI_CONTAINERID ??
+      `cnitool-${createHash("sha512").update(netns).digest("hex").slice(0, 20)}`;
+    const ifname = p.opts.ifname ?? env.CNI_IFNAME ?? "eth0";
+    validateContainerId(containerId);
+    validateIfname(ifname);
+    let capabilityArgs: Record<string, unknown> = {};
+    if (env.CAP_ARGS) {
+      try {
+        capabilityArgs = JSON.parse(env.CAP_ARGS) as Record<string, unknown>;
+      } catch (e) {
+        throw usageError(`CAP_ARGS is not valid JSON: ${(e as Error).message}`);
+      }
+    }
+    const rt: RuntimeConf = {
+      containerId,
+      netns,
+      ifname,
+      args: Object.entries(parseCniArgs(env.CNI_ARGS)),
+      capabilityArgs,
+      cacheDir,
+    };
+    if (cmd === "add") {
+      const result = await addNetworkList(list, rt, opts);
+      const version = list.cniVersion || "0.1.0";
+      io.out(json ? JSON.stringify(formatResult(result, version), null, 2) + "\n" : summary(result));
+    } else if (cmd === "del") {
+      await delNetworkList(list, rt, opts);
+      io.out(json ? JSON.stringify({ network: list.name, containerId, ifname, deleted: true }) + "\n" : "");
+    } else {
+      await checkNetworkList(list, rt, opts);
+      io.out(
+        json
+          ? JSON.stringify({ network: list.name, containerId, ifname, ok: true }) + "\n"
+          : `${list.name} ${ifname}: ok\n`,
+      );
+    }
+    return 0;
+  } catch (e) {
+    const err = CniError.from(e);
+    if (json) io.out(JSON.stringify(err.toJSON()) + "\n");
+    else io.err(`cni-nft: ${err.message}${err.details ? ` (${err.details})` : ""}\n`);
+    return 1;
+  }
+}
