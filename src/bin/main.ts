@@ -4,19 +4,26 @@
  * as, like busybox, and only that plugin's module is loaded.
  */
 import { basename } from "node:path";
-import { PLUGINS } from "./plugins.js";
-import { pluginMain } from "../cni/index.js";
+import { versionReply } from "../cni/version.js";
 
 /** Plugins whose issue has not landed: they answer VERSION and refuse the rest clearly. */
 const PLANNED = ["portmap", "firewall", "tuning"];
 
 async function main(): Promise<void> {
+  // Runtimes call VERSION before every ADD and DEL: answer it without loading any plugin code.
+  if (process.env["CNI_COMMAND"] === "VERSION") {
+    process.stdout.write(versionReply());
+    return;
+  }
+  const { PLUGINS } = await import("./plugins.js");
+  const { pluginMain } = await import("../cni/skel.js");
   // The name the binary was started as wins (busybox style; a compiled binary reached through a
   // link named after the plugin); node shims name the plugin in CNI_NFT_PLUGIN. The variable is
   // dropped so it never leaks into plugins this one executes (IPAM delegation).
-  const invoked = basename(process.argv[1] ?? "");
-  const name =
-    invoked in PLUGINS || PLANNED.includes(invoked) ? invoked : (process.env["CNI_NFT_PLUGIN"] ?? "");
+  // Under Node argv[1] is the script; a compiled Bun binary sees the link it was started as in argv0.
+  const known = (n: string): boolean => n in PLUGINS || PLANNED.includes(n);
+  const invoked = [basename(process.argv0), basename(process.argv[1] ?? "")].find(known);
+  const name = invoked ?? process.env["CNI_NFT_PLUGIN"] ?? "";
   delete process.env["CNI_NFT_PLUGIN"];
   const load = PLUGINS[name];
   if (load) {

@@ -10,7 +10,7 @@ import type { Attachment, NetConf, Result } from "./types.js";
 import {
   CURRENT_VERSION,
   SUPPORTED_VERSIONS,
-  compareVersions,
+  versionReply,
   formatResult,
   parseResult,
   versionAtLeast,
@@ -121,8 +121,7 @@ export async function runPlugin<C>(
     };
   }
   if (command === "VERSION") {
-    const current = [...versions].sort(compareVersions).at(-1) ?? CURRENT_VERSION;
-    return { stdout: pretty({ cniVersion: current, supportedVersions: versions }), stderr: "", exitCode: 0 };
+    return { stdout: versionReply(versions), stderr: "", exitCode: 0 };
   }
   let cniVersion: string | undefined;
   try {

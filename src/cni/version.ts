@@ -239,3 +239,9 @@ export function formatResult(r: Result, version: string): Record<string, unknown
 export function convertResult(raw: unknown, toVersion: string): Record<string, unknown> {
   return formatResult(parseResult(raw), toVersion);
 }
+
+/** What VERSION prints, exactly (4-space JSON like upstream's skel). */
+export function versionReply(versions: readonly string[] = SUPPORTED_VERSIONS): string {
+  const current = [...versions].sort(compareVersions).at(-1) ?? CURRENT_VERSION;
+  return JSON.stringify({ cniVersion: current, supportedVersions: versions }, null, 4) + "\n";
+}
