@@ -13,5 +13,17 @@ if [ "$(id -u)" != 0 ]; then
   echo "integration tests need root (they create network namespaces); running unit tests only" >&2
   integ=()
 fi
+# The integration suite runs the plugins as they ship: the compiled multi-call binary. The node
+# shims (the path library users and `npm run build` without bun take) get the bridge suite too.
+if [ -x dist/compiled/cni-nft-plugins ]; then
+  export CNI_NFT_BIN="$PWD/dist/compiled"
+  shims=(test/integration/bridge.test.ts test/integration/loopback.test.ts)
+else
+  shims=()
+fi
 echo "== tests"
-exec node --import tsx --test --test-concurrency=2 --test-reporter=spec "${unit[@]}" "${integ[@]}"
+node --import tsx --test --test-concurrency=2 --test-reporter=spec "${unit[@]}" "${integ[@]}"
+if [ "${#integ[@]}" -gt 0 ] && [ "${#shims[@]}" -gt 0 ]; then
+  echo "== integration tests with the node shims (dist/bin)"
+  CNI_NFT_BIN="$PWD/dist/bin" node --import tsx --test --test-concurrency=2 --test-reporter=spec "${shims[@]}"
+fi

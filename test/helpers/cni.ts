@@ -6,7 +6,11 @@ import { fileURLToPath } from "node:url";
 import { run, type Netns, type RunResult } from "./netns.js";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const OUR_BIN = join(ROOT, "dist", "bin");
+/**
+ * Our plugin executables: dist/bin (node shims) unless CNI_NFT_BIN points elsewhere; scripts/test.sh
+ * runs the integration suite against the compiled binary in dist/compiled.
+ */
+export const OUR_BIN = process.env["CNI_NFT_BIN"] ?? join(ROOT, "dist", "bin");
 export const UPSTREAM_BIN = "/usr/lib/cni";
 
 /** Builds dist/ when our executables are missing (scripts/test.sh builds before testing). */
