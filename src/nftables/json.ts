@@ -156,19 +156,28 @@ function compoundText(v: JsonObject): string {
 export function elementsFromJson(kind: "set" | "map", name: string, b: JsonObject): Element[] {
   const elems = b["elem"];
   if (!Array.isArray(elems)) return [];
-  return elems.map((raw) => {
+  // A plain loop building each element in one go: sets and maps run to 100,000s of elements.
+  const out: Element[] = new Array<Element>(elems.length);
+  for (let i = 0; i < elems.length; i++) {
+    const raw = elems[i];
     let keyJson: Json | undefined = raw;
     let valueJson: Json | undefined;
     if (kind === "map" && Array.isArray(raw)) {
       keyJson = raw[0];
       valueJson = raw[1];
     }
+    // Elements with a timeout, comment or counter come wrapped: {"elem": {"val": key, ...}}.
+    let w: Json | undefined;
+    if (isObject(keyJson) && isObject((w = keyJson["elem"]))) keyJson = w["val"];
+    else w = undefined;
+    const key = valueText(keyJson);
     const e: Element =
-      kind === "set" ? { kind: "element", set: name, key: [] } : { kind: "element", map: name, key: [] };
-    if (isObject(keyJson) && isObject(keyJson["elem"])) {
-      const w = keyJson["elem"];
-      keyJson = w["val"];
-      if (num(w["timeout"]) !== undefined) e.timeout = num(w["timeout"]);
+      kind === "set"
+        ? { kind: "element", set: name, key }
+        : { kind: "element", map: name, key, value: valueText(valueJson) };
+    if (isObject(w)) {
+      const timeout = num(w["timeout"]);
+      if (timeout !== undefined) e.timeout = timeout;
       if (w["comment"] !== undefined) e.comment = str(w["comment"]);
       const counter = w["counter"];
       if (isObject(counter)) {
@@ -177,8 +186,7 @@ export function elementsFromJson(kind: "set" | "map", name: string, b: JsonObjec
         e.bytes = num(counter["bytes"]) ?? 0;
       }
     }
-    e.key = valueText(keyJson);
-    if (kind === "map") e.value = valueText(valueJson);
-    return e;
-  });
+    out[i] = e;
+  }
+  return out;
 }
