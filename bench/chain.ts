@@ -137,7 +137,7 @@ function versionMs(f: Flavour): number {
   return median(xs);
 }
 
-/** Processes started by one chain ADD (execve calls under strace, the plugins themselves included). */
+/** Processes started by one chain ADD with its VERSION calls (execve under strace, plugins included). */
 function processesPerAdd(f: Flavour): number | undefined {
   if (spawnSync("strace", ["-V"]).status !== 0) return undefined;
   const ns = `${HOST}-s`;
@@ -148,13 +148,14 @@ function processesPerAdd(f: Flavour): number | undefined {
       "strace",
       "-f",
       "-qq",
+      "-A",
       "-e",
       "trace=execve",
       "-o",
       log,
     ]);
     runChain(f, "DEL", "strace", `/var/run/netns/${ns}`, result);
-    // Each plugin run appends to the log; count successful execve calls over all of them.
+    // Each plugin run appends (-A) to the log; count successful execve calls over all of them.
     return readFileSync(log, "utf8")
       .split("\n")
       .filter((l) => /execve\(/.test(l) && / = 0$/.test(l)).length;
@@ -236,7 +237,7 @@ function main(): void {
         const ratio = v !== undefined && base[k] ? ` (${(v / base[k]).toFixed(2)}x)` : "";
         row[k] = v === undefined ? "n/a" : `${v.toFixed(1)}${f.bin === UPSTREAM ? "" : ratio}`;
       }
-      row["processes per chain ADD+DEL"] = procs === undefined ? "n/a" : String(procs);
+      row["processes per chain ADD"] = procs === undefined ? "n/a" : String(procs);
       row["peak RSS bridge ADD MiB"] = mem === undefined ? "n/a" : mem.toFixed(1);
       rows.push(row);
     }
