@@ -17,6 +17,73 @@ export async function flockExclusive(path: string, timeoutMs = 60_000, mode = 0o
   const { spawn } = await import("node:child_process");
   const fd = openSync(path, constants.O_RDONLY | constants.O_CREAT, mode);
   try {
+    if (!(await bunFlock(fd, path, timeoutMs))) await flockProcess(fd, path, timeoutMs, spawn);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  let released = false;
+  return {
+    release() {
+      if (!released) {
+        released = true;
+        closeSync(fd);
+      }
+      return Promise.resolve();
+    },
+  };
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+type FlockFn = (fd: number, op: number) => number;
+let libcFlock: FlockFn | null | undefined;
+
+/**
+ * Under Bun (the compiled plugins), flock(2) straight from libc through bun:ffi: no process per
+ * lock. Polls with LOCK_NB so the timeout holds and the event loop is never blocked. Returns false
+ * where FFI is not available (Node), so the caller falls back to flock(1).
+ */
+async function bunFlock(fd: number, path: string, timeoutMs: number): Promise<boolean> {
+  if (libcFlock === undefined) {
+    libcFlock = null;
+    if (typeof (globalThis as { Bun?: unknown }).Bun !== "undefined") {
+      try {
+        const spec = "bun:ffi"; // a variable: Node's type checker and loader never resolve it
+        const ffi = (await import(spec)) as {
+          dlopen(
+            lib: string,
+            syms: Record<string, { args: string[]; returns: string }>,
+          ): {
+            symbols: { flock: FlockFn };
+          };
+        };
+        libcFlock = ffi.dlopen("libc.so.6", { flock: { args: ["i32", "i32"], returns: "i32" } }).symbols
+          .flock;
+      } catch {
+        libcFlock = null;
+      }
+    }
+  }
+  const flock = libcFlock;
+  if (!flock) return false;
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 1; flock(fd, LOCK_EX | LOCK_NB) !== 0; wait = Math.min(wait * 2, 50)) {
+    if (Date.now() > deadline)
+      throw new CniError(ErrorCode.TryAgainLater, `cannot lock ${path}`, "timed out");
+    await new Promise((r) => setTimeout(r, wait));
+  }
+  return true;
+}
+
+/** flock(1) from util-linux takes the lock on our inherited descriptor and exits. */
+async function flockProcess(
+  fd: number,
+  path: string,
+  timeoutMs: number,
+  spawn: typeof import("node:child_process").spawn,
+): Promise<void> {
+  {
     await new Promise<void>((resolve, reject) => {
       const child = spawn("flock", ["--exclusive", "--timeout", String(timeoutMs / 1000), "3"], {
         stdio: ["ignore", "ignore", "pipe", fd],
@@ -38,20 +105,7 @@ export async function flockExclusive(path: string, timeoutMs = 60_000, mode = 0o
             ),
       );
     });
-  } catch (e) {
-    closeSync(fd);
-    throw e;
   }
-  let released = false;
-  return {
-    release() {
-      if (!released) {
-        released = true;
-        closeSync(fd);
-      }
-      return Promise.resolve();
-    },
-  };
 }
 
 /** Runs `fn` holding an exclusive flock on `path`. */
