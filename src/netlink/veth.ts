@@ -73,3 +73,29 @@ export async function deleteContainerLink(netns: string, ifname: string): Promis
   if (bad.length) throw new IpError(bad.map((e) => e.message).join("; "), bad);
   return addrs;
 }
+
+/**
+ * DEL's link part, shared by bridge and ptp: delete the container interface when the namespace
+ * is still there; a namespace that is gone already took the link with it, which is success.
+ */
+export async function deleteContainerLinkIfPresent(netns: string, ifname: string): Promise<void> {
+  if (!netns || !validNetnsPath(netns)) return;
+  try {
+    await deleteContainerLink(netns, ifname);
+  } catch (e) {
+    if (!/No such file|Invalid argument|cannot open/i.test((e as Error).message)) throw e;
+  }
+}
+
+/** CHECK's link part: the container interface exists and carries every address of prevResult. */
+export async function missingContainerAddresses(
+  netns: string,
+  ifname: string,
+  addresses: string[],
+): Promise<string[]> {
+  const res = await ipBatch([`addr show dev ${ifname}`], { netns, json: true, force: true });
+  if (res.errors.length) return [`container interface ${ifname} in ${netns}`];
+  const shown = (res.shows[0] ?? []) as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
+  const have = new Set((shown[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
+  return addresses.filter((a) => !have.has(a)).map((a) => `address ${a} on ${ifname}`);
+}

@@ -8,6 +8,7 @@
  * It does not interpret rule text beyond finding references: rules are stored as written, so a
  * test that compares with the kernel should write rules as `nft list` prints them.
  */
+import { describeObject } from "./batch.js";
 import { renderDump, type TableState } from "./dump.js";
 import { NftError, ValidationError, type NftErrorCode } from "./errors.js";
 import { Transaction } from "./transaction.js";
@@ -159,19 +160,6 @@ function sameStrings(a: readonly string[] | undefined, b: readonly string[] | un
   const x = [...(a ?? [])].sort();
   const y = [...(b ?? [])].sort();
   return x.length === y.length && x.every((v, i) => v === y[i]);
-}
-
-function describeObject(o: NftObject): string {
-  switch (o.kind) {
-    case "table":
-      return "table";
-    case "rule":
-      return `rule in chain ${o.chain}${o.handle !== undefined ? ` handle ${o.handle}` : ""}`;
-    case "element":
-      return `element ${o.key.join(" . ")} of ${o.set ?? o.map ?? ""}`;
-    default:
-      return `${o.kind} ${o.name}`;
-  }
 }
 
 export class FakeNFTables implements Interface {

@@ -19,7 +19,8 @@ import {
   asLinks,
   configureContainer,
   containerConfigCommands,
-  deleteContainerLink,
+  deleteContainerLinkIfPresent,
+  missingContainerAddresses,
   randomVethName,
   validNetnsPath,
 } from "../../../src/netlink/veth.js";
@@ -200,13 +201,9 @@ function asCniError(e: unknown): unknown {
 
 async function cmdDel(args: CmdArgs<BridgeConf>): Promise<void> {
   const c = args.config;
-  if (args.netns && validNetnsPath(args.netns))
-    try {
-      await deleteContainerLink(args.netns, args.ifname);
-    } catch (e) {
-      // The namespace may already be gone: DEL must still release everything else.
-      if (!/No such file|Invalid argument|cannot open/i.test((e as Error).message)) throw asCniError(e);
-    }
+  await deleteContainerLinkIfPresent(args.netns, args.ifname).catch((e: unknown) => {
+    throw new CniError(ErrorCode.Internal, (e as Error).message);
+  });
   if (c.ipam?.type) await delegateIpam(args);
   // Upstream skips masquerade teardown when the namespace is gone and leaks the rules; we do not.
   await masqTeardownAndSpoof(args, { ipMasq: c.ipMasq, spoof: c.macspoofchk });
@@ -217,17 +214,11 @@ async function cmdCheck(args: CmdArgs<BridgeConf>): Promise<void> {
   const prev = args.prevResult;
   if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, "CHECK needs a prevResult");
   if (c.ipam?.type) await delegateIpam(args);
-  const res = await ipBatch([`addr show dev ${args.ifname}`], { netns: args.netns, json: true, force: true });
-  if (res.errors.length)
-    throw new CniError(ErrorCode.Internal, `container interface ${args.ifname} not found in ${args.netns}`);
-  const shown = (res.shows[0] ?? []) as Array<{
-    address?: string;
-    addr_info?: Array<{ local: string; prefixlen: number }>;
-  }>;
-  const have = new Set((shown[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
-  for (const ip of prev.ips ?? [])
-    if (!have.has(ip.address))
-      throw new CniError(ErrorCode.Internal, `address ${ip.address} missing on ${args.ifname}`);
+  const absent = await missingContainerAddresses(
+    args.netns,
+    args.ifname,
+    (prev.ips ?? []).map((i) => i.address),
+  );
   const containerIf = prev.interfaces?.find((i) => i.sandbox);
   const hostIf = prev.interfaces?.find((i, idx) => idx > 0 && !i.sandbox);
   const missing = await checkFirewall(args, {
@@ -239,6 +230,7 @@ async function cmdCheck(args: CmdArgs<BridgeConf>): Promise<void> {
         ? { hostVeth: hostIf.name, mac: containerIf.mac }
         : undefined,
   });
+  missing.unshift(...absent);
   if (missing.length) throw new CniError(ErrorCode.Internal, `missing: ${missing.join("; ")}`);
 }
 

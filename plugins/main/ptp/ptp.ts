@@ -18,7 +18,8 @@ import { ensureSysctl } from "../../../src/netlink/sysctl.js";
 import {
   asLinks,
   configureContainer,
-  deleteContainerLink,
+  deleteContainerLinkIfPresent,
+  missingContainerAddresses,
   randomVethName,
   validNetnsPath,
 } from "../../../src/netlink/veth.js";
@@ -124,13 +125,9 @@ async function cmdAdd(args: CmdArgs<PtpConf>): Promise<Result> {
 }
 
 async function cmdDel(args: CmdArgs<PtpConf>): Promise<void> {
-  if (args.netns && validNetnsPath(args.netns))
-    try {
-      await deleteContainerLink(args.netns, args.ifname);
-    } catch (e) {
-      if (!/No such file|Invalid argument|cannot open/i.test((e as Error).message))
-        throw new CniError(ErrorCode.Internal, (e as Error).message);
-    }
+  await deleteContainerLinkIfPresent(args.netns, args.ifname).catch((e: unknown) => {
+    throw new CniError(ErrorCode.Internal, (e as Error).message);
+  });
   if (args.config.ipam?.type) await delegateIpam(args);
   await masqTeardownAndSpoof(args, { ipMasq: args.config.ipMasq, spoof: false });
 }
@@ -139,19 +136,17 @@ async function cmdCheck(args: CmdArgs<PtpConf>): Promise<void> {
   const prev = args.prevResult;
   if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, "CHECK needs a prevResult");
   await delegateIpam(args);
-  const res = await ipBatch([`addr show dev ${args.ifname}`], { netns: args.netns, json: true, force: true });
-  if (res.errors.length)
-    throw new CniError(ErrorCode.Internal, `container interface ${args.ifname} not found in ${args.netns}`);
-  const shown = (res.shows[0] ?? []) as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
-  const have = new Set((shown[0]?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
-  for (const ip of prev.ips ?? [])
-    if (!have.has(ip.address))
-      throw new CniError(ErrorCode.Internal, `address ${ip.address} missing on ${args.ifname}`);
+  const absent = await missingContainerAddresses(
+    args.netns,
+    args.ifname,
+    (prev.ips ?? []).map((i) => i.address),
+  );
   const missing = await checkFirewall(args, {
     ipMasq: args.config.ipMasq,
     backend: args.config.ipMasqBackend,
     addresses: (prev.ips ?? []).map((i) => i.address),
   });
+  missing.unshift(...absent);
   if (missing.length) throw new CniError(ErrorCode.Internal, `missing: ${missing.join("; ")}`);
 }
 
