@@ -40,6 +40,7 @@ function run(
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
     child.on("error", reject);
     child.on("close", (code) => resolve({ code: code ?? 1, out, err }));
+    child.stdin.on("error", () => undefined); // a command that does not read its input
     child.stdin.end(input);
   });
 }
