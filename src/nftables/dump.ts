@@ -5,7 +5,18 @@
  * the text can be fed back to nft or to the fake.
  */
 import { chainSpec, elementText, flowtableSpec, setSpec, type Scope } from "./objects.js";
-import type { Chain, Counter, Element, Family, Flowtable, NMap, NSet, Priority, Rule } from "./types.js";
+import type {
+  Chain,
+  Counter,
+  Element,
+  Family,
+  Flowtable,
+  NMap,
+  NSet,
+  Priority,
+  Rule,
+  SetFlag,
+} from "./types.js";
 
 export interface TableState {
   comment?: string;
@@ -37,6 +48,11 @@ export function priorityValue(family: Family, priority: Priority | undefined): n
   return base + offset;
 }
 
+/** Set flags in the order nft prints them, whatever order they were given in. */
+const FLAG_ORDER = ["constant", "dynamic", "interval", "timeout"];
+const canonicalFlags = (flags: SetFlag[]): SetFlag[] =>
+  [...flags].sort((a, b) => FLAG_ORDER.indexOf(a) - FLAG_ORDER.indexOf(b));
+
 const byName = <T extends { name: string }>(a: T, b: T): number =>
   a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 
@@ -56,7 +72,10 @@ export function renderDump(scope: Scope, state: TableState): string {
     const canon: Chain = c.type ? { ...c, priority: priorityValue(scope.family, c.priority) } : c;
     lines.push(`add chain ${where} ${c.name}${chainSpec(canon)}`);
   }
-  for (const s of [...state.sets].sort(byName)) lines.push(`add ${s.kind} ${where} ${s.name}${setSpec(s)}`);
+  for (const s of [...state.sets].sort(byName))
+    lines.push(
+      `add ${s.kind} ${where} ${s.name}${setSpec(s.flags ? { ...s, flags: canonicalFlags(s.flags) } : s)}`,
+    );
   for (const c of [...state.chains].sort(byName))
     for (const r of state.rules.get(c.name) ?? [])
       lines.push(

@@ -139,6 +139,8 @@ export class NFTables implements Interface {
     const texts = parseRuleTexts(text.stdout);
     // nft 1.0.6 leaves table and chain comments out of its JSON; its text listing has them.
     const comments = parseObjectComments(text.stdout);
+    // It also leaves out a chain's device, the dynamic flag and auto-merge of sets.
+    const extras = parseListingExtras(text.stdout);
     const state: TableState = {
       chains: [],
       rules: new Map(),
@@ -158,6 +160,8 @@ export class NFTables implements Interface {
         const c = chainFromJson(b);
         c.comment ??= comments.chains.get(c.name);
         if (c.comment === undefined) delete c.comment;
+        const device = extras.devices.get(c.name);
+        if (c.type && c.device === undefined && device !== undefined) c.device = device;
         state.chains.push(c);
       } else if (kind === "rule") {
         const r = ruleFromJson(b);
@@ -167,6 +171,9 @@ export class NFTables implements Interface {
         state.rules.set(r.chain, list);
       } else if (kind === "set" || kind === "map") {
         const s: NSet | NMap = setFromJson(kind, b);
+        if (extras.dynamic.has(s.name) && !s.flags?.includes("dynamic"))
+          s.flags = [...(s.flags ?? []), "dynamic"];
+        if (extras.autoMerge.has(s.name)) s.autoMerge = true;
         state.sets.push(s);
         state.elements.set(s.name, elementsFromJson(kind, s.name, b));
       } else if (kind === "counter") state.counters.push(counterFromJson(b));
@@ -193,6 +200,41 @@ export function parseRuleTexts(listing: string): Map<number, string> {
   for (const line of listing.split("\n")) {
     const m = /^\t\t(.*?)(?: comment "[^"]*")? # handle (\d+)$/.exec(line);
     if (m && !line.includes("{ # handle")) out.set(Number(m[2]), m[1]!);
+  }
+  return out;
+}
+
+/**
+ * What nft 1.0.6 prints in its text listing of a table but not in its JSON: the device of a base
+ * chain on one device, and which sets are dynamic or auto-merge.
+ */
+export function parseListingExtras(listing: string): {
+  devices: Map<string, string>;
+  dynamic: Set<string>;
+  autoMerge: Set<string>;
+} {
+  const out = {
+    devices: new Map<string, string>(),
+    dynamic: new Set<string>(),
+    autoMerge: new Set<string>(),
+  };
+  let chain: string | undefined;
+  let set: string | undefined;
+  for (const line of listing.split("\n")) {
+    const head = /^\t(chain|set|map) (\S+) \{/.exec(line);
+    if (head) {
+      chain = head[1] === "chain" ? head[2] : undefined;
+      set = head[1] === "chain" ? undefined : head[2];
+      continue;
+    }
+    if (line === "\t}") chain = set = undefined;
+    else if (chain !== undefined) {
+      const dev = /^\t\ttype \w+ hook \w+ device "([^"]+)" /.exec(line);
+      if (dev) out.devices.set(chain, dev[1]!);
+    } else if (set !== undefined) {
+      if (/^\t\tflags (\S+,)?dynamic(,\S+)?$/.test(line)) out.dynamic.add(set);
+      else if (line === "\t\tauto-merge") out.autoMerge.add(set);
+    }
   }
   return out;
 }
