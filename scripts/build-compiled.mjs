@@ -17,5 +17,15 @@ execFileSync(bun, ["build", "--compile", "--minify", "src/bin/main.ts", "--outfi
   stdio: ["ignore", "ignore", "inherit"],
 });
 renameSync(tmp, `${out}/cni-nft-plugins`);
-const names = ["bridge", "ptp", "portmap", "firewall", "tuning", "host-local", "static", "loopback"];
+const names = [
+  "bridge",
+  "ptp",
+  "portmap",
+  "firewall",
+  "tuning",
+  "host-local",
+  "static",
+  "loopback",
+  "cni-nft",
+];
 for (const name of names) if (!existsSync(`${out}/${name}`)) symlinkSync("cni-nft-plugins", `${out}/${name}`);

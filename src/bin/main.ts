@@ -7,9 +7,19 @@ import { basename } from "node:path";
 import { versionReply } from "../cni/version.js";
 
 /** Plugins whose issue has not landed: they answer VERSION and refuse the rest clearly. */
-const PLANNED = ["portmap", "firewall", "tuning"];
+const PLANNED = ["firewall", "tuning"];
 
 async function main(): Promise<void> {
+  // The operator CLI lives in the same executable: `cni-nft` is one more name for it.
+  if ([basename(process.argv0), basename(process.argv[1] ?? "")].includes("cni-nft")) {
+    const { cli } = await import("../cli/cli.js");
+    process.exitCode = await cli(process.argv.slice(2), {
+      env: process.env,
+      out: (s) => process.stdout.write(s),
+      err: (s) => process.stderr.write(s),
+    });
+    return;
+  }
   // Runtimes call VERSION before every ADD and DEL: answer it without loading any plugin code.
   if (process.env["CNI_COMMAND"] === "VERSION") {
     process.stdout.write(versionReply());

@@ -23,6 +23,7 @@ export interface LinkShow {
   mtu?: number;
   operstate?: string;
   linkinfo?: { info_kind?: string };
+  addr_info?: Array<{ local: string; prefixlen: number; scope?: string }>;
 }
 
 export function asLinks(show: unknown[] | undefined): LinkShow[] {

@@ -17,6 +17,7 @@ import { ipBatch, IpError, failUnlessExists } from "../../../src/netlink/ip.js";
 import { ensureSysctl } from "../../../src/netlink/sysctl.js";
 import {
   asLinks,
+  type LinkShow,
   configureContainer,
   containerConfigCommands,
   deleteContainerLinkIfPresent,
@@ -27,6 +28,7 @@ import {
 import { validateIfname } from "../../../src/nftables/validate.js";
 import { execCommand } from "../../../src/nftables/exec.js";
 import { gatewayFor, defaultRoute, ipFamilyOf, validMac } from "../../../src/netlink/addr.js";
+import { networkOf } from "../../../src/ipmasq/cidr.js";
 import {
   masqTeardownAndSpoof,
   setupFirewall,
@@ -130,7 +132,8 @@ async function cmdAdd(args: CmdArgs<BridgeConf>): Promise<Result> {
       `link add ${hostVeth}${mtu} type veth peer name ${args.ifname}${mtu}${mac ? ` address ${mac}` : ""} netns ${args.netns}`,
       `link set ${hostVeth} master ${c.bridge} up`,
       `link set ${hostVeth} type bridge_slave hairpin ${c.hairpinMode ? "on" : "off"}${c.portIsolation ? " isolated on" : ""}`,
-      `link show ${c.bridge}`,
+      // The batch's only `addr show` (iproute2 prints addresses for the first one only).
+      `addr show dev ${c.bridge}`,
       `link show ${hostVeth}`,
     );
     const hostRes = await ipBatch(host, { force: true, json: true, details: true });
@@ -138,6 +141,14 @@ async function cmdAdd(args: CmdArgs<BridgeConf>): Promise<Result> {
     const [brShow, vethShow] = hostRes.shows.slice(-2).map((s) => asLinks(s)[0]);
     if (brShow?.linkinfo?.info_kind !== "bridge")
       throw new CniError(ErrorCode.Internal, `${c.bridge} exists and is not a bridge`);
+    if (isGw)
+      await reconcileGatewayAddresses(
+        c,
+        result.ips!,
+        brShow,
+        hostRes.errors.map((e) => e.line),
+        host,
+      );
     if (vlanFiltering) await setupVlans(hostVeth, c);
     if (isGw)
       for (const ip of result.ips!)
@@ -172,6 +183,48 @@ async function cmdAdd(args: CmdArgs<BridgeConf>): Promise<Result> {
     await rollback(args, hostVeth, layer3);
     throw asCniError(e);
   }
+}
+
+/**
+ * As upstream's ensureAddr: another address of the gateway's subnet on the bridge is an error,
+ * unless forceAddress, which replaces it. Checked after the batch (one process for the common
+ * case); on error the gateway address this ADD added is taken off again.
+ */
+async function reconcileGatewayAddresses(
+  c: BridgeConf,
+  ips: Array<{ address: string; gateway?: string }>,
+  br: LinkShow,
+  failedLines: number[],
+  host: string[],
+): Promise<void> {
+  const others: string[] = [];
+  for (const ip of ips) {
+    const subnet = networkOf(ip.address);
+    for (const a of br.addr_info ?? []) {
+      const cidr = `${a.local}/${a.prefixlen}`;
+      if (
+        a.local !== ip.gateway &&
+        a.scope !== "link" &&
+        ipFamilyOf(cidr) === ipFamilyOf(subnet) &&
+        networkOf(cidr) === subnet
+      )
+        others.push(cidr);
+    }
+  }
+  if (others.length === 0) return;
+  if (c.forceAddress) {
+    await ipBatch(others.map((o) => `addr del ${o} dev ${c.bridge}`));
+    return;
+  }
+  const added = host
+    .map((cmd, i) => ({ cmd, line: i + 1 }))
+    .filter((l) => l.cmd.startsWith("addr add ") && !failedLines.includes(l.line))
+    .map((l) => l.cmd.replace(/^addr add /, "addr del "));
+  if (added.length) await ipBatch(added, { force: true });
+  throw new CniError(
+    ErrorCode.Internal,
+    `${c.bridge} already has an IP address different from the gateway (${others.join(", ")}); set forceAddress to replace it`,
+  );
 }
 
 async function setupVlans(hostVeth: string, c: BridgeConf): Promise<void> {
