@@ -14,6 +14,7 @@ export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   "host-local": () => import("../../plugins/ipam/host-local/host-local.js"),
   static: () => import("../../plugins/ipam/static/static.js"),
   portmap: () => import("../../plugins/meta/portmap/portmap.js"),
+  firewall: () => import("../../plugins/meta/firewall/firewall.js"),
 };
 
 // Our IPAM plugins may run inside a main plugin's process when CNI_PATH resolves to our binary.

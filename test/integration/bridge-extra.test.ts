@@ -129,6 +129,28 @@ describe("bridge: versions, fixtures, parallel, refusals", () => {
     }
   });
 
+  test("another address in the gateway's subnet: refused, or replaced with forceAddress", async () => {
+    const h = await nets.create("xfa");
+    const ns = await nets.create("xfc");
+    await h.sh(["ip", "link", "add", "fabr0", "type", "bridge"]);
+    await h.sh(["ip", "addr", "add", "10.55.0.99/16", "dev", "fabr0"]);
+    const c = conf(dir.path, { name: "fa", bridge: "fabr0" });
+    const refused = await cni(h, "bridge", "ADD", c, {
+      containerId: "fa1",
+      netns: ns.path,
+      path: UPSTREAM_BIN,
+    });
+    assert.notEqual(refused.code, 0);
+    assert.match(String((refused.json as { msg?: string }).msg), /forceAddress/);
+    assert.doesNotMatch(await h.sh(["ip", "addr", "show", "fabr0"]), /10\.55\.0\.1\//);
+    const forced = { ...c, forceAddress: true };
+    await cniOk(h, "bridge", "ADD", forced, { containerId: "fa2", netns: ns.path, path: UPSTREAM_BIN });
+    const addrs = await h.sh(["ip", "addr", "show", "fabr0"]);
+    assert.match(addrs, /10\.55\.0\.1\/16/);
+    assert.doesNotMatch(addrs, /10\.55\.0\.99/);
+    await cniOk(h, "bridge", "DEL", forced, { containerId: "fa2", netns: ns.path, path: UPSTREAM_BIN });
+  });
+
   const refusals: Array<[string, Record<string, unknown>, { containerId?: string; args?: string }, number]> =
     [
       ["container ID with an nft command", {}, { containerId: 'x"; flush ruleset' }, 7],

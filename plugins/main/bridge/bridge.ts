@@ -213,7 +213,12 @@ async function reconcileGatewayAddresses(
   }
   if (others.length === 0) return;
   if (c.forceAddress) {
-    await ipBatch(others.map((o) => `addr del ${o} dev ${c.bridge}`));
+    // Deleting a primary address takes its secondaries (our gateway) along: add them back.
+    const readd = host.filter((cmd) => cmd.startsWith("addr add "));
+    const res = await ipBatch([...others.map((o) => `addr del ${o} dev ${c.bridge}`), ...readd], {
+      force: true,
+    });
+    failUnlessExists(res, new Set(readd.map((_, i) => others.length + i + 1)));
     return;
   }
   const added = host
