@@ -12,6 +12,11 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v conntrack >/dev/null || need+=(conntrack)
 [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
+# firewalld for the firewall plugin's firewalld test (run in its own namespace on a private bus);
+# only where nothing would start it on the host: no systemd and a policy-rc.d (containers, CI).
+if ! command -v firewalld >/dev/null && [ ! -d /run/systemd/system ] && [ -x /usr/sbin/policy-rc.d ]; then
+  need+=(firewalld dbus-daemon dbus-bin)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

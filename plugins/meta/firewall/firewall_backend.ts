@@ -1,0 +1,104 @@
+/**
+ * What the firewall plugin's backends share: the parsed config, one container's instance, and the
+ * interface every backend (iptables, firewalld, nftables) implements.
+ */
+import * as v from "valibot";
+import ipaddr from "ipaddr.js";
+import { CniError, ErrorCode, netConf, type CmdArgs, type Result } from "../../../src/cni/index.js";
+
+export type BackendName = "iptables" | "firewalld" | "nftables";
+export type IngressPolicy = "open" | "same-bridge" | "isolated";
+
+/** iptables chain names: at most 28 bytes, no blanks, not an option or a target keyword. */
+const chainName = v.pipe(
+  v.string(),
+  v.regex(
+    /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,27}$/,
+    "must be an iptables chain name (up to 28 of A-Z a-z 0-9 _ . + -)",
+  ),
+);
+
+export const schema = netConf({
+  /** "" or missing: firewalld when it is running, else iptables (nftables where iptables is missing). */
+  backend: v.optional(v.picklist(["", "iptables", "firewalld", "nftables"]), ""),
+  iptablesAdminChainName: v.optional(v.union([v.literal(""), chainName]), ""),
+  firewalldZone: v.optional(v.string(), ""),
+  ingressPolicy: v.optional(v.picklist(["", "open", "same-bridge", "isolated"]), ""),
+  /** nftables backend: the packet mark bit(s) set on accepted container traffic (docs/firewall.md). */
+  nftablesMark: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(0xffffffff)), 0x2000),
+});
+export type FirewallNetConf = v.InferOutput<typeof schema>;
+
+/** One container as the backends see it. */
+export interface Instance {
+  network: string;
+  containerId: string;
+  ifname: string;
+}
+
+export interface FirewallConf extends Instance {
+  /** The container's addresses as host prefixes, `10.88.0.5/32`, `fd00::5/128`, from prevResult. */
+  addresses: string[];
+  adminChain: string;
+  zone: string;
+  ingressPolicy: IngressPolicy;
+  /** The bridge (prevResult's first interface) for same-bridge and isolated. */
+  bridge?: string;
+  mark: number;
+}
+
+export interface FirewallBackend {
+  readonly name: BackendName;
+  add(c: FirewallConf): Promise<void>;
+  del(c: FirewallConf): Promise<void>;
+  /** What is missing, or an empty list. */
+  check(c: FirewallConf): Promise<string[]>;
+  /** Removes what belongs to containers of `network` not in `valid`, where the backend can tell. */
+  gc(network: string, valid: Array<{ containerId: string; ifname: string }>): Promise<void>;
+}
+
+/** Bridge isolation for same-bridge and isolated, kept apart from the accept rules. */
+export interface IsolationBackend {
+  setupIsolation(bridge: string, isolated: boolean, families: Array<4 | 6>): Promise<void>;
+  checkIsolation(bridge: string, isolated: boolean, families: Array<4 | 6>): Promise<string[]>;
+}
+
+/** `10.88.0.5/24` → `10.88.0.5/32`; IPv6 in the canonical form iptables-save prints. */
+export function hostPrefix(cidr: string): string {
+  const [addr] = ipaddr.parseCIDR(cidr);
+  return addr.kind() === "ipv6" ? `${(addr as ipaddr.IPv6).toRFC5952String()}/128` : `${addr.toString()}/32`;
+}
+
+export function familyOf(hostCidr: string): 4 | 6 {
+  return hostCidr.includes(":") ? 6 : 4;
+}
+
+/** Linux interface names as they may appear in iptables and nft rules. */
+export function validBridgeName(name: string): boolean {
+  return /^[A-Za-z0-9_.:@+-]{1,15}$/.test(name) && name !== "." && name !== "..";
+}
+
+export function firewallConf(args: CmdArgs<FirewallNetConf>, prev: Result | undefined): FirewallConf {
+  const c = args.config;
+  const ingressPolicy: IngressPolicy = c.ingressPolicy === "" ? "open" : c.ingressPolicy;
+  const conf: FirewallConf = {
+    network: c.name,
+    containerId: args.containerId,
+    ifname: args.ifname,
+    addresses: (prev?.ips ?? []).map((ip) => hostPrefix(ip.address)),
+    adminChain: c.iptablesAdminChainName || "CNI-ADMIN",
+    zone: c.firewalldZone || "trusted",
+    ingressPolicy,
+    mark: c.nftablesMark,
+  };
+  const bridge = prev?.interfaces?.[0]?.name;
+  if (bridge !== undefined) {
+    if (!validBridgeName(bridge))
+      throw new CniError(
+        ErrorCode.InvalidNetworkConfig,
+        `prevResult interface name ${JSON.stringify(bridge)} is not a valid interface name`,
+      );
+    conf.bridge = bridge;
+  }
+  return conf;
+}
