@@ -164,4 +164,18 @@ export const NFT_KEYWORDS: ReadonlySet<string> = new Set([
   "gretap",
   "tunnel",
   "ipip",
+  // Accepted as names in `nft -f` input, but keywords of `nft list ...` on the command line, so
+  // a table, chain or set so named could be made but never listed.
+  "chains",
+  "counters",
+  "flowtables",
+  "hooks",
+  "limits",
+  "maps",
+  "meters",
+  "quotas",
+  "secmarks",
+  "sets",
+  "synproxys",
+  "tables",
 ]);

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import {
   NFTables,
   NftError,
+  ValidationError,
   concat,
   ifname,
   name,
@@ -332,6 +333,66 @@ describe("injection corpus", () => {
       assert.deepEqual(wrong, []);
       assert.ok((await ruleset()) === baseline, `the ruleset changed after ${f.field}`);
     });
+
+  test("names that nft's command line reads as keywords are refused (they could never be listed)", async () => {
+    const words = [
+      "limits",
+      "quotas",
+      "counters",
+      "chains",
+      "tables",
+      "sets",
+      "maps",
+      "meters",
+      "flowtables",
+    ];
+    for (const word of words) {
+      assert.throws(
+        () => new NFTables({ family: "inet", table: word, netns: ns.path }),
+        ValidationError,
+        word,
+      );
+      const why = await attempt(
+        FIELDS.find((f) => f.field === "chain name")!,
+        word,
+      );
+      assert.equal(why, undefined, `chain ${word}: ${why}`);
+    }
+    // Why: nft takes such a table in a file, but not on its command line.
+    const probe = await ns.run(["nft", "-f", "-"], { input: "add table inet limits\n" });
+    assert.equal(probe.code, 0, probe.stderr);
+    const listed = await ns.run(["nft", "list", "table", "inet", "limits"]);
+    assert.notEqual(listed.code, 0);
+    await ns.sh(["nft", "-f", "-"], "delete table inet limits\n");
+    assert.ok((await ruleset()) === baseline);
+  });
+
+  test("values exactly at the limits are accepted by the library and by the kernel", async () => {
+    const other = new NFTables({ family: "inet", table: "edge", netns: ns.path });
+    const name = "a".repeat(255);
+    const comment = "é".repeat(64); // 128 bytes
+    await runTx(
+      (tx) =>
+        tx
+          .add({ kind: "table", comment })
+          .add({ kind: "chain", name, comment })
+          .add({
+            kind: "rule",
+            chain: name,
+            rule: concat("iifname", ifname("x".repeat(15)), "accept"),
+            comment,
+          })
+          .add({ kind: "set", name: `s${"b".repeat(254)}`, type: "ifname", comment })
+          .add({ kind: "element", set: `s${"b".repeat(254)}`, key: [`"${"q".repeat(15)}"`], comment })
+          .add({ kind: "counter", name: "c".repeat(255), comment }),
+      other,
+    );
+    const [rule] = await other.listRules(name, { text: true });
+    assert.equal(rule?.comment, comment);
+    assert.equal(rule?.rule, `iifname "${"x".repeat(15)}" accept`);
+    await runTx((tx) => tx.delete({ kind: "table" }), other);
+    assert.ok((await ruleset()) === baseline);
+  });
 
   test("the same fields take ordinary values (the corpus is not refused for another reason)", async () => {
     const ok = FIELDS.filter((f) =>
