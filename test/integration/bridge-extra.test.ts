@@ -5,6 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { NetnsPool, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
+import { echo, startEchoServer } from "../helpers/echo.js";
 import {
   UPSTREAM_BIN,
   cni,
@@ -149,6 +150,39 @@ describe("bridge: versions, fixtures, parallel, refusals", () => {
     assert.match(addrs, /10\.55\.0\.1\/16/);
     assert.doesNotMatch(addrs, /10\.55\.0\.99/);
     await cniOk(h, "bridge", "DEL", forced, { containerId: "fa2", netns: ns.path, path: UPSTREAM_BIN });
+  });
+
+  test("vlan: containers on one VLAN reach each other, not a container on another", async (t) => {
+    const h = await nets.create("xvl");
+    const probe = await h.run(["ip", "link", "add", "vlprobe", "type", "bridge", "vlan_filtering", "1"]);
+    if (probe.code !== 0) {
+      t.skip("this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)");
+      return;
+    }
+    const [a, b, other] = [await nets.create("xva"), await nets.create("xvb"), await nets.create("xvo")];
+    const base = conf(dir.path, { name: "vl", bridge: "vlbr0", isGateway: false, ipMasq: false });
+    const on = (vlan: number): Record<string, unknown> => ({ ...base, vlan, preserveDefaultVlan: false });
+    const ra = await cniOk(h, "bridge", "ADD", on(100), {
+      containerId: "va",
+      netns: a.path,
+      path: UPSTREAM_BIN,
+    });
+    const rb = await cniOk(h, "bridge", "ADD", on(100), {
+      containerId: "vb",
+      netns: b.path,
+      path: UPSTREAM_BIN,
+    });
+    const bIp = (rb["ips"] as Array<{ address: string }>)[0]!.address.split("/")[0]!;
+    await cniOk(h, "bridge", "ADD", on(200), { containerId: "vo", netns: other.path, path: UPSTREAM_BIN });
+    const aIp = (ra["ips"] as Array<{ address: string }>)[0]!.address.split("/")[0]!;
+    const server = await startEchoServer(a, "tcp", "0.0.0.0", 7000);
+    try {
+      assert.equal(await echo(b, "tcp", aIp, 7000), bIp);
+      assert.equal(await echo(other, "tcp", aIp, 7000, 1500), undefined);
+    } finally {
+      server.stop();
+    }
+    assert.match(await h.sh(["bridge", "vlan", "show"]), /100/);
   });
 
   const refusals: Array<[string, Record<string, unknown>, { containerId?: string; args?: string }, number]> =
