@@ -13,9 +13,15 @@ const out = "dist/compiled";
 mkdirSync(out, { recursive: true });
 // Build beside and rename: a test running the old binary meanwhile never finds it missing.
 const tmp = `${out}/.cni-nft-plugins.${process.pid}`;
-execFileSync(bun, ["build", "--compile", "--minify", "src/bin/main.ts", "--outfile", tmp], {
-  stdio: ["ignore", "ignore", "inherit"],
-});
+// Bytecode spares every start the parse of the bundle (a third of a VERSION call's CPU); it needs
+// the CommonJS format, so src/bin/main.ts has no top-level await.
+execFileSync(
+  bun,
+  ["build", "--compile", "--minify", "--bytecode", "--format=cjs", "src/bin/main.ts", "--outfile", tmp],
+  {
+    stdio: ["ignore", "ignore", "inherit"],
+  },
+);
 renameSync(tmp, `${out}/cni-nft-plugins`);
 const names = [
   "bridge",

@@ -7,7 +7,7 @@ import { basename } from "node:path";
 import { versionReply } from "../cni/version.js";
 
 /** Plugins whose issue has not landed: they answer VERSION and refuse the rest clearly. */
-const PLANNED = ["tuning"];
+const PLANNED: string[] = [];
 
 async function main(): Promise<void> {
   // The operator CLI lives in the same executable: `cni-nft` is one more name for it.
@@ -53,4 +53,8 @@ async function main(): Promise<void> {
   process.exit(1);
 }
 
-await main();
+// No top-level await: the compiled binary is CommonJS bytecode (scripts/build-compiled.mjs).
+main().catch((e: unknown) => {
+  process.stderr.write(`cni-nft: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exitCode = 1;
+});
