@@ -1,9 +1,59 @@
 /**
- * What the nft binary and kernel can do, probed once per process (per nft binary and netns) and
- * only when an operation needs to know, so the hot path of a plugin pays for no probe.
+ * What the nft binary and kernel can do, probed only when an operation needs to know, once per
+ * process, and remembered on disk (tmpfs) for the processes after it: a CNI plugin is a new
+ * process on every call, and a probe costs four nft runs. The disk entry is keyed by the nft
+ * binary (path, size, mtime) and the kernel release, so an upgrade of either probes again.
  */
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { release } from "node:os";
 import { execNft, type ExecOptions } from "./exec.js";
 import type { Features } from "./types.js";
+
+/** Where probed features are remembered; CNI_NFT_STATE_DIR overrides, "" turns it off. */
+function stateDir(): string {
+  return process.env["CNI_NFT_STATE_DIR"] ?? "/run/cni-nft";
+}
+
+function nftIdentity(opts: ExecOptions): string | undefined {
+  const nft = opts.nftPath ?? "nft";
+  const candidates = nft.includes("/")
+    ? [nft]
+    : (process.env["PATH"] ?? "/usr/sbin:/usr/bin").split(":").map((d) => `${d}/${nft}`);
+  for (const path of candidates) {
+    try {
+      const st = statSync(path);
+      return `${path}:${st.size}:${st.mtimeMs}:${release()}`;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+function readRemembered(id: string): Features | undefined {
+  if (!stateDir()) return undefined;
+  try {
+    const saved = JSON.parse(readFileSync(`${stateDir()}/nft-features.json`, "utf8")) as {
+      id?: string;
+      features?: Features;
+    };
+    return saved.id === id ? saved.features : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function remember(id: string, features: Features): void {
+  if (!stateDir()) return;
+  try {
+    mkdirSync(stateDir(), { recursive: true, mode: 0o755 });
+    const tmp = `${stateDir()}/.nft-features.${process.pid}`;
+    writeFileSync(tmp, JSON.stringify({ id, features }));
+    renameSync(tmp, `${stateDir()}/nft-features.json`);
+  } catch {
+    // Only an optimisation: a read-only /run just means probing again next time.
+  }
+}
 
 const cache = new Map<string, Promise<Features>>();
 
@@ -28,6 +78,15 @@ export function resetFeatureCache(): void {
 }
 
 async function doProbe(opts: ExecOptions): Promise<Features> {
+  const id = nftIdentity(opts);
+  const known = id !== undefined ? readRemembered(id) : undefined;
+  if (known) return known;
+  const features = await probeNow(opts);
+  if (id !== undefined) remember(id, features);
+  return features;
+}
+
+async function probeNow(opts: ExecOptions): Promise<Features> {
   // One nft run per question, all in parallel; --check never changes the ruleset.
   const probeTable = `cni_nft_probe_${process.pid}`;
   const [version, destroy, json, comments] = await Promise.all([
