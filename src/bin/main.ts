@@ -7,7 +7,7 @@ import { basename } from "node:path";
 import { versionReply } from "../cni/version.js";
 
 /** Plugins whose issue has not landed: they answer VERSION and refuse the rest clearly. */
-const PLANNED = ["tuning"];
+const PLANNED: string[] = [];
 
 async function main(): Promise<void> {
   // The operator CLI lives in the same executable: `cni-nft` is one more name for it.

@@ -15,6 +15,7 @@ export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   static: () => import("../../plugins/ipam/static/static.js"),
   portmap: () => import("../../plugins/meta/portmap/portmap.js"),
   firewall: () => import("../../plugins/meta/firewall/firewall.js"),
+  tuning: () => import("../../plugins/meta/tuning/tuning.js"),
 };
 
 // Our IPAM plugins may run inside a main plugin's process when CNI_PATH resolves to our binary.
