@@ -68,7 +68,11 @@ export async function ipBatch(commands: string[], opts: IpBatchOptions = {}): Pr
     ...(opts.json ? ["-json"] : []),
     ...(opts.details ? ["-d"] : []),
   ];
-  const argv = inNetns(opts.netns, ["ip", ...flags, "-batch", "-"]);
+  // A namespace named under /run/netns is entered by ip itself (-n): one exec instead of two.
+  const named = /^(?:\/var)?\/run\/netns\/([A-Za-z0-9_.-]+)$/.exec(opts.netns ?? "")?.[1];
+  const argv = named
+    ? ["ip", "-n", named, ...flags, "-batch", "-"]
+    : inNetns(opts.netns, ["ip", ...flags, "-batch", "-"]);
   let res;
   try {
     res = await execCommand(argv, commands.join("\n") + "\n");
