@@ -63,7 +63,7 @@ async function dropPolicy(host: Netns, backend: string): Promise<void> {
     `table inet hostfw {
        chain forward {
          type filter hook forward priority filter; policy drop;
-         meta mark & 0x00002000 == 0x00002000 accept
+         meta mark & 0x00001000 == 0x00001000 accept
        }
      }\n`,
   );

@@ -81,7 +81,12 @@ async function cmdAdd(args: CmdArgs<FirewallNetConf>): Promise<Result> {
   try {
     await backendOf(name).add(conf);
     if (name === "firewalld" && conf.ingressPolicy !== "open" && conf.bridge)
-      await isolationFor(conf).setupIsolation(conf.bridge, conf.ingressPolicy === "isolated", families(conf));
+      await isolationFor(conf).setupIsolation(
+        conf.bridge,
+        conf.ingressPolicy === "isolated",
+        families(conf),
+        conf.mark,
+      );
   } catch (e) {
     throw wrap(e);
   }

@@ -18,6 +18,13 @@ const chainName = v.pipe(
   ),
 );
 
+/**
+ * Bit 12. Not 0x2000: upstream's portmap (and ours) masquerades every packet carrying 0x2000 in
+ * POSTROUTING, which would then hit all accepted container traffic. kube-proxy uses 0x4000 and
+ * 0x8000.
+ */
+export const DEFAULT_NFT_MARK = 0x1000;
+
 export const schema = netConf({
   /** "" or missing: firewalld when it is running, else iptables (nftables where iptables is missing). */
   backend: v.optional(v.picklist(["", "iptables", "firewalld", "nftables"]), ""),
@@ -25,7 +32,10 @@ export const schema = netConf({
   firewalldZone: v.optional(v.string(), ""),
   ingressPolicy: v.optional(v.picklist(["", "open", "same-bridge", "isolated"]), ""),
   /** nftables backend: the packet mark bit(s) set on accepted container traffic (docs/firewall.md). */
-  nftablesMark: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(0xffffffff)), 0x2000),
+  nftablesMark: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(0xffffffff)),
+    DEFAULT_NFT_MARK,
+  ),
 });
 export type FirewallNetConf = v.InferOutput<typeof schema>;
 
@@ -59,7 +69,7 @@ export interface FirewallBackend {
 
 /** Bridge isolation for same-bridge and isolated, kept apart from the accept rules. */
 export interface IsolationBackend {
-  setupIsolation(bridge: string, isolated: boolean, families: Array<4 | 6>): Promise<void>;
+  setupIsolation(bridge: string, isolated: boolean, families: Array<4 | 6>, mark: number): Promise<void>;
   checkIsolation(bridge: string, isolated: boolean, families: Array<4 | 6>): Promise<string[]>;
 }
 

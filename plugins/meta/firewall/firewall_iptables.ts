@@ -162,7 +162,12 @@ export class IptablesFirewall implements FirewallBackend, IsolationBackend {
     };
   }
 
-  async setupIsolation(bridge: string, isolated: boolean, families: IpFamily[]): Promise<void> {
+  async setupIsolation(
+    bridge: string,
+    isolated: boolean,
+    families: IpFamily[],
+    _mark?: number,
+  ): Promise<void> {
     for (const family of families)
       await change(family, async (saved) => {
         await ensureChains(family, saved, [STAGE1, STAGE2]);

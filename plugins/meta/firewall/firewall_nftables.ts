@@ -25,6 +25,7 @@ import { CniError, ErrorCode, withFlock } from "../../../src/cni/index.js";
 import { NFTables, ifname, isNotFound, type Element, type Transaction } from "../../../src/nftables/index.js";
 import { nftComment, nftInstanceHash, nftNetworkHash } from "../../../src/ipmasq/ipmasq.js";
 import {
+  DEFAULT_NFT_MARK,
   familyOf,
   type FirewallBackend,
   type FirewallConf,
@@ -190,9 +191,14 @@ export class NftablesFirewall implements FirewallBackend, IsolationBackend {
   }
 
   /** For the firewalld backend on a host without iptables; add() does this itself. */
-  async setupIsolation(bridge: string, isolated: boolean): Promise<void> {
+  async setupIsolation(
+    bridge: string,
+    isolated: boolean,
+    _families: Array<4 | 6> = [],
+    mark = DEFAULT_NFT_MARK,
+  ): Promise<void> {
     const tx = this.nft.newTransaction();
-    this.base(tx, 0x2000);
+    this.base(tx, mark);
     this.isolationElements(tx, bridge, isolated);
     await withFlock(NFT_LOCK_FILE, () => this.nft.run(tx));
   }
