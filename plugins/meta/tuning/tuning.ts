@@ -300,6 +300,12 @@ async function cmdAdd(args: CmdArgs<TuningNetConf>): Promise<Result> {
 
   const changesLink =
     t.mac !== "" || t.mtu !== 0 || t.promisc || t.allmulti !== undefined || t.txQLen !== undefined;
+  // Nothing to set (podman's tuning has no options): no process at all, as upstream does no work.
+  if (writes.length === 0 && !changesLink) {
+    if (!existsSync(args.netns))
+      throw new CniError(ErrorCode.Internal, `failed to open netns "${args.netns}": no such file`);
+    return args.prevResult;
+  }
   const { link, linkError } = await inNetns(args.netns, args.ifname, writes);
   if (!changesLink) return args.prevResult;
   if (!link) throw new CniError(ErrorCode.Internal, `failed to get "${args.ifname}": ${linkError}`);
