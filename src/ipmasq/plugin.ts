@@ -2,7 +2,7 @@
  * What bridge and ptp do with masquerade and the spoof check on ADD, DEL, CHECK and GC. When both
  * go to nftables they share one nft run.
  */
-import { applyTransactions } from "../nftables/index.js";
+import { applyWithSkeleton, type Transaction } from "../nftables/index.js";
 import { SpoofChecker, listSpoofCheckRefIds } from "../link/spoofcheck.js";
 import {
   IptablesMasq,
@@ -33,21 +33,23 @@ function instance(args: InstanceArgs): { network: string; containerId: string; i
 }
 
 export async function setupFirewall(args: InstanceArgs, plan: FirewallPlan): Promise<void> {
-  const txs = [];
+  const fast: Transaction[] = [];
+  const full: Transaction[] = [];
   const backend = plan.backend ?? defaultMasqBackend();
   const masq = { ...instance(args), addresses: plan.addresses };
   if (plan.ipMasq && plan.addresses.length) {
-    if (backend === "nftables") txs.push(new NftablesMasq().setupTransaction(masq));
-    else await new IptablesMasq().setup(masq);
+    if (backend === "nftables") {
+      const m = new NftablesMasq();
+      fast.push(m.setupTransaction(masq, false));
+      full.push(m.setupTransaction(masq));
+    } else await new IptablesMasq().setup(masq);
   }
-  if (plan.spoof)
-    txs.push(
-      new SpoofChecker(`${args.containerId}-${args.ifname}`).setupTransaction(
-        plan.spoof.hostVeth,
-        plan.spoof.mac,
-      ),
-    );
-  await applyTransactions(txs, {});
+  if (plan.spoof) {
+    const sc = new SpoofChecker(`${args.containerId}-${args.ifname}`);
+    fast.push(sc.setupTransaction(plan.spoof.hostVeth, plan.spoof.mac, false));
+    full.push(sc.setupTransaction(plan.spoof.hostVeth, plan.spoof.mac));
+  }
+  await applyWithSkeleton(fast, full);
 }
 
 export async function masqTeardownAndSpoof(

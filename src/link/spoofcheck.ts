@@ -30,20 +30,25 @@ export class SpoofChecker {
     return `macspoofchk-${this.refId}`;
   }
 
-  /** One transaction: declare, flush our chains, add the rules (upstream needs two runs). */
-  setupTransaction(hostIface: string, mac: string): Transaction {
+  /**
+   * One transaction: declare, flush our chains, add the rules (upstream needs two runs). Without
+   * `skeleton` the table and base chain are assumed (see applyWithSkeleton).
+   */
+  setupTransaction(hostIface: string, mac: string, skeleton = true): Transaction {
     if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac))
       throw new Error(`invalid MAC address ${JSON.stringify(mac)}`);
     const tx = this.nft.newTransaction();
-    tx.add({ kind: "table" });
-    tx.add({
-      kind: "chain",
-      name: BASE_CHAIN,
-      type: "filter",
-      hook: "prerouting",
-      priority: -300,
-      policy: "accept",
-    });
+    if (skeleton) {
+      tx.add({ kind: "table" });
+      tx.add({
+        kind: "chain",
+        name: BASE_CHAIN,
+        type: "filter",
+        hook: "prerouting",
+        priority: -300,
+        policy: "accept",
+      });
+    }
     tx.add({ kind: "chain", name: this.ifaceChain });
     tx.add({ kind: "chain", name: this.macChain });
     tx.flush({ kind: "chain", name: this.ifaceChain });

@@ -31,3 +31,4 @@ export {
 export { probeFeatures, compareVersions, resetFeatureCache } from "./features.js";
 export { renderDump, priorityValue, type TableState } from "./dump.js";
 export { applyTransactions } from "./batch.js";
+export { applyWithSkeleton } from "./skeleton.js";
