@@ -17,6 +17,12 @@ command -v conntrack >/dev/null || need+=(conntrack)
 if ! command -v firewalld >/dev/null && [ ! -d /run/systemd/system ] && [ -x /usr/sbin/policy-rc.d ]; then
   need+=(firewalld dbus-daemon dbus-bin)
 fi
+# podman 4.3 (CNI backend), runc and a static busybox for the podman test, under the same rule.
+if [ ! -d /run/systemd/system ] && [ -x /usr/sbin/policy-rc.d ]; then
+  command -v podman >/dev/null || need+=(podman)
+  command -v runc >/dev/null || need+=(runc)
+  command -v busybox >/dev/null || need+=(busybox-static)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
