@@ -24,6 +24,7 @@ import { nftComment, nftInstanceHash, nftNetworkHash } from "../../../src/ipmasq
 import {
   NFTables,
   applyTransactions,
+  applyWithSkeleton,
   concat,
   isAlreadyExists,
   name as nameToken,
@@ -232,12 +233,16 @@ export class NftablesPortMapper implements PortMapper {
 
   async forward(c: PortMapConf): Promise<void> {
     const want = desired(c);
-    const tx = this.nft.newTransaction();
-    staticTransaction(tx);
-    for (const g of want.guards) guardTransaction(tx, g);
-    for (const e of want.elements) tx.create(e);
+    const build = (withStatic: boolean): Transaction => {
+      const tx = this.nft.newTransaction();
+      if (withStatic) staticTransaction(tx);
+      for (const g of want.guards) guardTransaction(tx, g);
+      for (const e of want.elements) tx.create(e);
+      return tx;
+    };
     try {
-      await applyTransactions([tx], this.exec);
+      // The static table is declared only when nft reports it missing: half the cost of an ADD.
+      await applyWithSkeleton([build(false)], [build(true)], this.exec);
       return;
     } catch (e) {
       if (!isAlreadyExists(e)) throw e;
