@@ -5,7 +5,11 @@
  * the iptables and with the nftables backends. Prints medians, ratios ours/upstream, processes
  * spawned per chain ADD (strace) and peak memory per plugin process (GNU time).
  *
- *   npm run bench            (all benchmarks)   node --import tsx bench/chain.ts [runs]
+ * The chain is timed on an empty host and again with POPULATION containers already attached
+ * through the same chain (each with its own port mapping): upstream's iptables work grows with
+ * the rules already there, ours on nftables does not.
+ *
+ *   npm run bench            (all benchmarks)   node --import tsx bench/chain.ts [runs] [population]
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -13,6 +17,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const RUNS = Number(process.argv[2] ?? 15);
+/** Containers already attached when the second set of chain figures is taken. */
+const POPULATION = Number(process.argv[3] ?? 200);
 const ROOT = new URL("..", import.meta.url).pathname;
 const OURS = join(ROOT, "dist", existsSync(join(ROOT, "dist/compiled/cni-nft-plugins")) ? "compiled" : "bin");
 const UPSTREAM = "/usr/lib/cni";
@@ -131,6 +137,41 @@ function timeChain(f: Flavour, length: number): { add: number; del: number } {
   return { add: median(adds), del: median(dels) };
 }
 
+/** Attaches n containers through the full chain (ports 20000+i); returns their teardown. */
+function populate(f: Flavour, n: number): () => void {
+  const attached: Array<{ ns: string; id: string; flavour: Flavour; result: unknown }> = [];
+  const teardown = (): void => {
+    for (const a of attached.reverse()) {
+      try {
+        runChain(a.flavour, "DEL", a.id, `/var/run/netns/${a.ns}`, a.result);
+      } finally {
+        sh(["ip", "netns", "del", a.ns]);
+      }
+    }
+  };
+  try {
+    for (let i = 0; i < n; i++) {
+      const ns = `${HOST}-p${i}`;
+      const chain = f.chain.map((c) =>
+        c["type"] === "portmap"
+          ? {
+              ...c,
+              runtimeConfig: { portMappings: [{ hostPort: 20000 + i, containerPort: 80, protocol: "tcp" }] },
+            }
+          : c,
+      );
+      const flavour = { ...f, chain };
+      sh(["ip", "netns", "add", ns]);
+      const result = runChain(flavour, "ADD", `pop${i}`, `/var/run/netns/${ns}`);
+      attached.push({ ns, id: `pop${i}`, flavour, result });
+    }
+  } catch (e) {
+    teardown();
+    throw e;
+  }
+  return teardown;
+}
+
 function versionMs(f: Flavour): number {
   const xs: number[] = [];
   for (let i = 0; i < RUNS * 2; i++) xs.push(exec(f.bin, f.chain[0]!, { CNI_COMMAND: "VERSION" }).ms);
@@ -213,7 +254,9 @@ function main(): void {
       { label: "cni-nft, iptables backends", bin: OURS, chain: chainFor("iptables", "oursipt") },
       { label: "cni-nft, nftables backends", bin: OURS, chain: chainFor("nftables", "oursnft") },
     ];
-    console.log(`runs per figure: ${RUNS}; our plugins: ${OURS}\n`);
+    console.log(
+      `runs per figure: ${RUNS}; population for the crowded figures: ${POPULATION}; our plugins: ${OURS}\n`,
+    );
     const rows: Array<Record<string, string>> = [];
     const base: Record<string, number> = {};
     for (const f of flavours) {
@@ -221,6 +264,15 @@ function main(): void {
       const version = versionMs(f);
       const bridge = timeChain(f, 1);
       const chain = full ? timeChain(f, 4) : undefined;
+      let crowded: { add: number; del: number } | undefined;
+      if (full && POPULATION > 0) {
+        const teardown = populate(f, POPULATION);
+        try {
+          crowded = timeChain(f, 4);
+        } finally {
+          teardown();
+        }
+      }
       const procs = full ? processesPerAdd(f) : undefined;
       const mem = peakMemory(f);
       const figures: Record<string, number | undefined> = {
@@ -230,6 +282,9 @@ function main(): void {
         "chain ADD ms": chain?.add,
         "chain DEL ms": chain?.del,
         "chain ADD+DEL ms": chain ? chain.add + chain.del : undefined,
+        [`chain ADD ms, ${POPULATION} attached`]: crowded?.add,
+        [`chain DEL ms, ${POPULATION} attached`]: crowded?.del,
+        [`chain ADD+DEL ms, ${POPULATION} attached`]: crowded ? crowded.add + crowded.del : undefined,
       };
       const row: Record<string, string> = { flavour: f.label };
       for (const [k, v] of Object.entries(figures)) {
@@ -242,7 +297,7 @@ function main(): void {
       rows.push(row);
     }
     for (const key of Object.keys(rows[0]!))
-      console.log(`${key.padEnd(30)} ${rows.map((r) => (r[key] ?? "").padEnd(32)).join("")}`);
+      console.log(`${key.padEnd(36)} ${rows.map((r) => (r[key] ?? "").padEnd(32)).join("")}`);
     console.log("\nratios are cni-nft / upstream (below 1.00x: cni-nft is faster)");
   } finally {
     sh(["ip", "netns", "del", HOST]);
