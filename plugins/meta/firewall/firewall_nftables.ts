@@ -22,7 +22,14 @@
  * priority, so the mark is set when theirs runs. See docs/firewall.md.
  */
 import { CniError, ErrorCode, withFlock } from "../../../src/cni/index.js";
-import { NFTables, ifname, isNotFound, type Element, type Transaction } from "../../../src/nftables/index.js";
+import {
+  NFTables,
+  applyWithSkeleton,
+  ifname,
+  isNotFound,
+  type Element,
+  type Transaction,
+} from "../../../src/nftables/index.js";
 import { nftComment, nftInstanceHash, nftNetworkHash } from "../../../src/ipmasq/ipmasq.js";
 import {
   DEFAULT_NFT_MARK,
@@ -38,6 +45,10 @@ export const NFT_PRIORITY = "filter - 10";
 export const NFT_LOCK_FILE = "/run/cni-nft-firewall-nft.lock";
 const SETS = { 4: "containers4", 6: "containers6" } as const;
 
+function markCounter(mark: number): string {
+  return `mark_${markHex(mark)}`;
+}
+
 export function markHex(mark: number): string {
   return `0x${mark.toString(16).padStart(8, "0")}`;
 }
@@ -45,8 +56,10 @@ export function markHex(mark: number): string {
 export class NftablesFirewall implements FirewallBackend, IsolationBackend {
   readonly name = "nftables";
   readonly nft: NFTables;
+  private readonly exec: { netns?: string };
   constructor(opts: { netns?: string } = {}) {
     this.nft = new NFTables({ family: "inet", table: NFT_TABLE, ...opts });
+    this.exec = { ...opts };
   }
 
   /** The table, its chains and sets, and the forward chain's rules (rewritten: it is ours). */
@@ -56,6 +69,9 @@ export class NftablesFirewall implements FirewallBackend, IsolationBackend {
       kind: "table",
       comment: "cni-nft firewall plugin: forward accept for containers, bridge isolation",
     });
+    // Names the mark the rules below set: an ADD's fast path touches it and so fails (ENOENT)
+    // when the rules were written for another mark, which makes it rewrite them.
+    tx.add({ kind: "counter", name: markCounter(mark), comment: "the accept mark of the forward rules" });
     tx.add({
       kind: "set",
       name: SETS[4],
@@ -112,9 +128,10 @@ export class NftablesFirewall implements FirewallBackend, IsolationBackend {
 
   async add(conf: FirewallConf): Promise<void> {
     const comment = nftComment(conf);
-    await withFlock(NFT_LOCK_FILE, async () => {
+    const build = (skeleton: boolean): Transaction => {
       const tx = this.nft.newTransaction();
-      this.base(tx, conf.mark);
+      if (skeleton) this.base(tx, conf.mark);
+      else tx.reset({ kind: "counter", name: markCounter(conf.mark) });
       for (const a of conf.addresses) {
         const set = SETS[familyOf(a)];
         const key = [a.split("/")[0]!];
@@ -124,8 +141,10 @@ export class NftablesFirewall implements FirewallBackend, IsolationBackend {
       }
       if (conf.ingressPolicy !== "open" && conf.bridge)
         this.isolationElements(tx, conf.bridge, conf.ingressPolicy === "isolated");
-      await this.nft.run(tx);
-    });
+      return tx;
+    };
+    // The table and its rules are rewritten only when missing or made for another mark.
+    await withFlock(NFT_LOCK_FILE, () => applyWithSkeleton([build(false)], [build(true)], this.exec));
   }
 
   private async owned(match: (comment: string) => boolean): Promise<Element[]> {
