@@ -12,8 +12,7 @@ import {
   prefix,
   isNotFound,
   type Transaction,
-  type ExecOptionsLike,
-} from "./nft.js";
+} from "../nftables/index.js";
 import { addressOf, isV6, networkOf } from "./cidr.js";
 import {
   nftComment,
@@ -31,7 +30,7 @@ export const MASQ_CHAIN = "masq_checks";
 export class NftablesMasq implements IpMasqBackend {
   readonly name = "nftables";
   readonly nft: NFTables;
-  constructor(opts: ExecOptionsLike = {}) {
+  constructor(opts: { netns?: string; nftPath?: string } = {}) {
     this.nft = new NFTables({ family: "inet", table: MASQ_TABLE, ...opts });
   }
 

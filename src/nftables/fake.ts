@@ -13,7 +13,6 @@ import { renderDump, type TableState } from "./dump.js";
 import { NftError, ValidationError, type NftErrorCode } from "./errors.js";
 import { Transaction } from "./transaction.js";
 import {
-  FAMILIES,
   type Chain,
   type ChainHook,
   type ChainPolicy,
@@ -33,7 +32,7 @@ import {
   type SetFlag,
   type SetPolicy,
 } from "./types.js";
-import { validateName } from "./validate.js";
+import { validateName, validateScope } from "./validate.js";
 import { priorityValue } from "./dump.js";
 
 export interface FakeNFTablesOptions {
@@ -171,13 +170,7 @@ export class FakeNFTables implements Interface {
   private nextTableHandle = 1;
 
   constructor(opts: FakeNFTablesOptions) {
-    if (!FAMILIES.includes(opts.family))
-      throw new ValidationError(
-        "family",
-        `${JSON.stringify(opts.family)} is not one of ${FAMILIES.join(", ")}`,
-      );
-    this.family = opts.family;
-    this.table = validateName("table", opts.table);
+    ({ family: this.family, table: this.table } = validateScope(opts.family, opts.table));
     this.features = opts.features;
   }
 

@@ -19,9 +19,7 @@ import { renderDump, type TableState } from "./dump.js";
 import { Transaction } from "./transaction.js";
 import { applyTransactions } from "./batch.js";
 import type { Counter, Element, Family, Features, Interface, ListKind, NMap, NSet, Rule } from "./types.js";
-import { validateName } from "./validate.js";
-import { ValidationError } from "./errors.js";
-import { FAMILIES } from "./types.js";
+import { validateName, validateScope } from "./validate.js";
 
 export interface NFTablesOptions extends ExecOptions {
   family: Family;
@@ -34,13 +32,7 @@ export class NFTables implements Interface {
   private readonly exec: ExecOptions;
 
   constructor(opts: NFTablesOptions) {
-    if (!FAMILIES.includes(opts.family))
-      throw new ValidationError(
-        "family",
-        `${JSON.stringify(opts.family)} is not one of ${FAMILIES.join(", ")}`,
-      );
-    this.family = opts.family;
-    this.table = validateName("table", opts.table);
+    ({ family: this.family, table: this.table } = validateScope(opts.family, opts.table));
     this.exec = { nftPath: opts.nftPath, netns: opts.netns };
   }
 

@@ -6,6 +6,7 @@
 import ipaddr from "ipaddr.js";
 import { ValidationError } from "./errors.js";
 import { NFT_KEYWORDS } from "./keywords.js";
+import { FAMILIES, type Family } from "./types.js";
 
 /** Kernel limit for table, chain, set and object names (NFT_NAME_MAXLEN, including the NUL). */
 export const MAX_NAME_BYTES = 255;
@@ -181,4 +182,11 @@ export function validateRuleText(field: string, text: unknown): string {
   if (quoted) throw new ValidationError(field, `${describe(text)} has an unterminated quote`);
   if (depth !== 0) throw new ValidationError(field, `${describe(text)} has unbalanced braces or brackets`);
   return text;
+}
+
+/** The family and table an instance is bound to (the real library and the fake alike). */
+export function validateScope(family: unknown, table: unknown): { family: Family; table: string } {
+  if (typeof family !== "string" || !(FAMILIES as readonly string[]).includes(family))
+    throw new ValidationError("family", `${JSON.stringify(family)} is not one of ${FAMILIES.join(", ")}`);
+  return { family: family as Family, table: validateName("table", table) };
 }
