@@ -11,6 +11,7 @@
  * BENCH_PORTMAP_CONNS (connections per figure, default 200).
  */
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { applyTransactions } from "../src/nftables/index.js";
@@ -21,7 +22,13 @@ import type { PortMapConf } from "../plugins/meta/portmap/config.js";
 const NS = (process.env["BENCH_PORTMAP_N"] ?? "0,100,1000,5000").split(",").map(Number);
 const ROUNDS = Number(process.env["BENCH_PORTMAP_ROUNDS"] ?? 5);
 const CONNS = Number(process.env["BENCH_PORTMAP_CONNS"] ?? 200);
-const OUR_BIN = fileURLToPath(new URL("../dist/bin", import.meta.url));
+// The plugins as they ship (compiled) when built, else the node shims.
+const OUR_BIN = fileURLToPath(
+  new URL(
+    existsSync(new URL("../dist/compiled/portmap", import.meta.url)) ? "../dist/compiled" : "../dist/bin",
+    import.meta.url,
+  ),
+);
 const UPSTREAM_BIN = "/usr/lib/cni";
 const TAG = `pmb${process.pid}`;
 
