@@ -115,8 +115,18 @@ export class NftablesMasq implements IpMasqBackend {
   }
 
   async check(s: MasqSetup): Promise<string[]> {
-    const rules = await this.rulesWithPrefix(nftInstanceHash(s));
+    const [rules, base] = await Promise.all([
+      this.rulesWithPrefix(nftInstanceHash(s)),
+      this.nft.listRules("postrouting", { text: true }).catch((e: unknown) => {
+        if (isNotFound(e)) return [];
+        throw e;
+      }),
+    ]);
     const missing: string[] = [];
+    // ADD only declares the shared chains when the table is missing: CHECK is where a damaged
+    // skeleton shows up.
+    if (!base.some((r) => r.rule === `goto ${MASQ_CHAIN}`))
+      missing.push(`the postrouting base chain jumping to ${MASQ_CHAIN} in table inet ${MASQ_TABLE}`);
     for (const a of s.addresses) {
       const ip = addressOf(a);
       if (!rules.some((r) => r.rule.split(" ").includes(ip) && r.rule.includes("masquerade")))

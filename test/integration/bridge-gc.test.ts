@@ -60,6 +60,12 @@ for (const backend of ["nftables", "iptables"]) {
       const check = await cni(host, "bridge", "CHECK", prev, { containerId: "keep", netns: a.path });
       assert.notEqual(check.code, 0);
       assert.match(String((check.json as { msg?: string }).msg), /masquerade|POSTROUTING|MASQUERADE/i);
+      if (backend === "nftables") {
+        // A damaged shared skeleton (ADD only declares it when the table is missing) shows in CHECK.
+        await host.sh(["nft", "flush", "chain", "inet", "cni_plugins_masquerade", "postrouting"]);
+        const again = await cni(host, "bridge", "CHECK", prev, { containerId: "keep", netns: a.path });
+        assert.match(String((again.json as { msg?: string }).msg), /postrouting/);
+      }
       await cniOk(host, "bridge", "DEL", prev, { containerId: "keep", netns: a.path });
     });
   });
