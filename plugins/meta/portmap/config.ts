@@ -231,7 +231,8 @@ export interface PortMapper {
   /** What is missing, or an empty list. */
   check(c: PortMapConf): Promise<string[]>;
   /** Removes this instance's mappings; returns the UDP host ports it removed (for conntrack). */
-  unforward(i: Instance): Promise<number[]>;
+  /** `known`: the DEL's own config, when it names the mappings (lets a backend skip listing). */
+  unforward(i: Instance, known?: PortMapConf): Promise<number[]>;
   gc(network: string, valid: Array<{ containerId: string; ifname: string }>): Promise<void>;
 }
 

@@ -84,9 +84,9 @@ async function cmdAdd(args: CmdArgs<PortMapNetConf>): Promise<Result> {
 
 async function cmdDel(args: CmdArgs<PortMapNetConf>): Promise<void> {
   // Validates the config (a bad one is refused on DEL too), but DEL needs no prevResult.
-  parseConf(args);
+  const conf = parseConf(args);
   const instance = { network: args.config.name, containerId: args.containerId, ifname: args.ifname };
-  const removed = await Promise.all(presentMappers().map((m) => m.unforward(instance)));
+  const removed = await Promise.all(presentMappers().map((m) => m.unforward(instance, conf)));
   await flushUdpConntrack(removed.flat(), [4, 6]);
 }
 

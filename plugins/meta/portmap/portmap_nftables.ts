@@ -27,6 +27,7 @@ import {
   applyWithSkeleton,
   concat,
   isAlreadyExists,
+  isNotFound,
   name as nameToken,
   type Element,
   type Transaction,
@@ -308,13 +309,60 @@ export class NftablesPortMapper implements PortMapper {
     });
   }
 
-  async unforward(i: Instance): Promise<number[]> {
+  /**
+   * DEL with the container's own keys, known from its config (runtimeConfig.portMappings and the
+   * addresses in prevResult, which podman sends on DEL): one nft run reads just those elements and
+   * one deletes them, however many other containers have mappings. Undefined when that cannot
+   * decide (no mappings known, a key missing, or a key now owned by another container): the
+   * caller then lists the table.
+   */
+  private async removeKnown(known: PortMapConf): Promise<number[] | undefined> {
+    const want = desired(known);
+    if (want.elements.length === 0) return undefined;
+    const comment = nftComment(known);
+    return withFlock(LOCK_FILE, async () => {
+      const byTarget = new Map<string, Element[]>();
+      for (const e of want.elements) {
+        const target = `${e.map !== undefined ? "map" : "set"} ${e.map ?? e.set}`;
+        byTarget.set(target, [...(byTarget.get(target) ?? []), e]);
+      }
+      const get = [...byTarget.values()]
+        .map(
+          (es) =>
+            `get element inet ${NFT_TABLE} ${es[0]!.map ?? es[0]!.set} { ${es.map((e) => e.key.join(" . ")).join(", ")} }`,
+        )
+        .join("\n");
+      const res = await execNft(["-f", "-"], this.exec, get + "\n");
+      if (res.code !== 0) return undefined;
+      // nft 1.0.6 prints `get` results as text only; comments cannot hold a quote, so this is exact.
+      const owners = [...res.stdout.matchAll(/comment "([^"]*)"/g)].map((m) => m[1]);
+      if (owners.length !== want.elements.length || owners.some((o) => o !== comment)) return undefined;
+      const tx = this.nft.newTransaction();
+      for (const e of want.elements) tx.delete(keyOnly(e));
+      for (const g of want.guards) tx.destroy({ kind: "chain", name: g.chain });
+      try {
+        await applyTransactions([tx], this.exec);
+      } catch (e) {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      }
+      return want.elements
+        .filter((e) => e.map?.startsWith("dnat_") && e.key.at(-2) === "udp")
+        .map((e) => Number(e.key.at(-1)));
+    });
+  }
+
+  async unforward(i: Instance, known?: PortMapConf): Promise<number[]> {
     const comment = nftComment(i);
     const hash = nftInstanceHash(i);
     const [udp] = await Promise.all([
-      this.remove(
-        (c) => c === comment,
-        (ch) => ch.endsWith(`-${hash}`),
+      (known ? this.removeKnown(known) : Promise.resolve(undefined)).then(
+        (done) =>
+          done ??
+          this.remove(
+            (c) => c === comment,
+            (ch) => ch.endsWith(`-${hash}`),
+          ),
       ),
       this.removeUpstreamLeftovers(i.containerId),
     ]);
