@@ -28,12 +28,17 @@ import {
   concat,
   isAlreadyExists,
   isNotFound,
-  name as nameToken,
   type Element,
   type Transaction,
 } from "../../../src/nftables/index.js";
 import { elementsFromJson, parseListing } from "../../../src/nftables/json.js";
 import { execNft } from "../../../src/nftables/exec.js";
+import {
+  deleteUpstreamRules,
+  missingInUpstreamLayout,
+  readUpstreamPortmap,
+  udpHostPorts,
+} from "./portmap_nftables_upstream.js";
 import {
   LOCK_FILE,
   mappingsFor,
@@ -45,8 +50,6 @@ import {
 } from "./config.js";
 
 export const NFT_TABLE = "cni_nft_portmap";
-/** Upstream's nftables portmap (DEL cleans what it left). */
-export const UPSTREAM_TABLE = "cni_hostport";
 
 const FAMILIES = [4, 6] as const;
 const ipx = (f: Family): "ip" | "ip6" => (f === 4 ? "ip" : "ip6");
@@ -272,7 +275,16 @@ export class NftablesPortMapper implements PortMapper {
     });
   }
 
+  /** Ours, else upstream's nftables layout: a container ADDed by upstream's portmap checks too. */
   async check(c: PortMapConf): Promise<string[]> {
+    const ours = await this.checkOwn(c);
+    if (ours.length === 0) return ours;
+    const upstream = missingInUpstreamLayout(c, await readUpstreamPortmap(this.exec, c.containerId));
+    return upstream.length === 0 ? upstream : ours;
+  }
+
+  /** What is missing from cni-nft's own table. */
+  async checkOwn(c: PortMapConf): Promise<string[]> {
     const state = await this.state();
     const have = new Map((state?.elements ?? []).map((e) => [keyText(e), e]));
     const missing: string[] = [];
@@ -355,7 +367,7 @@ export class NftablesPortMapper implements PortMapper {
   async unforward(i: Instance, known?: PortMapConf): Promise<number[]> {
     const comment = nftComment(i);
     const hash = nftInstanceHash(i);
-    const [udp] = await Promise.all([
+    const [udp, upstreamUdp] = await Promise.all([
       (known ? this.removeKnown(known) : Promise.resolve(undefined)).then(
         (done) =>
           done ??
@@ -366,7 +378,7 @@ export class NftablesPortMapper implements PortMapper {
       ),
       this.removeUpstreamLeftovers(i.containerId),
     ]);
-    return udp;
+    return [...udp, ...upstreamUdp];
   }
 
   async gc(network: string, valid: Array<{ containerId: string; ifname: string }>): Promise<void> {
@@ -385,32 +397,9 @@ export class NftablesPortMapper implements PortMapper {
    * Rules upstream's nftables portmap wrote for this container (tables ip/ip6 cni_hostport, the
    * container ID as comment), so a host moving to cni-nft needs no manual cleanup.
    */
-  async removeUpstreamLeftovers(containerId: string): Promise<void> {
-    const tables = await execNft(["--json", "list", "tables"], this.exec);
-    if (tables.code !== 0) return;
-    const present = parseListing(tables.stdout)
-      .filter(([k, b]) => k === "table" && b["name"] === UPSTREAM_TABLE)
-      .map(([, b]) => b["family"])
-      .filter((f): f is "ip" | "ip6" => f === "ip" || f === "ip6");
-    for (const family of present) {
-      const res = await execNft(["--json", "list", "table", family, UPSTREAM_TABLE], this.exec);
-      if (res.code !== 0) continue;
-      const up = new NFTables({ family, table: UPSTREAM_TABLE, ...this.exec });
-      const tx = up.newTransaction();
-      for (const [kind, b] of parseListing(res.stdout))
-        if (
-          kind === "rule" &&
-          b["comment"] === containerId &&
-          typeof b["handle"] === "number" &&
-          typeof b["chain"] === "string"
-        )
-          tx.delete({
-            kind: "rule",
-            chain: nameToken(b["chain"], "chain").text,
-            rule: "",
-            handle: b["handle"],
-          });
-      await applyTransactions([tx], this.exec);
-    }
+  async removeUpstreamLeftovers(containerId: string): Promise<number[]> {
+    const rules = await readUpstreamPortmap(this.exec, containerId);
+    await deleteUpstreamRules(rules, this.exec);
+    return udpHostPorts(rules);
   }
 }
