@@ -17,7 +17,7 @@ import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { NFTables, concat, address, port, type Transaction } from "../src/nftables/index.js";
-import { execNft } from "../src/nftables/exec.js";
+import { runChecked, systemRunner } from "../src/process/index.js";
 import { elementsFromJson, parseListing, ruleFromJson } from "../src/nftables/json.js";
 import { parseRuleTexts } from "../src/nftables/nftables.js";
 
@@ -79,8 +79,7 @@ async function measureAsync<T>(fn: () => Promise<T>): Promise<[T, Cost]> {
 }
 
 async function nft(args: string[], stdin?: string): Promise<string> {
-  const res = await execNft(args, exec, stdin);
-  if (res.code !== 0) throw new Error(`nft ${args.join(" ")}: ${res.stderr.slice(0, 500)}`);
+  const res = await runChecked(systemRunner, { argv: ["nft", ...args], netns: exec.netns, stdin });
   return res.stdout;
 }
 

@@ -22,8 +22,9 @@ export class CniError extends Error {
     readonly code: number,
     msg: string,
     readonly details = "",
+    options?: { cause?: unknown },
   ) {
-    super(msg);
+    super(msg, options);
   }
 
   /** The spec's JSON form (details omitted when empty, like libcni). */

@@ -59,24 +59,9 @@ async function isOurs(file: string): Promise<boolean> {
 }
 
 async function execFileWithInput(file: string, env: Env, input: string): Promise<RunOutput> {
-  const { spawn } = await import("node:child_process");
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, [], { env: env, stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
-    child.on("error", reject);
-    child.on("close", (code) =>
-      resolve({
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-        exitCode: code ?? 1,
-      }),
-    );
-    child.stdin.on("error", () => undefined);
-    child.stdin.end(input);
-  });
+  const { systemRunner } = await import("../process/runner.js");
+  const done = await systemRunner.run({ argv: [file], stdin: input, env });
+  return { stdout: done.stdout, stderr: done.stderr, exitCode: done.code };
 }
 
 function errorFrom(type: string, out: RunOutput): CniError {

@@ -14,10 +14,9 @@ export interface FileLock {
 /** Takes an exclusive flock on `path` (created with `mode` when missing), waiting for it. */
 export async function flockExclusive(path: string, timeoutMs = 60_000, mode = 0o600): Promise<FileLock> {
   const { openSync, closeSync, constants } = await import("node:fs");
-  const { spawn } = await import("node:child_process");
   const fd = openSync(path, constants.O_RDONLY | constants.O_CREAT, mode);
   try {
-    if (!(await bunFlock(fd, path, timeoutMs))) await flockProcess(fd, path, timeoutMs, spawn);
+    if (!(await bunFlock(fd, path, timeoutMs))) await flockProcess(fd, path, timeoutMs);
   } catch (e) {
     closeSync(fd);
     throw e;
@@ -77,35 +76,20 @@ async function bunFlock(fd: number, path: string, timeoutMs: number): Promise<bo
 }
 
 /** flock(1) from util-linux takes the lock on our inherited descriptor and exits. */
-async function flockProcess(
-  fd: number,
-  path: string,
-  timeoutMs: number,
-  spawn: typeof import("node:child_process").spawn,
-): Promise<void> {
-  {
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn("flock", ["--exclusive", "--timeout", String(timeoutMs / 1000), "3"], {
-        stdio: ["ignore", "ignore", "pipe", fd],
-      });
-      let err = "";
-      child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-      child.on("error", (e) =>
-        reject(new CniError(ErrorCode.IOFailure, `cannot lock ${path}: running flock(1) failed`, e.message)),
-      );
-      child.on("close", (code) =>
-        code === 0
-          ? resolve()
-          : reject(
-              new CniError(
-                ErrorCode.TryAgainLater,
-                `cannot lock ${path}`,
-                err.trim() || `flock exit ${code}`,
-              ),
-            ),
-      );
+async function flockProcess(fd: number, path: string, timeoutMs: number): Promise<void> {
+  const { systemRunner } = await import("../process/runner.js");
+  const argv = ["flock", "--exclusive", "--timeout", String(timeoutMs / 1000), "3"];
+  const done = await systemRunner.run({ argv, passFds: [fd] }).catch((e: Error) => {
+    throw new CniError(ErrorCode.IOFailure, `cannot lock ${path}: running flock(1) failed`, e.message, {
+      cause: e,
     });
-  }
+  });
+  if (done.code !== 0)
+    throw new CniError(
+      ErrorCode.TryAgainLater,
+      `cannot lock ${path}`,
+      done.stderr.trim() || `flock exit ${done.code}`,
+    );
 }
 
 /** Runs `fn` holding an exclusive flock on `path`. */

@@ -4,7 +4,7 @@
  * lock instead of failing when another program holds it. Works with iptables-nft and -legacy.
  */
 import { accessSync, constants } from "node:fs";
-import { execCommand } from "../nftables/exec.js";
+import { systemRunner, type Runner } from "../process/runner.js";
 
 export type IpFamily = 4 | 6;
 
@@ -23,9 +23,13 @@ export interface SavedTable {
   rules: string[];
 }
 
-export async function saveTable(family: IpFamily, table: string): Promise<SavedTable> {
-  const res = await execCommand([tool(family, "save"), "-t", table]).catch((e: Error) => {
-    throw new IptablesError(`could not run ${tool(family, "save")}: ${e.message}`);
+export async function saveTable(
+  family: IpFamily,
+  table: string,
+  runner: Runner = systemRunner,
+): Promise<SavedTable> {
+  const res = await runner.run({ argv: [tool(family, "save"), "-t", table] }).catch((e: Error) => {
+    throw new IptablesError(`could not run ${tool(family, "save")}: ${e.message}`, { cause: e });
   });
   if (res.code !== 0) throw new IptablesError(`${tool(family, "save")} -t ${table}: ${res.stderr.trim()}`);
   const chains = new Set<string>();
@@ -38,13 +42,19 @@ export async function saveTable(family: IpFamily, table: string): Promise<SavedT
 }
 
 /** Applies `lines` (without the `*table` and COMMIT lines) to one table atomically. */
-export async function restoreTable(family: IpFamily, table: string, lines: string[]): Promise<void> {
+export async function restoreTable(
+  family: IpFamily,
+  table: string,
+  lines: string[],
+  runner: Runner = systemRunner,
+): Promise<void> {
   if (lines.length === 0) return;
   for (const l of lines)
     if (/[\n\r\0]/.test(l)) throw new IptablesError(`refusing iptables line with a line break`);
   const input = `*${table}\n${lines.join("\n")}\nCOMMIT\n`;
-  const res = await execCommand([tool(family, "restore"), "-w", "--noflush"], input).catch((e: Error) => {
-    throw new IptablesError(`could not run ${tool(family, "restore")}: ${e.message}`);
+  const argv = [tool(family, "restore"), "-w", "--noflush"];
+  const res = await runner.run({ argv, stdin: input }).catch((e: Error) => {
+    throw new IptablesError(`could not run ${tool(family, "restore")}: ${e.message}`, { cause: e });
   });
   if (res.code !== 0)
     throw new IptablesError(`${tool(family, "restore")}: ${res.stderr.trim().replace(/\s+/g, " ")}`);

@@ -3,7 +3,7 @@
  * rtnetlink without a native addon, so every change is an `ip -batch` run, one process per
  * namespace per plugin call. A namespace given as a path is entered with nsenter.
  */
-import { execCommand } from "../nftables/exec.js";
+import { netnsName, systemRunner, type Runner } from "../process/runner.js";
 
 export interface IpBatchOptions {
   /** Run inside this network namespace (a path); default: the caller's. */
@@ -17,6 +17,8 @@ export interface IpBatchOptions {
   json?: boolean;
   /** Details (`-d`) in show output: link kind, bridge port flags. */
   details?: boolean;
+  /** Starts ip; default: the system's runner. */
+  runner?: Runner;
 }
 
 export interface IpCommandError {
@@ -51,11 +53,6 @@ export class IpError extends Error {
   }
 }
 
-/** argv to run a command in a namespace given as a path (or here when none). */
-export function inNetns(netns: string | undefined, argv: string[]): string[] {
-  return netns ? ["nsenter", `--net=${netns}`, "--", ...argv] : argv;
-}
-
 /**
  * Runs `ip -batch -`. Commands must be built from validated values (interface names, addresses):
  * a newline inside one would start another command.
@@ -69,13 +66,15 @@ export async function ipBatch(commands: string[], opts: IpBatchOptions = {}): Pr
     ...(opts.details ? ["-d"] : []),
   ];
   // A namespace named under /run/netns is entered by ip itself (-n): one exec instead of two.
-  const named = /^(?:\/var)?\/run\/netns\/([A-Za-z0-9_.-]+)$/.exec(opts.netns ?? "")?.[1];
-  const argv = named
-    ? ["ip", "-n", named, ...flags, "-batch", "-"]
-    : inNetns(opts.netns, ["ip", ...flags, "-batch", "-"]);
+  const named = netnsName(opts.netns);
+  const stdin = commands.join("\n") + "\n";
   let res;
   try {
-    res = await execCommand(argv, commands.join("\n") + "\n");
+    res = await (opts.runner ?? systemRunner).run(
+      named
+        ? { argv: ["ip", "-n", named, ...flags, "-batch", "-"], stdin }
+        : { argv: ["ip", ...flags, "-batch", "-"], stdin, ...(opts.netns ? { netns: opts.netns } : {}) },
+    );
   } catch (e) {
     throw new IpError(`could not run ip: ${(e as Error).message}; is iproute2 installed?`, []);
   }

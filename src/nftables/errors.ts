@@ -22,8 +22,9 @@ export class NftError extends Error {
     readonly operationIndex?: number,
     /** nft's own output, unchanged. */
     readonly stderr?: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 

@@ -1,49 +1,22 @@
 /**
- * Running nft. Text goes in on stdin (`nft -f -`); nft's JSON input cannot be read from a pipe
- * opened by Node. A network namespace given as a path is entered with nsenter, because Node has
- * no setns.
+ * Running nft, on the project's process runner (injectable: a test passes a fake runner). Text
+ * goes in on stdin (`nft -f -`); nft's JSON input cannot be read from a pipe opened by Node.
  */
-import { spawn } from "node:child_process";
+import { systemRunner, type Completed, type Runner } from "../process/runner.js";
 import { NftError } from "./errors.js";
 
-export interface ExecResult {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
+export type ExecResult = Completed;
 
 export interface ExecOptions {
   /** Path of the nft binary; default `nft` from PATH. */
   nftPath?: string;
-  /** Network namespace path (`/var/run/netns/x`, `/proc/PID/ns/net`); default: the caller's. */
+  /**
+   * Network namespace: a path (`/var/run/netns/x`, `/proc/PID/ns/net`) or a name under
+   * /run/netns; default: the caller's.
+   */
   netns?: string;
-}
-
-/** Runs a command and collects its output; never rejects for a non-zero exit. */
-export function execCommand(argv: readonly string[], stdin?: string): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv;
-    const child = spawn(cmd!, args, { stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
-    child.on("error", reject);
-    child.on("close", (code, signal) =>
-      resolve({
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-        code: code ?? (signal ? 128 : 1),
-      }),
-    );
-    child.stdin.on("error", () => undefined); // nft may exit before reading all input
-    child.stdin.end(stdin ?? "");
-  });
-}
-
-export function nftArgv(args: readonly string[], opts: ExecOptions): string[] {
-  const nft = opts.nftPath ?? "nft";
-  return opts.netns !== undefined ? ["nsenter", `--net=${opts.netns}`, "--", nft, ...args] : [nft, ...args];
+  /** Starts nft; default: the system's runner. */
+  runner?: Runner;
 }
 
 export async function execNft(
@@ -51,12 +24,21 @@ export async function execNft(
   opts: ExecOptions,
   stdin?: string,
 ): Promise<ExecResult> {
+  const runner = opts.runner ?? systemRunner;
   try {
-    return await execCommand(nftArgv(args, opts), stdin);
+    return await runner.run({
+      argv: [opts.nftPath ?? "nft", ...args],
+      ...(stdin !== undefined ? { stdin } : {}),
+      ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
+    });
   } catch (e) {
     throw new NftError(
       "ENOEXEC",
       `could not run nft: ${(e as Error).message}; is the nftables package installed?`,
+      undefined,
+      undefined,
+      undefined,
+      { cause: e },
     );
   }
 }

@@ -6,6 +6,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { release } from "node:os";
+import { systemRunner, type Runner } from "../process/runner.js";
 import { execNft, type ExecOptions } from "./exec.js";
 import type { Features } from "./types.js";
 
@@ -56,9 +57,17 @@ function remember(id: string, features: Features): void {
 }
 
 const cache = new Map<string, Promise<Features>>();
+/** An injected runner (a fake) has features of its own, never shared with the host's nft. */
+const runnerIds = new WeakMap<Runner, number>();
+let runnersSeen = 0;
 
 function key(opts: ExecOptions): string {
-  return `${opts.nftPath ?? "nft"}\0${opts.netns ?? ""}`;
+  let runner = "";
+  if (opts.runner && opts.runner !== systemRunner) {
+    if (!runnerIds.has(opts.runner)) runnerIds.set(opts.runner, ++runnersSeen);
+    runner = String(runnerIds.get(opts.runner));
+  }
+  return `${opts.nftPath ?? "nft"}\0${opts.netns ?? ""}\0${runner}`;
 }
 
 export function probeFeatures(opts: ExecOptions): Promise<Features> {
@@ -78,7 +87,8 @@ export function resetFeatureCache(): void {
 }
 
 async function doProbe(opts: ExecOptions): Promise<Features> {
-  const id = nftIdentity(opts);
+  const injected = opts.runner !== undefined && opts.runner !== systemRunner;
+  const id = injected ? undefined : nftIdentity(opts);
   const known = id !== undefined ? readRemembered(id) : undefined;
   if (known) return known;
   const features = await probeNow(opts);

@@ -33,7 +33,7 @@ export class NFTables implements Interface {
 
   constructor(opts: NFTablesOptions) {
     ({ family: this.family, table: this.table } = validateScope(opts.family, opts.table));
-    this.exec = { nftPath: opts.nftPath, netns: opts.netns };
+    this.exec = { nftPath: opts.nftPath, netns: opts.netns, runner: opts.runner };
   }
 
   newTransaction(): Transaction {

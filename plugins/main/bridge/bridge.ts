@@ -26,7 +26,7 @@ import {
   validNetnsPath,
 } from "../../../src/netlink/veth.js";
 import { validateIfname } from "../../../src/nftables/validate.js";
-import { execCommand } from "../../../src/nftables/exec.js";
+import { systemRunner } from "../../../src/process/index.js";
 import { gatewayFor, defaultRoute, ipFamilyOf, validMac } from "../../../src/netlink/addr.js";
 import { networkOf } from "../../../src/ipmasq/cidr.js";
 import {
@@ -241,7 +241,7 @@ async function setupVlans(hostVeth: string, c: BridgeConf): Promise<void> {
     else if (t.minID !== undefined && t.maxID !== undefined)
       cmds.push(`vlan add vid ${t.minID}-${t.maxID} dev ${hostVeth}`);
   }
-  const res = await execCommand(["bridge", "-batch", "-"], cmds.join("\n") + "\n");
+  const res = await systemRunner.run({ argv: ["bridge", "-batch", "-"], stdin: cmds.join("\n") + "\n" });
   if (res.code !== 0)
     throw new CniError(ErrorCode.Internal, `setting VLANs on ${hostVeth}: ${res.stderr.trim()}`);
 }

@@ -5,7 +5,7 @@
  * addons, so each call is one `dbus-send --system` (which honours DBUS_SYSTEM_BUS_ADDRESS).
  */
 import { CniError, ErrorCode } from "../../../src/cni/index.js";
-import { execCommand } from "../../../src/nftables/exec.js";
+import { systemRunner } from "../../../src/process/index.js";
 import { onPath } from "../../../src/iptables/iptables.js";
 import type { FirewallBackend, FirewallConf } from "./firewall_backend.js";
 
@@ -24,15 +24,9 @@ interface Reply {
 async function call(dest: string, path: string, method: string, args: string[]): Promise<Reply> {
   let r;
   try {
-    r = await execCommand([
-      "dbus-send",
-      "--system",
-      "--print-reply",
-      `--dest=${dest}`,
-      path,
-      method,
-      ...args,
-    ]);
+    r = await systemRunner.run({
+      argv: ["dbus-send", "--system", "--print-reply", `--dest=${dest}`, path, method, ...args],
+    });
   } catch (e) {
     return { ok: false, values: [], error: `could not run dbus-send: ${(e as Error).message}` };
   }

@@ -5,7 +5,7 @@
  * (docs/portmap.md). prevResult is passed through unchanged.
  */
 import { CniError, ErrorCode, definePlugin, type CmdArgs, type Result } from "../../../src/cni/index.js";
-import { execCommand } from "../../../src/nftables/exec.js";
+import { systemRunner } from "../../../src/process/index.js";
 import { ensureSysctl } from "../../../src/netlink/sysctl.js";
 import { onPath } from "../../../src/iptables/iptables.js";
 import { IptablesPortMapper } from "./portmap_iptables.js";
@@ -38,16 +38,20 @@ async function flushUdpConntrack(ports: number[], families: Family[]): Promise<v
   await Promise.all(
     [...new Set(ports)].flatMap((p) =>
       families.map((f) =>
-        execCommand([
-          "conntrack",
-          "-D",
-          "-f",
-          f === 4 ? "ipv4" : "ipv6",
-          "-p",
-          "udp",
-          "--orig-port-dst",
-          String(p),
-        ]).catch(() => undefined),
+        systemRunner
+          .run({
+            argv: [
+              "conntrack",
+              "-D",
+              "-f",
+              f === 4 ? "ipv4" : "ipv6",
+              "-p",
+              "udp",
+              "--orig-port-dst",
+              String(p),
+            ],
+          })
+          .catch(() => undefined),
       ),
     ),
   );
@@ -55,7 +59,7 @@ async function flushUdpConntrack(ports: number[], families: Family[]): Promise<v
 
 /** route_localnet on the interface that routes to the container, so 127.0.0.1 can be forwarded. */
 async function enableLocalnet(address: string): Promise<void> {
-  const res = await execCommand(["ip", "-j", "route", "get", address]);
+  const res = await systemRunner.run({ argv: ["ip", "-j", "route", "get", address] });
   if (res.code !== 0) return;
   const dev = (JSON.parse(res.stdout) as Array<{ dev?: string }>)[0]?.dev;
   if (dev && /^[^/\s.][^/\s]{0,14}$/.test(dev)) ensureSysctl(`net/ipv4/conf/${dev}/route_localnet`, "1");

@@ -32,7 +32,7 @@ import {
   type Transaction,
 } from "../../../src/nftables/index.js";
 import { elementsFromJson, parseListing } from "../../../src/nftables/json.js";
-import { execNft } from "../../../src/nftables/exec.js";
+import { systemRunner, type Completed } from "../../../src/process/index.js";
 import {
   deleteUpstreamRules,
   missingInUpstreamLayout,
@@ -209,6 +209,19 @@ function guardTransaction(tx: Transaction, g: Desired["guards"][number]): void {
 interface TableState {
   elements: Element[];
   chains: string[];
+}
+
+/** nft runs the library has no call for yet (a whole-table JSON read, `get element`). */
+function execNft(
+  args: string[],
+  exec: { netns?: string; nftPath?: string },
+  stdin?: string,
+): Promise<Completed> {
+  return systemRunner.run({
+    argv: [exec.nftPath ?? "nft", ...args],
+    ...(stdin !== undefined ? { stdin } : {}),
+    ...(exec.netns !== undefined ? { netns: exec.netns } : {}),
+  });
 }
 
 export class NftablesPortMapper implements PortMapper {

@@ -20,7 +20,7 @@ import {
   type CmdArgs,
   type Result,
 } from "../../../src/cni/index.js";
-import { execCommand } from "../../../src/nftables/exec.js";
+import { systemRunner } from "../../../src/process/index.js";
 import { ipBatch } from "../../../src/netlink/ip.js";
 import { validNetnsPath } from "../../../src/netlink/veth.js";
 
@@ -249,10 +249,10 @@ async function inNetns(
     'for f; do cat "$f" || exit 4; printf "\\0"; done',
     'exec ip -j -d link show dev "$ifname"',
   ].join("\n");
-  const argv = ["nsenter", `--net=${netns}`, "--", "sh", "-c", script, "sh", ifname, String(write.length)];
+  const argv = ["sh", "-c", script, "sh", ifname, String(write.length)];
   for (const [f, val] of write) argv.push(f, val);
   argv.push(...read);
-  const r = await execCommand(argv);
+  const r = await systemRunner.run({ argv, netns });
   const err = r.stderr.trim().replace(/^sh: \d+: /, "");
   if (r.code === 3) throw new CniError(ErrorCode.Internal, `writing sysctl: ${err}`);
   if (r.code === 4) throw new CniError(ErrorCode.Internal, `reading sysctl: ${err}`);
