@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import type { Result, Route } from "../cni/types.js";
 import { ipBatch, IpError, type IpBatchResult } from "./ip.js";
+import { routeCommands } from "./route.js";
 
 /** `veth` + 8 hex digits, like upstream's random host-side names. */
 export function randomVethName(): string {
@@ -42,11 +43,9 @@ export function containerConfigCommands(
     cmds.push(`addr add ${ip.address} dev ${ifname}${v6 && opts.nodad ? " nodad" : ""}`);
   }
   cmds.push(`link set ${ifname} up`);
-  for (const r of [...(opts.extraRoutes ?? []), ...(result.routes ?? [])]) {
-    const v6 = r.dst.includes(":");
-    const gw = r.gw ?? result.ips?.find((i) => i.address.includes(":") === v6 && i.gateway)?.gateway;
-    cmds.push(`route add ${r.dst}${gw ? ` via ${gw}` : ""} dev ${ifname}${r.mtu ? ` mtu ${r.mtu}` : ""}`);
-  }
+  cmds.push(
+    ...routeCommands(ifname, [...(opts.extraRoutes ?? []), ...(result.routes ?? [])], result.ips ?? []),
+  );
   return cmds;
 }
 

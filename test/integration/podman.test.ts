@@ -38,6 +38,8 @@ const env = {
   CONTAINERS_STORAGE_CONF: join(T, "storage.conf"),
 };
 const IMAGE = `localhost/${TAG}-busybox:latest`;
+/** The container: busybox httpd serving PAGE on port 80. */
+const HTTPD = [IMAGE, "httpd", "-f", "-p", "80", "-h", "/www"];
 const PAGE = `hello from cni-nft ${TAG}\n`;
 
 const podman = async (...args: string[]): Promise<string> => {
@@ -46,25 +48,22 @@ const podman = async (...args: string[]): Promise<string> => {
   return r.stdout;
 };
 
-function get(port: number): Promise<string | undefined> {
+function get(port: number, host = "127.0.0.1"): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const req = request(
-      { host: "127.0.0.1", port, path: "/index.html", agent: false, timeout: 3000 },
-      (res) => {
-        let body = "";
-        res.on("data", (d: Buffer) => (body += d.toString()));
-        res.on("end", () => resolve(body));
-      },
-    );
+    const req = request({ host, port, path: "/index.html", agent: false, timeout: 3000 }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve(body));
+    });
     req.on("timeout", () => req.destroy());
     req.on("error", () => resolve(undefined));
     req.end();
   });
 }
 
-async function getWithRetry(port: number): Promise<string | undefined> {
+async function getWithRetry(port: number, host?: string): Promise<string | undefined> {
   for (let i = 0; i < 20; i++) {
-    const body = await get(port);
+    const body = await get(port, host);
     if (body !== undefined) return body;
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -145,6 +144,16 @@ async function restoreHost(before: HostState): Promise<void> {
     if (!before.dirs.has(d)) await run(["rmdir", d]);
 }
 
+/** Switches a conflist podman wrote (iptables) to the nftables backends. */
+function switchToNftables(file: string): void {
+  const conflist = JSON.parse(readFileSync(file, "utf8")) as { plugins: Array<Record<string, unknown>> };
+  for (const p of conflist.plugins) {
+    if (p["type"] === "bridge") p["ipMasqBackend"] = "nftables";
+    if (p["type"] === "portmap" || p["type"] === "firewall") p["backend"] = "nftables";
+  }
+  writeFileSync(file, JSON.stringify(conflist, null, 2));
+}
+
 const skip = !["podman", "runc", "busybox"].every((t) =>
   (process.env["PATH"] ?? "").split(":").some((d) => existsSync(join(d, t))),
 );
@@ -222,32 +231,10 @@ describe(
           conflist.plugins.map((p) => p["type"]),
           ["bridge", "portmap", "firewall", "tuning"],
         );
-        if (backend === "nftables") {
-          for (const p of conflist.plugins) {
-            if (p["type"] === "bridge") p["ipMasqBackend"] = "nftables";
-            if (p["type"] === "portmap" || p["type"] === "firewall") p["backend"] = "nftables";
-          }
-          writeFileSync(file, JSON.stringify(conflist, null, 2));
-        }
+        if (backend === "nftables") switchToNftables(file);
         const name = `${TAG}-web-${backend.slice(0, 3)}`;
         const id = (
-          await podman(
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            net,
-            "-p",
-            `${port}:80`,
-            IMAGE,
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-            "-h",
-            "/www",
-          )
+          await podman("run", "-d", "--name", name, "--network", net, "-p", `${port}:80`, ...HTTPD)
         ).trim();
         assert.equal(await getWithRetry(port), PAGE, "the page through the host port");
 
@@ -287,5 +274,47 @@ describe(
         assert.equal(await get(port), undefined, "the port is closed");
       });
     }
+
+    test("a container on two networks (--network a,b), then connect and disconnect a third", async () => {
+      // One network per backend, each with podman's default route: the second used to collide.
+      const nets = ["a", "b", "c"].map((x) => `${TAG}-m${x}`);
+      for (const [i, net] of nets.entries()) {
+        networks.push(net);
+        await podman("network", "create", "--subnet", `10.89.${212 + i}.0/24`, net);
+        if (i === 1) switchToNftables(join(T, "net.d", `${net}.conflist`));
+      }
+      const name = `${TAG}-multi`;
+      await podman("run", "-d", "--name", name, "--network", `${nets[0]},${nets[1]}`, ...HTTPD);
+      const ipsOf = async (): Promise<Map<string, string>> => {
+        const json = await podman("inspect", "-f", "{{json .NetworkSettings.Networks}}", name);
+        const byNet = JSON.parse(json) as Record<string, { IPAddress: string }>;
+        return new Map(Object.entries(byNet).map(([n, v]) => [n, v.IPAddress]));
+      };
+      let ips = await ipsOf();
+      assert.deepEqual([...ips.keys()].sort(), [nets[0], nets[1]].sort());
+      for (const ip of ips.values()) assert.equal(await getWithRetry(80, ip), PAGE, `the page at ${ip}`);
+
+      await podman("network", "connect", nets[2]!, name);
+      ips = await ipsOf();
+      assert.equal(ips.size, 3);
+      assert.equal(await getWithRetry(80, ips.get(nets[2]!)), PAGE, "the page on the connected network");
+      const third = ips.get(nets[2]!)!;
+      await podman("network", "disconnect", nets[2]!, name);
+      ips = await ipsOf();
+      assert.deepEqual([...ips.keys()].sort(), [nets[0], nets[1]].sort());
+      for (const ip of ips.values()) assert.equal(await getWithRetry(80, ip), PAGE, `still at ${ip}`);
+      assert.equal(existsSync(join("/var/lib/cni/networks", nets[2]!, third)), false);
+
+      await podman("stop", "-t", "0", name);
+      await podman("rm", name);
+      const left = [
+        (await run(["iptables-save"])).stdout,
+        (await run(["nft", "list", "ruleset"])).stdout,
+      ].join("\n");
+      for (const [net, ip] of ips) {
+        assert.doesNotMatch(left, new RegExp(`\\b${ip.replace(/\./g, "\\.")}\\b`), `no rule for ${ip}`);
+        assert.equal(existsSync(join("/var/lib/cni/networks", net, ip)), false, `${ip} released`);
+      }
+    });
   },
 );

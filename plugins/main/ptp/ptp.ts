@@ -23,6 +23,7 @@ import {
   randomVethName,
   validNetnsPath,
 } from "../../../src/netlink/veth.js";
+import { routeCommands } from "../../../src/netlink/route.js";
 import { gatewayFor, ipFamilyOf } from "../../../src/netlink/addr.js";
 import { addressOf, networkOf } from "../../../src/ipmasq/cidr.js";
 import {
@@ -102,10 +103,7 @@ async function cmdAdd(args: CmdArgs<PtpConf>): Promise<Result> {
       cmds.push(`route add ${ip.gateway}/${bits} dev ${args.ifname} scope link src ${src}`);
       cmds.push(`route add ${networkOf(ip.address)} via ${ip.gateway} dev ${args.ifname} src ${src}`);
     }
-    for (const r of result.routes ?? []) {
-      const gw = r.gw ?? ips.find((i) => ipFamilyOf(i.address) === ipFamilyOf(r.dst))?.gateway;
-      cmds.push(`route add ${r.dst}${gw ? ` via ${gw}` : ""} dev ${args.ifname}`);
-    }
+    cmds.push(...routeCommands(args.ifname, result.routes ?? [], ips));
     const link = await configureContainer(args.netns, args.ifname, cmds);
     result.interfaces = [
       { name: hostVeth, mac: vethShow?.address ?? "" },
