@@ -55,6 +55,7 @@ Commands:
   check NETWORK NETNS   verify the attachment (cniVersion >= 0.4.0; prevResult from the cache)
   gc NETWORK            garbage-collect: attachments in the cache are the valid ones (cniVersion >= 1.1.0)
   status NETWORK        ask every plugin whether the network is ready (cniVersion >= 1.1.0)
+  install               copy the plugins into /opt/cni/bin (and a conflist into /etc/cni/net.d)
 
 NETNS is a path (/run/netns/x) or a name under /run/netns. 'cni-nft COMMAND --help' for details.
 
@@ -157,6 +158,7 @@ interface Io {
 
 /** Runs the CLI; resolves with the exit code. */
 export async function cli(argv: string[], io: Io): Promise<number> {
+  if (argv[0] === "install") return (await import("./install.js")).install(argv.slice(1), io);
   let json = argv.includes("--json");
   try {
     const p = parseArgv(argv);

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /** Entry of the `cni-nft` operator CLI (see cli.ts). */
 import { cli } from "./cli.js";
 
