@@ -1,7 +1,9 @@
 // Writes dist/bin/<plugin>: one shim per plugin name, all running dist/src/bin/main.js with node.
 // Each carries the marker "cni-nft-multicall" so IPAM delegation can recognise our own binaries.
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
-const names = ["bridge", "ptp", "portmap", "firewall", "tuning", "host-local", "static", "loopback"];
+// The plugin names come from the multi-call binary's table (compiled by tsc before this runs).
+const { PLUGINS } = await import("../dist/src/bin/plugins.js");
+const names = Object.keys(PLUGINS);
 mkdirSync("dist/bin", { recursive: true });
 for (const name of names) {
   const file = `dist/bin/${name}`;

@@ -46,7 +46,8 @@ const version = execFileSync(`${out}/${binary}`, [], {
   encoding: "utf8",
 }).trim();
 if (version.includes("'")) throw new Error("VERSION answer cannot be quoted for sh");
-const plugins = ["bridge", "ptp", "portmap", "firewall", "tuning", "host-local", "static", "loopback"];
+const { PLUGINS } = await import("../dist/src/bin/plugins.js"); // compiled by tsc before this runs
+const plugins = Object.keys(PLUGINS);
 for (const name of plugins) {
   if (process.env["CNI_NFT_LINKS"] === "1") {
     place(`${out}/${name}`, (t) => symlinkSync(binary, t));

@@ -16,6 +16,7 @@ export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   portmap: () => import("../../plugins/meta/portmap/portmap.js"),
   firewall: () => import("../../plugins/meta/firewall/firewall.js"),
   tuning: () => import("../../plugins/meta/tuning/tuning.js"),
+  bandwidth: () => import("../../plugins/meta/bandwidth/bandwidth.js"),
 };
 
 // Our IPAM plugins may run inside a main plugin's process when CNI_PATH resolves to our binary.

@@ -91,10 +91,10 @@ export async function ipBatch(commands: string[], opts: IpBatchOptions = {}): Pr
   return { shows, errors };
 }
 
-export function batchError(errors: IpCommandError[], netns?: string): IpError {
+export function batchError(errors: IpCommandError[], netns?: string, tool = "ip"): IpError {
   const where = netns ? ` in ${netns}` : "";
   const text = errors
-    .map((e) => (e.command ? `\`ip ${e.command}\`${where}: ${e.message}` : e.message))
+    .map((e) => (e.command ? `\`${tool} ${e.command}\`${where}: ${e.message}` : e.message))
     .join("; ");
   return new IpError(text, errors);
 }
