@@ -5,6 +5,7 @@ export type NftErrorCode =
   | "ENOENT" // an object or element to change does not exist
   | "EEXIST" // create of something that exists
   | "EBUSY" // delete of something still in use
+  | "EINTR" // a netlink dump kept being interrupted by concurrent changes (retries exhausted)
   | "EINVAL" // input refused by the library before nft ran
   | "ESYNTAX" // nft could not parse the text
   | "ENOTSUP" // the nft binary or kernel lacks a feature
@@ -51,6 +52,7 @@ const ERRNO_BY_MESSAGE: ReadonlyArray<[RegExp, NftErrorCode]> = [
   [/No such file or directory/, "ENOENT"],
   [/File exists/, "EEXIST"],
   [/Device or resource busy/, "EBUSY"],
+  [/Interrupted system call/, "EINTR"],
   [/syntax error|unexpected|Could not resolve|Error: .*(undefined|not found|invalid)/i, "ESYNTAX"],
   [/Operation not supported|Protocol not supported|not compiled|unknown/i, "ENOTSUP"],
 ];

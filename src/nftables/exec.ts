@@ -4,6 +4,7 @@
  */
 import { systemRunner, type Completed, type Runner } from "../process/runner.js";
 import { NftError } from "./errors.js";
+import { retryInterrupted } from "./retry.js";
 
 export type ExecResult = Completed;
 
@@ -25,12 +26,14 @@ export async function execNft(
   stdin?: string,
 ): Promise<ExecResult> {
   const runner = opts.runner ?? systemRunner;
+  const cmd = {
+    argv: [opts.nftPath ?? "nft", ...args],
+    ...(stdin !== undefined ? { stdin } : {}),
+    ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
+  };
   try {
-    return await runner.run({
-      argv: [opts.nftPath ?? "nft", ...args],
-      ...(stdin !== undefined ? { stdin } : {}),
-      ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
-    });
+    // Every nft run, whoever asks for it: an interrupted dump is retried (see retry.ts).
+    return await retryInterrupted(() => runner.run(cmd));
   } catch (e) {
     throw new NftError(
       "ENOEXEC",

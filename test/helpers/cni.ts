@@ -98,6 +98,8 @@ export interface CniCall {
   bin?: string;
   /** CNI_PATH; default: bin. */
   path?: string;
+  /** Command the plugin runs under (e.g. strace with fault injection). */
+  wrap?: string[];
 }
 
 export interface CniResult {
@@ -124,7 +126,11 @@ export async function cni(
     CNI_ARGS: call.args ?? "",
     CNI_PATH: call.path ?? bin,
   };
-  const r = await host.run([`${bin}/${plugin}`], { input: JSON.stringify(conf), env, timeoutMs: 60_000 });
+  const r = await host.run([...(call.wrap ?? []), `${bin}/${plugin}`], {
+    input: JSON.stringify(conf),
+    env,
+    timeoutMs: 60_000,
+  });
   let json: Record<string, unknown> | undefined;
   try {
     json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;

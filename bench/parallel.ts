@@ -1,0 +1,57 @@
+/**
+ * Parallel ADDs into an empty host: ROUNDS rounds of WIDTH chain ADDs (bridge -> portmap ->
+ * firewall) started at once, each round in a fresh host namespace, then DEL of all. Prints the
+ * failures per round and their messages. Issue 15's reproduction of nft's "Interrupted system
+ * call" (a netlink dump interrupted by a concurrent change).
+ *
+ *   node --import tsx bench/parallel.ts [rounds=5] [width=50] [backend=nftables]
+ */
+import { NetnsPool } from "../test/helpers/netns.js";
+import { chainAdd, chainConfs, chainDel, type Backend } from "../test/helpers/chain.js";
+import { tempDir } from "../test/helpers/cni.js";
+
+const ROUNDS = Number(process.argv[2] ?? 5);
+const WIDTH = Number(process.argv[3] ?? 50);
+const BACKEND = (process.argv[4] ?? "nftables") as Backend;
+
+async function round(n: number): Promise<string[]> {
+  const nets = new NetnsPool();
+  const dir = tempDir("parallel");
+  try {
+    const host = await nets.create(`ph${n}`);
+    const containers = await Promise.all(Array.from({ length: WIDTH }, (_, i) => nets.create(`pc${i}`)));
+    const confs = chainConfs({ name: `par${n}`, backend: BACKEND, dataDir: dir.path });
+    const runs = await Promise.all(
+      containers.map((c, i) =>
+        chainAdd(host, confs, { containerId: `par${n}-${i}`, netns: c.path, hostPort: 30000 + i }),
+      ),
+    );
+    const failures = runs
+      .filter((r) => r.failed)
+      .map((r) => `${r.failed!.plugin}: ${(r.failed!.result.stdout || r.failed!.result.stderr).trim()}`);
+    await Promise.all(
+      containers.map((c, i) =>
+        chainDel(
+          host,
+          confs,
+          { containerId: `par${n}-${i}`, netns: c.path, hostPort: 30000 + i },
+          runs[i]!.result,
+        ),
+      ),
+    );
+    return failures;
+  } finally {
+    await nets.destroyAll();
+    dir.remove();
+  }
+}
+
+let total = 0;
+for (let n = 0; n < ROUNDS; n++) {
+  const failures = await round(n);
+  total += failures.length;
+  console.log(`round ${n + 1}/${ROUNDS}: ${failures.length} of ${WIDTH} ADDs failed`);
+  for (const f of failures) console.log(`  ${f.slice(0, 300)}`);
+}
+console.log(`${BACKEND}: ${total} failed ADDs in ${ROUNDS} rounds of ${WIDTH}`);
+process.exitCode = total > 0 ? 1 : 0;
