@@ -11,6 +11,8 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v conntrack >/dev/null || need+=(conntrack)
+# strace: the crash-safety tests kill plugins at chosen syscalls with its fault injection.
+command -v strace >/dev/null || need+=(strace)
 [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
 # firewalld for the firewall plugin's firewalld test (run in its own namespace on a private bus);
 # only where nothing would start it on the host: no systemd and a policy-rc.d (containers, CI).

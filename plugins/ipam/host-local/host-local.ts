@@ -123,6 +123,7 @@ export const plugin = definePlugin<HostLocalConf>(
           const keep = r.ifname === undefined ? validIds.has(r.id) : valid.has(`${r.id}\n${r.ifname}`);
           if (!keep) store.remove(r.path);
         }
+        for (const path of store.unfinished()) store.remove(path);
       });
     },
   },
