@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { CniError, ErrorCode, configError } from "../cni/errors.js";
-import { formatCIDR, networkOf, parseCIDR, formatIP } from "../cni/ip.js";
+import { formatCIDR, networkOf, parseCIDR, formatIP } from "../address/index.js";
 
 const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 

@@ -5,7 +5,7 @@
  */
 import * as v from "valibot";
 import { CniError, ErrorCode } from "./errors.js";
-import { isCIDR, isIP } from "./ip.js";
+import { isCIDR, isIP, isMac } from "../address/index.js";
 
 /** A string holding an IP address. */
 export const ipString = v.pipe(
@@ -24,7 +24,7 @@ export const ipOrCidrString = v.pipe(
 );
 export const macString = v.pipe(
   v.string(),
-  v.regex(/^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$/, "must be a MAC address such as 0a:58:0a:00:00:01"),
+  v.check(isMac, "must be a MAC address such as 0a:58:0a:00:00:01"),
 );
 const portNumber = v.pipe(
   v.number(),

@@ -34,7 +34,7 @@ export type * from "./types.js";
 export * from "./version.js";
 export * from "./validate.js";
 export * from "./config.js";
-export * from "./ip.js";
+export * from "../address/index.js";
 export {
   definePlugin,
   pluginMain,

@@ -3,6 +3,8 @@
  * `ip4`/`ip6`; 0.3.x/0.4.0 have `interfaces`/`ips` (with `version`)/`routes`; 1.0.0 drops
  * `ips[].version`; 1.1.0 adds interface mtu/socketPath/pciID and route mtu/advmss/priority/table/scope.
  */
+import { familyOf } from "../address/index.js";
+import { compareVersions as compareDotted } from "../nftables/version.js";
 import { CniError, ErrorCode } from "./errors.js";
 import type { DNS, Interface, IPConfig, Result, Route } from "./types.js";
 
@@ -11,17 +13,14 @@ export const CURRENT_VERSION = "1.1.0";
 /** cniVersion assumed when a config has none (libcni's rule). */
 export const DEFAULT_CONFIG_VERSION = "0.1.0";
 
-function parseVersion(v: string): [number, number, number] {
-  const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(v);
-  if (!m) throw new CniError(ErrorCode.DecodingFailure, `invalid version "${v}"`);
-  return [Number(m[1]), Number(m[2]), Number(m[3])];
+function mustBeVersion(v: string): string {
+  if (!/^\d+\.\d+\.\d+$/.test(v)) throw new CniError(ErrorCode.DecodingFailure, `invalid version "${v}"`);
+  return v;
 }
 
-/** Compares two "x.y.z" versions: negative, 0 or positive. */
+/** Compares two "x.y.z" versions: negative, 0 or positive; anything else is a decoding error. */
 export function compareVersions(a: string, b: string): number {
-  const [x, y] = [parseVersion(a), parseVersion(b)];
-  for (let i = 0; i < 3; i++) if (x[i]! !== y[i]!) return x[i]! - y[i]!;
-  return 0;
+  return compareDotted(mustBeVersion(a), mustBeVersion(b));
 }
 
 export function versionAtLeast(v: string, min: string): boolean {
@@ -95,10 +94,9 @@ function parseRoute(r: Record<string, unknown>, where: string): Route {
   });
 }
 
-/** Address family of an IP or CIDR string, as libcni decides it (IPv4-mapped counts as 4). */
-export function familyOf(addr: string): "4" | "6" {
-  const ip = addr.split("/")[0] ?? "";
-  return ip.includes(":") && !/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip) ? "6" : "4";
+/** `ips[].version` of results before 1.0.0: the address family as libcni decides it. */
+function versionField(addr: string): "4" | "6" {
+  return familyOf(addr) === 4 ? "4" : "6";
 }
 
 /**
@@ -183,13 +181,13 @@ export function formatResult(r: Result, version: string): Record<string, unknown
     let ip6: Record<string, unknown> | undefined;
     for (const ip of r.ips ?? []) {
       const c = dropUndefined({ ip: ip.address, gateway: ip.gateway });
-      if (familyOf(ip.address) === "4") ip4 ??= c;
+      if (familyOf(ip.address) === 4) ip4 ??= c;
       else ip6 ??= c;
       if (ip4 && ip6) break;
     }
     if (!ip4 && !ip6) throw new CniError(ErrorCode.Internal, "cannot convert: no valid IP addresses");
     for (const rt of r.routes ?? []) {
-      const target = familyOf(rt.dst) === "4" ? ip4 : ip6;
+      const target = familyOf(rt.dst) === 4 ? ip4 : ip6;
       if (!target) continue;
       ((target.routes ??= []) as unknown[]).push(dropUndefined({ dst: rt.dst, gw: rt.gw }));
     }
@@ -209,7 +207,7 @@ export function formatResult(r: Result, version: string): Record<string, unknown
   );
   const ips = r.ips?.map((ip) =>
     dropUndefined({
-      version: v10 ? undefined : familyOf(ip.address),
+      version: v10 ? undefined : versionField(ip.address),
       interface: ip.interface,
       address: ip.address,
       gateway: ip.gateway || undefined,

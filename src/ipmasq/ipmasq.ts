@@ -63,6 +63,3 @@ export function nftComment(i: MasqInstance): string {
     .toString("utf8")
     .replace(/\uFFFD+$/, "");
 }
-
-/** The network part of an address with prefix: `10.88.0.5/24` -> `10.88.0.0/24`. */
-export { networkOf } from "./cidr.js";

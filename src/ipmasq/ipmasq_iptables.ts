@@ -4,7 +4,7 @@
  * POSTROUTING with the comment `name: "<net>" id: "<id>"`). ADD is one iptables-restore per IP
  * family; DEL reads the table once and removes every copy of the jump, then the chain.
  */
-import { addressOf, isV6, networkOf } from "./cidr.js";
+import { addressOf, familyOf, subnetOf } from "../address/index.js";
 import {
   iptablesChainName,
   iptablesComment,
@@ -29,12 +29,12 @@ export class IptablesMasq implements IpMasqBackend {
     const chain = iptablesChainName(s.network, s.containerId);
     const comment = `-m comment --comment ${quoteArg(iptablesComment(s.network, s.containerId))}`;
     for (const family of [4, 6] as const) {
-      const addrs = s.addresses.filter((a) => isV6(a) === (family === 6));
+      const addrs = s.addresses.filter((a) => familyOf(a) === family);
       if (addrs.length === 0) continue;
       const multicast = family === 4 ? "224.0.0.0/4" : "ff00::/8";
       const host = family === 4 ? "32" : "128";
       const lines = [`:${chain} - [0:0]`];
-      for (const a of addrs) lines.push(`-A ${chain} -d ${networkOf(a)} ${comment} -j ACCEPT`);
+      for (const a of addrs) lines.push(`-A ${chain} -d ${subnetOf(a)} ${comment} -j ACCEPT`);
       lines.push(`-A ${chain} ! -d ${multicast} ${comment} -j MASQUERADE`);
       for (const a of addrs) lines.push(`-A POSTROUTING -s ${addressOf(a)}/${host} ${comment} -j ${chain}`);
       await restoreTable(family, "nat", lines);
@@ -97,7 +97,7 @@ export class IptablesMasq implements IpMasqBackend {
     const chain = iptablesChainName(s.network, s.containerId);
     const missing: string[] = [];
     for (const family of [4, 6] as const) {
-      const addrs = s.addresses.filter((a) => isV6(a) === (family === 6));
+      const addrs = s.addresses.filter((a) => familyOf(a) === family);
       if (addrs.length === 0) continue;
       const { jumps, exists, rules } = await this.find(family, chain);
       if (!exists || !rules.some((r) => r.startsWith(`-A ${chain} `) && r.includes("MASQUERADE")))

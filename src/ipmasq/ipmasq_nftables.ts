@@ -13,7 +13,7 @@ import {
   isNotFound,
   type Transaction,
 } from "../nftables/index.js";
-import { addressOf, isV6, networkOf } from "./cidr.js";
+import { addressOf, familyOf, subnetOf } from "../address/index.js";
 import {
   nftComment,
   nftInstanceHash,
@@ -60,11 +60,11 @@ export class NftablesMasq implements IpMasqBackend {
     }
     const comment = nftComment(s);
     for (const a of s.addresses) {
-      const ip = isV6(a) ? "ip6" : "ip";
+      const ip = familyOf(a) === 6 ? "ip6" : "ip";
       tx.add({
         kind: "rule",
         chain: MASQ_CHAIN,
-        rule: concat(ip, "saddr", address(addressOf(a)), ip, "daddr !=", prefix(networkOf(a)), "masquerade"),
+        rule: concat(ip, "saddr", address(addressOf(a)), ip, "daddr !=", prefix(subnetOf(a)), "masquerade"),
         comment,
       });
     }

@@ -5,6 +5,7 @@
  * cni-br-iface-<id>`, that chain jumping to `cni-br-iface-<id>-mac`, which returns for the
  * container's MAC and drops the rest; every rule commented `macspoofchk-<id>`.
  */
+import { parseMac } from "../address/index.js";
 import { NFTables, concat, ifname, isNotFound, type Transaction } from "../nftables/index.js";
 
 const TABLE = "nat";
@@ -35,8 +36,8 @@ export class SpoofChecker {
    * `skeleton` the table and base chain are assumed (see applyWithSkeleton).
    */
   setupTransaction(hostIface: string, mac: string, skeleton = true): Transaction {
-    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac))
-      throw new Error(`invalid MAC address ${JSON.stringify(mac)}`);
+    const canonical = parseMac(mac);
+    if (canonical === undefined) throw new Error(`invalid MAC address ${JSON.stringify(mac)}`);
     const tx = this.nft.newTransaction();
     if (skeleton) {
       tx.add({ kind: "table" });
@@ -63,7 +64,7 @@ export class SpoofChecker {
     tx.add({
       kind: "rule",
       chain: this.macChain,
-      rule: `ether saddr ${mac.toLowerCase()} return`,
+      rule: `ether saddr ${canonical} return`,
       comment: this.comment,
     });
     tx.add({ kind: "rule", chain: this.macChain, rule: "drop", comment: this.comment });

@@ -8,7 +8,7 @@
  * merges them into one multipath route. `route add` (exclusive) fails the second network with
  * "File exists". An identical route (same destination, gateway and device) still fails.
  */
-import ipaddr from "ipaddr.js";
+import { familyOf, isCIDR, isIP } from "../address/index.js";
 import type { Route } from "../cni/types.js";
 import { IpError } from "./ip.js";
 
@@ -16,20 +16,6 @@ import { IpError } from "./ip.js";
 export interface GatewaySource {
   address: string;
   gateway?: string;
-}
-
-function isV6(cidrOrAddr: string): boolean {
-  return cidrOrAddr.includes(":");
-}
-
-/** A dotted-quad IPv4 or an IPv6 address (ipaddr.isValid also takes `10.1` and hex forms). */
-function isAddress(s: string): boolean {
-  return ipaddr.IPv4.isValidFourPartDecimal(s) || (isV6(s) && !s.includes("%") && ipaddr.IPv6.isValid(s));
-}
-
-function isCidr(s: string): boolean {
-  const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
-  return Boolean(m && isAddress(m[1]!) && Number(m[2]) <= (isV6(m[1]!) ? 128 : 32));
 }
 
 function refuse(what: string, value: unknown): never {
@@ -47,14 +33,14 @@ function checkedUint(what: string, value: number | undefined, max: number): numb
  * the route's family.
  */
 export function familyGateway(dst: string, ips: readonly GatewaySource[]): string | undefined {
-  return ips.find((i) => isV6(i.address) === isV6(dst) && i.gateway)?.gateway;
+  return ips.find((i) => familyOf(i.address) === familyOf(dst) && i.gateway)?.gateway;
 }
 
 /** One `route prepend` line; every value is checked, since routes come from an IPAM plugin. */
 export function routeCommand(ifname: string, route: Route, ips: readonly GatewaySource[]): string {
-  if (typeof route.dst !== "string" || !isCidr(route.dst)) refuse("dst", route.dst);
+  if (typeof route.dst !== "string" || !isCIDR(route.dst)) refuse("dst", route.dst);
   const gw = route.gw ?? familyGateway(route.dst, ips);
-  if (gw !== undefined && (typeof gw !== "string" || !isAddress(gw) || isV6(gw) !== isV6(route.dst)))
+  if (gw !== undefined && (typeof gw !== "string" || !isIP(gw) || familyOf(gw) !== familyOf(route.dst)))
     refuse("gw", gw);
   const metric = checkedUint("priority", route.priority, 0xffffffff);
   const table = checkedUint("table", route.table, 0xffffffff);

@@ -30,7 +30,8 @@ export {
   MAX_NAME_BYTES,
   MAX_COMMENT_BYTES,
 } from "./validate.js";
-export { probeFeatures, compareVersions, resetFeatureCache } from "./features.js";
+export { probeFeatures, resetFeatureCache } from "./features.js";
+export { compareVersions } from "./version.js";
 export { renderDump, priorityValue, type TableState } from "./dump.js";
 export { applyTransactions } from "./batch.js";
 export { applyWithSkeleton } from "./skeleton.js";

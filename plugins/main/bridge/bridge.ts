@@ -27,8 +27,7 @@ import {
 } from "../../../src/netlink/veth.js";
 import { validateIfname } from "../../../src/nftables/validate.js";
 import { systemRunner } from "../../../src/process/index.js";
-import { gatewayFor, defaultRoute, ipFamilyOf, validMac } from "../../../src/netlink/addr.js";
-import { networkOf } from "../../../src/ipmasq/cidr.js";
+import { defaultRoute, familyOf, gatewayFor, parseMac, subnetOf } from "../../../src/address/index.js";
 import {
   masqTeardownAndSpoof,
   setupFirewall,
@@ -80,8 +79,10 @@ function validate(args: CmdArgs<BridgeConf>): { mac?: string } {
       `CNI_NETNS ${JSON.stringify(args.netns)} is not a usable path`,
     );
   const mac = c.runtimeConfig?.mac ?? args.args["MAC"] ?? c.mac;
-  if (mac !== undefined && !validMac(mac)) fail(`invalid MAC address ${JSON.stringify(mac)}`);
-  return mac !== undefined ? { mac: mac.toLowerCase() } : {};
+  if (mac === undefined) return {};
+  const canonical = parseMac(mac);
+  if (canonical === undefined) fail(`invalid MAC address ${JSON.stringify(mac)}`);
+  return { mac: canonical };
 }
 
 async function cmdAdd(args: CmdArgs<BridgeConf>): Promise<Result> {
@@ -107,7 +108,7 @@ async function cmdAdd(args: CmdArgs<BridgeConf>): Promise<Result> {
     }
     if (c.isDefaultGateway)
       for (const fam of [4, 6] as const) {
-        const ip = result.ips!.find((i) => ipFamilyOf(i.address) === fam);
+        const ip = result.ips!.find((i) => familyOf(i.address) === fam);
         if (!ip?.gateway) continue;
         const dflt = defaultRoute(fam);
         if (!result.routes!.some((r) => r.dst === dflt && r.gw))
@@ -153,7 +154,7 @@ async function cmdAdd(args: CmdArgs<BridgeConf>): Promise<Result> {
     if (isGw)
       for (const ip of result.ips!)
         ensureSysctl(
-          ipFamilyOf(ip.address) === 4 ? "net/ipv4/ip_forward" : "net/ipv6/conf/all/forwarding",
+          familyOf(ip.address) === 4 ? "net/ipv4/ip_forward" : "net/ipv6/conf/all/forwarding",
           "1",
         );
 
@@ -199,14 +200,14 @@ async function reconcileGatewayAddresses(
 ): Promise<void> {
   const others: string[] = [];
   for (const ip of ips) {
-    const subnet = networkOf(ip.address);
+    const subnet = subnetOf(ip.address);
     for (const a of br.addr_info ?? []) {
       const cidr = `${a.local}/${a.prefixlen}`;
       if (
         a.local !== ip.gateway &&
         a.scope !== "link" &&
-        ipFamilyOf(cidr) === ipFamilyOf(subnet) &&
-        networkOf(cidr) === subnet
+        familyOf(cidr) === familyOf(subnet) &&
+        subnetOf(cidr) === subnet
       )
         others.push(cidr);
     }

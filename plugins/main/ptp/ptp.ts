@@ -24,8 +24,7 @@ import {
   validNetnsPath,
 } from "../../../src/netlink/veth.js";
 import { routeCommands } from "../../../src/netlink/route.js";
-import { gatewayFor, ipFamilyOf } from "../../../src/netlink/addr.js";
-import { addressOf, networkOf } from "../../../src/ipmasq/cidr.js";
+import { addressOf, familyOf, gatewayFor, subnetOf } from "../../../src/address/index.js";
 import {
   checkFirewall,
   gcFirewall,
@@ -70,10 +69,7 @@ async function cmdAdd(args: CmdArgs<PtpConf>): Promise<Result> {
     };
     if (c.dns && Object.keys(c.dns).length) result.dns = c.dns;
     for (const ip of ips)
-      ensureSysctl(
-        ipFamilyOf(ip.address) === 4 ? "net/ipv4/ip_forward" : "net/ipv6/conf/all/forwarding",
-        "1",
-      );
+      ensureSysctl(familyOf(ip.address) === 4 ? "net/ipv4/ip_forward" : "net/ipv6/conf/all/forwarding", "1");
 
     const mtu = c.mtu ? ` mtu ${c.mtu}` : "";
     const host = [
@@ -81,7 +77,7 @@ async function cmdAdd(args: CmdArgs<PtpConf>): Promise<Result> {
       `link set ${hostVeth} up`,
     ];
     for (const ip of ips) {
-      const v6 = ipFamilyOf(ip.address) === 6;
+      const v6 = familyOf(ip.address) === 6;
       const bits = v6 ? 128 : 32;
       host.push(`addr add ${ip.gateway}/${bits} dev ${hostVeth}${v6 ? " nodad" : ""}`);
       host.push(`route add ${addressOf(ip.address)}/${bits} dev ${hostVeth}`);
@@ -94,14 +90,14 @@ async function cmdAdd(args: CmdArgs<PtpConf>): Promise<Result> {
     const cmds: string[] = [];
     for (const ip of ips)
       cmds.push(
-        `addr add ${ip.address} dev ${args.ifname} noprefixroute${ipFamilyOf(ip.address) === 6 ? " nodad" : ""}`,
+        `addr add ${ip.address} dev ${args.ifname} noprefixroute${familyOf(ip.address) === 6 ? " nodad" : ""}`,
       );
     cmds.push(`link set ${args.ifname} up`);
     for (const ip of ips) {
-      const bits = ipFamilyOf(ip.address) === 6 ? 128 : 32;
+      const bits = familyOf(ip.address) === 6 ? 128 : 32;
       const src = addressOf(ip.address);
       cmds.push(`route add ${ip.gateway}/${bits} dev ${args.ifname} scope link src ${src}`);
-      cmds.push(`route add ${networkOf(ip.address)} via ${ip.gateway} dev ${args.ifname} src ${src}`);
+      cmds.push(`route add ${subnetOf(ip.address)} via ${ip.gateway} dev ${args.ifname} src ${src}`);
     }
     cmds.push(...routeCommands(args.ifname, result.routes ?? [], ips));
     const link = await configureContainer(args.netns, args.ifname, cmds);

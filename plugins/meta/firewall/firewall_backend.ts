@@ -3,8 +3,8 @@
  * interface every backend (iptables, firewalld, nftables) implements.
  */
 import * as v from "valibot";
-import ipaddr from "ipaddr.js";
 import { CniError, ErrorCode, netConf, type CmdArgs, type Result } from "../../../src/cni/index.js";
+import { hostPrefix } from "../../../src/address/index.js";
 
 export type BackendName = "iptables" | "firewalld" | "nftables";
 export type IngressPolicy = "open" | "same-bridge" | "isolated";
@@ -73,15 +73,8 @@ export interface IsolationBackend {
   checkIsolation(bridge: string, isolated: boolean, families: Array<4 | 6>): Promise<string[]>;
 }
 
-/** `10.88.0.5/24` → `10.88.0.5/32`; IPv6 in the canonical form iptables-save prints. */
-export function hostPrefix(cidr: string): string {
-  const [addr] = ipaddr.parseCIDR(cidr);
-  return addr.kind() === "ipv6" ? `${(addr as ipaddr.IPv6).toRFC5952String()}/128` : `${addr.toString()}/32`;
-}
-
-export function familyOf(hostCidr: string): 4 | 6 {
-  return hostCidr.includes(":") ? 6 : 4;
-}
+/** Host prefixes (`10.88.0.5/32`) in the canonical form iptables-save prints, and their family. */
+export { familyOf, hostPrefix } from "../../../src/address/index.js";
 
 /** Linux interface names as they may appear in iptables and nft rules. */
 export function validBridgeName(name: string): boolean {

@@ -4,8 +4,8 @@
  * and the checks that keep `conditionsV4/V6` to matches only.
  */
 import * as v from "valibot";
-import { CniError, ErrorCode, netConf, parseCIDR, formatIP, type CmdArgs } from "../../../src/cni/index.js";
-import { parseIP } from "../../../src/cni/ip.js";
+import { CniError, ErrorCode, netConf, type CmdArgs } from "../../../src/cni/index.js";
+import { formatIP, parseCIDR, parseIP, subnetOf } from "../../../src/address/index.js";
 import { validateRuleText } from "../../../src/nftables/index.js";
 import { onPath } from "../../../src/iptables/iptables.js";
 
@@ -105,10 +105,7 @@ export function containerAddrs(args: CmdArgs<PortMapNetConf>): ContainerAddr[] {
       const iface = prev!.interfaces![ip.interface]!;
       if (iface.name !== args.ifname || !iface.sandbox) continue;
     }
-    const bitsN = c.ip.family === 4 ? 32 : 128;
-    const mask = ((1n << BigInt(c.prefix)) - 1n) << BigInt(bitsN - c.prefix);
-    const net = formatIP({ family: c.ip.family, value: c.ip.value & mask });
-    out.push({ family: c.ip.family, address: formatIP(c.ip), subnet: `${net}/${c.prefix}` });
+    out.push({ family: c.ip.family, address: formatIP(c.ip), subnet: subnetOf(ip.address) });
   }
   return out;
 }

@@ -6,6 +6,7 @@
  * duplicate the shared rules (upstream's check-then-insert does).
  */
 import { withFlock } from "../../../src/cni/index.js";
+import { hostPrefix } from "../../../src/address/index.js";
 import { iptablesChainName } from "../../../src/ipmasq/ipmasq.js";
 import {
   deleteLine,
@@ -47,10 +48,6 @@ function markDef(bit: number): string {
 /** Quotes an argument for iptables-restore only when it needs it (as iptables-save prints). */
 function arg(s: string): string {
   return /^[A-Za-z0-9_.:/,=+@%-]+$/.test(s) ? s : quoteArg(s);
-}
-
-function hostPrefix(ip: string, family: Family): string {
-  return `${ip}/${family === 4 ? 32 : 128}`;
 }
 
 const available = (f: Family): boolean => onPath(f === 4 ? "iptables-restore" : "ip6tables-restore");
@@ -115,7 +112,7 @@ export function containerRules(
   const rules: string[] = [];
   const to = family === 4 ? `${address}` : `[${address}]`;
   for (const m of mappingsFor(c, family)) {
-    const dst = m.hostIP !== undefined ? ` -d ${hostPrefix(m.hostIP, family)}` : "";
+    const dst = m.hostIP !== undefined ? ` -d ${hostPrefix(m.hostIP)}` : "";
     const match = `-p ${m.protocol} -m ${m.protocol} --dport ${m.hostPort}`;
     if (c.snat) {
       const src = c.masqAll ? (family === 4 ? "0.0.0.0/0" : "::/0") : subnet;

@@ -21,6 +21,7 @@ import {
   type Result,
 } from "../../../src/cni/index.js";
 import { systemRunner } from "../../../src/process/index.js";
+import { parseMac } from "../../../src/address/index.js";
 import { ipBatch } from "../../../src/netlink/ip.js";
 import { validNetnsPath } from "../../../src/netlink/veth.js";
 
@@ -145,15 +146,9 @@ export function duplicateSysctlKey(raw: string): string | undefined {
   }
 }
 
-function parseMac(mac: string): string {
-  // Go's net.ParseMAC forms for 6-byte addresses: aa:bb:…, aa-bb-…, aabb.ccdd.eeff.
-  const m =
-    /^([0-9a-f]{2})([:-])([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})$/i.exec(
-      mac,
-    ) ?? null;
-  if (m) return [m[1], m[3], m[4], m[5], m[6], m[7]].join(":").toLowerCase();
-  const d = /^([0-9a-f]{4})\.([0-9a-f]{4})\.([0-9a-f]{4})$/i.exec(mac);
-  if (d) return (d[1]! + d[2]! + d[3]!).replace(/(..)(?!$)/g, "$1:").toLowerCase();
+function canonicalMac(mac: string): string {
+  const canonical = parseMac(mac);
+  if (canonical !== undefined) return canonical;
   throw new CniError(
     ErrorCode.InvalidNetworkConfig,
     `invalid args ${mac} for MAC addr: address ${mac}: invalid MAC address`,
@@ -295,7 +290,7 @@ async function cmdAdd(args: CmdArgs<TuningNetConf>): Promise<Result> {
   checkAllowlist(t);
   if (!args.prevResult) throw new CniError(ErrorCode.InvalidNetworkConfig, "Required prevResult missing");
   checkNetns(args);
-  const mac = t.mac ? parseMac(t.mac) : "";
+  const mac = t.mac ? canonicalMac(t.mac) : "";
   const writes = t.sysctl.map(([k, val]): [string, string] => [sysctlFile(k, args.ifname), val]);
 
   const changesLink =
@@ -357,7 +352,7 @@ async function cmdDel(args: CmdArgs<TuningNetConf>): Promise<void> {
   const dev = `dev ${args.ifname}`;
   const cmds: string[] = [];
   if (saved.mtu) cmds.push(`link set ${dev} mtu ${saved.mtu}`);
-  if (saved.mac) cmds.push(`link set ${dev} address ${parseMac(saved.mac)}`);
+  if (saved.mac) cmds.push(`link set ${dev} address ${canonicalMac(saved.mac)}`);
   if (saved.promisc !== undefined) cmds.push(`link set ${dev} promisc ${saved.promisc ? "on" : "off"}`);
   if (saved.allmulti !== undefined)
     cmds.push(`link set ${dev} allmulticast ${saved.allmulti ? "on" : "off"}`);
@@ -400,7 +395,7 @@ async function cmdCheck(args: CmdArgs<TuningNetConf>): Promise<void> {
       `Error: Tuning configured ${what} of ${args.ifname} is ${String(want)}, current value is ${String(have)}`,
     );
   };
-  if (t.mac && parseMac(t.mac) !== link.address.toLowerCase()) fail("Ethernet", t.mac, link.address);
+  if (t.mac && canonicalMac(t.mac) !== link.address.toLowerCase()) fail("Ethernet", t.mac, link.address);
   const promisc = link.flags.includes("PROMISC");
   if (t.promisc !== promisc) fail("promisc", t.promisc, promisc ? 1 : 0);
   if (t.mtu && t.mtu !== link.mtu) fail("MTU", t.mtu, link.mtu);
