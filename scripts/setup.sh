@@ -13,6 +13,8 @@ command -v nsenter >/dev/null || need+=(util-linux)
 command -v conntrack >/dev/null || need+=(conntrack)
 # strace: the crash-safety tests kill plugins at chosen syscalls with its fault injection.
 command -v strace >/dev/null || need+=(strace)
+# ipset for the netfilter manager's iptables backend (its sets) and its tests.
+command -v ipset >/dev/null || need+=(ipset)
 [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
 # firewalld for the firewall plugin's firewalld test (run in its own namespace on a private bus);
 # only where nothing would start it on the host: no systemd and a policy-rc.d (containers, CI).
