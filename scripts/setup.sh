@@ -16,6 +16,8 @@ command -v strace >/dev/null || need+=(strace)
 # ipset for the netfilter manager's iptables backend (its sets) and its tests.
 command -v ipset >/dev/null || need+=(ipset)
 [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
+# dnsmasq serves DHCP to the dhcp plugin's test (the binary only: dnsmasq-base starts no service).
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 # firewalld for the firewall plugin's firewalld test (run in its own namespace on a private bus);
 # only where nothing would start it on the host: no systemd and a policy-rc.d (containers, CI).
 if ! command -v firewalld >/dev/null && [ ! -d /run/systemd/system ] && [ -x /usr/sbin/policy-rc.d ]; then
@@ -26,6 +28,8 @@ if [ ! -d /run/systemd/system ] && [ -x /usr/sbin/policy-rc.d ]; then
   command -v podman >/dev/null || need+=(podman)
   command -v runc >/dev/null || need+=(runc)
   command -v busybox >/dev/null || need+=(busybox-static)
+  # containerd 1.6 with its CRI plugin, run by the Kubernetes-shaped test in its own temp dirs.
+  command -v containerd >/dev/null || need+=(containerd)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}" >&2

@@ -38,7 +38,8 @@ async function main(): Promise<void> {
   delete process.env["CNI_NFT_PLUGIN"];
   const load = PLUGINS[name];
   if (load) {
-    const { plugin } = await load();
+    const { plugin, subcommand } = await load();
+    if (subcommand && (await subcommand(process.argv.slice(2)))) return;
     await pluginMain(plugin.funcs, plugin.about);
     return;
   }

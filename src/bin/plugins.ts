@@ -5,7 +5,11 @@
 import type { Plugin } from "../cni/index.js";
 import { registerInProcessIpam } from "../cni/ipam.js";
 
-export type PluginModule = { plugin: Plugin<unknown> };
+export type PluginModule = {
+  plugin: Plugin<unknown>;
+  /** Commands of the executable besides the CNI verbs (`dhcp daemon`); true when it handled argv. */
+  subcommand?: (argv: string[]) => Promise<boolean>;
+};
 
 export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   bridge: () => import("../../plugins/main/bridge/bridge.js"),
@@ -13,6 +17,7 @@ export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   loopback: () => import("../../plugins/main/loopback/loopback.js"),
   "host-local": () => import("../../plugins/ipam/host-local/host-local.js"),
   static: () => import("../../plugins/ipam/static/static.js"),
+  dhcp: () => import("../../plugins/ipam/dhcp/dhcp.js"),
   portmap: () => import("../../plugins/meta/portmap/portmap.js"),
   firewall: () => import("../../plugins/meta/firewall/firewall.js"),
   tuning: () => import("../../plugins/meta/tuning/tuning.js"),
