@@ -78,6 +78,18 @@ export async function ipBatch(commands: string[], opts: IpBatchOptions = {}): Pr
   } catch (e) {
     throw new IpError(`could not run ip: ${(e as Error).message}; is iproute2 installed?`, []);
   }
+  return interpretBatch(res, commands, opts);
+}
+
+/**
+ * What a finished `ip -batch` run means: its per-line errors and, with `json`, the output of each
+ * show command. Throws unless `force`. For callers that start ip another way (behind a shell).
+ */
+export function interpretBatch(
+  res: { stdout: string; stderr: string; code: number },
+  commands: string[],
+  opts: Pick<IpBatchOptions, "json" | "force" | "netns">,
+): IpBatchResult {
   const errors = parseBatchErrors(res.stderr, commands);
   if (res.code !== 0 && errors.length === 0)
     errors.push({ line: 0, command: "", message: res.stderr.trim() || `ip exited with ${res.code}` });

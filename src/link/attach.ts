@@ -1,0 +1,265 @@
+/**
+ * A kernel link made for a container and configured from an IPAM result: the work macvlan,
+ * ipvlan, vlan and dummy share (upstream's createMacvlan/createIpvlan/... and ConfigureIface).
+ *
+ * The link is born in the container's namespace under its final name (`ip link add NAME ...
+ * netns PATH`: the kernel creates it there, so a name taken on the host never collides), from a
+ * master looked up on the host or, with `linkInContainer`, in the container. The container side is
+ * then configured by one `ip -batch` behind a tiny shell that first sets upstream's arp_notify and
+ * ndisc_notify sysctls (per namespace, so they must be written from inside it).
+ */
+import { CniError, ErrorCode } from "../cni/errors.js";
+import { parseMac } from "../address/index.js";
+import type { Interface, Result } from "../cni/types.js";
+import { systemRunner, type Runner } from "../process/runner.js";
+import { interpretBatch, ipBatch, IpError } from "../netlink/ip.js";
+import { containerConfigCommands, deleteContainerLinkIfPresent, validNetnsPath } from "../netlink/veth.js";
+
+/** Link kinds a plugin makes, and the kernel feature each needs (for the error when it is missing). */
+export const KERNEL_FEATURES = {
+  macvlan: "macvlan (CONFIG_MACVLAN, module macvlan)",
+  ipvlan: "ipvlan (CONFIG_IPVLAN, module ipvlan)",
+  vlan: "802.1Q VLAN (CONFIG_VLAN_8021Q, module 8021q)",
+  dummy: "dummy links (CONFIG_DUMMY, module dummy)",
+  vrf: "VRF (CONFIG_NET_VRF, module vrf)",
+  ifb: "ifb (CONFIG_IFB, module ifb)",
+} as const;
+export type LinkKind = keyof typeof KERNEL_FEATURES;
+
+/** The CNI error for a link type the kernel does not know; nothing was changed. */
+export function missingKernelFeature(kind: LinkKind, detail: string): CniError {
+  return new CniError(
+    ErrorCode.PluginNotAvailable,
+    `this kernel cannot create ${kind} links: it lacks ${KERNEL_FEATURES[kind]}`,
+    detail,
+  );
+}
+
+/** True for the errors iproute2 reports when the kernel has no such link type. */
+export function isUnknownLinkType(message: string): boolean {
+  return /Unknown device type|Operation not supported|not supported/i.test(message);
+}
+
+/** A MAC address from the config or the runtime, canonical; refused with upstream's message. */
+export function macArg(mac: string): string {
+  const canonical = parseMac(mac);
+  if (canonical !== undefined) return canonical;
+  throw new CniError(
+    ErrorCode.InvalidNetworkConfig,
+    `invalid args ${mac} for MAC addr: address ${mac}: invalid MAC address`,
+  );
+}
+
+export function checkNetns(netns: string): void {
+  if (!validNetnsPath(netns))
+    throw new CniError(
+      ErrorCode.InvalidEnvironment,
+      `CNI_NETNS ${JSON.stringify(netns)} is not a usable path`,
+    );
+}
+
+interface ShownLink {
+  ifname: string;
+  ifindex: number;
+  mtu: number;
+  address?: string;
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
+}
+
+/** The interface of the namespace's first default route (upstream's default `master`). */
+export async function defaultRouteInterface(netns?: string): Promise<string> {
+  const res = await ipBatch(["route show table main"], { json: true, ...(netns ? { netns } : {}) });
+  const routes = (res.shows[0] ?? []) as Array<{ dst: string; dev?: string }>;
+  const dev = routes.find((r) => r.dst === "default" && r.dev)?.dev;
+  if (!dev) throw new CniError(ErrorCode.Internal, "no default route interface found");
+  return dev;
+}
+
+/** A link of the host, or of the container's namespace; undefined when there is none. */
+export async function showLink(name: string, netns?: string): Promise<ShownLink | undefined> {
+  const res = await ipBatch([`link show dev ${name}`], {
+    json: true,
+    details: true,
+    force: true,
+    ...(netns ? { netns } : {}),
+  });
+  return (res.shows[0]?.[0] as ShownLink | undefined) ?? undefined;
+}
+
+/** The master link, refused like upstream when missing. */
+export async function lookupMaster(master: string, netns?: string): Promise<ShownLink> {
+  const link = await showLink(master, netns);
+  if (!link) throw new CniError(ErrorCode.Internal, `failed to lookup master "${master}": Link not found`);
+  return link;
+}
+
+export interface LinkRequest {
+  kind: LinkKind;
+  /** Everything after `type <kind>`, e.g. ["mode", "bridge"]. */
+  typeArgs: string[];
+  /** The parent link (macvlan, ipvlan, vlan); none for dummy. */
+  master?: string;
+  /** In the container's namespace rather than the host's. */
+  masterInContainer?: boolean;
+  mtu?: number;
+  mac?: string;
+}
+
+/** Creates the link in the container namespace as `ifname`. Fails changing nothing. */
+export async function createContainerLink(req: LinkRequest, netns: string, ifname: string): Promise<void> {
+  const parts = [`link add ${ifname}`];
+  if (req.master) parts.push(`link ${req.master}`);
+  if (req.mtu) parts.push(`mtu ${req.mtu}`);
+  if (req.mac) parts.push(`address ${req.mac}`);
+  if (!req.masterInContainer) parts.push(`netns ${netns}`);
+  parts.push(`type ${req.kind}`, ...req.typeArgs);
+  try {
+    await ipBatch([parts.join(" ")], req.masterInContainer ? { netns } : {});
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (isUnknownLinkType(msg)) throw missingKernelFeature(req.kind, msg);
+    if (req.master && /Cannot find device/i.test(msg))
+      throw new CniError(ErrorCode.Internal, `failed to lookup master "${req.master}": Link not found`);
+    if (/File exists/i.test(msg))
+      throw new CniError(
+        ErrorCode.Internal,
+        `failed to create ${req.kind}: interface ${ifname} exists in ${netns}`,
+      );
+    throw new CniError(ErrorCode.Internal, `failed to create ${req.kind}: ${msg}`);
+  }
+}
+
+/**
+ * Configures `ifname` in the container from `result` (addresses, up, routes; or only up when the
+ * result has no addresses) and returns the link as shown afterwards.
+ */
+export async function configureContainerLink(
+  netns: string,
+  ifname: string,
+  result: Result,
+  runner: Runner = systemRunner,
+): Promise<ShownLink> {
+  const cmds = result.ips?.length
+    ? containerConfigCommands(ifname, result, { nodad: false })
+    : [`link set ${ifname} up`];
+  cmds.push(`link show dev ${ifname}`);
+  // The notify sysctls first, so the link announces its addresses when it comes up; failures are
+  // ignored as upstream ignores them (ndisc_notify is missing without IPv6).
+  const script = [
+    'for f in "/proc/sys/net/ipv4/conf/$1/arp_notify" "/proc/sys/net/ipv6/conf/$1/ndisc_notify"; do',
+    '  { printf 1 > "$f"; } 2>/dev/null || :',
+    "done",
+    "exec ip -json -batch -",
+  ].join("\n");
+  const res = await runner.run({
+    argv: ["sh", "-c", script, "sh", ifname],
+    stdin: cmds.join("\n") + "\n",
+    netns,
+  });
+  const out = interpretBatch(res, cmds, { json: true, netns });
+  const link = out.shows.at(-1)?.[0] as ShownLink | undefined;
+  if (!link) throw new IpError(`container interface ${ifname} not found after configuring it`, []);
+  return link;
+}
+
+/**
+ * ADD's shared part: create the link, get addresses from IPAM (none without `ipamAdd`: layer 2
+ * only), configure the container, and undo everything when a step fails. As upstream, the result
+ * carries IPAM's addresses and routes but not its DNS (the plugin sets the config's).
+ */
+export async function attachLink(opts: {
+  req: LinkRequest;
+  netns: string;
+  ifname: string;
+  /** Runs IPAM ADD; undefined: layer 2 only (no addresses). */
+  ipamAdd?: () => Promise<Result | undefined>;
+  ipamDel?: () => Promise<unknown>;
+  cniVersion: string;
+}): Promise<{ result: Result; iface: Interface }> {
+  await createContainerLink(opts.req, opts.netns, opts.ifname);
+  let allocated = false;
+  try {
+    let result: Result = { cniVersion: opts.cniVersion, interfaces: [] };
+    if (opts.ipamAdd) {
+      const ipam = await opts.ipamAdd();
+      allocated = true;
+      if (!ipam?.ips?.length)
+        throw new CniError(ErrorCode.Internal, "IPAM plugin returned missing IP config");
+      result = {
+        cniVersion: opts.cniVersion,
+        ips: ipam.ips.map((ip) => ({ ...ip, interface: 0 })),
+        routes: ipam.routes ?? [],
+      };
+    }
+    const link = await configureContainerLink(opts.netns, opts.ifname, result);
+    const iface: Interface = { name: opts.ifname, mac: link.address ?? "", sandbox: opts.netns };
+    result.interfaces = [iface];
+    return { result, iface };
+  } catch (e) {
+    await deleteContainerLinkIfPresent(opts.netns, opts.ifname).catch(() => undefined);
+    if (allocated) await opts.ipamDel?.().catch(() => undefined);
+    throw e instanceof IpError ? new CniError(ErrorCode.Internal, e.message) : e;
+  }
+}
+
+/** CHECK's link part: the interface prevResult names is ours, of `kind`, in the container. */
+export async function checkContainerLink(opts: {
+  netns: string;
+  ifname: string;
+  prev: Result;
+  kind: LinkKind;
+  /** Expected `linkinfo.info_data` values (e.g. { mode: "bridge" }). */
+  data?: Record<string, unknown>;
+}): Promise<void> {
+  const fail = (msg: string): never => {
+    throw new CniError(ErrorCode.Internal, msg);
+  };
+  const intf = opts.prev.interfaces?.find((i) => i.name === opts.ifname && i.sandbox === opts.netns);
+  if (!intf)
+    fail(
+      `Sandbox in prevResult ${opts.prev.interfaces?.find((i) => i.name === opts.ifname)?.sandbox ?? ""} doesn't match configured netns: ${opts.netns}`,
+    );
+  const link = await showLink(opts.ifname, opts.netns);
+  if (!link) return fail(`Container Interface name in prevResult: ${opts.ifname} not found`);
+  if (link.linkinfo?.info_kind !== opts.kind)
+    fail(`Error: Container interface ${opts.ifname} not of type ${opts.kind}`);
+  for (const [k, want] of Object.entries(opts.data ?? {})) {
+    const have = link.linkinfo?.info_data?.[k];
+    if (have !== want)
+      fail(`container ${opts.kind} ${k} ${String(have)} does not match expected value: ${String(want)}`);
+  }
+  if (intf!.mac && intf!.mac.toLowerCase() !== (link.address ?? "").toLowerCase())
+    fail(`interface ${opts.ifname} Mac ${intf!.mac} doesn't match container Mac: ${link.address ?? ""}`);
+  await checkAddressesAndRoutes(opts.netns, opts.ifname, opts.prev);
+}
+
+/** Every address of prevResult on the interface and every route in the namespace (upstream's ValidateExpected*). */
+export async function checkAddressesAndRoutes(netns: string, ifname: string, prev: Result): Promise<void> {
+  const res = await ipBatch([`addr show dev ${ifname}`, "route show table all"], { netns, json: true });
+  const addrs = new Set(
+    ((res.shows[0]?.[0] ?? {}) as { addr_info?: Array<{ local: string; prefixlen: number }> }).addr_info?.map(
+      (a) => `${a.local}/${a.prefixlen}`,
+    ) ?? [],
+  );
+  for (const ip of prev.ips ?? [])
+    if (!addrs.has(ip.address))
+      throw new CniError(ErrorCode.Internal, `Failed to match addr ${ip.address} on interface ${ifname}`);
+  const routes = (res.shows[1] ?? []) as Array<{ dst: string; gateway?: string }>;
+  const norm = (d: string): string => (d === "default" ? "" : d.replace(/\/(32|128)$/, ""));
+  for (const r of prev.routes ?? []) {
+    const dst = /^(0\.0\.0\.0|::)\/0$/.test(r.dst) ? "" : r.dst.replace(/\/(32|128)$/, "");
+    const found = routes.some((x) => norm(x.dst) === dst && (!r.gw || x.gateway === r.gw));
+    if (!found)
+      throw new CniError(
+        ErrorCode.Internal,
+        `Failed to find a route to ${r.dst}${r.gw ? ` via ${r.gw}` : ""}`,
+      );
+  }
+}
+
+/** DEL's link part: the namespace or the link being gone is success. */
+export async function detachLink(netns: string, ifname: string): Promise<void> {
+  await deleteContainerLinkIfPresent(netns, ifname).catch((e: unknown) => {
+    throw new CniError(ErrorCode.Internal, (e as Error).message);
+  });
+}
