@@ -13,7 +13,7 @@ import {
   formatResult,
   parseResult,
   versionAtLeast,
-  type Attachment,
+  type ValidAttachmentEntry,
   type Env,
   type Result,
   type Verb,
@@ -236,7 +236,7 @@ export async function readCachedResult(
 }
 
 /** Every cached attachment of a network (GC's valid attachments). */
-export async function cachedAttachments(cacheDir: string, network: string): Promise<Attachment[]> {
+export async function cachedAttachments(cacheDir: string, network: string): Promise<ValidAttachmentEntry[]> {
   const dir = join(cacheDir, "results");
   let files: string[];
   try {
@@ -244,7 +244,7 @@ export async function cachedAttachments(cacheDir: string, network: string): Prom
   } catch {
     return [];
   }
-  const out: Attachment[] = [];
+  const out: ValidAttachmentEntry[] = [];
   for (const f of files.sort()) {
     if (!f.startsWith(`${network}-`)) continue;
     try {
@@ -319,7 +319,7 @@ export async function checkNetworkList(
 /** GC (1.1.0+): every plugin gets `cni.dev/valid-attachments`. Returns false when skipped. */
 export async function gcNetworkList(
   list: NetworkConfigList,
-  valid: Attachment[],
+  valid: ValidAttachmentEntry[],
   opts: Options,
 ): Promise<boolean> {
   if (!versionAtLeast(list.cniVersion || "0.1.0", "1.1.0") || list.disableGC) return false;

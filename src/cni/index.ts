@@ -35,6 +35,7 @@ export * from "./version.js";
 export * from "./validate.js";
 export * from "./config.js";
 export * from "../address/index.js";
+export * from "./attachment.js";
 export {
   definePlugin,
   pluginMain,

@@ -6,7 +6,8 @@
  */
 import { CniError, ErrorCode } from "./errors.js";
 import { baseNetConf, validateConfig, type AnySchema } from "./config.js";
-import type { Attachment, NetConf, Result } from "./types.js";
+import type { NetConf, Result, ValidAttachmentEntry } from "./types.js";
+import type { Attachment } from "./attachment.js";
 import {
   CURRENT_VERSION,
   SUPPORTED_VERSIONS,
@@ -49,7 +50,7 @@ export interface CmdArgs<C = NetConf> {
 }
 
 export interface GcArgs<C = NetConf> extends CmdArgs<C> {
-  /** From `cni.dev/valid-attachments`: attachments the runtime still uses. */
+  /** From `cni.dev/valid-attachments`: the attachments of this network the runtime still uses. */
   validAttachments: Attachment[];
 }
 
@@ -210,8 +211,14 @@ export async function runPlugin<C>(
         await funcs.check(cmd);
         break;
       case "GC": {
-        const va = (obj["cni.dev/valid-attachments"] ?? []) as Attachment[];
-        await funcs.gc?.({ ...cmd, validAttachments: va });
+        const entries = (obj["cni.dev/valid-attachments"] ?? []) as ValidAttachmentEntry[];
+        const network = obj.name as string;
+        const validAttachments = entries.map((e) => ({
+          network,
+          containerId: e.containerID,
+          ifname: e.ifname,
+        }));
+        await funcs.gc?.({ ...cmd, validAttachments });
         break;
       }
       case "STATUS":

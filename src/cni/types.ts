@@ -129,8 +129,8 @@ export interface NetConf {
   [key: string]: unknown;
 }
 
-/** An entry of `cni.dev/valid-attachments` (GC). */
-export interface Attachment {
+/** An entry of `cni.dev/valid-attachments` as the runtime sends it (GC); plugins get {@link Attachment}. */
+export interface ValidAttachmentEntry {
   containerID: string;
   ifname: string;
 }

@@ -1,43 +1,19 @@
 /**
- * Choosing and running the masquerade backends. ADD uses one backend: the configured one, else
- * iptables unless it is missing and nft is present (as upstream decides). DEL, GC and CHECK look
- * at both, so a container set up by the other backend (or by upstream) is still cleaned.
+ * Masquerade, one component with an iptables and an nftables backend (src/hoststate). ADD uses
+ * the configured one, else the host's default; DEL, GC look at both, so a container set up by
+ * the other backend (or by upstream) is still cleaned.
  */
+import type { Host } from "../hoststate/host.js";
+import type { HostStateBackend } from "../hoststate/contract.js";
 import { IptablesMasq } from "./ipmasq_iptables.js";
-import { NftablesMasq } from "./ipmasq_nftables.js";
-import type { Attachment, IpMasqBackend, MasqBackendName, MasqInstance, MasqSetup } from "./ipmasq.js";
-import { onPath } from "../iptables/iptables.js";
+import { MASQ_TABLE, NftablesMasq } from "./ipmasq_nftables.js";
+import type { MasqSpec } from "./ipmasq.js";
 
 export * from "./ipmasq.js";
 export { IptablesMasq, NftablesMasq };
+export { MASQ_CHAIN, MASQ_TABLE } from "./ipmasq_nftables.js";
 
-export const MASQ_BACKENDS: readonly MasqBackendName[] = ["iptables", "nftables"];
-
-export function defaultMasqBackend(): MasqBackendName {
-  if (!onPath("iptables-restore") && onPath("nft")) return "nftables";
-  return "iptables";
-}
-
-export function masqBackend(name: MasqBackendName | undefined): IpMasqBackend {
-  return (name ?? defaultMasqBackend()) === "nftables" ? new NftablesMasq() : new IptablesMasq();
-}
-
-function presentBackends(): IpMasqBackend[] {
-  const out: IpMasqBackend[] = [];
-  if (onPath("iptables-restore")) out.push(new IptablesMasq());
-  if (onPath("nft")) out.push(new NftablesMasq());
-  return out;
-}
-
-export async function teardownMasq(i: MasqInstance): Promise<void> {
-  await Promise.all(presentBackends().map((b) => b.teardown(i)));
-}
-
-export async function gcMasq(network: string, valid: Attachment[]): Promise<void> {
-  await Promise.all(presentBackends().map((b) => b.gc(network, valid)));
-}
-
-/** Problems for CHECK: the entry of the backend in use must exist. */
-export async function checkMasq(name: MasqBackendName | undefined, s: MasqSetup): Promise<string[]> {
-  return masqBackend(name).check(s);
+/** Every masquerade backend, over this host. */
+export function masqueradeBackends(host: Host): HostStateBackend<MasqSpec>[] {
+  return [new IptablesMasq(host.iptables), new NftablesMasq(host.nft("inet", MASQ_TABLE), host.tools)];
 }

@@ -4,114 +4,111 @@
  * POSTROUTING with the comment `name: "<net>" id: "<id>"`). ADD is one iptables-restore per IP
  * family; DEL reads the table once and removes every copy of the jump, then the chain.
  */
+import { iptablesChainName, iptablesComment, type Attachment } from "../cni/attachment.js";
+import { NO_EFFECTS, type Effects, type HostStateBackend } from "../hoststate/contract.js";
 import { addressOf, familyOf, subnetOf } from "../address/index.js";
-import {
-  iptablesChainName,
-  iptablesComment,
-  type Attachment,
-  type IpMasqBackend,
-  type MasqInstance,
-  type MasqSetup,
-} from "./ipmasq.js";
+import { COMPONENT, type MasqSpec } from "./ipmasq.js";
 import {
   deleteLine,
-  onPath,
   quoteArg,
-  restoreTable,
-  saveTable,
   type IpFamily,
+  type IptablesRunner,
+  type SavedTable,
 } from "../iptables/iptables.js";
 
-export class IptablesMasq implements IpMasqBackend {
-  readonly name = "iptables";
+const FAMILIES = [4, 6] as const;
 
-  async setup(s: MasqSetup): Promise<void> {
-    const chain = iptablesChainName(s.network, s.containerId);
-    const comment = `-m comment --comment ${quoteArg(iptablesComment(s.network, s.containerId))}`;
-    for (const family of [4, 6] as const) {
-      const addrs = s.addresses.filter((a) => familyOf(a) === family);
+/** Lines removing every POSTROUTING jump to `chain`, then the chain. */
+function removeChainLines(saved: SavedTable, chain: string): string[] {
+  const lines = saved.rules
+    .filter((r) => r.startsWith("-A POSTROUTING ") && r.endsWith(` -j ${chain}`))
+    .map(deleteLine);
+  if (saved.chains.has(chain)) lines.push(`-F ${chain}`, `-X ${chain}`);
+  return lines;
+}
+
+export class IptablesMasq implements HostStateBackend<MasqSpec> {
+  readonly component = COMPONENT;
+  readonly name = "iptables";
+  constructor(private readonly ipt: IptablesRunner) {}
+
+  present(): boolean {
+    return this.ipt.available(4);
+  }
+
+  async setUp(a: Attachment, s: MasqSpec): Promise<Effects> {
+    const chain = iptablesChainName(a);
+    const comment = `-m comment --comment ${quoteArg(iptablesComment(a))}`;
+    for (const family of FAMILIES) {
+      const addrs = s.addresses.filter((x) => familyOf(x) === family);
       if (addrs.length === 0) continue;
       const multicast = family === 4 ? "224.0.0.0/4" : "ff00::/8";
       const host = family === 4 ? "32" : "128";
       const lines = [`:${chain} - [0:0]`];
-      for (const a of addrs) lines.push(`-A ${chain} -d ${subnetOf(a)} ${comment} -j ACCEPT`);
+      for (const x of addrs) lines.push(`-A ${chain} -d ${subnetOf(x)} ${comment} -j ACCEPT`);
       lines.push(`-A ${chain} ! -d ${multicast} ${comment} -j MASQUERADE`);
-      for (const a of addrs) lines.push(`-A POSTROUTING -s ${addressOf(a)}/${host} ${comment} -j ${chain}`);
-      await restoreTable(family, "nat", lines);
+      for (const x of addrs) lines.push(`-A POSTROUTING -s ${addressOf(x)}/${host} ${comment} -j ${chain}`);
+      await this.ipt.restore(family, "nat", lines);
     }
+    return NO_EFFECTS;
   }
 
-  /** Jump rules from POSTROUTING to a chain, and whether the chain exists. */
-  private async find(
-    family: IpFamily,
-    chain: string,
-  ): Promise<{ jumps: string[]; exists: boolean; rules: string[] }> {
-    const saved = await saveTable(family, "nat");
-    return {
-      jumps: saved.rules.filter((r) => r.startsWith("-A POSTROUTING ") && r.endsWith(` -j ${chain}`)),
-      exists: saved.chains.has(chain),
-      rules: saved.rules,
-    };
+  private families(): IpFamily[] {
+    return FAMILIES.filter((f) => this.ipt.available(f));
   }
 
-  private async removeChain(family: IpFamily, chain: string): Promise<void> {
-    const { jumps, exists } = await this.find(family, chain);
-    const lines = jumps.map(deleteLine);
-    if (exists) lines.push(`-F ${chain}`, `-X ${chain}`);
-    await restoreTable(family, "nat", lines);
-  }
-
-  async teardown(i: MasqInstance): Promise<void> {
-    const chain = iptablesChainName(i.network, i.containerId);
-    await Promise.all(([4, 6] as const).filter(available).map((f) => this.removeChain(f, chain)));
+  async remove(a: Attachment): Promise<Effects> {
+    const chain = iptablesChainName(a);
+    await Promise.all(
+      this.families().map(async (f) =>
+        this.ipt.restore(f, "nat", removeChainLines(await this.ipt.save(f, "nat"), chain)),
+      ),
+    );
+    return NO_EFFECTS;
   }
 
   /**
    * Upstream's iptables backend has no GC; the comment names network and container, so ours
    * removes the chains of containers of this network that are not in the valid list.
    */
-  async gc(network: string, valid: Attachment[]): Promise<void> {
-    const keep = new Set(valid.map((a) => iptablesChainName(network, a.containerId)));
-    const marker = `--comment ${quoteArg(iptablesComment(network, "")).slice(0, -3)}`; // name: "<net>" id: "
-    for (const family of ([4, 6] as const).filter(available)) {
-      const saved = await saveTable(family, "nat");
+  async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
+    const keep = new Set(valid.map((a) => iptablesChainName({ network, containerId: a.containerId })));
+    const marker = `--comment ${quoteArg(iptablesComment({ network, containerId: "" })).slice(0, -3)}`; // name: "<net>" id: "
+    for (const family of this.families()) {
+      const saved = await this.ipt.save(family, "nat");
       const stale = new Set<string>();
       for (const r of saved.rules) {
         const m = / -j (CNI-[0-9a-f]{24})$/.exec(r);
         if (r.startsWith("-A POSTROUTING ") && m && r.includes(marker) && !keep.has(m[1]!)) stale.add(m[1]!);
       }
-      const lines: string[] = [];
-      for (const chain of stale) {
-        lines.push(
-          ...saved.rules
-            .filter((r) => r.startsWith("-A POSTROUTING ") && r.endsWith(` -j ${chain}`))
-            .map(deleteLine),
-        );
-        if (saved.chains.has(chain)) lines.push(`-F ${chain}`, `-X ${chain}`);
-      }
-      await restoreTable(family, "nat", lines);
+      await this.ipt.restore(
+        family,
+        "nat",
+        [...stale].flatMap((chain) => removeChainLines(saved, chain)),
+      );
     }
+    return NO_EFFECTS;
   }
 
-  async check(s: MasqSetup): Promise<string[]> {
-    const chain = iptablesChainName(s.network, s.containerId);
+  async check(a: Attachment, s: MasqSpec): Promise<string[]> {
+    const chain = iptablesChainName(a);
     const missing: string[] = [];
-    for (const family of [4, 6] as const) {
-      const addrs = s.addresses.filter((a) => familyOf(a) === family);
+    for (const family of FAMILIES) {
+      const addrs = s.addresses.filter((x) => familyOf(x) === family);
       if (addrs.length === 0) continue;
-      const { jumps, exists, rules } = await this.find(family, chain);
-      if (!exists || !rules.some((r) => r.startsWith(`-A ${chain} `) && r.includes("MASQUERADE")))
+      const saved = await this.ipt.save(family, "nat");
+      const jumps = saved.rules.filter((r) => r.startsWith("-A POSTROUTING ") && r.endsWith(` -j ${chain}`));
+      if (
+        !saved.chains.has(chain) ||
+        !saved.rules.some((r) => r.startsWith(`-A ${chain} `) && r.includes("MASQUERADE"))
+      )
         missing.push(
           `${family === 4 ? "iptables" : "ip6tables"} chain ${chain} with a MASQUERADE rule in table nat`,
         );
-      for (const a of addrs)
-        if (!jumps.some((j) => j.includes(` -s ${addressOf(a)}/`)))
-          missing.push(`POSTROUTING jump to ${chain} for ${addressOf(a)}`);
+      for (const x of addrs)
+        if (!jumps.some((j) => j.includes(` -s ${addressOf(x)}/`)))
+          missing.push(`POSTROUTING jump to ${chain} for ${addressOf(x)}`);
     }
     return missing;
   }
-}
-
-function available(family: IpFamily): boolean {
-  return onPath(family === 4 ? "iptables-restore" : "ip6tables-restore");
 }

@@ -1,46 +1,57 @@
 /**
  * The nftables backend: upstream's layout (table `inet cni_plugins_masquerade`, base chain
  * `postrouting` jumping to `masq_checks`, one rule per container address with a comment that
- * starts with a hash of the instance). ADD is one nft run with no listing; DEL and GC list the
- * chain to find rules by comment.
+ * starts with the attachment's owner hash). ADD is one nft run with no listing; DEL and GC list
+ * the chain to find rules by comment.
  */
+import { nftOwnerComment, nftOwnerHash, staleOwner, type Attachment } from "../cni/attachment.js";
+import { NO_EFFECTS, type Effects, type HostStateBackend } from "../hoststate/contract.js";
+import type { HostTools } from "../hoststate/select.js";
 import {
-  NFTables,
   applyWithSkeleton,
   concat,
   address,
   prefix,
   isNotFound,
+  type Interface,
+  type Rule,
+  type SkeletonPlan,
   type Transaction,
 } from "../nftables/index.js";
 import { addressOf, familyOf, subnetOf } from "../address/index.js";
-import {
-  nftComment,
-  nftInstanceHash,
-  nftNetworkHash,
-  type Attachment,
-  type IpMasqBackend,
-  type MasqInstance,
-  type MasqSetup,
-} from "./ipmasq.js";
+import { COMPONENT, type MasqSpec } from "./ipmasq.js";
 
 export const MASQ_TABLE = "cni_plugins_masquerade";
 export const MASQ_CHAIN = "masq_checks";
 
-export class NftablesMasq implements IpMasqBackend {
+async function rulesOrNone(nft: Interface, chain: string): Promise<Rule[]> {
+  try {
+    return await nft.listRules(chain, { text: true });
+  } catch (e) {
+    if (isNotFound(e)) return [];
+    throw e;
+  }
+}
+
+export class NftablesMasq implements HostStateBackend<MasqSpec> {
+  readonly component = COMPONENT;
   readonly name = "nftables";
-  readonly nft: NFTables;
-  constructor(opts: { netns?: string; nftPath?: string } = {}) {
-    this.nft = new NFTables({ family: "inet", table: MASQ_TABLE, ...opts });
+  /** `nft`: the Interface of table inet cni_plugins_masquerade. */
+  constructor(
+    readonly nft: Interface,
+    private readonly tools: HostTools,
+  ) {}
+
+  present(): boolean {
+    return this.tools.has("nft");
   }
 
   /**
-   * The transaction of an ADD, for callers that apply it together with others. `skeleton` also
-   * (re)declares the table and the shared chains, as upstream does on every ADD; without it the
-   * transaction only adds this container's rules and fails with ENOENT when the table is not
-   * there, which costs nft half as much: try that first, then the full one (see setup()).
+   * The transaction of an ADD. `skeleton` also (re)declares the table and the shared chains, as
+   * upstream does on every ADD; without it the transaction only adds this container's rules and
+   * fails with ENOENT when the table is not there, which costs nft half as much.
    */
-  setupTransaction(s: MasqSetup, skeleton = true): Transaction {
+  private transaction(a: Attachment, s: MasqSpec, skeleton: boolean): Transaction {
     const tx = this.nft.newTransaction();
     if (skeleton) {
       tx.add({
@@ -58,41 +69,35 @@ export class NftablesMasq implements IpMasqBackend {
       tx.add({ kind: "rule", chain: "postrouting", rule: "ip6 daddr ff00::/8 return" });
       tx.add({ kind: "rule", chain: "postrouting", rule: `goto ${MASQ_CHAIN}` });
     }
-    const comment = nftComment(s);
-    for (const a of s.addresses) {
-      const ip = familyOf(a) === 6 ? "ip6" : "ip";
+    const comment = nftOwnerComment(a);
+    for (const x of s.addresses) {
+      const ip = familyOf(x) === 6 ? "ip6" : "ip";
       tx.add({
         kind: "rule",
         chain: MASQ_CHAIN,
-        rule: concat(ip, "saddr", address(addressOf(a)), ip, "daddr !=", prefix(subnetOf(a)), "masquerade"),
+        rule: concat(ip, "saddr", address(addressOf(x)), ip, "daddr !=", prefix(subnetOf(x)), "masquerade"),
         comment,
       });
     }
     return tx;
   }
 
-  async setup(s: MasqSetup): Promise<void> {
-    await applyWithSkeleton([this.setupTransaction(s, false)], [this.setupTransaction(s)]);
+  plan(a: Attachment, s: MasqSpec): SkeletonPlan {
+    return { fast: [this.transaction(a, s, false)], full: [this.transaction(a, s, true)] };
   }
 
-  private async rulesWithPrefix(
-    commentPrefix: string,
-  ): Promise<Array<{ handle: number; comment: string; rule: string }>> {
-    try {
-      const rules = await this.nft.listRules(MASQ_CHAIN, { text: true });
-      return rules
-        .filter((r) => r.comment?.startsWith(commentPrefix) && r.handle !== undefined)
-        .map((r) => ({ handle: r.handle!, comment: r.comment!, rule: r.rule }));
-    } catch (e) {
-      if (isNotFound(e)) return [];
-      throw e;
-    }
+  async setUp(a: Attachment, s: MasqSpec): Promise<Effects> {
+    await applyWithSkeleton(this.nft, this.plan(a, s));
+    return NO_EFFECTS;
   }
 
-  private async deleteHandles(handles: number[]): Promise<void> {
-    if (handles.length === 0) return;
+  private async deleteRules(match: (comment: string) => boolean): Promise<void> {
+    const rules = (await rulesOrNone(this.nft, MASQ_CHAIN)).filter(
+      (r) => r.comment !== undefined && r.handle !== undefined && match(r.comment),
+    );
+    if (rules.length === 0) return;
     const tx = this.nft.newTransaction();
-    for (const h of handles) tx.delete({ kind: "rule", chain: MASQ_CHAIN, rule: "", handle: h });
+    for (const r of rules) tx.delete({ kind: "rule", chain: MASQ_CHAIN, rule: "", handle: r.handle! });
     try {
       await this.nft.run(tx);
     } catch (e) {
@@ -101,34 +106,31 @@ export class NftablesMasq implements IpMasqBackend {
     }
   }
 
-  async teardown(i: MasqInstance): Promise<void> {
-    const rules = await this.rulesWithPrefix(nftInstanceHash(i));
-    await this.deleteHandles(rules.map((r) => r.handle));
+  async remove(a: Attachment): Promise<Effects> {
+    const hash = nftOwnerHash(a);
+    await this.deleteRules((c) => c.startsWith(hash));
+    return NO_EFFECTS;
   }
 
-  async gc(network: string, valid: Attachment[]): Promise<void> {
-    const keep = new Set(
-      valid.map((a) => nftComment({ network, containerId: a.containerId, ifname: a.ifname })),
-    );
-    const rules = await this.rulesWithPrefix(nftNetworkHash(network));
-    await this.deleteHandles(rules.filter((r) => !keep.has(r.comment)).map((r) => r.handle));
+  async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
+    await this.deleteRules(staleOwner(network, valid));
+    return NO_EFFECTS;
   }
 
-  async check(s: MasqSetup): Promise<string[]> {
-    const [rules, base] = await Promise.all([
-      this.rulesWithPrefix(nftInstanceHash(s)),
-      this.nft.listRules("postrouting", { text: true }).catch((e: unknown) => {
-        if (isNotFound(e)) return [];
-        throw e;
-      }),
+  async check(a: Attachment, s: MasqSpec): Promise<string[]> {
+    const hash = nftOwnerHash(a);
+    const [chain, base] = await Promise.all([
+      rulesOrNone(this.nft, MASQ_CHAIN),
+      rulesOrNone(this.nft, "postrouting"),
     ]);
+    const rules = chain.filter((r) => r.comment?.startsWith(hash));
     const missing: string[] = [];
     // ADD only declares the shared chains when the table is missing: CHECK is where a damaged
     // skeleton shows up.
     if (!base.some((r) => r.rule === `goto ${MASQ_CHAIN}`))
       missing.push(`the postrouting base chain jumping to ${MASQ_CHAIN} in table inet ${MASQ_TABLE}`);
-    for (const a of s.addresses) {
-      const ip = addressOf(a);
+    for (const x of s.addresses) {
+      const ip = addressOf(x);
       if (!rules.some((r) => r.rule.split(" ").includes(ip) && r.rule.includes("masquerade")))
         missing.push(`nftables masquerade rule for ${ip} in table inet ${MASQ_TABLE} chain ${MASQ_CHAIN}`);
     }

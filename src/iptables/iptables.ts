@@ -2,6 +2,8 @@
  * iptables through iptables-save and iptables-restore: one process reads a table, one applies a
  * whole change atomically (`--noflush` keeps everything not named). `-w` waits for the xtables
  * lock instead of failing when another program holds it. Works with iptables-nft and -legacy.
+ * Backends take an {@link IptablesRunner}; plugin mains give them {@link systemIptables}, tests
+ * the fake in `./fake.ts`.
  */
 import { accessSync, constants } from "node:fs";
 import { systemRunner, type Runner } from "../process/runner.js";
@@ -12,53 +14,84 @@ export class IptablesError extends Error {
   override readonly name = "IptablesError";
 }
 
-function tool(family: IpFamily, what: "save" | "restore" | ""): string {
-  const base = family === 4 ? "iptables" : "ip6tables";
-  return what ? `${base}-${what}` : base;
-}
-
 /** The rules of one table as iptables-save prints them (`-A CHAIN ...` lines) and its chains. */
 export interface SavedTable {
   chains: Set<string>;
   rules: string[];
 }
 
-export async function saveTable(
-  family: IpFamily,
-  table: string,
-  runner: Runner = systemRunner,
-): Promise<SavedTable> {
-  const res = await runner.run({ argv: [tool(family, "save"), "-t", table] }).catch((e: Error) => {
-    throw new IptablesError(`could not run ${tool(family, "save")}: ${e.message}`, { cause: e });
-  });
-  if (res.code !== 0) throw new IptablesError(`${tool(family, "save")} -t ${table}: ${res.stderr.trim()}`);
+/** What the backends do with iptables. */
+export interface IptablesRunner {
+  /** Whether this family's iptables-restore is installed (checked without a process). */
+  available(family: IpFamily): boolean;
+  save(family: IpFamily, table: string): Promise<SavedTable>;
+  /** Applies `lines` (without the `*table` and COMMIT lines) to one table atomically. */
+  restore(family: IpFamily, table: string, lines: readonly string[]): Promise<void>;
+  /** `iptables -N`: creates a chain, and leaves an existing one (and its rules) alone. */
+  newChain(family: IpFamily, table: string, chain: string): Promise<void>;
+}
+
+export function tool(family: IpFamily, what: "save" | "restore" | ""): string {
+  const base = family === 4 ? "iptables" : "ip6tables";
+  return what ? `${base}-${what}` : base;
+}
+
+/** Splits iptables-save output into chains and `-A` rules. */
+export function parseSave(text: string): SavedTable {
   const chains = new Set<string>();
   const rules: string[] = [];
-  for (const line of res.stdout.split("\n")) {
+  for (const line of text.split("\n")) {
     if (line.startsWith(":")) chains.add(line.slice(1).split(" ")[0]!);
     else if (line.startsWith("-A ")) rules.push(line);
   }
   return { chains, rules };
 }
 
-/** Applies `lines` (without the `*table` and COMMIT lines) to one table atomically. */
-export async function restoreTable(
-  family: IpFamily,
-  table: string,
-  lines: string[],
-  runner: Runner = systemRunner,
-): Promise<void> {
-  if (lines.length === 0) return;
+/** The input of one iptables-restore run; refuses lines that would end a command early. */
+export function restoreInput(table: string, lines: readonly string[]): string {
   for (const l of lines)
     if (/[\n\r\0]/.test(l)) throw new IptablesError(`refusing iptables line with a line break`);
-  const input = `*${table}\n${lines.join("\n")}\nCOMMIT\n`;
-  const argv = [tool(family, "restore"), "-w", "--noflush"];
-  const res = await runner.run({ argv, stdin: input }).catch((e: Error) => {
-    throw new IptablesError(`could not run ${tool(family, "restore")}: ${e.message}`, { cause: e });
-  });
-  if (res.code !== 0)
-    throw new IptablesError(`${tool(family, "restore")}: ${res.stderr.trim().replace(/\s+/g, " ")}`);
+  return `*${table}\n${lines.join("\n")}\nCOMMIT\n`;
 }
+
+/** The host's iptables, through a process runner. */
+export class SystemIptables implements IptablesRunner {
+  constructor(private readonly runner: Runner = systemRunner) {}
+
+  available(family: IpFamily): boolean {
+    return onPath(tool(family, "restore"));
+  }
+
+  async save(family: IpFamily, table: string): Promise<SavedTable> {
+    const res = await this.runner.run({ argv: [tool(family, "save"), "-t", table] }).catch((e: Error) => {
+      throw new IptablesError(`could not run ${tool(family, "save")}: ${e.message}`, { cause: e });
+    });
+    if (res.code !== 0) throw new IptablesError(`${tool(family, "save")} -t ${table}: ${res.stderr.trim()}`);
+    return parseSave(res.stdout);
+  }
+
+  async restore(family: IpFamily, table: string, lines: readonly string[]): Promise<void> {
+    if (lines.length === 0) return;
+    const input = restoreInput(table, lines);
+    const argv = [tool(family, "restore"), "-w", "--noflush"];
+    const res = await this.runner.run({ argv, stdin: input }).catch((e: Error) => {
+      throw new IptablesError(`could not run ${tool(family, "restore")}: ${e.message}`, { cause: e });
+    });
+    if (res.code !== 0)
+      throw new IptablesError(`${tool(family, "restore")}: ${res.stderr.trim().replace(/\s+/g, " ")}`);
+  }
+
+  async newChain(family: IpFamily, table: string, chain: string): Promise<void> {
+    const argv = [tool(family, ""), "-w", "-t", table, "-N", chain];
+    const r = await this.runner.run({ argv }).catch((e: Error) => {
+      throw new IptablesError(`could not run ${tool(family, "")}: ${e.message}`, { cause: e });
+    });
+    if (r.code !== 0 && !/already exists/i.test(r.stderr))
+      throw new IptablesError(`${tool(family, "")} -N ${chain}: ${r.stderr.trim()}`);
+  }
+}
+
+export const systemIptables: IptablesRunner = new SystemIptables();
 
 /** Quotes a comment for restore input; comments we write hold no backslash or newline. */
 export function quoteArg(s: string): string {
@@ -81,4 +114,17 @@ export function onPath(cmd: string): boolean {
 /** Rewrites a saved `-A CHAIN spec` rule into the `-D CHAIN spec` that deletes it. */
 export function deleteLine(saved: string): string {
   return "-D " + saved.slice(3);
+}
+
+/** `-A CHAIN spec` -> `-I CHAIN 1 spec`. */
+export function insertFirst(saved: string): string {
+  return saved.replace(/^-A (\S+)/, "-I $1 1");
+}
+
+/** Until every backend takes a runner: the host's iptables as free functions. */
+export function saveTable(family: IpFamily, table: string): Promise<SavedTable> {
+  return systemIptables.save(family, table);
+}
+export function restoreTable(family: IpFamily, table: string, lines: readonly string[]): Promise<void> {
+  return systemIptables.restore(family, table, lines);
 }

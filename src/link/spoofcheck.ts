@@ -3,41 +3,66 @@
  * for it). Same objects as upstream so either side can tear down the other's: table `bridge
  * nat`, base chain `PREROUTING` (filter, prerouting, -300) with `iifname <host veth> jump
  * cni-br-iface-<id>`, that chain jumping to `cni-br-iface-<id>-mac`, which returns for the
- * container's MAC and drops the rest; every rule commented `macspoofchk-<id>`.
+ * container's MAC and drops the rest; every rule commented `macspoofchk-<id>`, where `<id>` is
+ * `<containerID>-<ifname>` (upstream's uniqueID). Only an nftables backend: upstream has no
+ * other.
  */
 import { parseMac } from "../address/index.js";
-import { NFTables, concat, ifname, isNotFound, type Transaction } from "../nftables/index.js";
+import type { Attachment } from "../cni/attachment.js";
+import { NO_EFFECTS, type Effects, type HostStateBackend } from "../hoststate/contract.js";
+import type { HostTools } from "../hoststate/select.js";
+import {
+  applyWithSkeleton,
+  concat,
+  ifname,
+  isNotFound,
+  type Interface,
+  type Rule,
+  type SkeletonPlan,
+  type Transaction,
+} from "../nftables/index.js";
 
-const TABLE = "nat";
+export const SPOOF_FAMILY = "bridge";
+export const SPOOF_TABLE = "nat";
 const BASE_CHAIN = "PREROUTING";
+const IFACE_PREFIX = "cni-br-iface-";
 
-export class SpoofChecker {
-  readonly nft: NFTables;
+export interface SpoofSpec {
+  /** The host side of the container's veth. */
+  hostVeth: string;
+  /** The container interface's MAC, the only source MAC let through. */
+  mac: string;
+}
+
+const refIdOf = (a: Attachment): string => `${a.containerId}-${a.ifname}`;
+const ifaceChain = (refId: string): string => `${IFACE_PREFIX}${refId}`;
+const macChain = (refId: string): string => `${ifaceChain(refId)}-mac`;
+const commentOf = (refId: string): string => `macspoofchk-${refId}`;
+
+export class SpoofCheck implements HostStateBackend<SpoofSpec> {
+  readonly component = "spoofcheck";
+  readonly name = "nftables";
+  /**
+   * `nft`: the Interface of table bridge nat. `links`: the host's interface names, for GC (the
+   * table is shared by every network, so a check whose host veth is gone is what is stale).
+   */
   constructor(
-    /** `<containerID>-<ifname>`, as upstream's uniqueID. */
-    readonly refId: string,
-    opts: { netns?: string } = {},
-  ) {
-    this.nft = new NFTables({ family: "bridge", table: TABLE, ...opts });
-  }
+    readonly nft: Interface,
+    private readonly tools: HostTools,
+    private readonly links: () => Promise<ReadonlySet<string>>,
+  ) {}
 
-  get ifaceChain(): string {
-    return `cni-br-iface-${this.refId}`;
-  }
-  get macChain(): string {
-    return `${this.ifaceChain}-mac`;
-  }
-  get comment(): string {
-    return `macspoofchk-${this.refId}`;
+  present(): boolean {
+    return this.tools.has("nft");
   }
 
   /**
    * One transaction: declare, flush our chains, add the rules (upstream needs two runs). Without
    * `skeleton` the table and base chain are assumed (see applyWithSkeleton).
    */
-  setupTransaction(hostIface: string, mac: string, skeleton = true): Transaction {
-    const canonical = parseMac(mac);
-    if (canonical === undefined) throw new Error(`invalid MAC address ${JSON.stringify(mac)}`);
+  private transaction(refId: string, s: SpoofSpec, skeleton: boolean): Transaction {
+    const canonical = parseMac(s.mac);
+    if (canonical === undefined) throw new Error(`invalid MAC address ${JSON.stringify(s.mac)}`);
     const tx = this.nft.newTransaction();
     if (skeleton) {
       tx.add({ kind: "table" });
@@ -50,86 +75,108 @@ export class SpoofChecker {
         policy: "accept",
       });
     }
-    tx.add({ kind: "chain", name: this.ifaceChain });
-    tx.add({ kind: "chain", name: this.macChain });
-    tx.flush({ kind: "chain", name: this.ifaceChain });
-    tx.flush({ kind: "chain", name: this.macChain });
+    const [iface, mac, comment] = [ifaceChain(refId), macChain(refId), commentOf(refId)];
+    tx.add({ kind: "chain", name: iface });
+    tx.add({ kind: "chain", name: mac });
+    tx.flush({ kind: "chain", name: iface });
+    tx.flush({ kind: "chain", name: mac });
     tx.add({
       kind: "rule",
       chain: BASE_CHAIN,
-      rule: concat("iifname", ifname(hostIface), "jump", this.ifaceChain),
-      comment: this.comment,
+      rule: concat("iifname", ifname(s.hostVeth), "jump", iface),
+      comment,
     });
-    tx.add({ kind: "rule", chain: this.ifaceChain, rule: `jump ${this.macChain}`, comment: this.comment });
-    tx.add({
-      kind: "rule",
-      chain: this.macChain,
-      rule: `ether saddr ${canonical} return`,
-      comment: this.comment,
-    });
-    tx.add({ kind: "rule", chain: this.macChain, rule: "drop", comment: this.comment });
+    tx.add({ kind: "rule", chain: iface, rule: `jump ${mac}`, comment });
+    tx.add({ kind: "rule", chain: mac, rule: `ether saddr ${canonical} return`, comment });
+    tx.add({ kind: "rule", chain: mac, rule: "drop", comment });
     return tx;
   }
 
-  /** Handles of our jump rules in the base chain. */
-  private async baseRules(): Promise<number[]> {
+  plan(a: Attachment, s: SpoofSpec): SkeletonPlan {
+    const refId = refIdOf(a);
+    return { fast: [this.transaction(refId, s, false)], full: [this.transaction(refId, s, true)] };
+  }
+
+  async setUp(a: Attachment, s: SpoofSpec): Promise<Effects> {
+    await applyWithSkeleton(this.nft, this.plan(a, s));
+    return NO_EFFECTS;
+  }
+
+  private async rules(chain: string): Promise<Rule[] | undefined> {
     try {
-      const rules = await this.nft.listRules(BASE_CHAIN, { text: true });
-      return rules
-        .filter((r) => r.comment === this.comment || r.rule.endsWith(`jump ${this.ifaceChain}`))
-        .map((r) => r.handle!)
-        .filter((h) => h !== undefined);
+      return await this.nft.listRules(chain, { text: true });
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** Handles of a check's jump rules in the base chain. */
+  private static jumps(base: readonly Rule[], refId: string): number[] {
+    return base
+      .filter((r) => r.comment === commentOf(refId) || r.rule.endsWith(`jump ${ifaceChain(refId)}`))
+      .flatMap((r) => (r.handle === undefined ? [] : [r.handle]));
+  }
+
+  private async removeRefIds(
+    refIds: readonly string[],
+    base: readonly Rule[],
+    chains: readonly string[],
+  ): Promise<void> {
+    const tx = this.nft.newTransaction();
+    for (const refId of refIds)
+      for (const h of SpoofCheck.jumps(base, refId))
+        tx.delete({ kind: "rule", chain: BASE_CHAIN, rule: "", handle: h });
+    // Flush first: a chain that still has rules cannot be deleted.
+    const mine = refIds.flatMap((id) => [ifaceChain(id), macChain(id)]).filter((c) => chains.includes(c));
+    for (const c of mine) tx.flush({ kind: "chain", name: c });
+    for (const c of mine) tx.delete({ kind: "chain", name: c });
+    if (tx.size > 0) await this.nft.run(tx);
+  }
+
+  private async chains(): Promise<string[]> {
+    try {
+      return await this.nft.list("chains");
     } catch (e) {
       if (isNotFound(e)) return [];
       throw e;
     }
   }
 
-  async teardown(): Promise<void> {
-    const handles = await this.baseRules();
-    const tx = this.nft.newTransaction();
-    for (const h of handles) tx.delete({ kind: "rule", chain: BASE_CHAIN, rule: "", handle: h });
-    // Flush first: a chain that still has rules cannot be deleted.
-    let chains: string[] = [];
-    try {
-      chains = await this.nft.list("chains");
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
-    for (const c of [this.ifaceChain, this.macChain])
-      if (chains.includes(c)) tx.flush({ kind: "chain", name: c });
-    for (const c of [this.ifaceChain, this.macChain])
-      if (chains.includes(c)) tx.delete({ kind: "chain", name: c });
-    if (tx.size === 0) return;
-    await this.nft.run(tx);
+  async remove(a: Attachment): Promise<Effects> {
+    const [base, chains] = await Promise.all([this.rules(BASE_CHAIN), this.chains()]);
+    await this.removeRefIds([refIdOf(a)], base ?? [], chains);
+    return NO_EFFECTS;
   }
 
-  /** What is missing, for CHECK. */
-  async check(mac: string): Promise<string[]> {
+  /** Checks not in `valid` whose host veth no longer exists (of any network: see the constructor). */
+  async gc(_network: string, valid: readonly Attachment[]): Promise<Effects> {
+    const chains = await this.chains();
+    const keep = new Set(valid.map(refIdOf));
+    const refIds = chains
+      .filter((c) => c.startsWith(IFACE_PREFIX) && !c.endsWith("-mac"))
+      .map((c) => c.slice(IFACE_PREFIX.length))
+      .filter((id) => !keep.has(id));
+    if (refIds.length === 0) return NO_EFFECTS;
+    const [base, present] = await Promise.all([this.rules(BASE_CHAIN), this.links()]);
+    const stale = refIds.filter((id) => {
+      const jump = (base ?? []).find((r) => r.rule.endsWith(`jump ${ifaceChain(id)}`));
+      const iface = jump?.rule.match(/iifname "([^"]+)"/)?.[1];
+      return !iface || !present.has(iface);
+    });
+    if (stale.length) await this.removeRefIds(stale, base ?? [], chains);
+    return NO_EFFECTS;
+  }
+
+  async check(a: Attachment, s: SpoofSpec): Promise<string[]> {
+    const refId = refIdOf(a);
+    const [base, mac] = await Promise.all([this.rules(BASE_CHAIN), this.rules(macChain(refId))]);
     const missing: string[] = [];
-    if ((await this.baseRules()).length === 0)
-      missing.push(`spoof-check jump rule in bridge ${TABLE} ${BASE_CHAIN}`);
-    try {
-      const rules = await this.nft.listRules(this.macChain, { text: true });
-      if (!rules.some((r) => r.rule.includes(`ether saddr ${mac.toLowerCase()} return`)))
-        missing.push(`spoof-check rule allowing ${mac} in chain ${this.macChain}`);
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-      missing.push(`spoof-check chain ${this.macChain}`);
-    }
+    if (SpoofCheck.jumps(base ?? [], refId).length === 0)
+      missing.push(`spoof-check jump rule in bridge ${SPOOF_TABLE} ${BASE_CHAIN}`);
+    if (!mac) missing.push(`spoof-check chain ${macChain(refId)}`);
+    else if (!mac.some((r) => r.rule.includes(`ether saddr ${parseMac(s.mac) ?? s.mac} return`)))
+      missing.push(`spoof-check rule allowing ${s.mac} in chain ${macChain(refId)}`);
     return missing;
-  }
-}
-
-/** Chains of spoof checks in the bridge nat table, by refId, for GC. */
-export async function listSpoofCheckRefIds(): Promise<string[]> {
-  const nft = new NFTables({ family: "bridge", table: TABLE });
-  try {
-    return (await nft.list("chains"))
-      .filter((c) => c.startsWith("cni-br-iface-") && !c.endsWith("-mac"))
-      .map((c) => c.slice("cni-br-iface-".length));
-  } catch (e) {
-    if (isNotFound(e)) return [];
-    throw e;
   }
 }

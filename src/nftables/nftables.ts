@@ -18,8 +18,25 @@ import {
 import { renderDump, type TableState } from "./dump.js";
 import { Transaction } from "./transaction.js";
 import { applyTransactions } from "./batch.js";
-import type { Counter, Element, Family, Features, Interface, ListKind, NMap, NSet, Rule } from "./types.js";
+import { validateObject } from "./objects.js";
+import { parseGetElements, parseListingExtras, parseObjectComments, parseRuleTexts } from "./text.js";
+import {
+  FAMILIES,
+  byFamilyThenName,
+  type Counter,
+  type Element,
+  type Family,
+  type Features,
+  type Interface,
+  type ListKind,
+  type NMap,
+  type NSet,
+  type Rule,
+  type TableRef,
+} from "./types.js";
 import { validateName, validateScope } from "./validate.js";
+
+export { parseListingExtras, parseObjectComments, parseRuleTexts };
 
 export interface NFTablesOptions extends ExecOptions {
   family: Family;
@@ -40,6 +57,10 @@ export class NFTables implements Interface {
     return new Transaction({ family: this.family, table: this.table });
   }
 
+  forTable(family: Family, table: string): NFTables {
+    return new NFTables({ family, table, ...this.exec });
+  }
+
   /** nft version and capabilities (probed once per process). */
   features(): Promise<Features> {
     return probeFeatures(this.exec);
@@ -53,8 +74,47 @@ export class NFTables implements Interface {
     return this.apply(tx, ["--check"]);
   }
 
+  runAll(txs: readonly Transaction[]): Promise<void> {
+    return applyTransactions([...txs], this.exec);
+  }
+
   private apply(tx: Transaction, extra: string[]): Promise<void> {
     return applyTransactions([tx], this.exec, extra.includes("--check"));
+  }
+
+  async listTables(family?: Family): Promise<TableRef[]> {
+    const entries = await this.listJson(["list", "tables", ...(family ? [family] : [])]);
+    return entries
+      .filter(([k]) => k === "table")
+      .map(([, b]) => ({
+        family: b["family"] as Family,
+        name: typeof b["name"] === "string" ? b["name"] : "",
+      }))
+      .filter((t) => FAMILIES.includes(t.family))
+      .sort(byFamilyThenName);
+  }
+
+  async getElements(keys: readonly Element[]): Promise<Element[]> {
+    if (keys.length === 0) return [];
+    const byTarget = new Map<string, Element[]>();
+    for (const k of keys) {
+      validateObject("delete", {
+        kind: "element",
+        ...(k.map !== undefined ? { map: k.map } : { set: k.set! }),
+        key: k.key,
+      });
+      const target = k.map ?? k.set!;
+      byTarget.set(target, [...(byTarget.get(target) ?? []), k]);
+    }
+    const text = [...byTarget]
+      .map(
+        ([name, es]) =>
+          `get element ${this.family} ${this.table} ${name} { ${es.map((e) => e.key.join(" . ")).join(", ")} }\n`,
+      )
+      .join("");
+    const res = await execNft(["-f", "-"], this.exec, text);
+    failOnError(res, ["get", "element"]);
+    return parseGetElements(res.stdout);
   }
 
   private async listJson(args: string[]): Promise<ReturnType<typeof parseListing>> {
@@ -123,16 +183,21 @@ export class NFTables implements Interface {
   }
 
   async dump(): Promise<string> {
+    return renderDump({ family: this.family, table: this.table }, await this.listTable({ text: true }));
+  }
+
+  async listTable(opts: { text?: boolean } = {}): Promise<TableState> {
     const [entries, text] = await Promise.all([
       this.listJson(["list", "table", this.family, this.table]),
-      execNft(["-a", "list", "table", this.family, this.table], this.exec),
+      opts.text ? execNft(["-a", "list", "table", this.family, this.table], this.exec) : undefined,
     ]);
-    failOnError(text, ["list", "table"]);
-    const texts = parseRuleTexts(text.stdout);
+    if (text) failOnError(text, ["list", "table"]);
+    const listing = text?.stdout ?? "";
+    const texts = parseRuleTexts(listing);
     // nft 1.0.6 leaves table and chain comments out of its JSON; its text listing has them.
-    const comments = parseObjectComments(text.stdout);
+    const comments = parseObjectComments(listing);
     // It also leaves out a chain's device, the dynamic flag and auto-merge of sets.
-    const extras = parseListingExtras(text.stdout);
+    const extras = parseListingExtras(listing);
     const state: TableState = {
       chains: [],
       rules: new Map(),
@@ -171,7 +236,7 @@ export class NFTables implements Interface {
       } else if (kind === "counter") state.counters.push(counterFromJson(b));
       else if (kind === "flowtable") state.flowtables.push(flowtableFromJson(b));
     }
-    return renderDump({ family: this.family, table: this.table }, state);
+    return state;
   }
 }
 
@@ -184,68 +249,4 @@ function failOnError(res: ExecResult, args: string[]): void {
       "this nft was built without JSON support, which listing needs (install a distribution nft)",
     );
   throw new NftError(codeFromMessage(msg), `nft ${args.join(" ")}: ${msg}`, undefined, undefined, res.stderr);
-}
-
-/** Rule text by handle from `nft -a list ...` output. */
-export function parseRuleTexts(listing: string): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const line of listing.split("\n")) {
-    const m = /^\t\t(.*?)(?: comment "[^"]*")? # handle (\d+)$/.exec(line);
-    if (m && !line.includes("{ # handle")) out.set(Number(m[2]), m[1]!);
-  }
-  return out;
-}
-
-/**
- * What nft 1.0.6 prints in its text listing of a table but not in its JSON: the device of a base
- * chain on one device, and which sets are dynamic or auto-merge.
- */
-export function parseListingExtras(listing: string): {
-  devices: Map<string, string>;
-  dynamic: Set<string>;
-  autoMerge: Set<string>;
-} {
-  const out = {
-    devices: new Map<string, string>(),
-    dynamic: new Set<string>(),
-    autoMerge: new Set<string>(),
-  };
-  let chain: string | undefined;
-  let set: string | undefined;
-  for (const line of listing.split("\n")) {
-    const head = /^\t(chain|set|map) (\S+) \{/.exec(line);
-    if (head) {
-      chain = head[1] === "chain" ? head[2] : undefined;
-      set = head[1] === "chain" ? undefined : head[2];
-      continue;
-    }
-    if (line === "\t}") chain = set = undefined;
-    else if (chain !== undefined) {
-      const dev = /^\t\ttype \w+ hook \w+ device "([^"]+)" /.exec(line);
-      if (dev) out.devices.set(chain, dev[1]!);
-    } else if (set !== undefined) {
-      if (/^\t\tflags (\S+,)?dynamic(,\S+)?$/.test(line)) out.dynamic.add(set);
-      else if (line === "\t\tauto-merge") out.autoMerge.add(set);
-    }
-  }
-  return out;
-}
-
-/** Table and chain comments from `nft list table` text output. */
-export function parseObjectComments(listing: string): { table?: string; chains: Map<string, string> } {
-  const out: { table?: string; chains: Map<string, string> } = { chains: new Map() };
-  let owner: { kind: "table" } | { kind: "chain"; name: string } | undefined;
-  for (const line of listing.split("\n")) {
-    const chain = /^\tchain (\S+) \{/.exec(line);
-    if (/^table /.test(line)) owner = { kind: "table" };
-    else if (chain) owner = { kind: "chain", name: chain[1]! };
-    else {
-      const m = /^\t{1,2}comment "([^"]*)"$/.exec(line);
-      if (m && owner?.kind === "table" && line.startsWith("\tcomment")) out.table = m[1]!;
-      else if (m && owner?.kind === "chain" && line.startsWith("\t\tcomment"))
-        out.chains.set(owner.name, m[1]!);
-      owner = undefined;
-    }
-  }
-  return out;
 }

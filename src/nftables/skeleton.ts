@@ -5,19 +5,21 @@
  * reference is missing (ENOENT), apply the full ones that declare the skeleton too.
  */
 import { isNotFound } from "./errors.js";
-import { applyTransactions } from "./batch.js";
-import type { ExecOptions } from "./exec.js";
 import type { Transaction } from "./transaction.js";
+import type { Interface } from "./types.js";
 
-export async function applyWithSkeleton(
-  fast: Transaction[],
-  full: Transaction[],
-  exec: ExecOptions = {},
-): Promise<void> {
+/** The two ways of making one change: without and with the shared objects it needs. */
+export interface SkeletonPlan {
+  fast: Transaction[];
+  full: Transaction[];
+}
+
+/** Runs `fast` in one atomic run, and `full` in another only when `fast` found something missing. */
+export async function applyWithSkeleton(nft: Interface, plan: SkeletonPlan): Promise<void> {
   try {
-    await applyTransactions(fast, exec);
+    await nft.runAll(plan.fast);
   } catch (e) {
     if (!isNotFound(e)) throw e;
-    await applyTransactions(full, exec);
+    await nft.runAll(plan.full);
   }
 }

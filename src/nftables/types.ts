@@ -139,21 +139,59 @@ export interface Features {
   objectComments: boolean;
 }
 
-/** The library's API, implemented by {@link NFTables} against the kernel and by the fake in memory. */
+/** A table's name and family, as `listTables` gives them. */
+export interface TableRef {
+  family: Family;
+  name: string;
+}
+
+/** The order `listTables` gives: family, then name (as strings). */
+export function byFamilyThenName(a: TableRef, b: TableRef): number {
+  if (a.family !== b.family) return a.family < b.family ? -1 : 1;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/**
+ * The library's API, implemented by {@link NFTables} against the kernel and by the fake in memory.
+ * Bound to one table, as in knftables; {@link Interface.forTable} reaches another table through the
+ * same connection (namespace and nft binary, or the same fake ruleset), and
+ * {@link Interface.runAll} changes several tables in one atomic run.
+ */
 export interface Interface {
   readonly family: Family;
   readonly table: string;
   newTransaction(): import("./transaction.js").Transaction;
+  /** Another table through the same connection. */
+  forTable(family: Family, table: string): Interface;
   /** Applies every operation of the transaction atomically, or none. */
   run(tx: import("./transaction.js").Transaction): Promise<void>;
+  /** Applies transactions of any tables of this connection in one atomic run (one nft process). */
+  runAll(txs: readonly import("./transaction.js").Transaction[]): Promise<void>;
   /** Validates the transaction against the current ruleset without applying it. */
   check(tx: import("./transaction.js").Transaction): Promise<void>;
+  /** What the nft binary and kernel can do (probed once, remembered). */
+  features(): Promise<Features>;
+  /** Tables in the ruleset (of one family when given), by family then name. */
+  listTables(family?: Family): Promise<TableRef[]>;
   /** Names of the objects of one kind in the table, sorted. */
   list(kind: ListKind): Promise<string[]>;
-  /** Rules of a chain, in order, with handle and comment (and text where known). */
-  listRules(chain: string): Promise<Rule[]>;
+  /**
+   * Rules of a chain, in order, with handle and comment. Their text costs a second nft run and
+   * is only filled in with `text` (otherwise `rule` is "").
+   */
+  listRules(chain: string, opts?: { text?: boolean }): Promise<Rule[]>;
   listElements(kind: "set" | "map", name: string): Promise<Element[]>;
+  /**
+   * The elements of these keys (set or map, key; value and comment ignored) with their value and
+   * comment, in one read however many sets; fails with ENOENT when one of them is missing.
+   */
+  getElements(keys: readonly Element[]): Promise<Element[]>;
   listCounters(): Promise<Counter[]>;
+  /**
+   * Everything in the table in one read: chains, rules (text only with `text`), sets and maps
+   * with their elements, counters, flowtables. ENOENT when the table does not exist.
+   */
+  listTable(opts?: { text?: boolean }): Promise<import("./dump.js").TableState>;
   /** The whole table as canonical nft text (objects sorted by name), for comparisons and backups. */
   dump(): Promise<string>;
 }

@@ -263,7 +263,10 @@ test("the fake and the kernel agree on every step", async (t) => {
       }
       assert.equal(await fake.dump(), await real.dump());
       for (const chain of await real.list("chains")) {
-        const [r, f] = [await real.listRules(chain, { text: true }), await fake.listRules(chain)];
+        const [r, f] = [
+          await real.listRules(chain, { text: true }),
+          await fake.listRules(chain, { text: true }),
+        ];
         assert.deepEqual(
           f.map((x) => [x.rule, x.comment]),
           r.map((x) => [x.rule, x.comment]),
@@ -302,4 +305,69 @@ test("the fake and the kernel agree on every step", async (t) => {
       );
     }
   });
+});
+
+test("fake and kernel: several tables in one atomic run, tables listed, elements looked up by key", async () => {
+  const real = new NFTables({ family: "inet", table: "equiv_a", netns: ns.path });
+  const fake = new FakeNFTables({ family: "inet", table: "equiv_a" });
+  for (const nft of [real, fake] as Interface[]) {
+    const b = nft.forTable("ip", "equiv_b");
+    const ta = nft.newTransaction();
+    ta.add({ kind: "table" });
+    ta.add({ kind: "map", name: "m", type: "inet_proto . inet_service : ipv4_addr . inet_service" });
+    ta.add({ kind: "set", name: "s", type: "ipv4_addr . inet_proto . inet_service", flags: ["interval"] });
+    ta.add({
+      kind: "element",
+      map: "m",
+      key: ["tcp", "8080"],
+      value: ["10.0.0.5", "80"],
+      comment: "own, a: b",
+    });
+    ta.add({ kind: "element", map: "m", key: ["udp", "53"], value: ["10.0.0.6", "53"] });
+    ta.add({ kind: "element", set: "s", key: ["10.0.0.0/24", "tcp", "80"], comment: "x" });
+    const tb = b.newTransaction();
+    tb.add({ kind: "table" });
+    tb.add({ kind: "chain", name: "c" });
+    await nft.runAll([ta, tb]);
+    // One failing transaction keeps the other from applying too.
+    const bad = nft.newTransaction().add({ kind: "chain", name: "d" });
+    const missing = b.newTransaction().add({ kind: "rule", chain: "nope", rule: "accept" });
+    await assert.rejects(
+      nft.runAll([bad, missing]),
+      (e: unknown) => e instanceof NftError && e.code === "ENOENT",
+    );
+    assert.deepEqual(await nft.list("chains"), []);
+    const tables = (await nft.listTables()).filter((t) => t.name.startsWith("equiv_"));
+    assert.deepEqual(tables, [
+      { family: "inet", name: "equiv_a" },
+      { family: "ip", name: "equiv_b" },
+    ]);
+    assert.deepEqual(await nft.listTables("ip"), [{ family: "ip", name: "equiv_b" }]);
+    const got = await nft.getElements([
+      { kind: "element", map: "m", key: ["tcp", "8080"] },
+      { kind: "element", map: "m", key: ["udp", "53"] },
+      { kind: "element", set: "s", key: ["10.0.0.0/24", "tcp", "80"] },
+    ]);
+    assert.deepEqual(
+      got.map((e) => [e.map ?? e.set, e.key.join(" . "), (e.value ?? []).join(" . "), e.comment]).sort(),
+      [
+        ["m", "tcp . 8080", "10.0.0.5 . 80", "own, a: b"],
+        ["m", "udp . 53", "10.0.0.6 . 53", undefined],
+        ["s", "10.0.0.0/24 . tcp . 80", "", "x"],
+      ],
+      `getElements on ${nft instanceof FakeNFTables ? "the fake" : "the kernel"}`,
+    );
+    await assert.rejects(
+      nft.getElements([{ kind: "element", map: "m", key: ["tcp", "9999"] }]),
+      (e: unknown) => e instanceof NftError && e.code === "ENOENT",
+    );
+    const state = await nft.listTable();
+    assert.deepEqual(state.sets.map((s) => s.name).sort(), ["m", "s"]);
+    assert.equal(state.elements.get("m")?.length, 2);
+    assert.ok((await nft.features()).version.length > 0);
+    await nft.runAll([
+      nft.newTransaction().delete({ kind: "table" }),
+      b.newTransaction().delete({ kind: "table" }),
+    ]);
+  }
 });

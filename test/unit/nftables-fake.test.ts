@@ -43,7 +43,7 @@ interface Case {
 }
 
 const rules = async (f: FakeNFTables, chain: string): Promise<string[]> =>
-  (await f.listRules(chain)).map((r) => r.rule);
+  (await f.listRules(chain, { text: true })).map((r) => r.rule);
 const keys = async (f: FakeNFTables, kind: "set" | "map", name: string): Promise<string[]> =>
   (await f.listElements(kind, name)).map((e) => e.key.join(" . ")).sort();
 
@@ -395,7 +395,7 @@ test("fake: handles come from one counter per table and survive replace", async 
   await f.run(
     f.newTransaction().replace({ kind: "rule", chain: "a", handle: 8, rule: "counter", comment: "c" }),
   );
-  assert.deepEqual(await f.listRules("a"), [
+  assert.deepEqual(await f.listRules("a", { text: true }), [
     { kind: "rule", chain: "a", rule: "counter", handle: 8, comment: "c" },
     { kind: "rule", chain: "a", rule: "drop", handle: 10 },
   ]);

@@ -45,7 +45,7 @@ export const plugin = definePlugin<DhcpConf>(
     async gc(a) {
       await call(socket(a), "gc", {
         ...callArgs(a),
-        validAttachments: a.validAttachments.map((v) => ({ containerID: v.containerID, ifname: v.ifname })),
+        validAttachments: a.validAttachments.map((v) => ({ containerID: v.containerId, ifname: v.ifname })),
       });
     },
     async status(a) {

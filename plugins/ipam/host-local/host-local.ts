@@ -116,8 +116,8 @@ export const plugin = definePlugin<HostLocalConf>(
     async gc(args) {
       const conf = loadIpamConfig(args.config, args.args);
       const store = new Store(conf.name, conf.dataDir);
-      const valid = new Set(args.validAttachments.map((a) => `${a.containerID}\n${a.ifname}`));
-      const validIds = new Set(args.validAttachments.map((a) => a.containerID));
+      const valid = new Set(args.validAttachments.map((a) => `${a.containerId}\n${a.ifname}`));
+      const validIds = new Set(args.validAttachments.map((a) => a.containerId));
       await store.locked(() => {
         for (const r of store.reservations()) {
           const keep = r.ifname === undefined ? validIds.has(r.id) : valid.has(`${r.id}\n${r.ifname}`);

@@ -6,6 +6,7 @@
 import * as v from "valibot";
 import {
   CniError,
+  attachmentOf,
   ErrorCode,
   definePlugin,
   delegateIpam,
@@ -28,12 +29,13 @@ import {
 import { validateIfname } from "../../../src/nftables/validate.js";
 import { systemRunner } from "../../../src/process/index.js";
 import { defaultRoute, familyOf, gatewayFor, parseMac, subnetOf } from "../../../src/address/index.js";
+import { systemHost } from "../../../src/hoststate/index.js";
 import {
-  masqTeardownAndSpoof,
-  setupFirewall,
-  checkFirewall,
-  gcFirewall,
-} from "../../../src/ipmasq/plugin.js";
+  checkVethState,
+  gcVethState,
+  removeVethState,
+  setUpVethState,
+} from "../../../src/link/veth_state.js";
 
 const vlanId = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(4094));
 const schema = netConf({
@@ -173,7 +175,7 @@ async function cmdAdd(args: CmdArgs<BridgeConf>): Promise<Result> {
       { name: hostVeth, mac: vethShow?.address ?? "" },
       { name: args.ifname, mac: containerMac ?? "", sandbox: args.netns },
     ];
-    await setupFirewall(args, {
+    await setUpVethState(systemHost(), attachmentOf(args), {
       ipMasq: c.ipMasq && layer3,
       backend: c.ipMasqBackend,
       addresses: result.ips!.map((i) => i.address),
@@ -265,7 +267,7 @@ async function cmdDel(args: CmdArgs<BridgeConf>): Promise<void> {
   });
   if (c.ipam?.type) await delegateIpam(args);
   // Upstream skips masquerade teardown when the namespace is gone and leaks the rules; we do not.
-  await masqTeardownAndSpoof(args, { ipMasq: c.ipMasq, spoof: c.macspoofchk });
+  await removeVethState(systemHost(), attachmentOf(args), { ipMasq: c.ipMasq, spoof: c.macspoofchk });
 }
 
 async function cmdCheck(args: CmdArgs<BridgeConf>): Promise<void> {
@@ -280,7 +282,7 @@ async function cmdCheck(args: CmdArgs<BridgeConf>): Promise<void> {
   );
   const containerIf = prev.interfaces?.find((i) => i.sandbox);
   const hostIf = prev.interfaces?.find((i, idx) => idx > 0 && !i.sandbox);
-  const missing = await checkFirewall(args, {
+  const missing = await checkVethState(systemHost(), attachmentOf(args), {
     ipMasq: c.ipMasq && Boolean(c.ipam?.type),
     backend: c.ipMasqBackend,
     addresses: (prev.ips ?? []).map((i) => i.address),
@@ -312,10 +314,7 @@ export const plugin = definePlugin<BridgeConf>(
     status: cmdStatus,
     async gc(args) {
       if (args.config.ipam?.type) await delegateIpam(args);
-      await gcFirewall(
-        args,
-        args.validAttachments.map((a) => ({ containerId: a.containerID, ifname: a.ifname })),
-      );
+      await gcVethState(systemHost(), args.config.name, args.validAttachments);
     },
   },
   { name: "bridge", config: schema },

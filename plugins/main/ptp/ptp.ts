@@ -6,6 +6,7 @@
 import * as v from "valibot";
 import {
   CniError,
+  attachmentOf,
   ErrorCode,
   definePlugin,
   delegateIpam,
@@ -25,12 +26,13 @@ import {
 } from "../../../src/netlink/veth.js";
 import { routeCommands } from "../../../src/netlink/route.js";
 import { addressOf, familyOf, gatewayFor, subnetOf } from "../../../src/address/index.js";
+import { systemHost } from "../../../src/hoststate/index.js";
 import {
-  checkFirewall,
-  gcFirewall,
-  masqTeardownAndSpoof,
-  setupFirewall,
-} from "../../../src/ipmasq/plugin.js";
+  checkVethState,
+  gcVethState,
+  removeVethState,
+  setUpVethState,
+} from "../../../src/link/veth_state.js";
 
 const schema = netConf({
   ipMasq: v.optional(v.boolean(), false),
@@ -105,7 +107,7 @@ async function cmdAdd(args: CmdArgs<PtpConf>): Promise<Result> {
       { name: hostVeth, mac: vethShow?.address ?? "" },
       { name: args.ifname, mac: link.address ?? "", sandbox: args.netns },
     ];
-    await setupFirewall(args, {
+    await setUpVethState(systemHost(), attachmentOf(args), {
       ipMasq: c.ipMasq,
       backend: c.ipMasqBackend,
       addresses: ips.map((i) => i.address),
@@ -123,7 +125,7 @@ async function cmdDel(args: CmdArgs<PtpConf>): Promise<void> {
     throw new CniError(ErrorCode.Internal, (e as Error).message);
   });
   if (args.config.ipam?.type) await delegateIpam(args);
-  await masqTeardownAndSpoof(args, { ipMasq: args.config.ipMasq, spoof: false });
+  await removeVethState(systemHost(), attachmentOf(args), { ipMasq: args.config.ipMasq, spoof: false });
 }
 
 async function cmdCheck(args: CmdArgs<PtpConf>): Promise<void> {
@@ -135,7 +137,7 @@ async function cmdCheck(args: CmdArgs<PtpConf>): Promise<void> {
     args.ifname,
     (prev.ips ?? []).map((i) => i.address),
   );
-  const missing = await checkFirewall(args, {
+  const missing = await checkVethState(systemHost(), attachmentOf(args), {
     ipMasq: args.config.ipMasq,
     backend: args.config.ipMasqBackend,
     addresses: (prev.ips ?? []).map((i) => i.address),
@@ -151,10 +153,7 @@ export const plugin = definePlugin<PtpConf>(
     check: cmdCheck,
     async gc(args) {
       if (args.config.ipam?.type) await delegateIpam(args);
-      await gcFirewall(
-        args,
-        args.validAttachments.map((a) => ({ containerId: a.containerID, ifname: a.ifname })),
-      );
+      await gcVethState(systemHost(), args.config.name, args.validAttachments);
     },
     async status(args) {
       const { onPath } = await import("../../../src/iptables/iptables.js");

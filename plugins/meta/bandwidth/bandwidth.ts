@@ -18,7 +18,7 @@ import {
   type CmdArgs,
   type Result,
 } from "../../../src/cni/index.js";
-import { sha512Hex } from "../../../src/ipmasq/ipmasq.js";
+import { sha512Hex } from "../../../src/cni/attachment.js";
 import { ipBatch, IpError } from "../../../src/netlink/ip.js";
 import { showClasses, showQdiscs, tcBatch } from "../../../src/netlink/tc.js";
 import { validNetnsPath } from "../../../src/netlink/veth.js";
@@ -294,10 +294,10 @@ async function cmdCheck(args: CmdArgs<BandwidthConf>): Promise<void> {
 
 /** Deletes this network's ifbs (ours carry an alias naming network and container) not in use. */
 async function cmdGc(
-  args: CmdArgs<BandwidthConf> & { validAttachments: { containerID: string }[] },
+  args: CmdArgs<BandwidthConf> & { validAttachments: { containerId: string }[] },
 ): Promise<void> {
   const links = ((await ipBatch(["link show type ifb"], { json: true })).shows[0] ?? []) as HostLink[];
-  const valid = new Set(args.validAttachments.map((a) => a.containerID));
+  const valid = new Set(args.validAttachments.map((a) => a.containerId));
   const prefix = `cni-nft-bandwidth:${args.config.name}:`;
   const stale = links.filter((l) => {
     if (!l.ifalias?.startsWith(prefix)) return false;

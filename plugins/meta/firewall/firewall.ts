@@ -135,7 +135,7 @@ export const plugin = definePlugin<FirewallNetConf>(
     async gc(args) {
       // Only the nftables backend records owners; upstream's layouts cannot tell stale entries.
       if (!onPath("nft")) return;
-      const valid = args.validAttachments.map((a) => ({ containerId: a.containerID, ifname: a.ifname }));
+      const valid = args.validAttachments;
       await new NftablesFirewall().gc(args.config.name, valid).catch((e: unknown) => {
         throw wrap(e);
       });

@@ -30,7 +30,11 @@ import {
   type Element,
   type Transaction,
 } from "../../../src/nftables/index.js";
-import { nftComment, nftInstanceHash, nftNetworkHash } from "../../../src/ipmasq/ipmasq.js";
+import {
+  nftNetworkHash,
+  nftOwnerComment as nftComment,
+  nftOwnerHash as nftInstanceHash,
+} from "../../../src/cni/attachment.js";
 import {
   DEFAULT_NFT_MARK,
   familyOf,
@@ -144,7 +148,9 @@ export class NftablesFirewall implements FirewallBackend, IsolationBackend {
       return tx;
     };
     // The table and its rules are rewritten only when missing or made for another mark.
-    await withFlock(NFT_LOCK_FILE, () => applyWithSkeleton([build(false)], [build(true)], this.exec));
+    await withFlock(NFT_LOCK_FILE, () =>
+      applyWithSkeleton(this.nft, { fast: [build(false)], full: [build(true)] }),
+    );
   }
 
   private async owned(match: (comment: string) => boolean): Promise<Element[]> {

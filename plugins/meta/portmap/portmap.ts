@@ -8,13 +8,13 @@ import { CniError, ErrorCode, definePlugin, type CmdArgs, type Result } from "..
 import { systemRunner } from "../../../src/process/index.js";
 import { ensureSysctl } from "../../../src/netlink/sysctl.js";
 import { onPath } from "../../../src/iptables/iptables.js";
+import { settle, systemTools } from "../../../src/hoststate/index.js";
 import { IptablesPortMapper } from "./portmap_iptables.js";
 import { NftablesPortMapper } from "./portmap_nftables.js";
 import {
   parseConf,
   schema,
   type BackendName,
-  type Family,
   type PortMapConf,
   type PortMapNetConf,
   type PortMapper,
@@ -30,31 +30,6 @@ function presentMappers(): PortMapper[] {
   if (onPath("iptables-restore") || onPath("ip6tables-restore")) out.push(new IptablesPortMapper());
   if (onPath("nft")) out.push(new NftablesPortMapper());
   return out;
-}
-
-/** As upstream: drop UDP conntrack entries to the host ports so new packets see the new mapping. */
-async function flushUdpConntrack(ports: number[], families: Family[]): Promise<void> {
-  if (ports.length === 0 || !onPath("conntrack")) return;
-  await Promise.all(
-    [...new Set(ports)].flatMap((p) =>
-      families.map((f) =>
-        systemRunner
-          .run({
-            argv: [
-              "conntrack",
-              "-D",
-              "-f",
-              f === 4 ? "ipv4" : "ipv6",
-              "-p",
-              "udp",
-              "--orig-port-dst",
-              String(p),
-            ],
-          })
-          .catch(() => undefined),
-      ),
-    ),
-  );
 }
 
 /** route_localnet on the interface that routes to the container, so 127.0.0.1 can be forwarded. */
@@ -77,8 +52,9 @@ async function cmdAdd(args: CmdArgs<PortMapNetConf>): Promise<Result> {
   if (conf.mappings.length === 0 || conf.containers.length === 0) return prev;
   await mapper(conf.backend).forward(conf);
   const udp = conf.mappings.filter((m) => m.protocol === "udp").map((m) => m.hostPort);
-  await flushUdpConntrack(
-    udp,
+  await settle(
+    { udpPorts: udp },
+    systemTools,
     conf.containers.map((c) => c.family),
   );
   const v4 = conf.containers.find((c) => c.family === 4);
@@ -91,7 +67,7 @@ async function cmdDel(args: CmdArgs<PortMapNetConf>): Promise<void> {
   const conf = parseConf(args);
   const instance = { network: args.config.name, containerId: args.containerId, ifname: args.ifname };
   const removed = await Promise.all(presentMappers().map((m) => m.unforward(instance, conf)));
-  await flushUdpConntrack(removed.flat(), [4, 6]);
+  await settle({ udpPorts: removed.flat() }, systemTools);
 }
 
 async function cmdCheck(args: CmdArgs<PortMapNetConf>): Promise<void> {
@@ -108,7 +84,7 @@ export const plugin = definePlugin<PortMapNetConf>(
     del: cmdDel,
     check: cmdCheck,
     async gc(args) {
-      const valid = args.validAttachments.map((a) => ({ containerId: a.containerID, ifname: a.ifname }));
+      const valid = args.validAttachments;
       await Promise.all(presentMappers().map((m) => m.gc(args.config.name, valid)));
     },
     status(args) {

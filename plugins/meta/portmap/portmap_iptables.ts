@@ -7,7 +7,7 @@
  */
 import { withFlock } from "../../../src/cni/index.js";
 import { hostPrefix } from "../../../src/address/index.js";
-import { iptablesChainName } from "../../../src/ipmasq/ipmasq.js";
+import { iptablesChainName } from "../../../src/cni/attachment.js";
 import {
   deleteLine,
   onPath,
@@ -31,7 +31,7 @@ export const MARK_MASQ = "CNI-HOSTPORT-MASQ";
 export const OLD_TOP_SNAT = "CNI-HOSTPORT-SNAT";
 
 export function dnatChainName(network: string, containerId: string): string {
-  return iptablesChainName(network, containerId, "DN-");
+  return iptablesChainName({ network, containerId }, "DN-");
 }
 
 /** Upstream's comment on the entry rules, cut to iptables' 255 bytes as upstream does. */
@@ -184,7 +184,7 @@ export class IptablesPortMapper implements PortMapper {
 
   async unforward(i: Instance): Promise<number[]> {
     const chain = dnatChainName(i.network, i.containerId);
-    const oldSnat = iptablesChainName(i.network, i.containerId, "SN-");
+    const oldSnat = iptablesChainName(i, "SN-");
     const udp: number[] = [];
     await withFlock(LOCK_FILE, () =>
       Promise.all(

@@ -20,7 +20,11 @@
  * theirs at that moment: concurrent ADD/DEL of different containers cannot remove each other's.
  */
 import { CniError, ErrorCode, withFlock } from "../../../src/cni/index.js";
-import { nftComment, nftInstanceHash, nftNetworkHash } from "../../../src/ipmasq/ipmasq.js";
+import {
+  nftNetworkHash,
+  nftOwnerComment as nftComment,
+  nftOwnerHash as nftInstanceHash,
+} from "../../../src/cni/attachment.js";
 import {
   NFTables,
   applyTransactions,
@@ -259,7 +263,7 @@ export class NftablesPortMapper implements PortMapper {
     };
     try {
       // The static table is declared only when nft reports it missing: half the cost of an ADD.
-      await applyWithSkeleton([build(false)], [build(true)], this.exec);
+      await applyWithSkeleton(this.nft, { fast: [build(false)], full: [build(true)] });
       return;
     } catch (e) {
       if (!isAlreadyExists(e)) throw e;

@@ -208,7 +208,7 @@ test("DEL gets prevResult in current form", async () => {
   });
 });
 
-test("GC gets validAttachments; config without cniVersion defaults to 0.1.0", async () => {
+test("GC gets validAttachments as attachments of the network; config without cniVersion defaults to 0.1.0", async () => {
   calls.length = 0;
   const va = [{ containerID: "c1", ifname: "eth0" }];
   const r = await run(
@@ -216,7 +216,10 @@ test("GC gets validAttachments; config without cniVersion defaults to 0.1.0", as
     conf({ cniVersion: "1.1.0", "cni.dev/valid-attachments": va }),
   );
   assert.equal(r.exitCode, 0, r.stdout);
-  assert.deepEqual((calls[0]!.args as GcArgs<Conf>).validAttachments, va);
+  const network = (JSON.parse(conf({})) as { name: string }).name;
+  assert.deepEqual((calls[0]!.args as GcArgs<Conf>).validAttachments, [
+    { network, containerId: "c1", ifname: "eth0" },
+  ]);
   const r2 = await run({ ...env }, JSON.stringify({ name: "n", type: "t" }));
   assert.deepEqual(r2.json, {
     cniVersion: "0.1.0",
