@@ -15,6 +15,8 @@ command -v conntrack >/dev/null || need+=(conntrack)
 command -v strace >/dev/null || need+=(strace)
 # ipset for the netfilter manager's iptables backend (its sets) and its tests.
 command -v ipset >/dev/null || need+=(ipset)
+# ping: ICMP verdicts in the netfilter manager's kernel tests.
+command -v ping >/dev/null || need+=(iputils-ping)
 [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
 # dnsmasq serves DHCP to the dhcp plugin's test (the binary only: dnsmasq-base starts no service).
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
