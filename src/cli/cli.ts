@@ -56,6 +56,7 @@ Commands:
   gc NETWORK            garbage-collect: attachments in the cache are the valid ones (cniVersion >= 1.1.0)
   status NETWORK        ask every plugin whether the network is ready (cniVersion >= 1.1.0)
   install               copy the plugins into /opt/cni/bin (and a conflist into /etc/cni/net.d)
+  translate [FILE]      iptables-save output into an nft script for an own table (--apply loads it)
 
 NETNS is a path (/run/netns/x) or a name under /run/netns. 'cni-nft COMMAND --help' for details.
 
@@ -159,6 +160,7 @@ interface Io {
 /** Runs the CLI; resolves with the exit code. */
 export async function cli(argv: string[], io: Io): Promise<number> {
   if (argv[0] === "install") return (await import("./install.js")).install(argv.slice(1), io);
+  if (argv[0] === "translate") return (await import("./translate.js")).translate(argv.slice(1), io);
   let json = argv.includes("--json");
   try {
     const p = parseArgv(argv);

@@ -4,12 +4,15 @@ import type { Runner } from "../process/index.js";
 import { IptablesBackend } from "./iptables-backend.js";
 import { NetfilterManager } from "./manager.js";
 import { NftablesBackend } from "./nft-backend.js";
+import type { IpVersion } from "./types.js";
 
 export interface CreateManagerOptions {
   owner: string;
   backend: "nftables" | "iptables";
   /** Manage IPv6 too (default true). */
   ipv6?: boolean;
+  /** The families to manage (overrides ipv6). */
+  families?: IpVersion[];
   /** Network namespace (path or name under /run/netns). */
   netns?: string;
   /** Starts nft, iptables-restore, ipset (tests pass a FakeRunner). */

@@ -13,3 +13,11 @@ export { NftablesBackend, baseChainSpec, type NftablesBackendOptions } from "./n
 export { IptablesBackend, type IptablesBackendOptions } from "./iptables-backend.js";
 export type { Backend, ApplyStats, DesiredFamily, DesiredChain, DesiredSet, Changes } from "./backend.js";
 export { canonicalMembers, nftSetSpec } from "./sets.js";
+export {
+  parseSaveFile,
+  type SaveFile,
+  type SavedTable,
+  type SavedRule,
+  type SavedIpsetSet,
+} from "./save-file.js";
+export { translateSaveFile, loadSaveFile, type FileTranslation, type Refusal } from "./translate-file.js";

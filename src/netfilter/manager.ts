@@ -35,6 +35,8 @@ export interface NetfilterManagerOptions {
   backend: Backend;
   /** Manage IPv6 too (default true). */
   ipv6?: boolean;
+  /** The families to manage (overrides ipv6): `[6]` leaves the owner's IPv4 table alone. */
+  families?: IpVersion[];
 }
 
 interface ManagedSet {
@@ -59,7 +61,7 @@ export class NetfilterManager {
   constructor(opts: NetfilterManagerOptions) {
     this.owner = validateOwner(opts.owner);
     this.backend = opts.backend;
-    this.families = opts.ipv6 === false ? [4] : [4, 6];
+    this.families = opts.families ?? (opts.ipv6 === false ? [4] : [4, 6]);
     const hooks = {
       dirty: (f: IpVersion, t: TableName, c: string) => void this.dirtyChains.add(chainId(f, t, c)),
       setType: (f: IpVersion, s: string) => this.sets[f].get(s)?.type,

@@ -16,15 +16,21 @@ import {
 } from "./values.js";
 
 const CT_STATES = ["NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED"];
-function ctState(v: { args: string[]; negated: boolean }): string {
+function ctState(v: { args: string[]; negated: boolean }): string[] {
   const items = commaList(v.args[0]!);
-  const nat = items.filter((s) => s === "SNAT" || s === "DNAT");
+  const nat = items.filter((s) => s === "SNAT" || s === "DNAT").map((s) => s.toLowerCase());
   const plain = items.filter((s) => s !== "SNAT" && s !== "DNAT");
   for (const s of plain) if (!CT_STATES.includes(s)) throw new Error(`"${s}" is not a conntrack state`);
-  if (nat.length && plain.length)
-    throw new Error("SNAT/DNAT (ct status) and states (ct state) together need two rules in nft");
-  if (nat.length) return `ct status ${op(v.negated)}${nat.map((s) => s.toLowerCase()).join(",")}`;
-  return `ct state ${op(v.negated)}${plain.map((s) => s.toLowerCase()).join(",")}`;
+  const state = plain.length
+    ? [`ct state ${op(v.negated)}${plain.map((s) => s.toLowerCase()).join(",")}`]
+    : [];
+  const status = nat.length ? [`ct status ${op(v.negated)}${nat.join(",")}`] : [];
+  // "in one of them" is an or, which one nft rule cannot say; "in none of them" is an and.
+  if (state.length && status.length && !v.negated)
+    throw new Error(
+      "SNAT/DNAT (ct status) or states (ct state) needs two rules in nft (its negation is one)",
+    );
+  return [...state, ...status];
 }
 
 const CT_STATUS = ["EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED"];
@@ -97,7 +103,7 @@ export const META_MATCHES: Readonly<Record<string, MatchDef>> = {
       const out: string[] = [];
       const v = m.values;
       const s = get(v, "--ctstate");
-      if (s) out.push(ctState(s));
+      if (s) out.push(...ctState(s));
       const status = get(v, "--ctstatus");
       if (status) {
         const items = commaList(status.args[0]!).map((x) => {
@@ -147,7 +153,7 @@ export const META_MATCHES: Readonly<Record<string, MatchDef>> = {
     render(_st, m) {
       const s = get(m.values, "--state");
       if (!s) throw new Error("needs --state");
-      return [ctState(s)];
+      return ctState(s);
     },
   },
   comment: {
@@ -267,6 +273,18 @@ export const META_MATCHES: Readonly<Record<string, MatchDef>> = {
         return [`numgen inc mod ${every} ${op(e.negated)}${packet}`];
       }
       throw new Error("needs --mode random or --mode nth");
+    },
+  },
+  mac: {
+    options: { "--mac-source": 1 },
+    negatable: ["--mac-source"],
+    render(st, m) {
+      const v = get(m.values, "--mac-source") ?? fail("needs --mac-source");
+      if (!/^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/.test(v.args[0]!))
+        throw new Error(`"${v.args[0]}" is not a MAC address`);
+      if (st.ctx.chain !== undefined && ["OUTPUT", "POSTROUTING"].includes(st.ctx.chain))
+        throw new Error("the source MAC is known only for received packets (PREROUTING, INPUT, FORWARD)");
+      return [`ether saddr ${op(v.negated)}${v.args[0]!.toLowerCase()}`];
     },
   },
   physdev: {

@@ -4,7 +4,7 @@
  * here touches the kernel; every change marks its chain dirty for the next apply.
  */
 import { NetfilterError } from "./errors.js";
-import { markedComment, nftChainName, ruleKey, validateChainName } from "./naming.js";
+import { MARKER_PREFIX, markedComment, nftChainName, ruleKey, validateChainName } from "./naming.js";
 import { translateRule, type TranslatedRule } from "./translate.js";
 import {
   isBuiltin,
@@ -178,15 +178,26 @@ export class ManagedTable {
       typeof a === "string" ? a : "chain" in a ? `$${a.chain}` : `@${a.set}`,
     );
     const key = ruleKey([this.name, chain, String(opts.top === true), opts.comment ?? "", ...identity]);
-    const kernelComment = markedComment(comments.join("; ") || undefined, key);
-    if (/["\\]/.test(opts.comment ?? "") || Buffer.byteLength(kernelComment) > 128)
+    if (/["\\]/.test(opts.comment ?? "") || Buffer.byteLength(opts.comment ?? "") > 256 - 17)
       throw new NetfilterError(
         "EINVAL",
-        `comment: rule "${rule}": comments hold at most ${128 - 17} bytes and no " or \\`,
+        `comment: rule "${rule}": a comment holds at most 239 bytes and no " or \\`,
       );
+    const kernelComment = nftComment(comments, key);
     const r: ManagedRule = { chain, rule, top: opts.top === true, translated, key, kernelComment };
     if (opts.tag !== undefined) r.tag = opts.tag;
     if (opts.comment !== undefined) r.comment = opts.comment;
     return r;
   }
+}
+
+/** nft keeps 128 bytes of comment, without ; # { } (the library refuses them): the marker always fits. */
+const NFT_COMMENT_ROOM = 128 - MARKER_PREFIX.length - 12 - 1;
+function nftComment(parts: readonly string[], key: string): string {
+  let text = parts.join(" | ").replace(/[;#{}]/g, ",");
+  if (Buffer.byteLength(text) > NFT_COMMENT_ROOM) {
+    while (Buffer.byteLength(text) > NFT_COMMENT_ROOM - 3) text = text.slice(0, -1);
+    text += "...";
+  }
+  return markedComment(text || undefined, key);
 }

@@ -13,7 +13,6 @@ export const MATCH_NFT_WAYS: Readonly<Record<string, string | undefined>> = {
   pkttype: "`meta pkttype broadcast` (unicast, multicast, broadcast)",
   u32: "raw payload matches: `@nh,OFFSET,LEN VALUE`",
   socket: "`socket transparent 1` / `socket mark`",
-  mac: "`ether saddr 02:00:00:00:00:01` (prerouting, input and forward only)",
   tos: "`ip dscp cs1` (`ip6 dscp` for IPv6)",
   dscp: "`ip dscp cs1` (`ip6 dscp` for IPv6)",
   helper: '`ct helper "ftp"`',

@@ -140,8 +140,8 @@ export const TARGETS: Readonly<Record<string, TargetDef>> = {
       const parts = ["log"];
       const prefix = v.get("--log-prefix")?.[0];
       if (prefix !== undefined) {
-        if (/["\\]/.test(prefix) || Buffer.byteLength(prefix) > 29)
-          throw new Error('--log-prefix holds at most 29 bytes and no " or \\');
+        if (/["\\;#{}]/.test(prefix) || Buffer.byteLength(prefix) > 29)
+          throw new Error('--log-prefix holds at most 29 bytes and none of " \\ ; # { }');
         parts.push(`prefix "${prefix}"`);
       }
       const level = v.get("--log-level")?.[0];

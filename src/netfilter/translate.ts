@@ -212,7 +212,10 @@ export function translateRule(rule: string, ctx: TranslateContext): TranslatedRu
   // Matches render in the order they were loaded, once all their options are known.
   for (const m of st.modules) {
     const def = matchDef(m.name)!;
+    const implied = st.protoImplied;
     st.exprs[m.slot] = wrap(`-m ${m.name}`, () => (m.name === "set" ? setMatch(st, m) : def.render(st, m)));
+    // A match that wrote nothing (`-m tcp` alone) does not stand for the protocol.
+    if (st.exprs[m.slot]!.length === 0) st.protoImplied = implied;
   }
   if (target) {
     const r = wrap(`-j ${target.name}`, () => target.def.render(st, target.values));

@@ -57,6 +57,11 @@ const CASES: Case[] = [
   ["-m state --state INVALID -j DROP", "ct state invalid counter drop"],
   ["-m conntrack ! --ctstate NEW,UNTRACKED", "ct state != new,untracked counter"],
   ["-m conntrack --ctstate DNAT -j ACCEPT", "ct status dnat counter accept"],
+  [
+    "-m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
+    "ct state != related,established ct status != dnat counter drop",
+  ],
+  ["-p tcp -m tcp -j DNAT --to-destination 10.0.0.3:53", "meta l4proto tcp counter dnat to 10.0.0.3:53", nat],
   ["-m conntrack --ctstatus ASSURED,SEEN_REPLY", "ct status assured,seen-reply counter"],
   [
     "-m conntrack --ctorigdst 10.96.0.1 --ctdir ORIGINAL",
@@ -106,6 +111,10 @@ const CASES: Case[] = [
     "-m physdev --physdev-in tap1 --physdev-is-bridged -j ACCEPT",
     'iifname "tap1" counter accept',
     { bridge: true },
+  ],
+  [
+    "-s 10.0.0.7/32 -m mac --mac-source FA:16:3E:5A:2B:1C -j RETURN",
+    "ip saddr 10.0.0.7 ether saddr fa:16:3e:5a:2b:1c counter return",
   ],
   // targets
   ["-j REJECT", "counter reject"],
@@ -193,6 +202,12 @@ test("comments, jumps and sets are reported beside the text; the plain form has 
 /** Refused: the error names the rule and the part, and says the nft way where there is one. */
 const REFUSED: Array<[rule: string, part: string, says: RegExp, ctx?: Partial<TranslateContext>]> = [
   ["-m recent --set -j DROP", "-m recent", /dynamic set/],
+  [
+    "-m mac --mac-source 02:00:00:00:00:01 -j DROP",
+    "-m mac",
+    /only for received packets/,
+    { chain: "OUTPUT" },
+  ],
   ["-m hashlimit --hashlimit 1/s", "-m hashlimit", /meter/],
   ["-m string --string foo --algo bm", "-m string", /no payload string search/],
   ["-m foo --bar", "-m foo", /unknown match/],
@@ -222,7 +237,7 @@ const REFUSED: Array<[rule: string, part: string, says: RegExp, ctx?: Partial<Tr
   ["! -s 10.0.0.1,10.0.0.2", "! -s 10.0.0.1,10.0.0.2", /one rule per address/],
   ["-m set --match-set unknown src", "-m set", /not declared/],
   ["-m set --match-set svc src", "-m set", /needs 2 flags/],
-  ["-m conntrack --ctstate NEW,DNAT", "-m conntrack", /two rules/],
+  ["-m conntrack --ctstate NEW,DNAT", "-m conntrack", /needs two rules/],
   ["-j CONNMARK --save-mark --nfmask 0xff --ctmask 0xff", "-j CONNMARK", /mixes two marks/, mangle],
   ["-j CT --helper ftp", "-j CT --helper", /not an option of CT/, { table: "raw" }],
   ["-j ACCEPT -j DROP", "-j DROP", /second target/],
