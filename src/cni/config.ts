@@ -148,8 +148,51 @@ function issueText(issue: v.BaseIssue<unknown>): string {
  * field and what is wrong, and whose details list every issue.
  */
 export function validateConfig<T>(schema: AnySchema<T>, raw: unknown, what = "network config"): T {
-  const r = v.safeParse(schema, raw);
+  const r = v.safeParse(schema, withGoRuntimeConfigKeys(raw));
   if (r.success) return r.output;
   const texts = r.issues.map((i) => issueText(i));
   throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid ${what}: ${texts[0]}`, texts.join("; "));
+}
+
+/** The field names of each capability's entries, as the CNI conventions spell them. */
+const CAPABILITY_FIELDS: Record<string, readonly string[]> = {
+  portMappings: ["hostPort", "containerPort", "protocol", "hostIP"],
+  bandwidth: ["ingressRate", "ingressBurst", "egressRate", "egressBurst"],
+  ipRanges: ["subnet", "rangeStart", "rangeEnd", "gateway"],
+  dns: ["servers", "searches", "options"],
+};
+
+function canonicalKeys(entry: unknown, fields: readonly string[]): unknown {
+  if (!entry || typeof entry !== "object" || Array.isArray(entry)) return entry;
+  const obj = entry as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(obj)) {
+    const canonical: string = fields.find((f) => f.toLowerCase() === k.toLowerCase()) ?? k;
+    if (canonical !== k && canonical in obj) continue; // an exact key wins, as in Go's encoding/json
+    out[canonical] = val;
+  }
+  return out;
+}
+
+/**
+ * runtimeConfig with capability field names matched case-insensitively, as Go's encoding/json
+ * (upstream's plugins) matches them: containerd's go-cni marshals its PortMapping and BandWidth
+ * structs without JSON tags, so kubelet's pods arrive with `{"HostPort": 8080, "ContainerPort": 80,
+ * "Protocol": "tcp", "HostIP": ""}` and `{"IngressRate": ...}`.
+ */
+export function withGoRuntimeConfigKeys(raw: unknown): unknown {
+  const rc = (raw as { runtimeConfig?: unknown } | null)?.runtimeConfig;
+  if (!rc || typeof rc !== "object" || Array.isArray(rc)) return raw;
+  const fixed: Record<string, unknown> = { ...(rc as Record<string, unknown>) };
+  for (const [cap, fields] of Object.entries(CAPABILITY_FIELDS)) {
+    const val = fixed[cap];
+    if (cap === "portMappings" && Array.isArray(val))
+      fixed[cap] = val.map((e: unknown) => canonicalKeys(e, fields));
+    else if (cap === "ipRanges" && Array.isArray(val))
+      fixed[cap] = val.map((set: unknown) =>
+        Array.isArray(set) ? set.map((e: unknown) => canonicalKeys(e, fields)) : set,
+      );
+    else if (val !== undefined && !Array.isArray(val)) fixed[cap] = canonicalKeys(val, fields);
+  }
+  return { ...(raw as Record<string, unknown>), runtimeConfig: fixed };
 }
