@@ -12,10 +12,9 @@
  * - While the interface has no address, requests carry the broadcast bit (RFC 2131 4.1: a client
  *   that cannot receive unicast before it is configured sets it), so replies reach the socket.
  */
-import { execFile } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
-import { promisify } from "node:util";
+import { runChecked, systemRunner } from "../process/index.js";
 import {
   DHCP_CLIENT_PORT,
   DHCP_SERVER_PORT,
@@ -27,8 +26,6 @@ import {
   messageType,
   type DhcpMessage,
 } from "./message.js";
-
-const execFileP = promisify(execFile);
 
 /** "down": the lease expired; the interface goes down, as upstream does. */
 export type ExchangeKind = "acquire" | "renew" | "rebind" | "release" | "down";
@@ -58,7 +55,7 @@ export type ExchangeResponse =
   | { ok: false; gone?: boolean; nak?: boolean; error: string };
 
 async function ip(args: string[]): Promise<string> {
-  return (await execFileP("ip", args, { encoding: "utf8" })).stdout;
+  return (await runChecked(systemRunner, { argv: ["ip", ...args], timeoutMs: 30_000 })).stdout;
 }
 
 interface LinkInfo {

@@ -264,3 +264,57 @@ test(
     assert.match(flag.stderr, /flag provided but not defined: -nosuch/);
   },
 );
+
+for (const [k, [label, bin]] of (
+  [
+    ["ours", OUR_BIN],
+    ["upstream 1.1.1's", UPSTREAM_BIN],
+  ] as const
+).entries())
+  test(
+    `macvlan (${label}) + our dhcp: the lease on the pod's interface, the server reached, DEL releases`,
+    { skip: !haveDnsmasq },
+    async () => {
+      const master = `mst${k}`;
+      const peer = `dm${process.pid % 10000}${k}`;
+      await host.sh([
+        "ip",
+        "link",
+        "add",
+        master,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        peer,
+        "netns",
+        server.name,
+      ]);
+      await server.sh(["ip", "link", "set", peer, "master", "br0", "up"]);
+      await host.sh(["ip", "link", "set", master, "up"]);
+      const c = await nets.create(`dmv${k}`);
+      const mv = { ...conf(ours), master, mode: "bridge" };
+      // Upstream's macvlan finds our dhcp first in CNI_PATH.
+      const call = {
+        containerId: `ctr-macvlan-${k}`,
+        netns: c.path,
+        bin,
+        path: `${OUR_BIN}:${UPSTREAM_BIN}`,
+      };
+      const add = await cni(host, "macvlan", "ADD", mv, call);
+      assert.equal(add.code, 0, add.stdout + add.stderr + daemon.output());
+      const address = (add.json!["ips"] as { address: string }[])[0]!.address;
+      assert.match(address, /^192\.168\.211\.\d+\/24$/);
+      assert.ok((await c.sh(["ip", "-4", "-br", "addr", "show", "eth0"])).includes(address));
+      assert.match(await c.sh(["ip", "route", "show", "default"]), /default via 192\.168\.211\.1 dev eth0/);
+      assert.equal(
+        (await c.run(["ping", "-c", "1", "-W", "5", "192.168.211.1"])).code,
+        0,
+        "the server answers the pod",
+      );
+      const [l] = JSON.parse(await c.sh(["ip", "-j", "link", "show", "eth0"])) as { address: string }[];
+      assert.ok(leaseFor(l!.address));
+      assert.equal((await cni(host, "macvlan", "DEL", mv, call)).code, 0);
+      await waitFor("the release at the server", () => (!leaseFor(l!.address) ? true : undefined));
+    },
+  );

@@ -9,12 +9,12 @@
  * Leases live in memory, as upstream's: a restarted daemon forgets them (the servers keep them
  * until they expire).
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { CniError, ErrorCode, validateConfig } from "../../../src/cni/index.js";
+import { systemRunner } from "../../../src/process/index.js";
 import type { ExchangeRequest, ExchangeResponse } from "../../../src/dhcp/exchange.js";
 import { DEFAULT_SOCKET, clientId, dhcpSchema, leaseOptions } from "./config.js";
 import { Lease, leaseResult, type ExchangeRunner } from "./lease.js";
@@ -101,33 +101,30 @@ function selfCommand(): string[] {
     : [process.execPath];
 }
 
-/** Runs an exchange in `netns` through `nsenter --net`, in a helper process of this executable. */
-export const nsenterRunner: ExchangeRunner = (netns, req) =>
-  new Promise((resolvePromise) => {
-    if (!existsSync(netns))
-      return resolvePromise({ ok: false, gone: true, error: `network namespace ${netns} is gone` });
-    const [exe, ...rest] = selfCommand();
-    const child = spawn("nsenter", [`--net=${netns}`, "--", exe!, ...rest, "exchange"], {
+/** Runs an exchange in `netns` (entered with nsenter), in a helper process of this executable. */
+export const nsenterRunner: ExchangeRunner = async (netns, req) => {
+  if (!existsSync(netns)) return { ok: false, gone: true, error: `network namespace ${netns} is gone` };
+  try {
+    const done = await systemRunner.run({
+      argv: [...selfCommand(), "exchange"],
+      netns,
+      stdin: JSON.stringify(req satisfies ExchangeRequest),
       env: { ...process.env, CNI_NFT_PLUGIN: "dhcp", CNI_COMMAND: "" },
-      stdio: ["pipe", "pipe", "pipe"],
+      // The helper gives up by itself at its deadline; this only bounds a hung process.
+      timeoutMs: req.deadlineMs + 60_000,
     });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    child.on("error", (e) => resolvePromise({ ok: false, error: `starting the DHCP helper: ${e.message}` }));
-    child.on("close", (code) => {
-      try {
-        resolvePromise(JSON.parse(out) as ExchangeResponse);
-      } catch {
-        resolvePromise({
-          ok: false,
-          error: `DHCP helper failed (exit ${code}): ${err.trim() || out.trim()}`,
-        });
-      }
-    });
-    child.stdin.end(JSON.stringify(req satisfies ExchangeRequest));
-  });
+    try {
+      return JSON.parse(done.stdout) as ExchangeResponse;
+    } catch {
+      return {
+        ok: false,
+        error: `DHCP helper failed (exit ${done.code}): ${done.stderr.trim() || done.stdout.trim()}`,
+      };
+    }
+  } catch (e) {
+    return { ok: false, error: `starting the DHCP helper: ${(e as Error).message}` };
+  }
+};
 
 /** Exchanges of one namespace one at a time: they share port 68 and the broadcast route. */
 function perNamespace(run: ExchangeRunner): ExchangeRunner {
