@@ -60,6 +60,7 @@ export function checkNetns(netns: string): void {
 
 interface ShownLink {
   ifname: string;
+  ifalias?: string;
   ifindex: number;
   mtu: number;
   address?: string;
@@ -137,7 +138,7 @@ export async function configureContainerLink(
   netns: string,
   ifname: string,
   result: Result,
-  runner: Runner = systemRunner,
+  opts: { notify?: boolean; runner?: Runner } = {},
 ): Promise<ShownLink> {
   const cmds = result.ips?.length
     ? containerConfigCommands(ifname, result, { nodad: false })
@@ -146,12 +147,16 @@ export async function configureContainerLink(
   // The notify sysctls first, so the link announces its addresses when it comes up; failures are
   // ignored as upstream ignores them (ndisc_notify is missing without IPv6).
   const script = [
-    'for f in "/proc/sys/net/ipv4/conf/$1/arp_notify" "/proc/sys/net/ipv6/conf/$1/ndisc_notify"; do',
-    '  { printf 1 > "$f"; } 2>/dev/null || :',
-    "done",
+    ...(opts.notify === false
+      ? []
+      : [
+          'for f in "/proc/sys/net/ipv4/conf/$1/arp_notify" "/proc/sys/net/ipv6/conf/$1/ndisc_notify"; do',
+          '  { printf 1 > "$f"; } 2>/dev/null || :',
+          "done",
+        ]),
     "exec ip -json -batch -",
   ].join("\n");
-  const res = await runner.run({
+  const res = await (opts.runner ?? systemRunner).run({
     argv: ["sh", "-c", script, "sh", ifname],
     stdin: cmds.join("\n") + "\n",
     netns,
@@ -207,7 +212,8 @@ export async function checkContainerLink(opts: {
   netns: string;
   ifname: string;
   prev: Result;
-  kind: LinkKind;
+  /** The link's kind, when the plugin made it. */
+  kind?: LinkKind;
   /** Expected `linkinfo.info_data` values (e.g. { mode: "bridge" }). */
   data?: Record<string, unknown>;
 }): Promise<void> {
@@ -221,7 +227,7 @@ export async function checkContainerLink(opts: {
     );
   const link = await showLink(opts.ifname, opts.netns);
   if (!link) return fail(`Container Interface name in prevResult: ${opts.ifname} not found`);
-  if (link.linkinfo?.info_kind !== opts.kind)
+  if (opts.kind && link.linkinfo?.info_kind !== opts.kind)
     fail(`Error: Container interface ${opts.ifname} not of type ${opts.kind}`);
   for (const [k, want] of Object.entries(opts.data ?? {})) {
     const have = link.linkinfo?.info_data?.[k];

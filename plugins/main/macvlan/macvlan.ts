@@ -25,7 +25,7 @@ import {
   lookupMaster,
   macArg,
 } from "../../../src/link/attach.js";
-import { ipamStatus, toolsStatus } from "../../../src/link/status.js";
+import { ipamGcAndStatus } from "../../../src/link/status.js";
 
 export const MODES = ["bridge", "private", "vepa", "passthru"] as const;
 
@@ -118,13 +118,7 @@ export const plugin = definePlugin<MacvlanConf>(
     add: cmdAdd,
     del: cmdDel,
     check: cmdCheck,
-    async gc(args) {
-      if (args.config.ipam?.type) await delegateIpam(args);
-    },
-    async status(args) {
-      toolsStatus(["ip"]);
-      await ipamStatus(args);
-    },
+    ...ipamGcAndStatus(),
   },
   { name: "macvlan", config: schema, knownArgs: ["MAC"] },
 );
