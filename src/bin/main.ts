@@ -44,9 +44,11 @@ async function main(): Promise<void> {
     return;
   }
   if (PLANNED.includes(name)) {
-    const { CniError, definePlugin } = await import("../cni/index.js");
+    const { CniError, ErrorCode, definePlugin } = await import("../cni/index.js");
     const notYet = (): Promise<never> =>
-      Promise.reject(new CniError(4, `cni-nft: the ${name} plugin is not implemented yet`));
+      Promise.reject(
+        new CniError(ErrorCode.InvalidEnvironment, `cni-nft: the ${name} plugin is not implemented yet`),
+      );
     const stub = definePlugin({ add: notYet, del: notYet, check: notYet }, { name });
     await pluginMain(stub.funcs, stub.about);
     return;

@@ -30,6 +30,8 @@
  * process; `runPlugin(plugin, env, stdin)` runs it in-process (tests, IPAM delegation).
  */
 export * from "./errors.js";
+export * from "./prevresult.js";
+export * from "./teardown.js";
 export type * from "./types.js";
 export * from "./version.js";
 export * from "./validate.js";

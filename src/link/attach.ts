@@ -8,6 +8,7 @@
  * then configured by one `ip -batch` behind a tiny shell that first sets upstream's arp_notify and
  * ndisc_notify sysctls (per namespace, so they must be written from inside it).
  */
+import { classifyMessage } from "../process/errors.js";
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { parseMac } from "../address/index.js";
 import type { Interface, Result } from "../cni/types.js";
@@ -37,7 +38,7 @@ export function missingKernelFeature(kind: LinkKind, detail: string): CniError {
 
 /** True for the errors iproute2 reports when the kernel has no such link type. */
 export function isUnknownLinkType(message: string): boolean {
-  return /Unknown device type|Operation not supported|not supported/i.test(message);
+  return classifyMessage(message) === "unsupported";
 }
 
 /** A MAC address from the config or the runtime, canonical; refused with upstream's message. */

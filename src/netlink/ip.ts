@@ -3,6 +3,7 @@
  * rtnetlink without a native addon, so every change is an `ip -batch` run, one process per
  * namespace per plugin call. A namespace given as a path is entered with nsenter.
  */
+import { classifyMessage } from "../process/errors.js";
 import { netnsName, systemRunner, type Runner } from "../process/runner.js";
 
 export interface IpBatchOptions {
@@ -44,12 +45,14 @@ export class IpError extends Error {
   }
   /** True when every failed command failed because its object already exists. */
   get onlyExists(): boolean {
-    return this.errors.every((e) => /File exists|already assigned/i.test(e.message));
+    return this.errors.every((e) => classifyMessage(e.message) === "exists");
   }
   get notFound(): boolean {
-    return this.errors.some((e) =>
-      /Cannot find device|No such device|does not exist|Cannot find/i.test(e.message),
-    );
+    return this.errors.some((e) => classifyMessage(e.message) === "not-found");
+  }
+  /** True when the batch failed only because its network namespace no longer exists. */
+  get netnsGone(): boolean {
+    return this.errors.length > 0 && this.errors.every((e) => classifyMessage(e.message) === "netns-gone");
   }
 }
 
@@ -128,8 +131,6 @@ export function parseBatchErrors(stderr: string, commands: string[]): IpCommandE
 
 /** Fails on any error of the batch except "exists" errors on the given (1-based) lines. */
 export function failUnlessExists(res: IpBatchResult, okIfExists: Set<number>, netns?: string): void {
-  const bad = res.errors.filter(
-    (e) => !(okIfExists.has(e.line) && /File exists|already assigned/i.test(e.message)),
-  );
+  const bad = res.errors.filter((e) => !(okIfExists.has(e.line) && classifyMessage(e.message) === "exists"));
   if (bad.length) throw batchError(bad, netns);
 }

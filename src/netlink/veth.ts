@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Result, Route } from "../cni/types.js";
+import { classifyMessage } from "../process/errors.js";
 import { ipBatch, IpError, type IpBatchResult } from "./ip.js";
 import { routeCommands } from "./route.js";
 
@@ -69,7 +70,7 @@ export async function deleteContainerLink(netns: string, ifname: string): Promis
     addr_info?: Array<{ local: string; prefixlen: number; scope?: string }>;
   }>)
     for (const a of l.addr_info ?? []) if (a.scope !== "link") addrs.push(`${a.local}/${a.prefixlen}`);
-  const bad = res.errors.filter((e) => !/Cannot find device|does not exist/i.test(e.message));
+  const bad = res.errors.filter((e) => classifyMessage(e.message) !== "not-found");
   if (bad.length) throw new IpError(bad.map((e) => e.message).join("; "), bad);
   return addrs;
 }
@@ -83,7 +84,7 @@ export async function deleteContainerLinkIfPresent(netns: string, ifname: string
   try {
     await deleteContainerLink(netns, ifname);
   } catch (e) {
-    if (!/No such file|Invalid argument|cannot open/i.test((e as Error).message)) throw e;
+    if (!(e instanceof IpError && (e.netnsGone || e.notFound))) throw e;
   }
 }
 

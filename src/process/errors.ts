@@ -70,3 +70,25 @@ export function exitFailure(
     return new ProcessError("permission", argv, `${prog}: cannot execute${said}`, done.stderr, done.code);
   return new ProcessError("exit", argv, `${prog} exited with ${done.code}${said}`, done.stderr, done.code);
 }
+
+/**
+ * What a tool's error message says happened, for the outcomes callers accept instead of failing
+ * ("it is there already" on ensure, "it is gone" on delete, "the namespace is gone" on DEL).
+ * iproute2, iptables, nsenter and nft print these untranslated (field facts), so the message is
+ * the only signal they give; this is the one place that reads it.
+ */
+export type MessageKind = "exists" | "not-found" | "netns-gone" | "unsupported";
+
+const MESSAGE_KINDS: ReadonlyArray<[RegExp, MessageKind]> = [
+  // nsenter's "cannot open /run/netns/x", ip -n's "Cannot open network namespace", setns's EINVAL
+  [/cannot open|Invalid argument/i, "netns-gone"],
+  [/File exists|already assigned|already exists/i, "exists"],
+  [/Cannot find device|No such device|does not exist|Cannot find|No such file or directory/i, "not-found"],
+  // the kernel lacks a link type or feature
+  [/Unknown device type|Operation not supported|not supported/i, "unsupported"],
+];
+
+export function classifyMessage(text: string): MessageKind | undefined {
+  for (const [re, kind] of MESSAGE_KINDS) if (re.test(text)) return kind;
+  return undefined;
+}

@@ -10,4 +10,11 @@ export {
   type Completed,
   type Runner,
 } from "./runner.js";
-export { ProcessError, isProcessError, exitFailure, type ProcessFailureKind } from "./errors.js";
+export {
+  ProcessError,
+  isProcessError,
+  exitFailure,
+  classifyMessage,
+  type MessageKind,
+  type ProcessFailureKind,
+} from "./errors.js";

@@ -203,7 +203,8 @@ describe("bandwidth", () => {
       { cniVersion: "1.0.0", name: "bwnet", type: "bandwidth" },
       call(p),
     );
-    assert.match(String(noPrev.json?.["msg"]), /must be called as chained plugin/);
+    assert.equal(noPrev.json?.["code"], 7);
+    assert.match(String(noPrev.json?.["msg"]), /Required prevResult missing/);
     const old = await cni(host, "bandwidth", "ADD", { ...conf(p, both), cniVersion: "0.2.0" }, call(p));
     assert.equal(old.json?.["code"], 1);
     assert.deepEqual([await tcState(), await ifbs()], before);

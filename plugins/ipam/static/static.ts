@@ -5,8 +5,6 @@
  */
 import * as v from "valibot";
 import {
-  CniError,
-  ErrorCode,
   configError,
   contains,
   definePlugin,
@@ -21,6 +19,7 @@ import {
   type IPConfig,
   type Result,
   type Route,
+  requirePrevResult,
 } from "../../../src/cni/index.js";
 
 export const staticSchema = netConf({
@@ -103,8 +102,7 @@ export const plugin = definePlugin<StaticConf>(
       return Promise.resolve();
     },
     check(args) {
-      if (args.config.prevResult === undefined)
-        throw new CniError(ErrorCode.Internal, "Required prevResult missing");
+      requirePrevResult(args);
       load(args.config, args.args);
       return Promise.resolve();
     },

@@ -13,6 +13,8 @@ import {
   netConf,
   type CmdArgs,
   type Result,
+  requirePrevResult,
+  pluginNotAvailable,
 } from "../../../src/cni/index.js";
 import { ipBatch, IpError, failUnlessExists } from "../../../src/netlink/ip.js";
 import { ensureSysctl } from "../../../src/netlink/sysctl.js";
@@ -272,8 +274,7 @@ async function cmdDel(args: CmdArgs<BridgeConf>): Promise<void> {
 
 async function cmdCheck(args: CmdArgs<BridgeConf>): Promise<void> {
   const c = args.config;
-  const prev = args.prevResult;
-  if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, "CHECK needs a prevResult");
+  const prev = requirePrevResult(args);
   if (c.ipam?.type) await delegateIpam(args);
   const absent = await missingContainerAddresses(
     args.netns,
@@ -302,7 +303,7 @@ async function cmdStatus(args: CmdArgs<BridgeConf>): Promise<void> {
     args.config.ipMasqBackend === "nftables" || args.config.macspoofchk ? "nft" : "iptables-restore",
   ];
   const missing = need.filter((t) => !onPath(t));
-  if (missing.length) throw new CniError(50, `plugin not available: ${missing.join(", ")} not found in PATH`);
+  if (missing.length) throw pluginNotAvailable(missing);
   if (args.config.ipam?.type) await delegateIpam(args);
 }
 

@@ -13,6 +13,8 @@ import {
   netConf,
   type CmdArgs,
   type Result,
+  requirePrevResult,
+  pluginNotAvailable,
 } from "../../../src/cni/index.js";
 import { ipBatch, IpError } from "../../../src/netlink/ip.js";
 import { ensureSysctl } from "../../../src/netlink/sysctl.js";
@@ -129,8 +131,7 @@ async function cmdDel(args: CmdArgs<PtpConf>): Promise<void> {
 }
 
 async function cmdCheck(args: CmdArgs<PtpConf>): Promise<void> {
-  const prev = args.prevResult;
-  if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, "CHECK needs a prevResult");
+  const prev = requirePrevResult(args);
   await delegateIpam(args);
   const absent = await missingContainerAddresses(
     args.netns,
@@ -159,8 +160,7 @@ export const plugin = definePlugin<PtpConf>(
       const { onPath } = await import("../../../src/iptables/iptables.js");
       const tool = args.config.ipMasqBackend === "nftables" ? "nft" : "iptables-restore";
       const missing = ["ip", ...(args.config.ipMasq ? [tool] : [])].filter((t) => !onPath(t));
-      if (missing.length)
-        throw new CniError(50, `plugin not available: ${missing.join(", ")} not found in PATH`);
+      if (missing.length) throw pluginNotAvailable(missing);
       if (args.config.ipam?.type) await delegateIpam(args);
     },
   },

@@ -15,11 +15,13 @@ import {
   configError,
   definePlugin,
   netConf,
+  requirePrevResult,
   type CmdArgs,
   type Result,
 } from "../../../src/cni/index.js";
 import { sha512Hex } from "../../../src/cni/attachment.js";
 import { ipBatch, IpError } from "../../../src/netlink/ip.js";
+import { classifyMessage } from "../../../src/process/index.js";
 import { showClasses, showQdiscs, tcBatch } from "../../../src/netlink/tc.js";
 import { validNetnsPath } from "../../../src/netlink/veth.js";
 import {
@@ -165,8 +167,7 @@ function internal(e: unknown): CniError {
 
 async function cmdAdd(args: CmdArgs<BandwidthConf>): Promise<Result> {
   const shaping = shapingOf(args.config);
-  const prev = args.prevResult;
-  if (!prev) throw configError("must be called as chained plugin");
+  const prev = requirePrevResult(args);
   if (!shaping) return prev;
   checkNetns(args.netns);
   const host = await hostInterface(args, prev);
@@ -238,7 +239,7 @@ async function cmdDel(args: CmdArgs<BandwidthConf>): Promise<void> {
   const res = await ipBatch([`link del ${ifb}`], { force: true }).catch((e: unknown) => {
     throw internal(e);
   });
-  const bad = res.errors.filter((e) => !/Cannot find device|does not exist/i.test(e.message));
+  const bad = res.errors.filter((e) => classifyMessage(e.message) !== "not-found");
   if (bad.length) throw new CniError(ErrorCode.Internal, bad.map((e) => e.message).join("; "));
 }
 
@@ -273,8 +274,7 @@ async function checkLimit(dev: string, limit: Limit, sel: Selection): Promise<vo
 
 async function cmdCheck(args: CmdArgs<BandwidthConf>): Promise<void> {
   const shaping = shapingOf(args.config);
-  const prev = args.prevResult;
-  if (!prev) throw configError("must be called as a chained plugin");
+  const prev = requirePrevResult(args);
   checkNetns(args.netns);
   const host = await hostInterface(args, prev);
   if (!shaping) return;

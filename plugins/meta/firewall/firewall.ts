@@ -6,7 +6,14 @@
  * and nftables (cni-nft's own table). docs/firewall.md describes each and what an operator of
  * an nftables host firewall must add.
  */
-import { CniError, ErrorCode, definePlugin, type CmdArgs, type Result } from "../../../src/cni/index.js";
+import {
+  CniError,
+  ErrorCode,
+  definePlugin,
+  type CmdArgs,
+  type Result,
+  requirePrevResult,
+} from "../../../src/cni/index.js";
 import { onPath } from "../../../src/iptables/iptables.js";
 import {
   familyOf,
@@ -36,9 +43,7 @@ async function chooseBackend(config: FirewallNetConf): Promise<BackendName> {
 }
 
 function prevOrFail(args: CmdArgs<FirewallNetConf>): Result {
-  if (!args.prevResult)
-    throw new CniError(ErrorCode.InvalidNetworkConfig, "missing prevResult from earlier plugin");
-  return args.prevResult;
+  return requirePrevResult(args);
 }
 
 function needBridge(conf: FirewallConf): void {

@@ -15,7 +15,7 @@
  * Our own calls are serialised by a lock file so concurrent ADDs do not append a rule twice.
  */
 import { withFlock, CniError, ErrorCode } from "../../../src/cni/index.js";
-import { systemRunner } from "../../../src/process/index.js";
+import { classifyMessage, systemRunner } from "../../../src/process/index.js";
 import {
   deleteLine,
   onPath,
@@ -78,7 +78,7 @@ async function ensureChains(family: IpFamily, saved: SavedTable, chains: string[
   for (const chain of chains) {
     if (saved.chains.has(chain)) continue;
     const r = await systemRunner.run({ argv: [tool, "-w", "-t", "filter", "-N", chain] });
-    if (r.code !== 0 && !/already exists/i.test(r.stderr))
+    if (r.code !== 0 && classifyMessage(r.stderr) !== "exists")
       throw new CniError(ErrorCode.Internal, `${tool} -N ${chain}: ${r.stderr.trim()}`);
     saved.chains.add(chain);
   }

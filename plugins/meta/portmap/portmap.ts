@@ -4,7 +4,14 @@
  * rules exactly) and an nftables backend whose cost does not grow with the number of containers
  * (docs/portmap.md). prevResult is passed through unchanged.
  */
-import { CniError, ErrorCode, definePlugin, type CmdArgs, type Result } from "../../../src/cni/index.js";
+import {
+  CniError,
+  ErrorCode,
+  definePlugin,
+  type CmdArgs,
+  type Result,
+  requirePrevResult,
+} from "../../../src/cni/index.js";
 import { systemRunner } from "../../../src/process/index.js";
 import { ensureSysctl } from "../../../src/netlink/sysctl.js";
 import { onPath } from "../../../src/iptables/iptables.js";
@@ -41,9 +48,7 @@ async function enableLocalnet(address: string): Promise<void> {
 }
 
 function prevResultOrFail(args: CmdArgs<PortMapNetConf>): Result {
-  if (!args.prevResult)
-    throw new CniError(ErrorCode.InvalidNetworkConfig, "must be called as chained plugin");
-  return args.prevResult;
+  return requirePrevResult(args);
 }
 
 async function cmdAdd(args: CmdArgs<PortMapNetConf>): Promise<Result> {
@@ -72,7 +77,7 @@ async function cmdDel(args: CmdArgs<PortMapNetConf>): Promise<void> {
 
 async function cmdCheck(args: CmdArgs<PortMapNetConf>): Promise<void> {
   const conf: PortMapConf = parseConf(args);
-  if (!args.prevResult) throw new CniError(ErrorCode.InvalidNetworkConfig, "Required prevResult missing");
+  requirePrevResult(args);
   if (conf.mappings.length === 0) return;
   const missing = await mapper(conf.backend).check(conf);
   if (missing.length) throw new CniError(ErrorCode.Internal, `portmap: missing ${missing.join("; ")}`);

@@ -29,6 +29,7 @@ import {
   NFTables,
   applyTransactions,
   applyWithSkeleton,
+  codeFromMessage,
   concat,
   isAlreadyExists,
   isNotFound,
@@ -239,7 +240,7 @@ export class NftablesPortMapper implements PortMapper {
   async state(): Promise<TableState | undefined> {
     const res = await execNft(["--json", "list", "table", "inet", NFT_TABLE], this.exec);
     if (res.code !== 0) {
-      if (/No such file or directory/.test(res.stderr)) return undefined;
+      if (codeFromMessage(res.stderr) === "ENOENT") return undefined;
       throw new CniError(ErrorCode.Internal, `nft list table inet ${NFT_TABLE}: ${res.stderr.trim()}`);
     }
     const out: TableState = { elements: [], chains: [] };

@@ -19,8 +19,9 @@ import {
   netConf,
   type CmdArgs,
   type Result,
+  requirePrevResult,
 } from "../../../src/cni/index.js";
-import { systemRunner } from "../../../src/process/index.js";
+import { classifyMessage, systemRunner } from "../../../src/process/index.js";
 import { parseMac } from "../../../src/address/index.js";
 import { ipBatch } from "../../../src/netlink/ip.js";
 import { validNetnsPath } from "../../../src/netlink/veth.js";
@@ -288,7 +289,7 @@ async function cmdAdd(args: CmdArgs<TuningNetConf>): Promise<Result> {
     throw new CniError(ErrorCode.InvalidNetworkConfig, "duplicated sysctl keys are not allowed", dup);
   const t = tuningOf(args);
   checkAllowlist(t);
-  if (!args.prevResult) throw new CniError(ErrorCode.InvalidNetworkConfig, "Required prevResult missing");
+  const prev = requirePrevResult(args);
   checkNetns(args);
   const mac = t.mac ? canonicalMac(t.mac) : "";
   const writes = t.sysctl.map(([k, val]): [string, string] => [sysctlFile(k, args.ifname), val]);
@@ -299,10 +300,10 @@ async function cmdAdd(args: CmdArgs<TuningNetConf>): Promise<Result> {
   if (writes.length === 0 && !changesLink) {
     if (!existsSync(args.netns))
       throw new CniError(ErrorCode.Internal, `failed to open netns "${args.netns}": no such file`);
-    return args.prevResult;
+    return prev;
   }
   const { link, linkError } = await inNetns(args.netns, args.ifname, writes);
-  if (!changesLink) return args.prevResult;
+  if (!changesLink) return prev;
   if (!link) throw new CniError(ErrorCode.Internal, `failed to get "${args.ifname}": ${linkError}`);
 
   const saved: Saved = {};
@@ -326,7 +327,7 @@ async function cmdAdd(args: CmdArgs<TuningNetConf>): Promise<Result> {
   } catch (e) {
     throw new CniError(ErrorCode.Internal, (e as Error).message);
   }
-  const result = args.prevResult;
+  const result = prev;
   if (t.mac)
     result.interfaces = result.interfaces?.map((i) => (i.name === args.ifname ? { ...i, mac: t.mac } : i));
   return result;
@@ -360,7 +361,7 @@ async function cmdDel(args: CmdArgs<TuningNetConf>): Promise<void> {
   const res = await ipBatch(cmds, { netns: args.netns, force: true }).catch((e: Error) => {
     throw new CniError(ErrorCode.Internal, e.message);
   });
-  const notFound = res.errors.some((e) => /Cannot find device|does not exist/i.test(e.message));
+  const notFound = res.errors.some((e) => classifyMessage(e.message) === "not-found");
   if (res.errors.length && !notFound)
     throw new CniError(
       ErrorCode.Internal,
@@ -374,7 +375,7 @@ async function cmdCheck(args: CmdArgs<TuningNetConf>): Promise<void> {
   if (dup !== undefined)
     throw new CniError(ErrorCode.InvalidNetworkConfig, "duplicated sysctl keys are not allowed", dup);
   const t = tuningOf(args);
-  if (!args.prevResult) throw new CniError(ErrorCode.InvalidNetworkConfig, "Required prevResult missing");
+  requirePrevResult(args);
   checkNetns(args);
   const files = t.sysctl.map(([k]) => sysctlFile(k, args.ifname));
   const { link, values } = await inNetns(args.netns, args.ifname, [], files);
