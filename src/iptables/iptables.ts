@@ -6,6 +6,7 @@
  * the fake in `./fake.ts`.
  */
 import { accessSync, constants } from "node:fs";
+import { classifyMessage } from "../process/errors.js";
 import { systemRunner, type Runner } from "../process/runner.js";
 
 export type IpFamily = 4 | 6;
@@ -86,7 +87,7 @@ export class SystemIptables implements IptablesRunner {
     const r = await this.runner.run({ argv }).catch((e: Error) => {
       throw new IptablesError(`could not run ${tool(family, "")}: ${e.message}`, { cause: e });
     });
-    if (r.code !== 0 && !/already exists/i.test(r.stderr))
+    if (r.code !== 0 && classifyMessage(r.stderr) !== "exists")
       throw new IptablesError(`${tool(family, "")} -N ${chain}: ${r.stderr.trim()}`);
   }
 }
