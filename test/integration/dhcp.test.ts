@@ -11,8 +11,9 @@ import { join } from "node:path";
 import { cni, ensureBuilt, OUR_BIN, tempDir, UPSTREAM_BIN } from "../helpers/cni.js";
 import { NetnsPool, type Netns } from "../helpers/netns.js";
 import { startBackground, waitFor, type Background } from "../helpers/background.js";
+import { haveDnsmasq as haveDhcpServer, startDhcpServer } from "../helpers/dnsmasq.js";
 
-const haveDnsmasq = existsSync("/usr/sbin/dnsmasq");
+const haveDnsmasq = haveDhcpServer();
 const nets = new NetnsPool();
 const tmp = tempDir("dhcp");
 const ours = join(tmp.path, "ours.sock");
@@ -56,29 +57,10 @@ before(async () => {
   await ensureBuilt();
   host = await nets.create("dhost");
   server = await nets.create("dsrv");
-  await server.sh(["ip", "link", "add", "br0", "type", "bridge"]);
-  await server.sh(["ip", "addr", "add", "192.168.211.1/24", "dev", "br0"]);
-  await server.sh(["ip", "link", "set", "br0", "up"]);
-  dnsmasq = startBackground(
-    server.argv([
-      "dnsmasq",
-      "--keep-in-foreground",
-      "--conf-file=/dev/null",
-      "--port=0",
-      "--interface=br0",
-      "--bind-interfaces",
-      "--no-ping",
-      "--user=root",
-      "--log-dhcp",
-      "--log-facility=-",
-      "--dhcp-range=192.168.211.10,192.168.211.60,255.255.255.0,2m",
-      "--dhcp-option=option:T1,4",
-      "--dhcp-option=option:T2,60",
-      `--dhcp-leasefile=${leases}`,
-      "--dhcp-authoritative",
-    ]),
-    join(tmp.path, "dnsmasq.log"),
-  );
+  dnsmasq = await startDhcpServer(server, "192.168.211", tmp.path, [
+    "--dhcp-option=option:T1,4",
+    "--dhcp-option=option:T2,60",
+  ]);
   daemon = startBackground(
     host.argv([join(OUR_BIN, "dhcp"), "daemon", "-socketpath", ours, "-resendtimeout", "30s"]),
     join(tmp.path, "daemon.log"),
