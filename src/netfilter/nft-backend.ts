@@ -5,7 +5,6 @@
  */
 import {
   applyTransactions,
-  isNotFound,
   NFTables,
   type Chain,
   type Interface,
@@ -21,7 +20,8 @@ import {
 } from "./backend.js";
 import type { Runner } from "../process/index.js";
 import { NetfilterError } from "./errors.js";
-import { keyFromComment, nftChainName, validateOwner } from "./naming.js";
+import { nftChainName, validateOwner } from "./naming.js";
+import { readChain, readTableJson, readTableListing, type KernelTableView } from "./nft-read.js";
 import { diffRules, handlesNeeded, type KernelRule } from "./rule-diff.js";
 import { memberFromNftKey, nftKey, nftSetSpec } from "./sets.js";
 import type { BuiltinChain, IpVersion, TableName, TrafficCounters, Verdict } from "./types.js";
@@ -270,36 +270,32 @@ export class NftablesBackend implements Backend {
 
   private async readChain(family: IpVersion, name: string): Promise<KernelRule[]> {
     this.processes++;
-    const rules = await this.nft[family].listRules(name);
-    return rules.map((r) => ({ key: keyFromComment(r.comment), handle: r.handle }));
+    return readChain(this.nft[family], name);
   }
 
   private async read(family: IpVersion): Promise<KernelFamily> {
-    const nft = this.nft[family];
-    const k: KernelFamily = { exists: false, chains: new Map(), sets: new Map() };
-    let chains: string[];
-    let sets: string[];
+    let view: KernelTableView;
     try {
-      this.processes += 2;
-      [chains, sets] = await Promise.all([nft.list("chains"), nft.list("sets")]);
+      if (this.real) {
+        this.processes++;
+        view = await readTableJson(nftFamily(family), this.owner, {
+          netns: this.opts.netns,
+          nftPath: this.opts.nftPath,
+          runner: this.opts.runner,
+        });
+      } else view = await readTableListing(this.nft[family]);
     } catch (e) {
-      if (isNotFound(e)) return k;
       throw new NetfilterError(
         "EAPPLY",
         `nftables backend: reading table ${nftFamily(family)} ${this.owner}: ${(e as Error).message}`,
         { cause: e },
       );
     }
-    k.exists = true;
-    await Promise.all([
-      ...chains.map(async (c) => k.chains.set(c, { rules: await this.readChain(family, c) })),
-      ...sets.map(async (s) => {
-        this.processes++;
-        const elements = await nft.listElements("set", s);
-        k.sets.set(s, { members: undefined, raw: elements.map((e) => e.key) });
-      }),
-    ]);
-    return k;
+    return {
+      exists: view.exists,
+      chains: new Map([...view.chains].map(([name, rules]) => [name, { rules }])),
+      sets: new Map([...view.sets].map(([name, raw]) => [name, { members: undefined, raw }])),
+    };
   }
 
   async counters(family: IpVersion, table: TableName, chain: string): Promise<TrafficCounters> {
