@@ -102,7 +102,11 @@ export const netConfEntries = {
   name: v.string(),
   type: v.optional(v.string(), ""),
   capabilities: v.optional(v.record(v.string(), v.boolean())),
-  ipam: v.optional(v.looseObject({ type: v.optional(v.string()) })),
+  ipam: v.optional(
+    v.looseObject({
+      type: v.optional(v.pipe(v.string(), v.minLength(1, "must name the IPAM plugin, e.g. host-local"))),
+    }),
+  ),
   dns: v.optional(dnsSchema),
   args: v.optional(argsSchema),
   runtimeConfig: v.optional(runtimeConfigSchema),
@@ -148,7 +152,14 @@ function issueText(issue: v.BaseIssue<unknown>): string {
  * field and what is wrong, and whose details list every issue.
  */
 export function validateConfig<T>(schema: AnySchema<T>, raw: unknown, what = "network config"): T {
-  const r = v.safeParse(schema, withGoRuntimeConfigKeys(raw));
+  const input = withGoRuntimeConfigKeys(raw);
+  const array = arrayForObject(schema, input, "");
+  if (array !== undefined)
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `invalid ${what}: ${array}: expected an object, got an array`,
+    );
+  const r = v.safeParse(schema, input);
   if (r.success) return r.output;
   const texts = r.issues.map((i) => issueText(i));
   throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid ${what}: ${texts[0]}`, texts.join("; "));
@@ -195,4 +206,43 @@ export function withGoRuntimeConfigKeys(raw: unknown): unknown {
     else if (val !== undefined && !Array.isArray(val)) fixed[cap] = canonicalKeys(val, fields);
   }
   return { ...(raw as Record<string, unknown>), runtimeConfig: fixed };
+}
+
+interface SchemaNode {
+  type: string;
+  wrapped?: SchemaNode;
+  entries?: Record<string, SchemaNode>;
+  item?: SchemaNode;
+  value?: SchemaNode;
+}
+
+/**
+ * The path of the first array given where the schema expects an object (valibot's object
+ * schemas accept arrays: `"ipam": []` would pass as an IPAM config with no keys), else undefined.
+ */
+function arrayForObject(schema: unknown, value: unknown, path: string): string | undefined {
+  const node = schema as SchemaNode;
+  if (value === undefined || value === null) return undefined;
+  if (node.wrapped) return arrayForObject(node.wrapped, value, path);
+  const at = (k: string | number): string =>
+    typeof k === "number" ? `${path}[${k}]` : path === "" ? k : `${path}.${k}`;
+  if (node.entries && /object$/.test(node.type)) {
+    if (Array.isArray(value)) return path || "(top level)";
+    if (typeof value !== "object") return undefined;
+    for (const [k, sub] of Object.entries(node.entries)) {
+      const found = arrayForObject(sub, (value as Record<string, unknown>)[k], at(k));
+      if (found !== undefined) return found;
+    }
+  } else if (node.type === "array" && node.item && Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = arrayForObject(node.item, value[i] as unknown, at(i));
+      if (found !== undefined) return found;
+    }
+  } else if (node.type === "record" && node.value && typeof value === "object" && !Array.isArray(value)) {
+    for (const [k, sub] of Object.entries(value as Record<string, unknown>)) {
+      const found = arrayForObject(node.value, sub, at(k));
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
 }

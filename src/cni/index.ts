@@ -51,5 +51,6 @@ export {
   type Verb,
   type Env,
 } from "./skel.js";
+export { checkNetns, refuseHostNetns, type NetnsCheck } from "./netns.js";
 export { flockExclusive, withFlock, type FileLock } from "./lock.js";
 export { execIpam, delegateIpam, findInPath, registerInProcessIpam, SHIM_MARKER } from "./ipam.js";

@@ -5,6 +5,8 @@
  * in-process (IPAM delegation, tests); `pluginMain` wires it to the process.
  */
 import { CniError, ErrorCode } from "./errors.js";
+import { checkNetns, refuseHostNetns } from "./netns.js";
+import { isCIDR, isIP } from "./ip.js";
 import { baseNetConf, validateConfig, type AnySchema } from "./config.js";
 import type { NetConf, Result, ValidAttachmentEntry } from "./types.js";
 import type { Attachment } from "./attachment.js";
@@ -72,6 +74,12 @@ export interface PluginAbout<C = NetConf> {
   config?: AnySchema<C>;
   /** CNI_ARGS keys the plugin understands; when given, others are refused unless IgnoreUnknown. */
   knownArgs?: readonly string[];
+  /**
+   * What CNI_NETNS of ADD and CHECK must be, checked before the plugin runs (see netns.ts):
+   * "network", any network namespace; "container", one that is not the host's own. Default:
+   * unchecked (IPAM and meta plugins that never enter it).
+   */
+  netns?: "network" | "container";
 }
 
 export interface Plugin<C = NetConf> {
@@ -96,6 +104,37 @@ const REQUIRED_ENV: Record<string, readonly Verb[]> = {
   CNI_IFNAME: ["ADD", "CHECK", "DEL"],
   CNI_PATH: ["ADD", "CHECK", "DEL"],
 };
+
+/**
+ * Addresses of a prevResult reach ip, nft and iptables: one that is not an address is a bad
+ * config (upstream's portmap maps nothing and exits 0), refused before the plugin runs.
+ */
+function validatePrevResult(r: Result): void {
+  const refuse = (field: string, value: string, expected: string): never => {
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `prevResult.${field}: ${JSON.stringify(value)} is not ${expected}`,
+    );
+  };
+  (r.ips ?? []).forEach((ip, i) => {
+    if (!isCIDR(ip.address))
+      refuse(`ips[${i}].address`, ip.address, "an address with a prefix length, e.g. 10.88.0.2/16");
+    if (ip.gateway !== undefined && !isIP(ip.gateway))
+      refuse(`ips[${i}].gateway`, ip.gateway, "an IP address");
+  });
+  (r.routes ?? []).forEach((route, i) => {
+    if (!isCIDR(route.dst)) refuse(`routes[${i}].dst`, route.dst, "a CIDR, e.g. 0.0.0.0/0");
+    if (route.gw !== undefined && !isIP(route.gw)) refuse(`routes[${i}].gw`, route.gw, "an IP address");
+  });
+}
+
+function usableForDel(netns: string, kind: "network" | "container"): boolean {
+  try {
+    return !(checkNetns(netns).isHost && kind === "container");
+  } catch {
+    return false;
+  }
+}
 
 function pretty(x: unknown): string {
   return JSON.stringify(x, null, 4) + "\n";
@@ -180,13 +219,22 @@ export async function runPlugin<C>(
       validateContainerId(containerId);
       validateIfname(ifname);
     }
+    let netns = env.CNI_NETNS ?? "";
+    if (about.netns && (verb === "ADD" || verb === "CHECK")) {
+      const check = checkNetns(netns);
+      if (about.netns === "container") refuseHostNetns(netns, check);
+    } else if (about.netns && verb === "DEL" && netns !== "") {
+      // DEL succeeds when things are gone: a namespace that is not one (anymore) is gone, and the
+      // host's own was never the container's (ADD refused it): nothing inside it is touched.
+      netns = usableForDel(netns, about.netns) ? netns : "";
+    }
     const args = parseCniArgs(env.CNI_ARGS);
     if (about.knownArgs) checkKnownArgs(args, about.knownArgs);
     const config = validateConfig((about.config ?? baseNetConf) as AnySchema<C>, parsed);
     const cmd: CmdArgs<C> = {
       command: verb,
       containerId,
-      netns: env.CNI_NETNS ?? "",
+      netns,
       ifname,
       args,
       path: (env.CNI_PATH ?? "").split(":").filter((p) => p !== ""),
@@ -197,6 +245,7 @@ export async function runPlugin<C>(
     };
     if (obj.prevResult !== undefined && obj.prevResult !== null) {
       cmd.prevResult = parseResult(obj.prevResult, confVersion);
+      validatePrevResult(cmd.prevResult);
     }
     switch (verb) {
       case "ADD": {

@@ -133,11 +133,23 @@ export function canonicalizeRange(r: IpRange): Range {
     throw configError(`RangeEnd ${formatIP(end)} not in network ${formatCIDR(subnet)}`);
   }
   const last = lastOf(subnet);
-  return {
+  const where = formatCIDR(subnet);
+  // Upstream accepts these and then hands out the network or broadcast address, or nothing.
+  if (!contains(subnet, gateway)) throw configError(`gateway ${formatIP(gateway)} not in network ${where}`);
+  if (start && ipEqual(start, net))
+    throw configError(`rangeStart ${formatIP(start)} is the network address of ${where}; start after it`);
+  if (end && net.family === 4 && ipEqual(end, last))
+    throw configError(`rangeEnd ${formatIP(end)} is the broadcast address of ${where}; end before it`);
+  const range = {
     ...partial,
     rangeStart: start ?? ipAdd(net, 1n),
     rangeEnd: end ?? (net.family === 4 ? ipAdd(last, -1n) : last),
   };
+  if (cmp(range.rangeStart, range.rangeEnd) > 0)
+    throw configError(
+      `rangeStart ${formatIP(range.rangeStart)} is after rangeEnd ${formatIP(range.rangeEnd)}`,
+    );
+  return range;
 }
 
 function canonicalizeRangeSet(s: IpRange[]): RangeSet {

@@ -73,6 +73,8 @@ function load(conf: StaticConf, cniArgs: Record<string, string>): { ips: IPConfi
     if (a.gateway) {
       const gw = parseIP(a.gateway);
       if (!gw) throw configError(`invalid gateway address: ${a.gateway}`);
+      if (gw.family !== c.ip.family)
+        throw configError(`gateway ${a.gateway} of address ${a.str} is of the other IP family`);
       out.gateway = formatIP(gw);
     }
     return out;

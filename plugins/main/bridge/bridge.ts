@@ -318,5 +318,5 @@ export const plugin = definePlugin<BridgeConf>(
       await gcVethState(systemHost(), args.config.name, args.validAttachments);
     },
   },
-  { name: "bridge", config: schema },
+  { name: "bridge", config: schema, netns: "container" },
 );

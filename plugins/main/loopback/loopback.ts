@@ -44,5 +44,5 @@ export const plugin = definePlugin(
       if (!lo?.flags?.includes("UP")) throw new CniError(ErrorCode.Internal, "lo is down");
     },
   },
-  { name: "loopback" },
+  { name: "loopback", netns: "network" },
 );

@@ -164,5 +164,5 @@ export const plugin = definePlugin<PtpConf>(
       if (args.config.ipam?.type) await delegateIpam(args);
     },
   },
-  { name: "ptp", config: schema },
+  { name: "ptp", config: schema, netns: "container" },
 );

@@ -323,5 +323,10 @@ async function cmdStatus(): Promise<void> {
 
 export const plugin = definePlugin<BandwidthConf>(
   { add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc, status: cmdStatus },
-  { name: "bandwidth", config: schema, versions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] },
+  {
+    name: "bandwidth",
+    config: schema,
+    netns: "network",
+    versions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+  },
 );

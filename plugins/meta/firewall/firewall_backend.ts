@@ -10,11 +10,28 @@ export type BackendName = "iptables" | "firewalld" | "nftables";
 export type IngressPolicy = "open" | "same-bridge" | "isolated";
 
 /** iptables chain names: at most 28 bytes, no blanks, not an option or a target keyword. */
+/**
+ * Names the admin chain must not have: the plugin jumps to it from CNI-FORWARD, so a built-in
+ * chain, a target or one of its own chains would be a loop or a verdict for every packet
+ * (upstream accepts them all).
+ */
+const RESERVED_CHAIN_NAMES = new Set([
+  ...["INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"],
+  ...["ACCEPT", "DROP", "RETURN", "REJECT", "QUEUE", "NFQUEUE", "LOG", "MARK", "CONNMARK", "JUMP", "GOTO"],
+  ...["MASQUERADE", "DNAT", "SNAT", "REDIRECT", "CT", "NOTRACK", "TRACE"],
+  ...["CNI-FORWARD", "CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"],
+  ...["CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SNAT"],
+]);
+
 const chainName = v.pipe(
   v.string(),
   v.regex(
     /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,27}$/,
     "must be an iptables chain name (up to 28 of A-Z a-z 0-9 _ . + -)",
+  ),
+  v.check(
+    (name) => !RESERVED_CHAIN_NAMES.has(name.toUpperCase()),
+    "must name a chain of your own: not a built-in chain (INPUT, FORWARD, ...), a target (ACCEPT, DROP, ...) or one of the plugin's chains (CNI-FORWARD, ...)",
   ),
 );
 

@@ -30,13 +30,19 @@ export const DEFAULT_DATA_DIR = "/run/cni/tuning";
 export const ALLOWLIST = "/etc/cni/tuning/allowlist.conf";
 
 const intField = v.pipe(v.number(), v.integer());
+/** The kernel keeps MTU and queue length as u32: anything larger (2^64, 1e30) is refused here. */
+const u32Field = v.pipe(
+  intField,
+  v.minValue(0, "must be an integer from 0 to 4294967295"),
+  v.maxValue(0xffffffff, "must be an integer from 0 to 4294967295"),
+);
 const cniArgs = v.looseObject({
   sysctl: v.optional(v.record(v.string(), v.string())),
   mac: v.optional(v.string()),
   promisc: v.optional(v.boolean()),
-  mtu: v.optional(intField),
+  mtu: v.optional(u32Field),
   allmulti: v.optional(v.boolean()),
-  txQLen: v.optional(v.pipe(intField, v.minValue(0))),
+  txQLen: v.optional(u32Field),
 });
 
 const schema = netConf({
@@ -44,8 +50,8 @@ const schema = netConf({
   sysctl: v.optional(v.nullable(v.record(v.string(), v.string()))),
   mac: v.optional(v.string(), ""),
   promisc: v.optional(v.boolean(), false),
-  mtu: v.optional(v.pipe(intField, v.minValue(0)), 0),
-  txQLen: v.optional(v.pipe(intField, v.minValue(0))),
+  mtu: v.optional(u32Field, 0),
+  txQLen: v.optional(u32Field),
   allmulti: v.optional(v.boolean()),
   runtimeConfig: v.optional(v.looseObject({ mac: v.optional(v.string()) })),
   args: v.optional(v.looseObject({ cni: v.optional(v.nullable(cniArgs)) })),
@@ -224,6 +230,8 @@ function checkAllowlist(t: Tuning): void {
 interface LinkState {
   address: string;
   mtu: number;
+  min_mtu?: number;
+  max_mtu?: number;
   flags: string[];
   txqlen: number;
 }
@@ -306,6 +314,15 @@ async function cmdAdd(args: CmdArgs<TuningNetConf>): Promise<Result> {
   if (!changesLink) return prev;
   if (!link) throw new CniError(ErrorCode.Internal, `failed to get "${args.ifname}": ${linkError}`);
 
+  // What the device refuses is refused before the backup is written and anything is set.
+  if (
+    t.mtu &&
+    ((link.min_mtu !== undefined && t.mtu < link.min_mtu) || (link.max_mtu && t.mtu > link.max_mtu))
+  )
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `mtu ${t.mtu} is outside what ${args.ifname} accepts (${link.min_mtu ?? 0} to ${link.max_mtu ?? "?"})`,
+    );
   const saved: Saved = {};
   if (t.mac) saved.mac = link.address;
   if (t.promisc) saved.promisc = link.flags.includes("PROMISC");
@@ -408,5 +425,5 @@ async function cmdCheck(args: CmdArgs<TuningNetConf>): Promise<void> {
 
 export const plugin = definePlugin<TuningNetConf>(
   { add: cmdAdd, del: cmdDel, check: cmdCheck },
-  { name: "tuning", config: schema, knownArgs: ["MAC"] },
+  { name: "tuning", config: schema, knownArgs: ["MAC"], netns: "network" },
 );
