@@ -6,7 +6,7 @@
  */
 import { CniError, ErrorCode } from "./errors.js";
 import { checkNetns, refuseHostNetns } from "./netns.js";
-import { isCIDR, isIP } from "./ip.js";
+import { isCIDR, isIP } from "../address/index.js";
 import { baseNetConf, validateConfig, type AnySchema } from "./config.js";
 import type { NetConf, Result, ValidAttachmentEntry } from "./types.js";
 import type { Attachment } from "./attachment.js";

@@ -10,7 +10,7 @@
  */
 import { classifyMessage } from "../process/errors.js";
 import { CniError, ErrorCode } from "../cni/errors.js";
-import { parseMac } from "../address/index.js";
+import { parseMac, unicastMacProblem } from "../address/index.js";
 import type { Interface, Result } from "../cni/types.js";
 import { systemRunner, type Runner } from "../process/runner.js";
 import { interpretBatch, ipBatch, IpError } from "../netlink/ip.js";
@@ -44,7 +44,13 @@ export function isUnknownLinkType(message: string): boolean {
 /** A MAC address from the config or the runtime, canonical; refused with upstream's message. */
 export function macArg(mac: string): string {
   const canonical = parseMac(mac);
-  if (canonical !== undefined) return canonical;
+  const problem = unicastMacProblem(mac);
+  if (canonical !== undefined && problem === undefined) return canonical;
+  if (canonical !== undefined)
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `MAC address ${mac} ${problem}: give a unicast address such as 0a:58:0a:00:00:02`,
+    );
   throw new CniError(
     ErrorCode.InvalidNetworkConfig,
     `invalid args ${mac} for MAC addr: address ${mac}: invalid MAC address`,

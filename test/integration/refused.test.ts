@@ -113,6 +113,36 @@ const cases: Case[] = [
     code: 4,
     msg: /the host's own network namespace/,
   },
+  // MACs an interface cannot have, from each source.
+  {
+    name: "bridge config mac broadcast",
+    plugin: "bridge",
+    conf: (d) => bridge(d, { mac: "ff:ff:ff:ff:ff:ff" }),
+    code: 7,
+    msg: /is the broadcast address: give a unicast/,
+  },
+  {
+    name: "bridge runtimeConfig.mac multicast",
+    plugin: "bridge",
+    conf: (d) => bridge(d, { runtimeConfig: { mac: "01:00:5e:00:00:01" } }),
+    code: 7,
+    msg: /is a multicast address/,
+  },
+  {
+    name: "bridge CNI_ARGS MAC all-zero",
+    plugin: "bridge",
+    conf: bridge,
+    args: "MAC=00:00:00:00:00:00",
+    code: 7,
+    msg: /is the all-zero address/,
+  },
+  {
+    name: "tuning mac multicast",
+    plugin: "tuning",
+    conf: (d) => tuning(d, { mac: "33:33:00:00:00:01" }),
+    code: 7,
+    msg: /is a multicast address/,
+  },
   // tuning values the kernel cannot hold.
   {
     name: "tuning mtu 2^64",

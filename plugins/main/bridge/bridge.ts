@@ -30,7 +30,14 @@ import {
 } from "../../../src/netlink/veth.js";
 import { validateIfname } from "../../../src/nftables/validate.js";
 import { systemRunner } from "../../../src/process/index.js";
-import { defaultRoute, familyOf, gatewayFor, parseMac, subnetOf } from "../../../src/address/index.js";
+import {
+  defaultRoute,
+  familyOf,
+  gatewayFor,
+  parseMac,
+  subnetOf,
+  unicastMacProblem,
+} from "../../../src/address/index.js";
 import { systemHost } from "../../../src/hoststate/index.js";
 import {
   checkVethState,
@@ -84,9 +91,10 @@ function validate(args: CmdArgs<BridgeConf>): { mac?: string } {
     );
   const mac = c.runtimeConfig?.mac ?? args.args["MAC"] ?? c.mac;
   if (mac === undefined) return {};
-  const canonical = parseMac(mac);
-  if (canonical === undefined) fail(`invalid MAC address ${JSON.stringify(mac)}`);
-  return { mac: canonical };
+  const problem = unicastMacProblem(mac);
+  if (problem)
+    fail(`MAC address ${JSON.stringify(mac)} ${problem}: give a unicast address such as 0a:58:0a:00:00:02`);
+  return { mac: parseMac(mac)! };
 }
 
 async function cmdAdd(args: CmdArgs<BridgeConf>): Promise<Result> {

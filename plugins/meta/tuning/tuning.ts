@@ -22,7 +22,7 @@ import {
   requirePrevResult,
 } from "../../../src/cni/index.js";
 import { classifyMessage, systemRunner } from "../../../src/process/index.js";
-import { parseMac } from "../../../src/address/index.js";
+import { parseMac, unicastMacProblem } from "../../../src/address/index.js";
 import { ipBatch } from "../../../src/netlink/ip.js";
 import { validNetnsPath } from "../../../src/netlink/veth.js";
 
@@ -155,7 +155,13 @@ export function duplicateSysctlKey(raw: string): string | undefined {
 
 function canonicalMac(mac: string): string {
   const canonical = parseMac(mac);
-  if (canonical !== undefined) return canonical;
+  const problem = unicastMacProblem(mac);
+  if (canonical !== undefined && problem === undefined) return canonical;
+  if (canonical !== undefined)
+    throw new CniError(
+      ErrorCode.InvalidNetworkConfig,
+      `MAC address ${mac} ${problem}: give a unicast address such as 0a:58:0a:00:00:02`,
+    );
   throw new CniError(
     ErrorCode.InvalidNetworkConfig,
     `invalid args ${mac} for MAC addr: address ${mac}: invalid MAC address`,
