@@ -14,8 +14,8 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { applyTransactions } from "../src/nftables/index.js";
-import { NftablesPortMapper, desired } from "../plugins/meta/portmap/portmap_nftables.js";
+import { NFTables } from "../src/nftables/index.js";
+import { NFT_TABLE, desired } from "../plugins/meta/portmap/portmap_nftables.js";
 import { containerRules, dnatChainName } from "../plugins/meta/portmap/portmap_iptables.js";
 import type { PortMapConf } from "../plugins/meta/portmap/config.js";
 
@@ -100,7 +100,6 @@ function conf(containerId: string, address: string, hostPort: number): PortMapCo
     network: "benchnet",
     containerId,
     ifname: "eth0",
-    backend: "nftables",
     snat: true,
     masqAll: false,
     markMasqBit: 13,
@@ -116,11 +115,11 @@ const fillerAddr = (i: number): string => `10.99.${1 + (i >> 8)}.${i & 255}`;
 async function populate(b: Backend, host: string, from: number, to: number): Promise<void> {
   if (to <= from) return;
   if (b === "nftables") {
-    const m = new NftablesPortMapper({ netns: `/var/run/netns/${host}` });
-    const tx = m.nft.newTransaction();
+    const nft = new NFTables({ family: "inet", table: NFT_TABLE, netns: `/var/run/netns/${host}` });
+    const tx = nft.newTransaction();
     for (let i = from; i < to; i++)
       for (const e of desired(conf(`fill${i}`, fillerAddr(i), 10000 + i)).elements) tx.add(e);
-    await applyTransactions([tx], { netns: `/var/run/netns/${host}` });
+    await nft.run(tx);
     return;
   }
   const lines: string[] = [];

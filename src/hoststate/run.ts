@@ -1,33 +1,26 @@
 /**
  * Driving components generically: set up several at once (one nft run for every nftables
  * backend among them), check them, remove an attachment from every backend present, collect
- * garbage everywhere. Removal and GC run every step and report every failure together.
+ * garbage everywhere. Removal and GC run every step and report every failure together
+ * (TeardownError).
  */
 import type { Attachment } from "../cni/attachment.js";
+import { CniError } from "../cni/errors.js";
+import { TeardownError } from "../cni/teardown.js";
 import { applyWithSkeleton, type Interface, type SkeletonPlan } from "../nftables/index.js";
 import { mergeEffects, type Bound, type Effects, type HostStateBackend } from "./contract.js";
 import { presentBackends } from "./select.js";
 
-/** Several steps failed (or one did, of several that all ran); `failures` has each error. */
-export class StepsFailedError extends Error {
-  override readonly name = "StepsFailedError";
-  constructor(readonly failures: ReadonlyArray<{ step: string; error: unknown }>) {
-    super(
-      failures
-        .map((f) => `${f.step}: ${f.error instanceof Error ? f.error.message : String(f.error)}`)
-        .join("; "),
-    );
-  }
-}
-
-/** Runs every step (in parallel); throws the only error as it is, several as one StepsFailedError. */
+/**
+ * Runs every step at once, each whatever the others do; throws a TeardownError naming every
+ * failed step (src/cni/teardown.ts: one failure keeps its own message and code).
+ */
 export async function runEvery<T>(steps: ReadonlyArray<readonly [string, () => Promise<T>]>): Promise<T[]> {
   const settled = await Promise.allSettled(steps.map(([, run]) => run()));
   const failures = settled.flatMap((s, i) =>
-    s.status === "rejected" ? [{ step: steps[i]![0], error: s.reason as unknown }] : [],
+    s.status === "rejected" ? [{ what: steps[i]![0], error: CniError.from(s.reason) }] : [],
   );
-  if (failures.length === 1) throw failures[0]!.error;
-  if (failures.length) throw new StepsFailedError(failures);
+  if (failures.length) throw new TeardownError(failures);
   return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }
 

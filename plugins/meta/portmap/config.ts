@@ -7,7 +7,8 @@ import * as v from "valibot";
 import { CniError, ErrorCode, netConf, type CmdArgs } from "../../../src/cni/index.js";
 import { formatIP, parseCIDR, parseIP, subnetOf } from "../../../src/address/index.js";
 import { validateRuleText } from "../../../src/nftables/index.js";
-import { onPath } from "../../../src/iptables/iptables.js";
+import type { Attachment } from "../../../src/cni/attachment.js";
+import { defaultBackend, systemTools, type HostTools } from "../../../src/hoststate/index.js";
 
 export const schema = netConf({
   backend: v.optional(v.picklist(["iptables", "nftables"])),
@@ -42,14 +43,8 @@ export interface ContainerAddr {
   subnet: string;
 }
 
-export interface Instance {
-  network: string;
-  containerId: string;
-  ifname: string;
-}
-
-export interface PortMapConf extends Instance {
-  backend: BackendName;
+/** What one attachment maps: the backends' spec (src/hoststate). */
+export interface PortMapSpec {
   snat: boolean;
   masqAll: boolean;
   markMasqBit: number;
@@ -60,8 +55,11 @@ export interface PortMapConf extends Instance {
   containers: ContainerAddr[];
 }
 
+/** A spec with the attachment it is for, as the backends' helpers take it. */
+export type PortMapConf = Attachment & PortMapSpec;
+
 /** The mappings that apply to a container address of one family (as upstream: hostIP family must match). */
-export function mappingsFor(c: PortMapConf, family: Family): Mapping[] {
+export function mappingsFor(c: PortMapSpec, family: Family): Mapping[] {
   return c.mappings.filter((m) => m.hostFamily === undefined || m.hostFamily === family);
 }
 
@@ -117,15 +115,14 @@ export function conditionsBackend(conds: string[] | null | undefined): BackendNa
   return first.startsWith("-") || first.startsWith("!") ? "iptables" : "nftables";
 }
 
-export function chooseBackend(c: PortMapNetConf): BackendName {
+export function chooseBackend(c: PortMapNetConf, tools: HostTools = systemTools): BackendName {
   const wants: Record<BackendName, string[]> = { iptables: [], nftables: [] };
   if (c.externalSetMarkChain !== undefined) wants.iptables.push("externalSetMarkChain");
   const b4 = conditionsBackend(c.conditionsV4);
   if (b4) wants[b4].push("conditionsV4");
   const b6 = conditionsBackend(c.conditionsV6);
   if (b6) wants[b6].push("conditionsV6");
-  const backend: BackendName =
-    c.backend ?? (!onPath("iptables-restore") && onPath("nft") ? "nftables" : "iptables");
+  const backend: BackendName = c.backend ?? defaultBackend(tools);
   const other: BackendName = backend === "iptables" ? "nftables" : "iptables";
   if (wants[other].length)
     fail(
@@ -190,19 +187,19 @@ export function validateNftConditions(field: string, conds: string[]): string[] 
   return conds;
 }
 
-export function parseConf(args: CmdArgs<PortMapNetConf>): PortMapConf {
+/** The backend to use and the attachment's spec, or a CNI error naming the field. */
+export function parseConf(
+  args: CmdArgs<PortMapNetConf>,
+  tools: HostTools = systemTools,
+): { backend: BackendName; spec: PortMapSpec } {
   const c = args.config;
   if (c.markMasqBit !== undefined && c.externalSetMarkChain !== undefined)
     fail("Cannot specify externalSetMarkChain and markMasqBit");
-  const backend = chooseBackend(c);
+  const backend = chooseBackend(c, tools);
   if (c.externalSetMarkChain !== undefined && !/^[A-Za-z0-9_.-]{1,28}$/.test(c.externalSetMarkChain))
     fail(`externalSetMarkChain: ${JSON.stringify(c.externalSetMarkChain)} is not an iptables chain name`);
   const validate = backend === "iptables" ? validateIptablesConditions : validateNftConditions;
-  const out: PortMapConf = {
-    network: c.name,
-    containerId: args.containerId,
-    ifname: args.ifname,
-    backend,
+  const spec: PortMapSpec = {
     snat: c.snat,
     masqAll: c.masqAll,
     markMasqBit: c.markMasqBit ?? 13,
@@ -217,20 +214,8 @@ export function parseConf(args: CmdArgs<PortMapNetConf>): PortMapConf {
     mappings: parseMappings(c),
     containers: containerAddrs(args),
   };
-  if (c.externalSetMarkChain !== undefined) out.externalSetMarkChain = c.externalSetMarkChain;
-  return out;
-}
-
-/** What each backend does; ADD/CHECK get every container address at once, DEL and GC need none. */
-export interface PortMapper {
-  readonly name: BackendName;
-  forward(c: PortMapConf): Promise<void>;
-  /** What is missing, or an empty list. */
-  check(c: PortMapConf): Promise<string[]>;
-  /** Removes this instance's mappings; returns the UDP host ports it removed (for conntrack). */
-  /** `known`: the DEL's own config, when it names the mappings (lets a backend skip listing). */
-  unforward(i: Instance, known?: PortMapConf): Promise<number[]>;
-  gc(network: string, valid: Array<{ containerId: string; ifname: string }>): Promise<void>;
+  if (c.externalSetMarkChain !== undefined) spec.externalSetMarkChain = c.externalSetMarkChain;
+  return { backend, spec };
 }
 
 /** One lock for every change that reads before it writes, shared by both backends. */

@@ -7,37 +7,24 @@
 import {
   CniError,
   ErrorCode,
+  attachmentOf,
   definePlugin,
+  requirePrevResult,
   type CmdArgs,
   type Result,
-  requirePrevResult,
 } from "../../../src/cni/index.js";
 import { systemRunner } from "../../../src/process/index.js";
 import { ensureSysctl } from "../../../src/netlink/sysctl.js";
-import { onPath } from "../../../src/iptables/iptables.js";
-import { settle, systemTools } from "../../../src/hoststate/index.js";
-import { IptablesPortMapper } from "./portmap_iptables.js";
-import { NftablesPortMapper } from "./portmap_nftables.js";
 import {
-  parseConf,
-  schema,
-  type BackendName,
-  type PortMapConf,
-  type PortMapNetConf,
-  type PortMapper,
-} from "./config.js";
-
-function mapper(name: BackendName): PortMapper {
-  return name === "nftables" ? new NftablesPortMapper() : new IptablesPortMapper();
-}
-
-/** Backends whose tools exist: DEL and GC clean both, so a change of backend leaves nothing behind. */
-function presentMappers(): PortMapper[] {
-  const out: PortMapper[] = [];
-  if (onPath("iptables-restore") || onPath("ip6tables-restore")) out.push(new IptablesPortMapper());
-  if (onPath("nft")) out.push(new NftablesPortMapper());
-  return out;
-}
+  backendNamed,
+  gcEverywhere,
+  removeEverywhere,
+  settle,
+  systemHost,
+  type Host,
+} from "../../../src/hoststate/index.js";
+import { portmapBackends } from "./backends.js";
+import { parseConf, schema, type PortMapNetConf } from "./config.js";
 
 /** route_localnet on the interface that routes to the container, so 127.0.0.1 can be forwarded. */
 async function enableLocalnet(address: string): Promise<void> {
@@ -47,55 +34,51 @@ async function enableLocalnet(address: string): Promise<void> {
   if (dev && /^[^/\s.][^/\s]{0,14}$/.test(dev)) ensureSysctl(`net/ipv4/conf/${dev}/route_localnet`, "1");
 }
 
-function prevResultOrFail(args: CmdArgs<PortMapNetConf>): Result {
-  return requirePrevResult(args);
-}
-
-async function cmdAdd(args: CmdArgs<PortMapNetConf>): Promise<Result> {
-  const conf = parseConf(args);
-  const prev = prevResultOrFail(args);
-  if (conf.mappings.length === 0 || conf.containers.length === 0) return prev;
-  await mapper(conf.backend).forward(conf);
-  const udp = conf.mappings.filter((m) => m.protocol === "udp").map((m) => m.hostPort);
+async function cmdAdd(args: CmdArgs<PortMapNetConf>, host: Host = systemHost()): Promise<Result> {
+  const { backend, spec } = parseConf(args, host.tools);
+  const prev = requirePrevResult(args);
+  if (spec.mappings.length === 0 || spec.containers.length === 0) return prev;
+  const effects = await backendNamed(portmapBackends(host), backend).setUp(attachmentOf(args), spec);
   await settle(
-    { udpPorts: udp },
-    systemTools,
-    conf.containers.map((c) => c.family),
+    effects,
+    host.tools,
+    spec.containers.map((c) => c.family),
   );
-  const v4 = conf.containers.find((c) => c.family === 4);
-  if (conf.snat && v4) await enableLocalnet(v4.address);
+  const v4 = spec.containers.find((c) => c.family === 4);
+  if (spec.snat && v4) await enableLocalnet(v4.address);
   return prev;
 }
 
-async function cmdDel(args: CmdArgs<PortMapNetConf>): Promise<void> {
-  // Validates the config (a bad one is refused on DEL too), but DEL needs no prevResult.
-  const conf = parseConf(args);
-  const instance = { network: args.config.name, containerId: args.containerId, ifname: args.ifname };
-  const removed = await Promise.all(presentMappers().map((m) => m.unforward(instance, conf)));
-  await settle({ udpPorts: removed.flat() }, systemTools);
+/** Every backend present: a change of backend leaves nothing behind. DEL needs no prevResult. */
+async function cmdDel(args: CmdArgs<PortMapNetConf>, host: Host = systemHost()): Promise<void> {
+  // Validates the config (a bad one is refused on DEL too).
+  const { spec } = parseConf(args, host.tools);
+  await settle(await removeEverywhere(portmapBackends(host), attachmentOf(args), spec), host.tools);
 }
 
-async function cmdCheck(args: CmdArgs<PortMapNetConf>): Promise<void> {
-  const conf: PortMapConf = parseConf(args);
+async function cmdCheck(args: CmdArgs<PortMapNetConf>, host: Host = systemHost()): Promise<void> {
+  const { backend, spec } = parseConf(args, host.tools);
   requirePrevResult(args);
-  if (conf.mappings.length === 0) return;
-  const missing = await mapper(conf.backend).check(conf);
+  if (spec.mappings.length === 0) return;
+  const missing = await backendNamed(portmapBackends(host), backend).check(attachmentOf(args), spec);
   if (missing.length) throw new CniError(ErrorCode.Internal, `portmap: missing ${missing.join("; ")}`);
 }
 
 export const plugin = definePlugin<PortMapNetConf>(
   {
-    add: cmdAdd,
-    del: cmdDel,
-    check: cmdCheck,
+    add: (args) => cmdAdd(args),
+    del: (args) => cmdDel(args),
+    check: (args) => cmdCheck(args),
     async gc(args) {
-      const valid = args.validAttachments;
-      await Promise.all(presentMappers().map((m) => m.gc(args.config.name, valid)));
+      // As before the contract: GC does not flush conntrack for what it removes.
+      const host = systemHost();
+      await gcEverywhere(portmapBackends(host), args.config.name, args.validAttachments);
     },
     status(args) {
-      const backend = parseConf(args).backend;
+      const host = systemHost();
+      const backend = parseConf(args, host.tools).backend;
       const need = backend === "nftables" ? ["nft"] : ["iptables-restore", "iptables-save"];
-      const missing = need.filter((t) => !onPath(t));
+      const missing = need.filter((t) => !host.tools.has(t));
       if (missing.length)
         return Promise.reject(
           new CniError(

@@ -7,23 +7,15 @@
  */
 import { withFlock } from "../../../src/cni/index.js";
 import { hostPrefix } from "../../../src/address/index.js";
-import { iptablesChainName } from "../../../src/cni/attachment.js";
+import { iptablesChainName, type Attachment } from "../../../src/cni/attachment.js";
+import type { Effects, HostStateBackend } from "../../../src/hoststate/index.js";
 import {
   deleteLine,
-  onPath,
   quoteArg,
-  restoreTable,
-  saveTable,
+  type IptablesRunner,
   type SavedTable,
 } from "../../../src/iptables/iptables.js";
-import {
-  LOCK_FILE,
-  mappingsFor,
-  type Family,
-  type Instance,
-  type PortMapConf,
-  type PortMapper,
-} from "./config.js";
+import { LOCK_FILE, mappingsFor, type Family, type PortMapConf, type PortMapSpec } from "./config.js";
 
 export const TOP_DNAT = "CNI-HOSTPORT-DNAT";
 export const SETMARK = "CNI-HOSTPORT-SETMARK";
@@ -49,8 +41,6 @@ function markDef(bit: number): string {
 function arg(s: string): string {
   return /^[A-Za-z0-9_.:/,=+@%-]+$/.test(s) ? s : quoteArg(s);
 }
-
-const available = (f: Family): boolean => onPath(f === 4 ? "iptables-restore" : "ip6tables-restore");
 
 /** The shared chains and their rules, as iptables-save prints them. */
 function sharedLines(saved: SavedTable, c: PortMapConf): string[] {
@@ -135,14 +125,25 @@ function removeChainLines(saved: SavedTable, chain: string, entryChain: string):
   return lines;
 }
 
-export class IptablesPortMapper implements PortMapper {
+export class IptablesPortMapper implements HostStateBackend<PortMapSpec> {
+  readonly component = "portmap";
   readonly name = "iptables";
+  constructor(private readonly ipt: IptablesRunner) {}
 
-  async forward(c: PortMapConf): Promise<void> {
+  present(): boolean {
+    return this.ipt.available(4) || this.ipt.available(6);
+  }
+
+  private families(): Family[] {
+    return ([4, 6] as const).filter((f) => this.ipt.available(f));
+  }
+
+  async setUp(a: Attachment, spec: PortMapSpec): Promise<Effects> {
+    const c: PortMapConf = { ...a, ...spec };
     await withFlock(LOCK_FILE, () =>
       Promise.all(
         c.containers.map(async (ct) => {
-          const saved = await saveTable(ct.family, "nat");
+          const saved = await this.ipt.save(ct.family, "nat");
           const chain = dnatChainName(c.network, c.containerId);
           const { rules, entries } = containerRules(c, ct.family, ct.address, ct.subnet);
           const lines = [
@@ -155,17 +156,19 @@ export class IptablesPortMapper implements PortMapper {
             ...rules,
             ...entries,
           ];
-          await restoreTable(ct.family, "nat", lines);
+          await this.ipt.restore(ct.family, "nat", lines);
         }),
       ),
     );
+    return { udpPorts: c.mappings.filter((m) => m.protocol === "udp").map((m) => m.hostPort) };
   }
 
-  async check(c: PortMapConf): Promise<string[]> {
+  async check(a: Attachment, spec: PortMapSpec): Promise<string[]> {
+    const c: PortMapConf = { ...a, ...spec };
     const missing: string[] = [];
     const chain = dnatChainName(c.network, c.containerId);
     for (const ct of c.containers) {
-      const saved = await saveTable(ct.family, "nat");
+      const saved = await this.ipt.save(ct.family, "nat");
       const tool = ct.family === 4 ? "iptables" : "ip6tables";
       if (!saved.chains.has(chain)) {
         missing.push(`${tool} chain ${chain} in table nat`);
@@ -182,14 +185,14 @@ export class IptablesPortMapper implements PortMapper {
     return missing;
   }
 
-  async unforward(i: Instance): Promise<number[]> {
-    const chain = dnatChainName(i.network, i.containerId);
-    const oldSnat = iptablesChainName(i, "SN-");
+  async remove(a: Attachment): Promise<Effects> {
+    const chain = dnatChainName(a.network, a.containerId);
+    const oldSnat = iptablesChainName(a, "SN-");
     const udp: number[] = [];
     await withFlock(LOCK_FILE, () =>
       Promise.all(
-        ([4, 6] as const).filter(available).map(async (family) => {
-          const saved = await saveTable(family, "nat");
+        this.families().map(async (family) => {
+          const saved = await this.ipt.save(family, "nat");
           for (const r of saved.rules)
             if (r.startsWith(`-A ${chain} `) && r.includes(" -j DNAT ") && r.includes(" -p udp ")) {
               const p = / --dport (\d+)/.exec(r)?.[1];
@@ -199,21 +202,21 @@ export class IptablesPortMapper implements PortMapper {
             ...removeChainLines(saved, chain, TOP_DNAT),
             ...removeChainLines(saved, oldSnat, OLD_TOP_SNAT),
           ];
-          await restoreTable(family, "nat", lines);
+          await this.ipt.restore(family, "nat", lines);
         }),
       ),
     );
-    return [...new Set(udp)];
+    return { udpPorts: [...new Set(udp)] };
   }
 
   /** Upstream has no GC; the entry comment names network and container, so ours can. */
-  async gc(network: string, valid: Array<{ containerId: string; ifname: string }>): Promise<void> {
+  async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
     const keep = new Set(valid.map((a) => dnatChainName(network, a.containerId)));
     const marker = `--comment ${quoteArg(`dnat name: "${network}" id: "`).slice(0, -1)}`;
     await withFlock(LOCK_FILE, () =>
       Promise.all(
-        ([4, 6] as const).filter(available).map(async (family) => {
-          const saved = await saveTable(family, "nat");
+        this.families().map(async (family) => {
+          const saved = await this.ipt.save(family, "nat");
           const stale = new Set<string>();
           for (const r of saved.rules) {
             const m = / -j (CNI-DN-[0-9a-f]{21})$/.exec(r);
@@ -221,9 +224,10 @@ export class IptablesPortMapper implements PortMapper {
               stale.add(m[1]!);
           }
           const lines = [...stale].flatMap((chain) => removeChainLines(saved, chain, TOP_DNAT));
-          await restoreTable(family, "nat", lines);
+          await this.ipt.restore(family, "nat", lines);
         }),
       ),
     );
+    return {};
   }
 }

@@ -19,25 +19,17 @@
  * read before they write and hold the lock, so they only ever delete elements whose comment is
  * theirs at that moment: concurrent ADD/DEL of different containers cannot remove each other's.
  */
-import { CniError, ErrorCode, withFlock } from "../../../src/cni/index.js";
+import { withFlock } from "../../../src/cni/index.js";
+import { nftOwnerComment, nftOwnerHash, staleOwner, type Attachment } from "../../../src/cni/attachment.js";
+import type { Effects, HostStateBackend, HostTools } from "../../../src/hoststate/index.js";
 import {
-  nftNetworkHash,
-  nftOwnerComment as nftComment,
-  nftOwnerHash as nftInstanceHash,
-} from "../../../src/cni/attachment.js";
-import {
-  NFTables,
-  applyTransactions,
   applyWithSkeleton,
-  codeFromMessage,
-  concat,
   isAlreadyExists,
   isNotFound,
   type Element,
+  type Interface,
   type Transaction,
 } from "../../../src/nftables/index.js";
-import { elementsFromJson, parseListing } from "../../../src/nftables/json.js";
-import { systemRunner, type Completed } from "../../../src/process/index.js";
 import {
   deleteUpstreamRules,
   missingInUpstreamLayout,
@@ -45,216 +37,59 @@ import {
   udpHostPorts,
 } from "./portmap_nftables_upstream.js";
 import {
-  LOCK_FILE,
-  mappingsFor,
-  type Family,
-  type Instance,
-  type Mapping,
-  type PortMapConf,
-  type PortMapper,
-} from "./config.js";
+  desired,
+  guardTransaction,
+  keyOnly,
+  keyText,
+  staticTransaction,
+  valueText,
+  NFT_TABLE,
+} from "./portmap_nftables_layout.js";
+import { LOCK_FILE, type PortMapConf, type PortMapSpec } from "./config.js";
 
-export const NFT_TABLE = "cni_nft_portmap";
-
-const FAMILIES = [4, 6] as const;
-const ipx = (f: Family): "ip" | "ip6" => (f === 4 ? "ip" : "ip6");
-const addrType = (f: Family): string => (f === 4 ? "ipv4_addr" : "ipv6_addr");
-
-/** Set and map names per family. */
-export function names(f: Family): {
-  dnatIp: string;
-  dnatAny: string;
-  guardIp: string;
-  guardAny: string;
-  masq: string;
-} {
-  return {
-    dnatIp: `dnat_ip${f}`,
-    dnatAny: `dnat_any${f}`,
-    guardIp: `guard_ip${f}`,
-    guardAny: `guard_any${f}`,
-    masq: `masq${f}`,
-  };
-}
-
-export function guardChain(i: Instance, f: Family): string {
-  return `guard${f}-${nftInstanceHash(i)}`;
-}
-
-function staticTransaction(tx: Transaction): void {
-  tx.add({ kind: "table", comment: "CNI portmap (cni-nft): host ports to containers, state in maps" });
-  for (const f of FAMILIES) {
-    const n = names(f);
-    const a = addrType(f);
-    tx.add({ kind: "map", name: n.dnatIp, type: `${a} . inet_proto . inet_service : ${a} . inet_service` });
-    tx.add({ kind: "map", name: n.dnatAny, type: `inet_proto . inet_service : ${a} . inet_service` });
-    tx.add({ kind: "map", name: n.guardIp, type: `${a} . inet_proto . inet_service : verdict` });
-    tx.add({ kind: "map", name: n.guardAny, type: `inet_proto . inet_service : verdict` });
-    tx.add({
-      kind: "set",
-      name: n.masq,
-      type: `${a} . ${a} . inet_proto . inet_service`,
-      flags: ["interval"],
-    });
-  }
-  tx.add({ kind: "chain", name: "hostports" });
-  tx.flush({ kind: "chain", name: "hostports" });
-  for (const f of FAMILIES) {
-    const n = names(f);
-    const ip = ipx(f);
-    const nfproto = f === 4 ? "ipv4" : "ipv6";
-    const rules = [
-      `${ip} daddr . meta l4proto . th dport vmap @${n.guardIp}`,
-      `dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @${n.dnatIp}`,
-      `meta nfproto ${nfproto} meta l4proto . th dport vmap @${n.guardAny}`,
-      `meta nfproto ${nfproto} dnat ${ip} to meta l4proto . th dport map @${n.dnatAny}`,
-    ];
-    for (const rule of rules) tx.add({ kind: "rule", chain: "hostports", rule });
-  }
-  for (const [chain, hook] of [
-    ["prerouting", "prerouting"],
-    ["output", "output"],
-  ] as const) {
-    // nft names dstnat only for prerouting; -100 is its value, upstream's choice for output too.
-    tx.add({ kind: "chain", name: chain, type: "nat", hook, priority: -100 });
-    tx.flush({ kind: "chain", name: chain });
-    tx.add({ kind: "rule", chain, rule: "fib daddr type local jump hostports" });
-  }
-  tx.add({ kind: "chain", name: "postrouting", type: "nat", hook: "postrouting", priority: "srcnat" });
-  tx.flush({ kind: "chain", name: "postrouting" });
-  for (const f of FAMILIES) {
-    const ip = ipx(f);
-    tx.add({
-      kind: "rule",
-      chain: "postrouting",
-      rule: `ct status dnat ${ip} saddr . ${ip} daddr . meta l4proto . th dport @${names(f).masq} masquerade`,
-    });
-  }
-}
-
-/** Canonical text of an element key, for comparing what we want with what nft lists. */
-function keyText(e: Element): string {
-  return `${e.set ?? e.map}|${e.key.map((k) => k.replace(/\/(32|128)$/, "")).join(" . ")}`;
-}
-function valueText(e: Element): string {
-  return (e.value ?? []).join(" . ");
-}
-
-function keyOnly(e: Element): Element {
-  return { kind: "element", ...(e.map !== undefined ? { map: e.map } : { set: e.set! }), key: e.key };
-}
-
-interface Desired {
-  elements: Element[];
-  guards: Array<{ family: Family; chain: string; conditions: string[] }>;
-}
-
-/** Every element (and guard chain) this instance should have. */
-export function desired(c: PortMapConf): Desired {
-  const comment = nftComment(c);
-  const elements: Element[] = [];
-  const guards: Desired["guards"] = [];
-  const seen = new Set<string>();
-  const push = (e: Element): void => {
-    const k = keyText(e);
-    if (seen.has(k)) return;
-    seen.add(k);
-    elements.push(e);
-  };
-  for (const ct of c.containers) {
-    const f = ct.family;
-    const n = names(f);
-    const conditions = f === 4 ? c.conditionsV4 : c.conditionsV6;
-    const chain = guardChain(c, f);
-    const maps = mappingsFor(c, f);
-    if (conditions.length && maps.length) guards.push({ family: f, chain, conditions });
-    for (const m of maps) {
-      const hostKey = (m2: Mapping): string[] =>
-        m2.hostIP !== undefined
-          ? [m2.hostIP, m2.protocol, String(m2.hostPort)]
-          : [m2.protocol, String(m2.hostPort)];
-      const key = hostKey(m);
-      const specific = m.hostIP !== undefined;
-      push({
-        kind: "element",
-        map: specific ? n.dnatIp : n.dnatAny,
-        key,
-        value: [ct.address, String(m.containerPort)],
-        comment,
-      });
-      if (conditions.length)
-        push({
-          kind: "element",
-          map: specific ? n.guardIp : n.guardAny,
-          key,
-          value: [`jump ${chain}`],
-          comment,
-        });
-      if (c.snat) {
-        const tail = [ct.address, m.protocol, String(m.containerPort)];
-        if (c.masqAll)
-          push({ kind: "element", set: n.masq, key: [f === 4 ? "0.0.0.0/0" : "::/0", ...tail], comment });
-        else {
-          push({ kind: "element", set: n.masq, key: [ct.subnet, ...tail], comment });
-          if (f === 4) push({ kind: "element", set: n.masq, key: ["127.0.0.1", ...tail], comment });
-        }
-      }
-    }
-  }
-  return { elements, guards };
-}
-
-function guardTransaction(tx: Transaction, g: Desired["guards"][number]): void {
-  tx.add({ kind: "chain", name: g.chain });
-  tx.flush({ kind: "chain", name: g.chain });
-  tx.add({ kind: "rule", chain: g.chain, rule: concat(g.conditions, "return") });
-  tx.add({ kind: "rule", chain: g.chain, rule: "accept" });
-}
+export { NFT_TABLE, desired, guardChain, names } from "./portmap_nftables_layout.js";
 
 interface TableState {
   elements: Element[];
   chains: string[];
 }
 
-/** nft runs the library has no call for yet (a whole-table JSON read, `get element`). */
-function execNft(
-  args: string[],
-  exec: { netns?: string; nftPath?: string },
-  stdin?: string,
-): Promise<Completed> {
-  return systemRunner.run({
-    argv: [exec.nftPath ?? "nft", ...args],
-    ...(stdin !== undefined ? { stdin } : {}),
-    ...(exec.netns !== undefined ? { netns: exec.netns } : {}),
-  });
+/** UDP host ports of dnat elements (for the conntrack flush). */
+function udpPorts(elements: readonly Element[]): number[] {
+  const ports = elements
+    .filter((e) => e.map?.startsWith("dnat_") && e.key.at(-2) === "udp")
+    .map((e) => Number(e.key.at(-1)));
+  return [...new Set(ports)];
 }
 
-export class NftablesPortMapper implements PortMapper {
+export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
+  readonly component = "portmap";
   readonly name = "nftables";
-  readonly nft: NFTables;
-  constructor(private readonly exec: { netns?: string; nftPath?: string } = {}) {
-    this.nft = new NFTables({ family: "inet", table: NFT_TABLE, ...exec });
+  /** `nft`: the Interface of table inet cni_nft_portmap (upstream's tables through forTable). */
+  constructor(
+    readonly nft: Interface,
+    private readonly tools: HostTools,
+  ) {}
+
+  present(): boolean {
+    return this.tools.has("nft");
   }
 
   /** Everything in our table in one nft run, or undefined when the table does not exist. */
   async state(): Promise<TableState | undefined> {
-    const res = await execNft(["--json", "list", "table", "inet", NFT_TABLE], this.exec);
-    if (res.code !== 0) {
-      if (codeFromMessage(res.stderr) === "ENOENT") return undefined;
-      throw new CniError(ErrorCode.Internal, `nft list table inet ${NFT_TABLE}: ${res.stderr.trim()}`);
+    try {
+      const t = await this.nft.listTable();
+      return { elements: [...t.elements.values()].flat(), chains: t.chains.map((c) => c.name) };
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
     }
-    const out: TableState = { elements: [], chains: [] };
-    for (const [kind, body] of parseListing(res.stdout)) {
-      if (body["table"] !== NFT_TABLE || body["family"] !== "inet") continue;
-      if (kind === "chain" && typeof body["name"] === "string") out.chains.push(body["name"]);
-      if ((kind === "set" || kind === "map") && typeof body["name"] === "string")
-        out.elements.push(...elementsFromJson(kind, body["name"], body));
-    }
-    return out;
   }
 
-  async forward(c: PortMapConf): Promise<void> {
+  async setUp(a: Attachment, spec: PortMapSpec): Promise<Effects> {
+    const c: PortMapConf = { ...a, ...spec };
     const want = desired(c);
+    const effects: Effects = { udpPorts: udpPorts(want.elements) };
     const build = (withStatic: boolean): Transaction => {
       const tx = this.nft.newTransaction();
       if (withStatic) staticTransaction(tx);
@@ -265,7 +100,7 @@ export class NftablesPortMapper implements PortMapper {
     try {
       // The static table is declared only when nft reports it missing: half the cost of an ADD.
       await applyWithSkeleton(this.nft, { fast: [build(false)], full: [build(true)] });
-      return;
+      return effects;
     } catch (e) {
       if (!isAlreadyExists(e)) throw e;
     }
@@ -273,7 +108,7 @@ export class NftablesPortMapper implements PortMapper {
     await withFlock(LOCK_FILE, async () => {
       const state = await this.state();
       const have = new Map((state?.elements ?? []).map((e) => [keyText(e), e]));
-      const comment = nftComment(c);
+      const comment = nftOwnerComment(a);
       const tx2 = this.nft.newTransaction();
       staticTransaction(tx2);
       for (const g of want.guards) guardTransaction(tx2, g);
@@ -289,15 +124,17 @@ export class NftablesPortMapper implements PortMapper {
         if (guardOf && !wantKeys.has(keyText(guardOf))) tx2.delete(keyOnly(guardOf));
         tx2.add(e);
       }
-      await applyTransactions([tx2], this.exec);
+      await this.nft.run(tx2);
     });
+    return effects;
   }
 
   /** Ours, else upstream's nftables layout: a container ADDed by upstream's portmap checks too. */
-  async check(c: PortMapConf): Promise<string[]> {
+  async check(a: Attachment, spec: PortMapSpec): Promise<string[]> {
+    const c: PortMapConf = { ...a, ...spec };
     const ours = await this.checkOwn(c);
     if (ours.length === 0) return ours;
-    const upstream = missingInUpstreamLayout(c, await readUpstreamPortmap(this.exec, c.containerId));
+    const upstream = missingInUpstreamLayout(c, await readUpstreamPortmap(this.nft, c.containerId));
     return upstream.length === 0 ? upstream : ours;
   }
 
@@ -306,18 +143,19 @@ export class NftablesPortMapper implements PortMapper {
     const state = await this.state();
     const have = new Map((state?.elements ?? []).map((e) => [keyText(e), e]));
     const missing: string[] = [];
-    for (const e of desired(c).elements) {
+    const want = desired(c);
+    for (const e of want.elements) {
       const old = have.get(keyText(e));
       if (!old || old.comment !== e.comment || valueText(old) !== valueText(e))
         missing.push(`element ${e.key.join(" . ")} of ${e.map ?? e.set} in table inet ${NFT_TABLE}`);
     }
-    for (const g of desired(c).guards)
+    for (const g of want.guards)
       if (!state?.chains.includes(g.chain)) missing.push(`chain ${g.chain} in table inet ${NFT_TABLE}`);
     return missing;
   }
 
   /** Deletes the elements and guard chains `owned` selects, under the lock; returns UDP host ports. */
-  private async remove(
+  private async removeOwned(
     owned: (comment: string) => boolean,
     chains: (name: string) => boolean,
   ): Promise<number[]> {
@@ -325,17 +163,13 @@ export class NftablesPortMapper implements PortMapper {
       const state = await this.state();
       if (!state) return [];
       const tx = this.nft.newTransaction();
-      const udp: number[] = [];
-      for (const e of state.elements) {
-        if (e.comment === undefined || !owned(e.comment)) continue;
-        tx.delete(keyOnly(e));
-        if (e.map?.startsWith("dnat_") && e.key.at(-2) === "udp") udp.push(Number(e.key.at(-1)));
-      }
+      const gone = state.elements.filter((e) => e.comment !== undefined && owned(e.comment));
+      for (const e of gone) tx.delete(keyOnly(e));
       // Elements first: a guard chain cannot go while a verdict map element jumps to it.
       for (const ch of state.chains)
         if (/^guard[46]-/.test(ch) && chains(ch)) tx.delete({ kind: "chain", name: ch });
-      await applyTransactions([tx], this.exec);
-      return udp;
+      await this.nft.run(tx);
+      return udpPorts(gone);
     });
   }
 
@@ -346,69 +180,52 @@ export class NftablesPortMapper implements PortMapper {
    * decide (no mappings known, a key missing, or a key now owned by another container): the
    * caller then lists the table.
    */
-  private async removeKnown(known: PortMapConf): Promise<number[] | undefined> {
-    const want = desired(known);
+  private async removeKnown(c: PortMapConf): Promise<number[] | undefined> {
+    const want = desired(c);
     if (want.elements.length === 0) return undefined;
-    const comment = nftComment(known);
+    const comment = nftOwnerComment(c);
     return withFlock(LOCK_FILE, async () => {
-      const byTarget = new Map<string, Element[]>();
-      for (const e of want.elements) {
-        const target = `${e.map !== undefined ? "map" : "set"} ${e.map ?? e.set}`;
-        byTarget.set(target, [...(byTarget.get(target) ?? []), e]);
+      let found: Element[];
+      try {
+        found = await this.nft.getElements(want.elements.map(keyOnly));
+      } catch {
+        return undefined;
       }
-      const get = [...byTarget.values()]
-        .map(
-          (es) =>
-            `get element inet ${NFT_TABLE} ${es[0]!.map ?? es[0]!.set} { ${es.map((e) => e.key.join(" . ")).join(", ")} }`,
-        )
-        .join("\n");
-      const res = await execNft(["-f", "-"], this.exec, get + "\n");
-      if (res.code !== 0) return undefined;
-      // nft 1.0.6 prints `get` results as text only; comments cannot hold a quote, so this is exact.
-      const owners = [...res.stdout.matchAll(/comment "([^"]*)"/g)].map((m) => m[1]);
-      if (owners.length !== want.elements.length || owners.some((o) => o !== comment)) return undefined;
+      if (found.length !== want.elements.length || found.some((e) => e.comment !== comment)) return undefined;
       const tx = this.nft.newTransaction();
       for (const e of want.elements) tx.delete(keyOnly(e));
       for (const g of want.guards) tx.destroy({ kind: "chain", name: g.chain });
       try {
-        await applyTransactions([tx], this.exec);
+        await this.nft.run(tx);
       } catch (e) {
         if (isNotFound(e)) return undefined;
         throw e;
       }
-      return want.elements
-        .filter((e) => e.map?.startsWith("dnat_") && e.key.at(-2) === "udp")
-        .map((e) => Number(e.key.at(-1)));
+      return udpPorts(want.elements);
     });
   }
 
-  async unforward(i: Instance, known?: PortMapConf): Promise<number[]> {
-    const comment = nftComment(i);
-    const hash = nftInstanceHash(i);
+  async remove(a: Attachment, spec?: PortMapSpec): Promise<Effects> {
+    const comment = nftOwnerComment(a);
+    const hash = nftOwnerHash(a);
     const [udp, upstreamUdp] = await Promise.all([
-      (known ? this.removeKnown(known) : Promise.resolve(undefined)).then(
+      (spec ? this.removeKnown({ ...a, ...spec }) : Promise.resolve(undefined)).then(
         (done) =>
           done ??
-          this.remove(
+          this.removeOwned(
             (c) => c === comment,
             (ch) => ch.endsWith(`-${hash}`),
           ),
       ),
-      this.removeUpstreamLeftovers(i.containerId),
+      this.removeUpstreamLeftovers(a.containerId),
     ]);
-    return [...udp, ...upstreamUdp];
+    return { udpPorts: [...udp, ...upstreamUdp] };
   }
 
-  async gc(network: string, valid: Array<{ containerId: string; ifname: string }>): Promise<void> {
-    const keep = new Set(
-      valid.map((a) => nftInstanceHash({ network, containerId: a.containerId, ifname: a.ifname })),
-    );
-    const netHash = nftNetworkHash(network);
-    const stale = (hash: string): boolean => hash.startsWith(netHash) && !keep.has(hash);
-    await this.remove(
-      (c) => stale(c.split(",")[0]!),
-      (ch) => stale(ch.replace(/^guard[46]-/, "")),
-    );
+  async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
+    const stale = staleOwner(network, valid);
+    const udp = await this.removeOwned(stale, (ch) => stale(ch.replace(/^guard[46]-/, "")));
+    return { udpPorts: udp };
   }
 
   /**
@@ -416,8 +233,8 @@ export class NftablesPortMapper implements PortMapper {
    * container ID as comment), so a host moving to cni-nft needs no manual cleanup.
    */
   async removeUpstreamLeftovers(containerId: string): Promise<number[]> {
-    const rules = await readUpstreamPortmap(this.exec, containerId);
-    await deleteUpstreamRules(rules, this.exec);
+    const rules = await readUpstreamPortmap(this.nft, containerId);
+    await deleteUpstreamRules(this.nft, rules);
     return udpHostPorts(rules);
   }
 }

@@ -6,7 +6,7 @@
  * portmap with `"backend": "nftables"` has its containers there; cni-nft's CHECK accepts them,
  * its DEL removes them, and `cni-nft migrate` moves them to cni-nft's own layout.
  */
-import { NFTables, applyTransactions, isNotFound, type Rule } from "../../../src/nftables/index.js";
+import { isNotFound, type Interface, type Rule } from "../../../src/nftables/index.js";
 import { mappingsFor, type Family, type PortMapConf } from "./config.js";
 
 export const UPSTREAM_TABLE = "cni_hostport";
@@ -23,41 +23,44 @@ export interface UpstreamPortmapRule {
   containerId: string;
 }
 
-export interface ExecOpts {
-  netns?: string;
-  nftPath?: string;
+/** Upstream's table of a family, through any Interface of the same host. */
+function table(nft: Interface, family: Family): Interface {
+  return nft.forTable(family === 4 ? "ip" : "ip6", UPSTREAM_TABLE);
 }
 
-function table(family: Family, exec: ExecOpts): NFTables {
-  return new NFTables({ family: family === 4 ? "ip" : "ip6", table: UPSTREAM_TABLE, ...exec });
-}
-
-async function chainRules(nft: NFTables, chain: UpstreamChain): Promise<Rule[]> {
+async function tableRules(nft: Interface): Promise<Map<string, Rule[]>> {
   try {
-    return await nft.listRules(chain, { text: true });
+    return (await nft.listTable({ text: true })).rules;
   } catch (e) {
-    if (isNotFound(e)) return [];
+    if (isNotFound(e)) return new Map();
     throw e;
   }
 }
 
-/** Every rule of upstream's layout that names a container, optionally only those of one container. */
+/**
+ * Every rule of upstream's layout that names a container, optionally only those of one
+ * container. One nft run finds the tables; only a host that has them pays for reading them.
+ */
 export async function readUpstreamPortmap(
-  exec: ExecOpts = {},
+  nft: Interface,
   containerId?: string,
 ): Promise<UpstreamPortmapRule[]> {
+  const present = (await nft.listTables())
+    .filter((t) => t.name === UPSTREAM_TABLE && (t.family === "ip" || t.family === "ip6"))
+    .map((t): Family => (t.family === "ip" ? 4 : 6));
   const lists = await Promise.all(
-    ([4, 6] as const).flatMap((family) =>
-      CHAINS.map(async (chain) =>
-        (await chainRules(table(family, exec), chain)).flatMap((r): UpstreamPortmapRule[] =>
+    present.map(async (family) => {
+      const rules = await tableRules(table(nft, family));
+      return CHAINS.flatMap((chain) =>
+        (rules.get(chain) ?? []).flatMap((r): UpstreamPortmapRule[] =>
           r.comment !== undefined &&
           r.handle !== undefined &&
           (containerId === undefined || r.comment === containerId)
             ? [{ family, chain, handle: r.handle, rule: r.rule, containerId: r.comment }]
             : [],
         ),
-      ),
-    ),
+      );
+    }),
   );
   return lists.flat();
 }
@@ -96,26 +99,26 @@ export function missingInUpstreamLayout(c: PortMapConf, rules: UpstreamPortmapRu
 
 /** Deletes the given rules (one nft run); rules already gone are not an error. */
 export async function deleteUpstreamRules(
+  nft: Interface,
   rules: UpstreamPortmapRule[],
-  exec: ExecOpts = {},
   retry = true,
 ): Promise<void> {
   const txs = ([4, 6] as const).flatMap((family) => {
     const mine = rules.filter((r) => r.family === family);
     if (mine.length === 0) return [];
-    const tx = table(family, exec).newTransaction();
+    const tx = table(nft, family).newTransaction();
     for (const r of mine) tx.delete({ kind: "rule", chain: r.chain, rule: "", handle: r.handle });
     return [tx];
   });
   if (txs.length === 0) return;
   try {
-    await applyTransactions(txs, exec);
+    await nft.runAll(txs);
   } catch (e) {
     if (!isNotFound(e) || !retry) throw e;
     // A concurrent DEL removed some of them first: delete, once, what is still there.
     const handles = new Set(rules.map((r) => `${r.family}/${r.handle}`));
-    const still = (await readUpstreamPortmap(exec)).filter((r) => handles.has(`${r.family}/${r.handle}`));
-    if (still.length) await deleteUpstreamRules(still, exec, false);
+    const still = (await readUpstreamPortmap(nft)).filter((r) => handles.has(`${r.family}/${r.handle}`));
+    if (still.length) await deleteUpstreamRules(nft, still, false);
   }
 }
 

@@ -1,0 +1,585 @@
+/**
+ * portmap on both backends without root: the fake nftables ruleset and the fake iptables, every
+ * step's host state compared with literal text. test/integration/portmap*.test.ts prove the same
+ * layouts on the kernel with real connections.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FakeHost } from "../../../src/hoststate/fake.js";
+import type { HostStateBackend } from "../../../src/hoststate/index.js";
+import { portmapBackends } from "../../../plugins/meta/portmap/backends.js";
+import type { PortMapSpec } from "../../../plugins/meta/portmap/config.js";
+import { NFT_TABLE } from "../../../plugins/meta/portmap/portmap_nftables.js";
+
+type Name = "iptables" | "nftables";
+const A = { network: "net1", containerId: "ctr1", ifname: "eth0" };
+const B = { network: "net1", containerId: "ctr2", ifname: "eth0" };
+/** Another network: a GC of net1 never touches it. */
+const C = { network: "net2", containerId: "ctr3", ifname: "eth0" };
+const BASE: PortMapSpec = {
+  snat: true,
+  masqAll: false,
+  markMasqBit: 13,
+  conditionsV4: [],
+  conditionsV6: [],
+  mappings: [],
+  containers: [],
+};
+/** Dual stack, tcp and udp, any host address. */
+const SPEC_A: PortMapSpec = {
+  ...BASE,
+  mappings: [
+    { hostPort: 8080, containerPort: 80, protocol: "tcp" },
+    { hostPort: 5353, containerPort: 53, protocol: "udp" },
+  ],
+  containers: [
+    { family: 4, address: "10.88.0.5", subnet: "10.88.0.0/24" },
+    { family: 6, address: "fd00::5", subnet: "fd00::/64" },
+  ],
+};
+/** A hostIP and conditions (in each backend's syntax). */
+const specB = (name: Name): PortMapSpec => ({
+  ...BASE,
+  conditionsV4: name === "iptables" ? ["-s", "192.168.0.0/16"] : ["ip saddr 192.168.0.0/16"],
+  mappings: [{ hostPort: 9090, containerPort: 90, protocol: "tcp", hostIP: "192.168.1.1", hostFamily: 4 }],
+  containers: [{ family: 4, address: "10.88.0.6", subnet: "10.88.0.0/24" }],
+});
+const SPEC_C: PortMapSpec = {
+  ...BASE,
+  mappings: [{ hostPort: 7070, containerPort: 70, protocol: "tcp" }],
+  containers: [{ family: 4, address: "10.99.0.7", subnet: "10.99.0.0/16" }],
+};
+
+async function threeAttached(name: Name): Promise<[FakeHost, HostStateBackend<PortMapSpec>]> {
+  const host = new FakeHost();
+  const b = portmapBackends(host).find((x) => x.name === name)!;
+  await b.setUp(A, SPEC_A);
+  await b.setUp(B, specB(name));
+  await b.setUp(C, SPEC_C);
+  return [host, b];
+}
+const NFTABLES_ADD = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
+add chain inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c
+add chain inet cni_nft_portmap hostports
+add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
+add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
+add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -100 ; policy accept ; }
+add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
+add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
+add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
+add map inet cni_nft_portmap dnat_ip6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service ; }
+add map inet cni_nft_portmap guard_any4 { type inet_proto . inet_service : verdict ; }
+add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdict ; }
+add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
+add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
+add set inet cni_nft_portmap masq4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service ; flags interval ; }
+add set inet cni_nft_portmap masq6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service ; flags interval ; }
+add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c ip saddr 192.168.0.0/16 return
+add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c accept
+add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
+add rule inet cni_nft_portmap hostports dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
+add rule inet cni_nft_portmap hostports meta nfproto ipv4 meta l4proto . th dport vmap @guard_any4
+add rule inet cni_nft_portmap hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat_any4
+add rule inet cni_nft_portmap hostports ip6 daddr . meta l4proto . th dport vmap @guard_ip6
+add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat_ip6
+add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
+add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
+add rule inet cni_nft_portmap output fib daddr type local jump hostports
+add rule inet cni_nft_portmap postrouting ct status dnat ip saddr . ip daddr . meta l4proto . th dport @masq4 masquerade
+add rule inet cni_nft_portmap postrouting ct status dnat ip6 saddr . ip6 daddr . meta l4proto . th dport @masq6 masquerade
+add rule inet cni_nft_portmap prerouting fib daddr type local jump hostports
+add element inet cni_nft_portmap dnat_any4 { tcp . 7070 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : 10.99.0.7 . 70, tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80, udp . 5353 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 53 }
+add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80, udp . 5353 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 53 }
+add element inet cni_nft_portmap dnat_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : 10.88.0.6 . 90 }
+add element inet cni_nft_portmap guard_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump guard4-8e48f37d5de60467-a09553539d4cc24c }
+add element inet cni_nft_portmap masq4 { 10.88.0.0/24 . 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 10.88.0.0/24 . 10.88.0.5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 10.88.0.0/24 . 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 10.99.0.0/16 . 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 127.0.0.1 . 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 127.0.0.1 . 10.88.0.5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 127.0.0.1 . 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 127.0.0.1 . 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" }
+add element inet cni_nft_portmap masq6 { fd00::/64 . fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", fd00::/64 . fd00::5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+`;
+const NFTABLES_DEL = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
+add chain inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c
+add chain inet cni_nft_portmap hostports
+add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
+add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
+add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -100 ; policy accept ; }
+add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
+add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
+add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
+add map inet cni_nft_portmap dnat_ip6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service ; }
+add map inet cni_nft_portmap guard_any4 { type inet_proto . inet_service : verdict ; }
+add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdict ; }
+add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
+add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
+add set inet cni_nft_portmap masq4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service ; flags interval ; }
+add set inet cni_nft_portmap masq6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service ; flags interval ; }
+add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c ip saddr 192.168.0.0/16 return
+add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c accept
+add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
+add rule inet cni_nft_portmap hostports dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
+add rule inet cni_nft_portmap hostports meta nfproto ipv4 meta l4proto . th dport vmap @guard_any4
+add rule inet cni_nft_portmap hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat_any4
+add rule inet cni_nft_portmap hostports ip6 daddr . meta l4proto . th dport vmap @guard_ip6
+add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat_ip6
+add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
+add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
+add rule inet cni_nft_portmap output fib daddr type local jump hostports
+add rule inet cni_nft_portmap postrouting ct status dnat ip saddr . ip daddr . meta l4proto . th dport @masq4 masquerade
+add rule inet cni_nft_portmap postrouting ct status dnat ip6 saddr . ip6 daddr . meta l4proto . th dport @masq6 masquerade
+add rule inet cni_nft_portmap prerouting fib daddr type local jump hostports
+add element inet cni_nft_portmap dnat_any4 { tcp . 7070 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : 10.99.0.7 . 70 }
+add element inet cni_nft_portmap dnat_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : 10.88.0.6 . 90 }
+add element inet cni_nft_portmap guard_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump guard4-8e48f37d5de60467-a09553539d4cc24c }
+add element inet cni_nft_portmap masq4 { 10.88.0.0/24 . 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 10.99.0.0/16 . 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 127.0.0.1 . 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 127.0.0.1 . 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" }
+`;
+const IPTABLES_ADD = String.raw`# iptables
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-DN-ab34fddc4b1c33839a653 - [0:0]
+:CNI-DN-ed4ec4e114083227db6b9 - [0:0]
+:CNI-HOSTPORT-DNAT - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-85373d34c6846b6c53ee2 -s 10.88.0.0/24 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -s 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.88.0.5:80
+-A CNI-DN-85373d34c6846b6c53ee2 -s 10.88.0.0/24 -p udp -m udp --dport 5353 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -s 127.0.0.1/32 -p udp -m udp --dport 5353 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p udp -m udp --dport 5353 -j DNAT --to-destination 10.88.0.5:53
+-A CNI-DN-ab34fddc4b1c33839a653 -s 10.99.0.0/16 -p tcp -m tcp --dport 7070 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ab34fddc4b1c33839a653 -s 127.0.0.1/32 -p tcp -m tcp --dport 7070 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ab34fddc4b1c33839a653 -p tcp -m tcp --dport 7070 -j DNAT --to-destination 10.99.0.7:70
+-A CNI-DN-ed4ec4e114083227db6b9 -s 10.88.0.0/24 -d 192.168.1.1/32 -p tcp -m tcp --dport 9090 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ed4ec4e114083227db6b9 -s 127.0.0.1/32 -d 192.168.1.1/32 -p tcp -m tcp --dport 9090 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ed4ec4e114083227db6b9 -d 192.168.1.1/32 -p tcp -m tcp --dport 9090 -j DNAT --to-destination 10.88.0.6:90
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-DNAT -p udp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 5353 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr2\"" -m multiport --dports 9090 -s 192.168.0.0/16 -j CNI-DN-ed4ec4e114083227db6b9
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net2\" id: \"ctr3\"" -m multiport --dports 7070 -j CNI-DN-ab34fddc4b1c33839a653
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+COMMIT
+# ip6tables
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-HOSTPORT-DNAT - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-85373d34c6846b6c53ee2 -s fd00::/64 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00::5]:80
+-A CNI-DN-85373d34c6846b6c53ee2 -s fd00::/64 -p udp -m udp --dport 5353 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p udp -m udp --dport 5353 -j DNAT --to-destination [fd00::5]:53
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-DNAT -p udp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 5353 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+COMMIT
+`;
+const IPTABLES_ADD2 = String.raw`# iptables
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-DN-ab34fddc4b1c33839a653 - [0:0]
+:CNI-DN-ed4ec4e114083227db6b9 - [0:0]
+:CNI-HOSTPORT-DNAT - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-85373d34c6846b6c53ee2 -s 10.88.0.0/24 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -s 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.88.0.5:80
+-A CNI-DN-85373d34c6846b6c53ee2 -s 10.88.0.0/24 -p udp -m udp --dport 5353 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -s 127.0.0.1/32 -p udp -m udp --dport 5353 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p udp -m udp --dport 5353 -j DNAT --to-destination 10.88.0.5:53
+-A CNI-DN-ab34fddc4b1c33839a653 -s 10.99.0.0/16 -p tcp -m tcp --dport 7070 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ab34fddc4b1c33839a653 -s 127.0.0.1/32 -p tcp -m tcp --dport 7070 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ab34fddc4b1c33839a653 -p tcp -m tcp --dport 7070 -j DNAT --to-destination 10.99.0.7:70
+-A CNI-DN-ed4ec4e114083227db6b9 -s 10.88.0.0/24 -d 192.168.1.1/32 -p tcp -m tcp --dport 9090 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ed4ec4e114083227db6b9 -s 127.0.0.1/32 -d 192.168.1.1/32 -p tcp -m tcp --dport 9090 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ed4ec4e114083227db6b9 -d 192.168.1.1/32 -p tcp -m tcp --dport 9090 -j DNAT --to-destination 10.88.0.6:90
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr2\"" -m multiport --dports 9090 -s 192.168.0.0/16 -j CNI-DN-ed4ec4e114083227db6b9
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net2\" id: \"ctr3\"" -m multiport --dports 7070 -j CNI-DN-ab34fddc4b1c33839a653
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-DNAT -p udp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 5353 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+COMMIT
+# ip6tables
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-HOSTPORT-DNAT - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-85373d34c6846b6c53ee2 -s fd00::/64 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00::5]:80
+-A CNI-DN-85373d34c6846b6c53ee2 -s fd00::/64 -p udp -m udp --dport 5353 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p udp -m udp --dport 5353 -j DNAT --to-destination [fd00::5]:53
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-DNAT -p udp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 5353 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+COMMIT
+`;
+const IPTABLES_DEL = String.raw`# iptables
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:CNI-DN-ab34fddc4b1c33839a653 - [0:0]
+:CNI-DN-ed4ec4e114083227db6b9 - [0:0]
+:CNI-HOSTPORT-DNAT - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-ab34fddc4b1c33839a653 -s 10.99.0.0/16 -p tcp -m tcp --dport 7070 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ab34fddc4b1c33839a653 -s 127.0.0.1/32 -p tcp -m tcp --dport 7070 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ab34fddc4b1c33839a653 -p tcp -m tcp --dport 7070 -j DNAT --to-destination 10.99.0.7:70
+-A CNI-DN-ed4ec4e114083227db6b9 -s 10.88.0.0/24 -d 192.168.1.1/32 -p tcp -m tcp --dport 9090 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ed4ec4e114083227db6b9 -s 127.0.0.1/32 -d 192.168.1.1/32 -p tcp -m tcp --dport 9090 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-ed4ec4e114083227db6b9 -d 192.168.1.1/32 -p tcp -m tcp --dport 9090 -j DNAT --to-destination 10.88.0.6:90
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr2\"" -m multiport --dports 9090 -s 192.168.0.0/16 -j CNI-DN-ed4ec4e114083227db6b9
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net2\" id: \"ctr3\"" -m multiport --dports 7070 -j CNI-DN-ab34fddc4b1c33839a653
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+COMMIT
+# ip6tables
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:CNI-HOSTPORT-DNAT - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+COMMIT
+`;
+
+for (const name of ["nftables", "iptables"] as const) {
+  const ADD = name === "nftables" ? NFTABLES_ADD : IPTABLES_ADD;
+  const ADD2 = name === "nftables" ? NFTABLES_ADD : IPTABLES_ADD2;
+  const DEL = name === "nftables" ? NFTABLES_DEL : IPTABLES_DEL;
+
+  test(`portmap ${name}: ADD of three attachments (dual stack, hostIP, conditions, another network)`, async () => {
+    const [host] = await threeAttached(name);
+    assert.equal(await host.dump(), ADD);
+  });
+
+  test(`portmap ${name}: a second ADD changes nothing but order`, async () => {
+    const [host, b] = await threeAttached(name);
+    await b.setUp(A, SPEC_A);
+    assert.equal(await host.dump(), ADD2);
+    assert.deepEqual(await b.check(A, SPEC_A), []);
+  });
+
+  test(`portmap ${name}: DEL removes the attachment's mappings and reports its UDP ports; DEL again changes nothing`, async () => {
+    const [host, b] = await threeAttached(name);
+    assert.deepEqual(await b.remove(A, SPEC_A), { udpPorts: [5353] });
+    assert.equal(await host.dump(), DEL);
+    await b.remove(A, SPEC_A);
+    assert.equal(await host.dump(), DEL);
+  });
+
+  test(`portmap ${name}: DEL without the config's mappings (no prevResult) finds them by owner`, async () => {
+    const [host, b] = await threeAttached(name);
+    assert.deepEqual(await b.remove(A), { udpPorts: [5353] });
+    assert.equal(await host.dump(), DEL);
+  });
+
+  test(`portmap ${name}: GC keeps the valid attachments and other networks`, async () => {
+    const [host, b] = await threeAttached(name);
+    await b.gc("net1", [B]);
+    assert.equal(await host.dump(), DEL);
+  });
+
+  test(`portmap ${name}: DEL on an empty host succeeds and writes nothing`, async () => {
+    const host = new FakeHost();
+    await portmapBackends(host)
+      .find((x) => x.name === name)!
+      .remove(A, SPEC_A);
+    assert.equal(await host.dump(), "");
+  });
+}
+
+test("portmap nftables: CHECK names what is missing after damage, ADD repairs it", async () => {
+  const [host, b] = await threeAttached("nftables");
+  const nft = host.nft("inet", NFT_TABLE);
+  await nft.run(
+    nft
+      .newTransaction()
+      .delete({ kind: "element", map: "dnat_any6", key: ["udp", "5353"] })
+      .delete({ kind: "element", map: "guard_ip4", key: ["192.168.1.1", "tcp", "9090"] })
+      .flush({ kind: "chain", name: "guard4-8e48f37d5de60467-a09553539d4cc24c" })
+      .delete({ kind: "chain", name: "guard4-8e48f37d5de60467-a09553539d4cc24c" }),
+  );
+  assert.deepEqual(await b.check(A, SPEC_A), [
+    "element udp . 5353 of dnat_any6 in table inet cni_nft_portmap",
+  ]);
+  assert.deepEqual(await b.check(B, specB("nftables")), [
+    "element 192.168.1.1 . tcp . 9090 of guard_ip4 in table inet cni_nft_portmap",
+    "chain guard4-8e48f37d5de60467-a09553539d4cc24c in table inet cni_nft_portmap",
+  ]);
+  await b.setUp(A, SPEC_A);
+  await b.setUp(B, specB("nftables"));
+  assert.equal(await host.dump(), NFTABLES_ADD);
+});
+
+test("portmap nftables: ADD takes over a host port another attachment had", async () => {
+  const [host, b] = await threeAttached("nftables");
+  await b.setUp(B, { ...SPEC_C, containers: [{ family: 4, address: "10.88.0.6", subnet: "10.88.0.0/24" }] });
+  const dump = await host.dump();
+  assert.match(
+    dump,
+    /dnat_any4 \{ tcp \. 7070 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : 10\.88\.0\.6 \. 70, /,
+  );
+  assert.deepEqual(await b.check(C, SPEC_C), [
+    "element tcp . 7070 of dnat_any4 in table inet cni_nft_portmap",
+  ]);
+});
+
+test("portmap iptables: CHECK names the missing chain and rules", async () => {
+  const [host, b] = await threeAttached("iptables");
+  await host.iptables.restore(6, "nat", [
+    String.raw`-D CNI-HOSTPORT-DNAT -p udp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 5353 -j CNI-DN-85373d34c6846b6c53ee2`,
+  ]);
+  await host.iptables.restore(4, "nat", [
+    String.raw`-D CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr2\"" -m multiport --dports 9090 -s 192.168.0.0/16 -j CNI-DN-ed4ec4e114083227db6b9`,
+    "-F CNI-DN-ed4ec4e114083227db6b9",
+    "-X CNI-DN-ed4ec4e114083227db6b9",
+  ]);
+  assert.deepEqual(await b.check(A, SPEC_A), [
+    String.raw`ip6tables rule -A CNI-HOSTPORT-DNAT -p udp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 5353 -j CNI-DN-85373d34c6846b6c53ee2`,
+  ]);
+  assert.deepEqual(await b.check(B, specB("iptables")), [
+    "iptables chain CNI-DN-ed4ec4e114083227db6b9 in table nat",
+  ]);
+});
+
+/** The lines of a dump that differ with the option: the attachment's and the shared mark chains. */
+async function optionLines(name: Name, spec: Partial<PortMapSpec>): Promise<string> {
+  const host = new FakeHost();
+  const b = portmapBackends(host).find((x) => x.name === name)!;
+  await b.setUp(A, {
+    ...BASE,
+    mappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }],
+    containers: [
+      { family: 4, address: "10.88.0.5", subnet: "10.88.0.0/24" },
+      { family: 6, address: "fd00::5", subnet: "fd00::/64" },
+    ],
+    ...spec,
+  });
+  return (
+    (await host.dump())
+      .split("\n")
+      .filter((l) => /ctr1|CNI-DN|guard6-|SETMARK|MASQ|MY-MARK/.test(l))
+      .join("\n") + "\n"
+  );
+}
+
+test("portmap iptables: masqAll: 0.0.0.0/0 and ::/0 as masquerade source", async () => {
+  assert.equal(
+    await optionLines("iptables", { masqAll: true }),
+    String.raw`:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.88.0.5:80
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00::5]:80
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+`,
+  );
+});
+
+test("portmap nftables: masqAll: 0.0.0.0/0 and ::/0 as masquerade source", async () => {
+  assert.equal(
+    await optionLines("nftables", { masqAll: true }),
+    String.raw`add element inet cni_nft_portmap dnat_any4 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80 }
+add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
+add element inet cni_nft_portmap masq4 { 0.0.0.0/0 . 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap masq6 { ::/0 . fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+`,
+  );
+});
+
+test("portmap iptables: snat: false: no masquerade", async () => {
+  assert.equal(
+    await optionLines("iptables", { snat: false }),
+    String.raw`:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.88.0.5:80
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00::5]:80
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+`,
+  );
+});
+
+test("portmap nftables: snat: false: no masquerade", async () => {
+  assert.equal(
+    await optionLines("nftables", { snat: false }),
+    String.raw`add element inet cni_nft_portmap dnat_any4 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80 }
+add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
+`,
+  );
+});
+
+test("portmap iptables: conditionsV6: a guard chain for IPv6 only", async () => {
+  assert.equal(
+    await optionLines("iptables", { conditionsV6: ["-s", "fd00::/8"] }),
+    String.raw`:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-85373d34c6846b6c53ee2 -s 10.88.0.0/24 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -s 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.88.0.5:80
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-85373d34c6846b6c53ee2 -s fd00::/64 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00::5]:80
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -s fd00::/8 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+`,
+  );
+});
+
+test("portmap nftables: conditionsV6: a guard chain for IPv6 only", async () => {
+  assert.equal(
+    await optionLines("nftables", { conditionsV6: ["ip6 saddr fd00::/8"] }),
+    String.raw`add chain inet cni_nft_portmap guard6-8e48f37d5de60467-7883a6f9ce71eedb
+add rule inet cni_nft_portmap guard6-8e48f37d5de60467-7883a6f9ce71eedb ip6 saddr fd00::/8 return
+add rule inet cni_nft_portmap guard6-8e48f37d5de60467-7883a6f9ce71eedb accept
+add element inet cni_nft_portmap dnat_any4 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80 }
+add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
+add element inet cni_nft_portmap guard_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump guard6-8e48f37d5de60467-7883a6f9ce71eedb }
+add element inet cni_nft_portmap masq4 { 10.88.0.0/24 . 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 127.0.0.1 . 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap masq6 { fd00::/64 . fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+`,
+  );
+});
+
+test("portmap iptables: a hostIP of the other family maps that family only", async () => {
+  assert.equal(
+    await optionLines("iptables", {
+      mappings: [{ hostPort: 8080, containerPort: 80, protocol: "sctp", hostIP: "fd00::1", hostFamily: 6 }],
+    }),
+    String.raw`:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-HOSTPORT-DNAT -p sctp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-85373d34c6846b6c53ee2 -s fd00::/64 -d fd00::1/128 -p sctp -m sctp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -d fd00::1/128 -p sctp -m sctp --dport 8080 -j DNAT --to-destination [fd00::5]:80
+-A CNI-HOSTPORT-DNAT -p sctp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
+`,
+  );
+});
+
+test("portmap nftables: a hostIP of the other family maps that family only", async () => {
+  assert.equal(
+    await optionLines("nftables", {
+      mappings: [{ hostPort: 8080, containerPort: 80, protocol: "sctp", hostIP: "fd00::1", hostFamily: 6 }],
+    }),
+    String.raw`add element inet cni_nft_portmap dnat_ip6 { fd00::1 . sctp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
+add element inet cni_nft_portmap masq6 { fd00::/64 . fd00::5 . sctp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+`,
+  );
+});
+
+test("portmap iptables: markMasqBit sets the mark bit of the shared chains", async () => {
+  assert.equal(
+    await optionLines("iptables", { markMasqBit: 5 }),
+    String.raw`:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-85373d34c6846b6c53ee2 -s 10.88.0.0/24 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -s 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.88.0.5:80
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x20/0x20 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x20/0x20
+:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+:CNI-HOSTPORT-MASQ - [0:0]
+:CNI-HOSTPORT-SETMARK - [0:0]
+-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
+-A CNI-DN-85373d34c6846b6c53ee2 -s fd00::/64 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00::5]:80
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+-A CNI-HOSTPORT-MASQ -m mark --mark 0x20/0x20 -j MASQUERADE
+-A CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x20/0x20
+`,
+  );
+});
+
+test("portmap iptables: externalSetMarkChain: the operator's chain marks, no shared mark chains", async () => {
+  assert.equal(
+    await optionLines("iptables", { externalSetMarkChain: "MY-MARK" }),
+    String.raw`:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+-A CNI-DN-85373d34c6846b6c53ee2 -s 10.88.0.0/24 -p tcp -m tcp --dport 8080 -j MY-MARK
+-A CNI-DN-85373d34c6846b6c53ee2 -s 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j MY-MARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.88.0.5:80
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+:CNI-DN-85373d34c6846b6c53ee2 - [0:0]
+-A CNI-DN-85373d34c6846b6c53ee2 -s fd00::/64 -p tcp -m tcp --dport 8080 -j MY-MARK
+-A CNI-DN-85373d34c6846b6c53ee2 -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00::5]:80
+-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
+`,
+  );
+});
