@@ -50,6 +50,13 @@ function leaseFor(mac: string): string | undefined {
     .find((l) => l.split(" ")[1] === mac);
 }
 
+function startOurDaemon(log: string): Background {
+  return startBackground(
+    host.argv([join(OUR_BIN, "dhcp"), "daemon", "-socketpath", ours, "-resendtimeout", "30s"]),
+    join(tmp.path, log),
+  );
+}
+
 const hex = (s: string) => [...Buffer.from(s)].map((b) => b.toString(16).padStart(2, "0")).join(":");
 
 before(async () => {
@@ -61,10 +68,7 @@ before(async () => {
     "--dhcp-option=option:T1,4",
     "--dhcp-option=option:T2,60",
   ]);
-  daemon = startBackground(
-    host.argv([join(OUR_BIN, "dhcp"), "daemon", "-socketpath", ours, "-resendtimeout", "30s"]),
-    join(tmp.path, "daemon.log"),
-  );
+  daemon = startOurDaemon("daemon.log");
   procs.push(
     dnsmasq,
     daemon,
@@ -300,3 +304,48 @@ for (const [k, [label, bin]] of (
       await waitFor("the release at the server", () => (!leaseFor(l!.address) ? true : undefined));
     },
   );
+
+test(
+  "a restarted daemon takes its leases over: CHECK passes, renewal goes on, DEL releases",
+  { skip: !haveDnsmasq },
+  async () => {
+    const c = await container();
+    const call = { containerId: "ctr-restart", netns: c.ns.path };
+    const add = await cni(host, "dhcp", "ADD", conf(ours), call);
+    assert.equal(add.code, 0, add.stdout);
+    await c.ns.sh([
+      "ip",
+      "addr",
+      "add",
+      (add.json!["ips"] as { address: string }[])[0]!.address,
+      "dev",
+      "eth0",
+    ]);
+    await daemon.stop();
+    assert.ok(!existsSync(ours), "SIGTERM removes the socket");
+    assert.match(readFileSync(`${ours}.leases.json`, "utf8"), /ctr-restart\/dnet\/eth0/);
+    const acks = () =>
+      dnsmasq
+        .output()
+        .split("\n")
+        .filter((l) => l.includes("DHCPACK") && l.includes(c.mac)).length;
+    const before = acks();
+    daemon = startOurDaemon("daemon2.log");
+    procs.push(daemon);
+    await waitFor("the new daemon's socket", () => (existsSync(ours) ? true : undefined));
+    await waitFor("the lease restored", () =>
+      /ctr-restart\/dnet\/eth0: lease restored/.test(daemon.output()) ? true : undefined,
+    );
+    assert.equal(
+      (await cni(host, "dhcp", "CHECK", conf(ours), call)).code,
+      0,
+      "the new daemon knows the lease",
+    );
+    await waitFor("a renewal by the new daemon", () => (acks() > before ? true : undefined));
+    const again = await cni(host, "dhcp", "ADD", conf(ours), call);
+    assert.deepEqual(again.json, add.json, "the same lease, not a new one");
+    assert.equal((await cni(host, "dhcp", "DEL", conf(ours), call)).code, 0);
+    await waitFor("the release at the server", () => (!leaseFor(c.mac) ? true : undefined));
+    assert.doesNotMatch(readFileSync(`${ours}.leases.json`, "utf8"), /ctr-restart/);
+  },
+);

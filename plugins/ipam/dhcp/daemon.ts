@@ -6,10 +6,11 @@
  *
  * Each exchange runs in a short helper process inside the container's namespace (exchange.ts);
  * exchanges of one namespace run one at a time (they share port 68 and the broadcast route).
- * Leases live in memory, as upstream's: a restarted daemon forgets them (the servers keep them
- * until they expire).
+ * Leases are also written to a state file (-statefile, default `<socketpath>.leases.json`; upstream
+ * keeps them in memory only): a restarted daemon goes on renewing them, so a container's address
+ * never lapses at the server because its daemon was restarted.
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { dirname, isAbsolute, resolve } from "node:path";
@@ -17,7 +18,14 @@ import { CniError, ErrorCode, validateConfig } from "../../../src/cni/index.js";
 import { systemRunner } from "../../../src/process/index.js";
 import type { ExchangeRequest, ExchangeResponse } from "../../../src/dhcp/exchange.js";
 import { DEFAULT_SOCKET, clientId, dhcpSchema, leaseOptions } from "./config.js";
-import { Lease, leaseResult, type ExchangeRunner } from "./lease.js";
+import {
+  Lease,
+  leaseResult,
+  type ExchangeRunner,
+  type LeaseIdentity,
+  type LeaseParams,
+  type StoredLease,
+} from "./lease.js";
 import type { CallArgs, Method, Reply } from "./rpc.js";
 
 export interface DaemonOptions {
@@ -28,6 +36,8 @@ export interface DaemonOptions {
   timeoutMs: number;
   resendMaxMs: number;
   resendTimeoutMs: number;
+  /** Where leases are kept across restarts ("" for none); default `<socketpath>.leases.json`. */
+  stateFile: string;
 }
 
 /** Go durations as upstream's flags take them: 10s, 1m30s, 500ms, 2h. */
@@ -63,7 +73,9 @@ export function parseDaemonFlags(argv: string[]): DaemonOptions {
     timeoutMs: 10_000,
     resendMaxMs: 62_000,
     resendTimeoutMs: 208_000,
+    stateFile: "",
   };
+  let stateFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const m = /^--?([a-z]+)(?:=(.*))?$/.exec(argv[i]!);
     if (!m) throw new CniError(ErrorCode.InvalidEnvironment, `unexpected argument ${argv[i]}`);
@@ -77,12 +89,14 @@ export function parseDaemonFlags(argv: string[]): DaemonOptions {
       throw new CniError(ErrorCode.InvalidEnvironment, `flag needs an argument: -${name}`);
     if (name === "socketpath") o.socketPath = value;
     else if (name === "pidfile") o.pidfile = value;
+    else if (name === "statefile") stateFile = value;
     else if (name === "hostprefix") o.hostPrefix = value;
     else if (name === "timeout") o.timeoutMs = parseDuration(value, name);
     else if (name === "resendmax") o.resendMaxMs = parseDuration(value, name);
     else if (name === "resendtimeout") o.resendTimeoutMs = parseDuration(value, name);
     else throw new CniError(ErrorCode.InvalidEnvironment, `flag provided but not defined: -${name}`);
   }
+  o.stateFile = stateFile ?? `${o.hostPrefix}${o.socketPath}.leases.json`;
   if (o.pidfile && !isAbsolute(o.pidfile))
     throw new CniError(
       ErrorCode.InvalidEnvironment,
@@ -190,6 +204,7 @@ export class DhcpDaemon {
     const l = this.leases.get(id);
     if (!l) return;
     this.leases.delete(id);
+    this.persist();
     await l.release();
   }
 
@@ -200,19 +215,14 @@ export class DhcpDaemon {
     const inFlight = this.pending.get(id);
     if (inFlight) return inFlight;
     const lease = new Lease(
-      {
+      this.params({
         clientId: id,
         network: conf.name,
         containerId: a.containerId,
         ifname: a.ifname,
         netns: this.o.hostPrefix + resolve(a.netns),
         options: leaseOptions(conf, a.args),
-        timeoutMs: this.o.timeoutMs,
-        deadlineMs: this.o.resendTimeoutMs,
-        resendMaxMs: this.o.resendMaxMs,
-        broadcast: this.o.broadcast,
-        log: this.log,
-      },
+      }),
       this.run,
     );
     this.log(`${id}: acquiring lease`);
@@ -220,6 +230,7 @@ export class DhcpDaemon {
       if (have) await this.release(id);
       await lease.acquire();
       this.leases.set(id, lease);
+      this.persist();
       return lease;
     })();
     this.pending.set(id, p);
@@ -228,6 +239,58 @@ export class DhcpDaemon {
       () => this.pending.delete(id),
     );
     return p;
+  }
+
+  /** A lease's parameters: who it is for, and this daemon's timing and logging. */
+  private params(who: LeaseIdentity): LeaseParams {
+    return {
+      ...who,
+      timeoutMs: this.o.timeoutMs,
+      deadlineMs: this.o.resendTimeoutMs,
+      resendMaxMs: this.o.resendMaxMs,
+      broadcast: this.o.broadcast,
+      log: this.log,
+      changed: () => this.persist(),
+    };
+  }
+
+  /** Writes every live lease to the state file, atomically (write beside, rename). */
+  persist(): void {
+    if (!this.o.stateFile) return;
+    const stored = [...this.leases.values()].map((l) => l.snapshot()).filter((s) => s !== undefined);
+    const tmp = `${this.o.stateFile}.${process.pid}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify({ version: 1, leases: stored }) + "\n", { mode: 0o600 });
+      renameSync(tmp, this.o.stateFile);
+    } catch (e) {
+      this.log(`cannot write ${this.o.stateFile}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Takes over the leases an earlier daemon kept (a restart or a crash): each is maintained from
+   * its last ACK, so the server never sees a container's address lapse while the container runs.
+   * Leases of namespaces that are gone are dropped.
+   */
+  restore(): void {
+    if (!this.o.stateFile || !existsSync(this.o.stateFile)) return;
+    let stored: StoredLease[] = [];
+    try {
+      stored = (JSON.parse(readFileSync(this.o.stateFile, "utf8")) as { leases: StoredLease[] }).leases ?? [];
+    } catch (e) {
+      this.log(`ignoring unreadable ${this.o.stateFile}: ${(e as Error).message}`);
+    }
+    for (const s of stored) {
+      if (!existsSync(s.netns)) {
+        this.log(`${s.clientId}: namespace ${s.netns} is gone; lease dropped`);
+        continue;
+      }
+      const { clientId, network, containerId, ifname, netns, options } = s;
+      const params = this.params({ clientId, network, containerId, ifname, netns, options });
+      this.leases.set(s.clientId, Lease.restore(s, params, this.run));
+      this.log(`${s.clientId}: lease restored`);
+    }
+    this.persist();
   }
 
   http(): ReturnType<typeof createServer> {
@@ -279,7 +342,6 @@ export async function runDaemon(argv: string[]): Promise<void> {
   const socketPath = o.hostPrefix + o.socketPath;
   const daemon = new DhcpDaemon(o);
   const server = daemon.http();
-  if (o.pidfile) writeFileSync(o.pidfile, String(process.pid));
   const listenFds = Number(process.env["LISTEN_FDS"] ?? 0);
   if (listenFds > 1) throw new Error(`Too many (${listenFds}) FDs passed through socket activation`);
   if (listenFds === 1) server.listen({ fd: 3 });
@@ -292,6 +354,9 @@ export async function runDaemon(argv: string[]): Promise<void> {
     }
     await new Promise<void>((res, rej) => server.once("error", rej).listen(socketPath, res));
   }
+  // Only the daemon that owns the socket writes the pidfile and takes the leases over.
+  if (o.pidfile) writeFileSync(o.pidfile, String(process.pid));
+  daemon.restore();
   const stop = (): void => {
     server.close();
     if (listenFds !== 1) rmSync(socketPath, { force: true });

@@ -11,6 +11,7 @@ import {
   Option,
   classlessRoutes,
   decode,
+  encode,
   ipListOption,
   maskToPrefix,
   staticRoutes,
@@ -27,18 +28,31 @@ export interface LeaseTimes {
 /** Starts one exchange in the lease's namespace (the daemon's runner spawns a helper there). */
 export type ExchangeRunner = (netns: string, req: ExchangeRequest) => Promise<ExchangeResponse>;
 
-export interface LeaseParams {
+/** Who the lease is for: what a restarted daemon needs to carry on. */
+export interface LeaseIdentity {
   clientId: string;
   network: string;
   containerId: string;
   ifname: string;
   netns: string;
   options: Record<string, string>;
+}
+
+export interface LeaseParams extends LeaseIdentity {
   timeoutMs: number;
   deadlineMs: number;
   resendMaxMs: number;
   broadcast: boolean;
   log(msg: string): void;
+  /** Called when the lease's state changes (acquired, renewed, ended): the daemon persists it. */
+  changed?(): void;
+}
+
+/** What survives a daemon restart (see DhcpDaemon's state file). */
+export interface StoredLease extends LeaseIdentity {
+  /** The last ACK, hex, and when the exchange that got it started. */
+  ack: string;
+  startedAt: number;
 }
 
 const DEFAULT_LEASE_S = 3600;
@@ -79,6 +93,7 @@ export function leaseResult(ack: DhcpMessage, priority: number | undefined): Res
 export class Lease {
   ack: DhcpMessage | undefined;
   times: LeaseTimes | undefined;
+  private startedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Every exchange of this lease runs after the previous one (renewal vs release). */
@@ -116,7 +131,34 @@ export class Lease {
 
   private commit(r: ExchangeResponse & { ok: true }): void {
     this.ack = decode(Buffer.from(r.ack!, "hex"));
+    this.startedAt = r.startedAt;
     this.times = leaseTimes(this.ack, r.startedAt);
+    this.p.changed?.();
+  }
+
+  snapshot(): StoredLease | undefined {
+    if (!this.ack || this.stopped) return undefined;
+    const { clientId, network, containerId, ifname, netns, options } = this.p;
+    return {
+      clientId,
+      network,
+      containerId,
+      ifname,
+      netns,
+      options,
+      ack: encode(this.ack).toString("hex"),
+      startedAt: this.startedAt,
+    };
+  }
+
+  /** A lease of an earlier daemon, maintained from where it was (renewed now if T1 has passed). */
+  static restore(stored: StoredLease, p: LeaseParams, run: ExchangeRunner): Lease {
+    const l = new Lease(p, run);
+    l.ack = decode(Buffer.from(stored.ack, "hex"));
+    l.startedAt = stored.startedAt;
+    l.times = leaseTimes(l.ack, stored.startedAt);
+    l.schedule();
+    return l;
   }
 
   /** DISCOVER → OFFER → REQUEST → ACK; rejects with the helper's message. */
@@ -154,6 +196,7 @@ export class Lease {
     if (kind === "expire") {
       this.p.log(`${this.p.clientId}: lease expired, bringing interface ${this.p.ifname} down`);
       this.stopped = true;
+      this.p.changed?.();
       await this.serial(() => this.run(this.p.netns, this.request("down"))).catch(() => undefined);
       return;
     }
@@ -170,6 +213,7 @@ export class Lease {
     if ("gone" in r && r.gone) {
       this.p.log(`${this.p.clientId}: ${r.error}; lease maintenance ends`);
       this.stopped = true;
+      this.p.changed?.();
       return;
     }
     this.p.log(`${this.p.clientId}: ${kind} failed: ${r.error}`);
