@@ -138,12 +138,12 @@ test("a lease's life: renew fails, rebind fails, expiry brings the interface dow
     calls.push(req.kind);
     if (req.kind === "down") expired();
     if (req.kind !== "acquire") return Promise.resolve({ ok: false, error: "server gone" });
-    // lease 3 s, T1 1 s, T2 2 s
+    // lease 5 s, T1 1 s, T2 3 s: two seconds of margin for each stage on a loaded machine
     const a = ack([
       [Option.SubnetMask, [255, 0, 0, 0]],
-      [Option.LeaseTime, [0, 0, 0, 3]],
+      [Option.LeaseTime, [0, 0, 0, 5]],
       [Option.RenewalTime, [0, 0, 0, 1]],
-      [Option.RebindingTime, [0, 0, 0, 2]],
+      [Option.RebindingTime, [0, 0, 0, 3]],
       [Option.ServerId, [10, 0, 0, 1]],
     ]);
     return Promise.resolve({
