@@ -105,3 +105,25 @@ test("the ConfigMap's conflist: bridge + portmap + bandwidth, each accepted by i
     );
   }
 });
+
+test("no field the Kubernetes API does not know (strict field validation, as kubectl's default)", async () => {
+  const { FieldChecker } = await import("../helpers/k8s-fields.js");
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  const fields = new FieldChecker(root, {
+    DaemonSet: ["apps/v1/DaemonSet", "IDaemonSet"],
+    ConfigMap: ["v1/ConfigMap", "IConfigMap"],
+    ServiceAccount: ["v1/ServiceAccount", "IServiceAccount"],
+    ClusterRole: ["rbac.authorization.k8s.io/v1/ClusterRole", "IClusterRole"],
+    ClusterRoleBinding: ["rbac.authorization.k8s.io/v1/ClusterRoleBinding", "IClusterRoleBinding"],
+  });
+  for (const d of docs) assert.deepEqual(fields.unknownFields(d.kind, d), [], `${d.kind} ${d.metadata.name}`);
+  // A typo the schema validators let through is caught here.
+  const typo = structuredClone(find<DaemonSet>("DaemonSet")) as unknown as Record<string, unknown>;
+  const pod = (typo["spec"] as { template: { spec: Record<string, unknown> } }).template.spec;
+  pod["hostNetwrok"] = true;
+  (pod["volumes"] as Record<string, unknown>[])[0]!["hostpath"] = { path: "/x" };
+  assert.deepEqual(fields.unknownFields("DaemonSet", typo).sort(), [
+    "DaemonSet.spec.template.spec.hostNetwrok",
+    "DaemonSet.spec.template.spec.volumes[0].hostpath",
+  ]);
+});
