@@ -113,6 +113,8 @@ export interface SandboxStatus {
   id: string;
   state: "SANDBOX_READY" | "SANDBOX_NOTREADY";
   ip: string;
+  /** PodSandboxNetworkStatus.additional_ips (the other family of a dual-stack pod). */
+  additionalIps: string[];
   annotations: Record<string, string>;
   /** Verbose info: "info" is JSON with containerd's view, including the network namespace. */
   info: Record<string, string>;
@@ -186,6 +188,7 @@ export class CriClient {
       id: str(s, 1),
       state: Number(s.get(3)?.[0] ?? 0n) === 0 ? "SANDBOX_READY" : "SANDBOX_NOTREADY",
       ip: str(msg(s, 5), 1),
+      additionalIps: (msg(s, 5).get(2) ?? []).map((e) => str(read(e as Buffer), 1)),
       annotations: map(s, 8),
       info: map(f, 2),
     };

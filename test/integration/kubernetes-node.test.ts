@@ -9,6 +9,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { ensureBuilt, OUR_BIN, ROOT, tempDir } from "../helpers/cni.js";
@@ -24,6 +26,9 @@ const nets = new NetnsPool();
 const tmp = tempDir("kube");
 const procs: Background[] = [];
 let containerd: Containerd;
+/** The API server's part the installer uses: GET /api/v1/nodes/node-1 with a bearer token. */
+let kubeApi = "";
+let api: Server | undefined;
 let node: Netns;
 let client: Netns;
 const PAGE = "hello from the pod\n";
@@ -49,7 +54,7 @@ async function install(
   binDir: string,
   confDir: string,
   conflist: object,
-  podCidr: string,
+  podCidr: string | { node: string },
   ns?: Netns,
 ): Promise<void> {
   const file = join(tmp.path, `10-cni-nft.conflist`);
@@ -65,8 +70,16 @@ async function install(
     confDir,
     "--conflist",
     file,
-    "--pod-cidr",
-    podCidr,
+    ...(typeof podCidr === "string"
+      ? ["--pod-cidr", podCidr]
+      : [
+          "--pod-cidr-from-node",
+          podCidr.node,
+          "--kube-api",
+          kubeApi,
+          "--kube-token-file",
+          join(tmp.path, "token"),
+        ]),
   ];
   const r = ns ? await ns.run(argv) : await run(argv);
   assert.equal(r.code, 0, r.stderr);
@@ -108,6 +121,15 @@ before(async () => {
   await link(node, "eth1", client, "eth1");
   await node.sh(["ip", "addr", "add", "192.168.222.1/24", "dev", "eth1"]);
   await client.sh(["ip", "addr", "add", "192.168.222.2/24", "dev", "eth1"]);
+  writeFileSync(join(tmp.path, "token"), "sa-token\n");
+  api = createServer((req, res) => {
+    if (req.headers.authorization !== "Bearer sa-token" || req.url !== "/api/v1/nodes/node-1")
+      return void res.writeHead(404).end("{}");
+    const spec = { podCIDR: "10.244.7.0/24", podCIDRs: ["10.244.7.0/24", "fd00:10:244:7::/64"] };
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ kind: "Node", spec }));
+  });
+  await new Promise<void>((r) => api!.listen(0, "127.0.0.1", r));
+  kubeApi = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
   containerd = new Containerd(node, join(tmp.path, "containerd"));
   await containerd.start();
   await containerd.importSandboxImage();
@@ -121,6 +143,7 @@ before(async () => {
   );
 });
 after(async () => {
+  api?.close();
   await containerd?.destroy();
   await Promise.all(procs.map((p) => p.stop()));
   await nets.destroyAll();
@@ -134,7 +157,8 @@ for (const [i, backend] of (["nftables", "iptables"] as const).entries()) {
     { skip },
     async () => {
       const dataDir = join(tmp.path, `ipam-${backend}`);
-      await install(containerd.binDir, containerd.confDir, podConflist(dataDir, backend), "10.244.7.0/24");
+      // As the DaemonSet's init container does: the pod CIDRs from the Node object.
+      await install(containerd.binDir, containerd.confDir, podConflist(dataDir, backend), { node: "node-1" });
       // containerd reads the CNI config when it changes; a restart makes the switch certain.
       await containerd.stop();
       await containerd.start();
@@ -149,6 +173,8 @@ for (const [i, backend] of (["nftables", "iptables"] as const).entries()) {
       const status = await containerd.cri.podSandboxStatus(id);
       assert.equal(status.state, "SANDBOX_READY");
       assert.match(status.ip, /^10\.244\.7\.\d+$/);
+      assert.equal(status.additionalIps.length, 1, "dual-stack: the node's IPv6 pod CIDR too");
+      assert.match(status.additionalIps[0]!, /^fd00:10:244:7::[0-9a-f]+$/);
       const spec = JSON.parse(status.info["info"]!) as {
         runtimeSpec: { linux: { namespaces: { type: string; path?: string }[] } };
       };
@@ -184,7 +210,8 @@ for (const [i, backend] of (["nftables", "iptables"] as const).entries()) {
       assert.ok(!(await containerd.cri.listPodSandboxIds()).includes(id));
       assert.ok(!existsSync(podNetns), "the pod's namespace is gone");
       const left = await hostState();
-      assert.ok(!left.includes(status.ip), `nothing names the pod's address:\n${left}`);
+      for (const ip of [status.ip, ...status.additionalIps])
+        assert.ok(!left.includes(ip), `nothing names the pod's address ${ip}:\n${left}`);
       assert.ok(!left.includes(String(hostPort)), "nothing names the host port");
       assert.doesNotMatch(left, /veth|bwp/, "no veth, no ifb left");
       assert.deepEqual(
