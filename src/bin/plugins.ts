@@ -17,6 +17,7 @@ export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   loopback: () => import("../../plugins/main/loopback/loopback.js"),
   macvlan: () => import("../../plugins/main/macvlan/macvlan.js"),
   "host-device": () => import("../../plugins/main/host-device/host-device.js"),
+  tap: () => import("../../plugins/main/tap/tap.js"),
   "host-local": () => import("../../plugins/ipam/host-local/host-local.js"),
   static: () => import("../../plugins/ipam/static/static.js"),
   dhcp: () => import("../../plugins/ipam/dhcp/dhcp.js"),

@@ -10,8 +10,10 @@
  */
 import { classifyMessage } from "../process/errors.js";
 import { CniError, ErrorCode } from "../cni/errors.js";
+import { delegateIpam } from "../cni/ipam.js";
+import type { CmdArgs } from "../cni/skel.js";
 import { parseMac, unicastMacProblem } from "../address/index.js";
-import type { Interface, Result } from "../cni/types.js";
+import type { Result } from "../cni/types.js";
 import { systemRunner, type Runner } from "../process/runner.js";
 import { interpretBatch, ipBatch, IpError } from "../netlink/ip.js";
 import { containerConfigCommands, deleteContainerLinkIfPresent, validNetnsPath } from "../netlink/veth.js";
@@ -174,44 +176,57 @@ export async function configureContainerLink(
   return link;
 }
 
+/** The config keys the shared link flow reads. */
+type LinkConf = { ipam?: { type?: string }; dns?: Result["dns"] };
+
 /**
- * ADD's shared part: create the link, get addresses from IPAM (none without `ipamAdd`: layer 2
- * only), configure the container, and undo everything when a step fails. As upstream, the result
- * carries IPAM's addresses and routes but not its DNS (the plugin sets the config's).
+ * ADD's shared part: make the link (`create`, which must change nothing when it fails), get
+ * addresses from IPAM (none without `ipam.type`: layer 2 only), configure the container, and undo
+ * everything when a step fails. As upstream, the result carries IPAM's addresses (`interface: 0`)
+ * and routes, and the config's `dns` (not IPAM's).
  */
-export async function attachLink(opts: {
-  req: LinkRequest;
-  netns: string;
-  ifname: string;
-  /** Runs IPAM ADD; undefined: layer 2 only (no addresses). */
-  ipamAdd?: () => Promise<Result | undefined>;
-  ipamDel?: () => Promise<unknown>;
-  cniVersion: string;
-}): Promise<{ result: Result; iface: Interface }> {
-  await createContainerLink(opts.req, opts.netns, opts.ifname);
+export async function attachLink(
+  args: CmdArgs<LinkConf>,
+  opts: {
+    create: () => Promise<void>;
+    /** Undoes `create` (default: delete the link in the container). */
+    undo?: () => Promise<void>;
+    /** Set arp_notify and ndisc_notify (default true). */
+    notify?: boolean;
+  },
+): Promise<Result> {
+  const { netns, ifname } = args;
+  await opts.create();
   let allocated = false;
   try {
-    let result: Result = { cniVersion: opts.cniVersion, interfaces: [] };
-    if (opts.ipamAdd) {
-      const ipam = await opts.ipamAdd();
+    let result: Result = { cniVersion: args.cniVersion, interfaces: [] };
+    if (args.config.ipam?.type) {
+      const ipam = await delegateIpam(args, "ADD");
       allocated = true;
       if (!ipam?.ips?.length)
         throw new CniError(ErrorCode.Internal, "IPAM plugin returned missing IP config");
       result = {
-        cniVersion: opts.cniVersion,
+        cniVersion: args.cniVersion,
         ips: ipam.ips.map((ip) => ({ ...ip, interface: 0 })),
         routes: ipam.routes ?? [],
       };
     }
-    const link = await configureContainerLink(opts.netns, opts.ifname, result);
-    const iface: Interface = { name: opts.ifname, mac: link.address ?? "", sandbox: opts.netns };
-    result.interfaces = [iface];
-    return { result, iface };
+    const link = await configureContainerLink(netns, ifname, result, { notify: opts.notify !== false });
+    result.interfaces = [{ name: ifname, mac: link.address ?? "", sandbox: netns }];
+    if (args.config.dns) result.dns = args.config.dns;
+    return result;
   } catch (e) {
-    await deleteContainerLinkIfPresent(opts.netns, opts.ifname).catch(() => undefined);
-    if (allocated) await opts.ipamDel?.().catch(() => undefined);
+    await (opts.undo ?? (() => deleteContainerLinkIfPresent(netns, ifname)))().catch(() => undefined);
+    if (allocated) await delegateIpam(args, "DEL").catch(() => undefined);
     throw e instanceof IpError ? new CniError(ErrorCode.Internal, e.message) : e;
   }
+}
+
+/** DEL's shared part, in upstream's order: release the address, then delete the link. */
+export async function detachLinkAndAddress(args: CmdArgs<LinkConf>): Promise<void> {
+  if (args.config.ipam?.type) await delegateIpam(args);
+  if (!args.netns) return;
+  await detachLink(args.netns, args.ifname);
 }
 
 /** CHECK's link part: the interface prevResult names is ours, of `kind`, in the container. */

@@ -17,13 +17,8 @@ import {
   type Result,
 } from "../../../src/cni/index.js";
 import { parseMac } from "../../../src/address/index.js";
-import { ipBatch, IpError } from "../../../src/netlink/ip.js";
-import {
-  checkContainerLink,
-  checkNetns,
-  configureContainerLink,
-  showLink,
-} from "../../../src/link/attach.js";
+import { ipBatch } from "../../../src/netlink/ip.js";
+import { attachLink, checkContainerLink, checkNetns, showLink } from "../../../src/link/attach.js";
 import { ipamGcAndStatus } from "../../../src/link/status.js";
 import { applyDeviceId, deviceFromSysfs, isDpdk, type DeviceSelector } from "./lookup.js";
 
@@ -115,44 +110,38 @@ async function hostDeviceName(sel: DeviceSelector): Promise<string> {
 async function cmdAdd(args: CmdArgs<HostDeviceConf>): Promise<Result> {
   const { sel, dpdk } = load(args.config);
   checkNetns(args.netns);
-  const iface = { name: args.ifname, sandbox: args.netns, mac: "" };
-  let hostName = "";
-  if (!dpdk) {
-    hostName = await hostDeviceName(sel);
-    const link = await showLink(hostName);
-    if (!link)
-      throw new CniError(ErrorCode.Internal, `failed to find host device: Link not found: ${hostName}`);
-    // Into the container under its new name in one step (no collision on either side), the host
-    // name kept as the alias so DEL can give it back.
-    try {
-      await ipBatch([`link set dev ${hostName} netns ${args.netns} name ${args.ifname} alias ${hostName}`]);
-    } catch (e) {
-      throw new CniError(ErrorCode.Internal, `failed to move link ${(e as Error).message}`);
-    }
-  }
-  let allocated = false;
-  try {
-    let result: Result = { cniVersion: args.cniVersion, interfaces: [iface] };
+  if (dpdk) {
+    // Nothing moves: the device belongs to a userspace driver; IPAM still runs.
+    const result: Result = {
+      cniVersion: args.cniVersion,
+      interfaces: [{ name: args.ifname, sandbox: args.netns }],
+    };
     if (args.config.ipam?.type) {
       const ipam = await delegateIpam(args, "ADD");
-      allocated = true;
       if (!ipam?.ips?.length)
         throw new CniError(ErrorCode.Internal, "IPAM plugin returned missing IP config");
-      result = { ...result, ips: ipam.ips.map((ip) => ({ ...ip, interface: 0 })), routes: ipam.routes ?? [] };
+      result.ips = ipam.ips.map((ip) => ({ ...ip, interface: 0 }));
+      result.routes = ipam.routes ?? [];
     }
-    if (!dpdk) {
-      const shown = await configureContainerLink(args.netns, args.ifname, result, { notify: false });
-      iface.mac = shown.address ?? "";
-    }
-    if (!iface.mac) delete (iface as { mac?: string }).mac;
     if (args.config.dns) result.dns = args.config.dns;
     return result;
-  } catch (e) {
-    // Give the device back (upstream leaves it in the container when IPAM fails).
-    if (!dpdk) await moveOut(args.netns, args.ifname).catch(() => undefined);
-    if (allocated) await delegateIpam(args, "DEL").catch(() => undefined);
-    throw e instanceof IpError ? new CniError(ErrorCode.Internal, e.message) : e;
   }
+  const hostName = await hostDeviceName(sel);
+  if (!(await showLink(hostName)))
+    throw new CniError(ErrorCode.Internal, `failed to find host device: Link not found: ${hostName}`);
+  return attachLink(args, {
+    // Into the container under its new name in one step (no collision on either side), the host
+    // name kept as the alias so DEL can give it back.
+    create: () =>
+      ipBatch([`link set dev ${hostName} netns ${args.netns} name ${args.ifname} alias ${hostName}`])
+        .then(() => undefined)
+        .catch((e: unknown) => {
+          throw new CniError(ErrorCode.Internal, `failed to move link ${(e as Error).message}`);
+        }),
+    // Given back on failure (upstream leaves it in the container when IPAM fails).
+    undo: () => moveOut(args.netns, args.ifname),
+    notify: false,
+  });
 }
 
 /** Back to the host under the name its alias keeps; gone (link or namespace) is success. */

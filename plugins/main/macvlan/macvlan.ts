@@ -18,10 +18,11 @@ import {
 } from "../../../src/cni/index.js";
 import {
   attachLink,
+  createContainerLink,
   checkContainerLink,
   checkNetns,
   defaultRouteInterface,
-  detachLink,
+  detachLinkAndAddress,
   lookupMaster,
   macArg,
 } from "../../../src/link/attach.js";
@@ -68,34 +69,20 @@ async function resolve(args: CmdArgs<MacvlanConf>): Promise<Resolved> {
 async function cmdAdd(args: CmdArgs<MacvlanConf>): Promise<Result> {
   const r = await resolve(args);
   const c = args.config;
-  const layer3 = !!c.ipam?.type;
   const typeArgs = [
     "mode",
     r.mode,
     ...(c.bcqueuelen !== undefined ? ["bcqueuelen", String(c.bcqueuelen)] : []),
   ];
-  const { result } = await attachLink({
-    req: {
-      kind: "macvlan",
-      typeArgs,
-      master: r.master,
-      masterInContainer: c.linkInContainer,
-      mtu: r.mtu,
-      mac: r.mac,
-    },
-    netns: args.netns,
-    ifname: args.ifname,
-    ...(layer3 ? { ipamAdd: () => delegateIpam(args, "ADD"), ipamDel: () => delegateIpam(args, "DEL") } : {}),
-    cniVersion: args.cniVersion,
-  });
-  if (c.dns) result.dns = c.dns;
-  return result;
-}
-
-async function cmdDel(args: CmdArgs<MacvlanConf>): Promise<void> {
-  if (args.config.ipam?.type) await delegateIpam(args);
-  if (!args.netns) return;
-  await detachLink(args.netns, args.ifname);
+  const req = {
+    kind: "macvlan" as const,
+    typeArgs,
+    master: r.master,
+    masterInContainer: c.linkInContainer,
+    mtu: r.mtu,
+    mac: r.mac,
+  };
+  return attachLink(args, { create: () => createContainerLink(req, args.netns, args.ifname) });
 }
 
 async function cmdCheck(args: CmdArgs<MacvlanConf>): Promise<void> {
@@ -116,7 +103,7 @@ async function cmdCheck(args: CmdArgs<MacvlanConf>): Promise<void> {
 export const plugin = definePlugin<MacvlanConf>(
   {
     add: cmdAdd,
-    del: cmdDel,
+    del: detachLinkAndAddress,
     check: cmdCheck,
     ...ipamGcAndStatus(),
   },
