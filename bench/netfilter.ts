@@ -144,7 +144,7 @@ async function bench(backend: Backend): Promise<Record<string, Cost>> {
 execFileSync("ip", ["netns", "add", NETNS]);
 try {
   console.log(
-    `netfilter manager: ${RULES} rules in chains of ${PER_CHAIN}, a hash:net set of ${MEMBERS} members; median of ${ROUNDS}`,
+    `netfilter manager: ${RULES} rules in chains of ${PER_CHAIN}, a hash:ip and a hash:net set of ${MEMBERS} members each; median of ${ROUNDS}`,
   );
   const fmt = (c: Cost | undefined): string =>
     c ? `${c.wall.toFixed(0).padStart(7)} ms wall ${c.cpu.toFixed(0).padStart(7)} ms cpu` : "";
