@@ -54,6 +54,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "${dir}/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "${this.binDir}"
     conf_dir = "${this.confDir}"

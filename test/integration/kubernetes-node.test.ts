@@ -34,6 +34,8 @@ let client: Netns;
 const PAGE = "hello from the pod\n";
 /** libcni's cache (containerd's go-cni writes it under /var/lib/cni); removed again if we made it. */
 const CNI_STATE_DIRS = ["/var/lib/cni/results", "/var/lib/cni"].filter((d) => !existsSync(d));
+/** Where containerd 1.6's shims put their sockets whatever the config says; removed if we made it. */
+const SHIM_DIRS = ["/run/containerd/s", "/run/containerd"].filter((d) => !existsSync(d));
 
 /** The ConfigMap's conflist, with host-local's store in the test's dir and the given backends. */
 function podConflist(dataDir: string, backend: "nftables" | "iptables"): Record<string, unknown> {
@@ -147,7 +149,7 @@ after(async () => {
   await containerd?.destroy();
   await Promise.all(procs.map((p) => p.stop()));
   await nets.destroyAll();
-  for (const d of CNI_STATE_DIRS) await run(["rmdir", d]); // only when empty: others may use it by now
+  for (const d of [...CNI_STATE_DIRS, ...SHIM_DIRS]) await run(["rmdir", d]); // only when empty: others may use it by now
   tmp.remove();
 });
 
