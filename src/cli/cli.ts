@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import {
   CniError,
   ErrorCode,
@@ -100,30 +101,48 @@ interface Parsed {
   opts: Record<string, string>;
 }
 
-const VALUE_OPTS = ["ifname", "container-id", "netconf-path", "cni-path", "cache-dir"];
+const VALUE_OPTS = ["ifname", "container-id", "netconf-path", "cni-path", "cache-dir"] as const;
+const OPTIONS = {
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  ...Object.fromEntries(VALUE_OPTS.map((o) => [o, { type: "string" }])),
+} as const satisfies ParseArgsConfig["options"];
 
 function usageError(msg: string): CniError {
   return new CniError(ErrorCode.InvalidEnvironment, msg);
 }
 
+/**
+ * Options anywhere (`--ifname X` or `--ifname=X`), the first word the command, the rest
+ * positional; `help` as a word is --help. Not strict, so that each refusal says what to fix.
+ */
 export function parseArgv(argv: string[]): Parsed {
   const p: Parsed = { command: undefined, positional: [], json: false, help: false, opts: {} };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--json") p.json = true;
-    else if (a === "-h" || a === "--help" || a === "help") p.help = true;
-    else if (a.startsWith("--")) {
-      const eq = a.indexOf("=");
-      const key = a.slice(2, eq < 0 ? undefined : eq);
-      if (!VALUE_OPTS.includes(key)) throw usageError(`unknown option ${a}`);
-      const value = eq < 0 ? argv[++i] : a.slice(eq + 1);
-      if (value === undefined) throw usageError(`option --${key} needs a value`);
-      p.opts[key] = value;
-    } else if (p.command === undefined && p.positional.length === 0) {
-      if (!(COMMANDS as readonly string[]).includes(a))
-        throw usageError(`unknown command "${a}" (try --help)`);
-      p.command = a as Command;
-    } else p.positional.push(a);
+  const { tokens } = parseArgs({
+    args: argv,
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  for (const t of tokens) {
+    if (t.kind === "option") {
+      const written = t.inlineValue ? `${t.rawName}=${t.value ?? ""}` : t.rawName;
+      if ((t.name === "json" || t.name === "help") && !t.inlineValue) {
+        if (t.name === "json") p.json = true;
+        else p.help = true;
+      } else if ((VALUE_OPTS as readonly string[]).includes(t.name)) {
+        if (t.value === undefined) throw usageError(`option --${t.name} needs a value`);
+        p.opts[t.name] = t.value;
+      } else throw usageError(`unknown option ${written}`);
+    } else if (t.kind === "positional") {
+      if (t.value === "help") p.help = true;
+      else if (p.command === undefined && p.positional.length === 0) {
+        if (!(COMMANDS as readonly string[]).includes(t.value))
+          throw usageError(`unknown command "${t.value}" (try --help)`);
+        p.command = t.value as Command;
+      } else p.positional.push(t.value);
+    }
   }
   return p;
 }

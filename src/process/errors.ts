@@ -3,6 +3,7 @@
  * runs (ip, bridge, nft, iptables, conntrack, dbus-send, IPAM plugins, ...): callers branch on
  * `kind`, never on message text.
  */
+import { existsSync } from "node:fs";
 
 export type ProcessFailureKind =
   | "not-found" // the program (or, through nsenter, its target) does not exist
@@ -31,10 +32,16 @@ export function isProcessError(e: unknown, kind?: ProcessFailureKind): e is Proc
   return e instanceof ProcessError && (kind === undefined || e.kind === kind);
 }
 
+function onPath(prog: string): boolean {
+  const dirs = prog.includes("/") ? [""] : (process.env["PATH"] ?? "").split(":").map((d) => `${d || "."}/`);
+  return dirs.some((d) => existsSync(d + prog));
+}
+
 /** An error of the operating system when starting a program (`spawn` emitted "error"). */
 export function spawnFailure(argv: readonly string[], e: NodeJS.ErrnoException): ProcessError {
   const prog = argv[0] ?? "";
-  if (e.code === "ENOENT")
+  // execvp reports EACCES for a missing program when a PATH directory cannot be searched.
+  if (e.code === "ENOENT" || (e.code === "EACCES" && !onPath(prog)))
     return new ProcessError("not-found", argv, `${prog}: not found`, "", undefined, { cause: e });
   if (e.code === "EACCES" || e.code === "EPERM")
     return new ProcessError("permission", argv, `${prog}: permission denied`, "", undefined, { cause: e });

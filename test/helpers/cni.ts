@@ -79,10 +79,13 @@ export const FIXTURES_DIR =
     (d) => existsSync(d),
   ) ?? join(ROOT, "..", "shared", "fixtures", "podman-4.3-cni");
 
+/** The podman invocations recorded for `plugin`; none found is an error, never an empty replay. */
 export function loadFixtures(plugin: string): { name: string; fx: Fixture }[] {
-  if (!existsSync(FIXTURES_DIR)) return [];
-  return readdirSync(FIXTURES_DIR)
-    .filter((f) => f.startsWith(`${plugin}-`) && f.endsWith(".json"))
+  const names = existsSync(FIXTURES_DIR)
+    ? readdirSync(FIXTURES_DIR).filter((f) => f.startsWith(`${plugin}-`) && f.endsWith(".json"))
+    : [];
+  if (names.length === 0) throw new Error(`no podman fixtures for ${plugin} in ${FIXTURES_DIR}`);
+  return names
     .sort()
     .map((name) => ({ name, fx: JSON.parse(readFileSync(join(FIXTURES_DIR, name), "utf8")) as Fixture }));
 }

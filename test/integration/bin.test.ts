@@ -1,3 +1,4 @@
+// rootless: needs no network namespace and no root (scripts/test.sh runs it for every user)
 /** The multi-call executables in dist/bin: dispatch by name, stubs for plugins not written yet. */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";

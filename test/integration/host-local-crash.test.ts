@@ -1,3 +1,4 @@
+// rootless: needs no network namespace and no root (scripts/test.sh runs it for every user)
 /**
  * host-local killed while it writes: strace's fault injection SIGKILLs the plugin at its k-th
  * write(2), for every k until an ADD gets through. A reservation is never seen empty, and DEL of

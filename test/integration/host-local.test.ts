@@ -1,3 +1,4 @@
+// rootless: needs no network namespace and no root (scripts/test.sh runs it for every user)
 /**
  * host-local through the real executables: concurrency, a dataDir shared with upstream's
  * host-local (same files, same flock), podman fixtures replayed, CHECK, GC, requested IPs.

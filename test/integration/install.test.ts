@@ -1,3 +1,4 @@
+// rootless: needs no network namespace and no root (scripts/test.sh runs it for every user)
 /**
  * `cni-nft install` through the shipped CLI, in temp dirs: atomic placement, ownership (a file it
  * did not install is refused, nothing changes), --force, updates of its own files, conflists with

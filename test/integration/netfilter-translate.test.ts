@@ -1,3 +1,4 @@
+// rootless: needs no network namespace and no root (scripts/test.sh runs it for every user)
 /**
  * `cni-nft translate` on a corpus of rule sets in the style of Docker, libvirt, kube-proxy's
  * iptables mode, Neutron's security groups and a host firewall: each translates without a

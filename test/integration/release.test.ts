@@ -1,3 +1,4 @@
+// rootless: needs no network namespace and no root (scripts/test.sh runs it for every user)
 /**
  * The release artifact (npm run release = build + scripts/release.ts): upstream's tarball layout
  * (flat, ./<plugin>), a sha256sum-checkable checksum file, same bytes on every run, and plugins

@@ -1,3 +1,4 @@
+// rootless: needs no network namespace and no root (scripts/test.sh runs it for every user)
 /** static IPAM through the real executable, compared with upstream's on the same inputs. */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";

@@ -22,6 +22,7 @@ import {
   requirePrevResult,
 } from "../../../src/cni/index.js";
 import { classifyMessage, systemRunner } from "../../../src/process/index.js";
+import { visit } from "jsonc-parser";
 import { parseMac, unicastMacProblem } from "../../../src/address/index.js";
 import { ipBatch } from "../../../src/netlink/ip.js";
 import { validNetnsPath } from "../../../src/netlink/veth.js";
@@ -83,74 +84,18 @@ interface Saved {
  * silently, so the raw text is scanned for the top-level `sysctl` object's keys.
  */
 export function duplicateSysctlKey(raw: string): string | undefined {
-  let i = 0;
-  const ws = (): void => {
-    while (i < raw.length && /\s/.test(raw[i]!)) i++;
-  };
-  const str = (): string => {
-    const start = i;
-    i++;
-    while (i < raw.length && raw[i] !== '"') i += raw[i] === "\\" ? 2 : 1;
-    i++;
-    return JSON.parse(raw.slice(start, i)) as string;
-  };
-  const skip = (): void => {
-    ws();
-    const ch = raw[i];
-    if (ch === '"') return void str();
-    if (ch === "{" || ch === "[") {
-      const close = ch === "{" ? "}" : "]";
-      i++;
-      ws();
-      while (raw[i] !== close && i < raw.length) {
-        if (ch === "{") {
-          ws();
-          str();
-          ws();
-          i++; // :
-        }
-        skip();
-        ws();
-        if (raw[i] === ",") i++;
-        ws();
-      }
-      i++;
-      return;
-    }
-    while (i < raw.length && !/[,}\]\s]/.test(raw[i]!)) i++;
-  };
-  ws();
-  if (raw[i] !== "{") return undefined;
-  i++;
-  for (;;) {
-    ws();
-    if (raw[i] !== '"') return undefined;
-    const key = str();
-    ws();
-    i++; // :
-    ws();
-    if (key === "sysctl" && raw[i] === "{") {
-      const seen = new Set<string>();
-      i++;
-      for (;;) {
-        ws();
-        if (raw[i] !== '"') break;
-        const k = str();
-        if (seen.has(k)) return k;
-        seen.add(k);
-        ws();
-        i++;
-        skip();
-        ws();
-        if (raw[i] === ",") i++;
-      }
-      return undefined;
-    }
-    skip();
-    ws();
-    if (raw[i] !== ",") return undefined;
-    i++;
-  }
+  const seen = new Set<string>();
+  let duplicate: string | undefined;
+  visit(raw, {
+    onObjectProperty(key, _offset, _length, _line, _column, path) {
+      if (duplicate !== undefined) return;
+      const where = path();
+      if (where.length !== 1 || where[0] !== "sysctl") return;
+      if (seen.has(key)) duplicate = key;
+      seen.add(key);
+    },
+  });
+  return duplicate;
 }
 
 function canonicalMac(mac: string): string {

@@ -34,7 +34,11 @@ test("a missing program is a not-found failure, whether started directly or by a
     isProcessError(e, "not-found"),
   );
   await assert.rejects(
-    runChecked(real, { argv: ["sh", "-c", "exec cni-nft-no-such-program"] }),
+    runChecked(real, {
+      argv: ["sh", "-c", "exec cni-nft-no-such-program"],
+      // a PATH directory the user cannot search makes the shell say "Permission denied" (126)
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+    }),
     (e: unknown) => isProcessError(e, "not-found"),
   );
 });
