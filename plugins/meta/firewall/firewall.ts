@@ -9,44 +9,38 @@
 import {
   CniError,
   ErrorCode,
+  attachmentOf,
   definePlugin,
+  requirePrevResult,
   type CmdArgs,
   type Result,
-  requirePrevResult,
 } from "../../../src/cni/index.js";
-import { onPath } from "../../../src/iptables/iptables.js";
 import {
-  familyOf,
-  firewallConf,
-  schema,
+  backendNamed,
+  chooseBackend,
+  gcEverywhere,
+  removeEverywhere,
+  systemHost,
   type BackendName,
-  type FirewallBackend,
-  type FirewallConf,
+  type Host,
+} from "../../../src/hoststate/index.js";
+import {
+  firewallSpec,
+  isolationOf,
+  schema,
   type FirewallNetConf,
+  type FirewallSpec,
+  type IsolationSpec,
 } from "./firewall_backend.js";
-import { IptablesFirewall } from "./firewall_iptables.js";
-import { FirewalldFirewall, isFirewalldRunning } from "./firewall_firewalld.js";
-import { NftablesFirewall } from "./firewall_nftables.js";
+import { firewallBackends, isolationBackends } from "./backends.js";
+import { isFirewalldRunning } from "./firewall_firewalld.js";
 
-function backendOf(name: BackendName): FirewallBackend {
-  if (name === "firewalld") return new FirewalldFirewall();
-  if (name === "nftables") return new NftablesFirewall();
-  return new IptablesFirewall();
+/** Upstream's choice for an empty backend: firewalld when it runs, else the host's default. */
+function backendFor(config: FirewallNetConf, host: Host): Promise<BackendName> {
+  return chooseBackend(config.backend || undefined, host.tools, { firewalldRunning: isFirewalldRunning });
 }
 
-/** Upstream's choice for an empty backend: firewalld when it runs, else iptables; nftables when only nft is there. */
-async function chooseBackend(config: FirewallNetConf): Promise<BackendName> {
-  if (config.backend) return config.backend;
-  if (await isFirewalldRunning()) return "firewalld";
-  if (!onPath("iptables-restore") && onPath("nft")) return "nftables";
-  return "iptables";
-}
-
-function prevOrFail(args: CmdArgs<FirewallNetConf>): Result {
-  return requirePrevResult(args);
-}
-
-function needBridge(conf: FirewallConf): void {
+function needBridge(conf: FirewallSpec): void {
   if (conf.ingressPolicy !== "open" && !conf.bridge)
     throw new CniError(
       ErrorCode.InvalidNetworkConfig,
@@ -55,35 +49,26 @@ function needBridge(conf: FirewallConf): void {
 }
 
 /** firewalld has no notion of bridge isolation: as upstream, iptables does it (nftables without iptables). */
-function isolationFor(conf: FirewallConf): IptablesFirewall | NftablesFirewall {
-  return onPath(conf.addresses.some((a) => familyOf(a) === 6) ? "ip6tables-restore" : "iptables-restore") ||
-    !onPath("nft")
-    ? new IptablesFirewall()
-    : new NftablesFirewall();
-}
-
-function families(conf: FirewallConf): Array<4 | 6> {
-  return ([4, 6] as const).filter((f) => conf.addresses.some((a) => familyOf(a) === f));
+function isolationBackend(host: Host, s: IsolationSpec): ReturnType<typeof isolationBackends>[number] {
+  const restore = s.families.includes(6) ? "ip6tables-restore" : "iptables-restore";
+  const name = host.tools.has(restore) || !host.tools.has("nft") ? "iptables" : "nftables";
+  return backendNamed(isolationBackends(host), name);
 }
 
 function wrap(e: unknown): CniError {
   return e instanceof CniError ? e : new CniError(ErrorCode.Internal, (e as Error).message);
 }
 
-async function cmdAdd(args: CmdArgs<FirewallNetConf>): Promise<Result> {
-  const prev = prevOrFail(args);
-  const conf = firewallConf(args, prev);
-  needBridge(conf);
-  const name = await chooseBackend(args.config);
+async function cmdAdd(args: CmdArgs<FirewallNetConf>, host: Host = systemHost()): Promise<Result> {
+  const prev = requirePrevResult(args);
+  const spec = firewallSpec(args, prev);
+  needBridge(spec);
+  const name = await backendFor(args.config, host);
+  const a = attachmentOf(args);
   try {
-    await backendOf(name).add(conf);
-    if (name === "firewalld" && conf.ingressPolicy !== "open" && conf.bridge)
-      await isolationFor(conf).setupIsolation(
-        conf.bridge,
-        conf.ingressPolicy === "isolated",
-        families(conf),
-        conf.mark,
-      );
+    await backendNamed(firewallBackends(host), name).setUp(a, spec);
+    const isolation = isolationOf(spec);
+    if (name === "firewalld" && isolation) await isolationBackend(host, isolation).setUp(a, isolation);
   } catch (e) {
     throw wrap(e);
   }
@@ -91,40 +76,35 @@ async function cmdAdd(args: CmdArgs<FirewallNetConf>): Promise<Result> {
 }
 
 /**
- * DEL needs no prevResult for the nftables backend (elements carry their owner); the iptables and
- * firewalld backends, like upstream's, remove the addresses prevResult names. Isolation rules stay
- * (upstream's choice too: the bridge may still have other containers). The nftables elements of
- * this container are removed whatever the backend, so a change of backend leaves nothing behind.
+ * Every backend present, so a change of backend leaves nothing behind; firewalld only when it is
+ * the one in use (asking D-Bus whether it runs costs a process). DEL needs no prevResult for the
+ * nftables backend (elements carry their owner); the iptables and firewalld backends, like
+ * upstream's, remove the addresses prevResult names. Isolation stays (upstream's choice too: the
+ * bridge may still have other containers).
  */
-async function cmdDel(args: CmdArgs<FirewallNetConf>): Promise<void> {
-  const conf = firewallConf(args, args.prevResult);
-  const name = await chooseBackend(args.config);
+async function cmdDel(args: CmdArgs<FirewallNetConf>, host: Host = systemHost()): Promise<void> {
+  const spec = firewallSpec(args, args.prevResult);
+  const name = await backendFor(args.config, host);
+  const backends = firewallBackends(host).filter((b) => b.name !== "firewalld" || name === "firewalld");
   try {
-    await backendOf(name).del(conf);
-    if (name !== "nftables" && onPath("nft")) await new NftablesFirewall().del(conf);
-    if (name === "nftables" && conf.addresses.length && onPath("iptables-save"))
-      await new IptablesFirewall().del(conf);
+    await removeEverywhere(backends, attachmentOf(args), spec);
   } catch (e) {
     throw wrap(e);
   }
 }
 
-async function cmdCheck(args: CmdArgs<FirewallNetConf>): Promise<void> {
-  const prev = prevOrFail(args);
-  const conf = firewallConf(args, prev);
-  needBridge(conf);
-  const name = await chooseBackend(args.config);
+async function cmdCheck(args: CmdArgs<FirewallNetConf>, host: Host = systemHost()): Promise<void> {
+  const prev = requirePrevResult(args);
+  const spec: FirewallSpec = firewallSpec(args, prev);
+  needBridge(spec);
+  const name = await backendFor(args.config, host);
+  const a = attachmentOf(args);
   let missing: string[];
   try {
-    missing = await backendOf(name).check(conf);
-    if (name === "firewalld" && conf.ingressPolicy !== "open" && conf.bridge)
-      missing.push(
-        ...(await isolationFor(conf).checkIsolation(
-          conf.bridge,
-          conf.ingressPolicy === "isolated",
-          families(conf),
-        )),
-      );
+    missing = await backendNamed(firewallBackends(host), name).check(a, spec);
+    const isolation = isolationOf(spec);
+    if (name === "firewalld" && isolation)
+      missing.push(...(await isolationBackend(host, isolation).check(a, isolation)));
   } catch (e) {
     throw wrap(e);
   }
@@ -134,25 +114,26 @@ async function cmdCheck(args: CmdArgs<FirewallNetConf>): Promise<void> {
 
 export const plugin = definePlugin<FirewallNetConf>(
   {
-    add: cmdAdd,
-    del: cmdDel,
-    check: cmdCheck,
+    add: (args) => cmdAdd(args),
+    del: (args) => cmdDel(args),
+    check: (args) => cmdCheck(args),
     async gc(args) {
       // Only the nftables backend records owners; upstream's layouts cannot tell stale entries.
-      if (!onPath("nft")) return;
-      const valid = args.validAttachments;
-      await new NftablesFirewall().gc(args.config.name, valid).catch((e: unknown) => {
+      const host = systemHost();
+      const backends = firewallBackends(host).filter((b) => b.name !== "firewalld");
+      await gcEverywhere(backends, args.config.name, args.validAttachments).catch((e: unknown) => {
         throw wrap(e);
       });
     },
     async status(args) {
-      const name = await chooseBackend(args.config);
+      const host = systemHost();
+      const name = await backendFor(args.config, host);
       const need = {
         iptables: ["iptables-restore", "iptables-save"],
         nftables: ["nft"],
         firewalld: ["dbus-send"],
       }[name];
-      const missing = need.filter((t) => !onPath(t));
+      const missing = need.filter((t) => !host.tools.has(t));
       if (missing.length)
         throw new CniError(
           ErrorCode.PluginNotAvailable,

@@ -1,10 +1,12 @@
 /**
- * What the firewall plugin's backends share: the parsed config, one container's instance, and the
- * interface every backend (iptables, firewalld, nftables) implements.
+ * What the firewall plugin's backends share: the parsed config and the specs they take (the
+ * attachment's accept rules; the bridge's isolation). Every backend implements the host-state
+ * contract (src/hoststate).
  */
 import * as v from "valibot";
+import type { Attachment } from "../../../src/cni/attachment.js";
 import { CniError, ErrorCode, netConf, type CmdArgs, type Result } from "../../../src/cni/index.js";
-import { hostPrefix } from "../../../src/address/index.js";
+import { familyOf, hostPrefix } from "../../../src/address/index.js";
 
 export type BackendName = "iptables" | "firewalld" | "nftables";
 export type IngressPolicy = "open" | "same-bridge" | "isolated";
@@ -56,14 +58,8 @@ export const schema = netConf({
 });
 export type FirewallNetConf = v.InferOutput<typeof schema>;
 
-/** One container as the backends see it. */
-export interface Instance {
-  network: string;
-  containerId: string;
-  ifname: string;
-}
-
-export interface FirewallConf extends Instance {
+/** What one attachment needs let through: the backends' spec (src/hoststate). */
+export interface FirewallSpec {
   /** The container's addresses as host prefixes, `10.88.0.5/32`, `fd00::5/128`, from prevResult. */
   addresses: string[];
   adminChain: string;
@@ -74,20 +70,23 @@ export interface FirewallConf extends Instance {
   mark: number;
 }
 
-export interface FirewallBackend {
-  readonly name: BackendName;
-  add(c: FirewallConf): Promise<void>;
-  del(c: FirewallConf): Promise<void>;
-  /** What is missing, or an empty list. */
-  check(c: FirewallConf): Promise<string[]>;
-  /** Removes what belongs to containers of `network` not in `valid`, where the backend can tell. */
-  gc(network: string, valid: Array<{ containerId: string; ifname: string }>): Promise<void>;
+/** A spec with the attachment it is for. */
+export type FirewallConf = Attachment & FirewallSpec;
+
+/** Bridge isolation for same-bridge and isolated: the bridge's, kept when a container goes. */
+export interface IsolationSpec {
+  bridge: string;
+  isolated: boolean;
+  families: Array<4 | 6>;
+  /** nftables: the accept mark of the table's forward rules. */
+  mark: number;
 }
 
-/** Bridge isolation for same-bridge and isolated, kept apart from the accept rules. */
-export interface IsolationBackend {
-  setupIsolation(bridge: string, isolated: boolean, families: Array<4 | 6>, mark: number): Promise<void>;
-  checkIsolation(bridge: string, isolated: boolean, families: Array<4 | 6>): Promise<string[]>;
+/** The isolation an attachment's spec asks for, if any. */
+export function isolationOf(spec: FirewallSpec): IsolationSpec | undefined {
+  if (spec.ingressPolicy === "open" || !spec.bridge) return undefined;
+  const families = ([4, 6] as const).filter((f) => spec.addresses.some((a) => familyOf(a) === f));
+  return { bridge: spec.bridge, isolated: spec.ingressPolicy === "isolated", families, mark: spec.mark };
 }
 
 /** Host prefixes (`10.88.0.5/32`) in the canonical form iptables-save prints, and their family. */
@@ -98,13 +97,10 @@ export function validBridgeName(name: string): boolean {
   return /^[A-Za-z0-9_.:@+-]{1,15}$/.test(name) && name !== "." && name !== "..";
 }
 
-export function firewallConf(args: CmdArgs<FirewallNetConf>, prev: Result | undefined): FirewallConf {
+export function firewallSpec(args: CmdArgs<FirewallNetConf>, prev: Result | undefined): FirewallSpec {
   const c = args.config;
   const ingressPolicy: IngressPolicy = c.ingressPolicy === "" ? "open" : c.ingressPolicy;
-  const conf: FirewallConf = {
-    network: c.name,
-    containerId: args.containerId,
-    ifname: args.ifname,
+  const conf: FirewallSpec = {
     addresses: (prev?.ips ?? []).map((ip) => hostPrefix(ip.address)),
     adminChain: c.iptablesAdminChainName || "CNI-ADMIN",
     zone: c.firewalldZone || "trusted",

@@ -7,7 +7,9 @@
 import { CniError, ErrorCode } from "../../../src/cni/index.js";
 import { systemRunner } from "../../../src/process/index.js";
 import { onPath } from "../../../src/iptables/iptables.js";
-import type { FirewallBackend, FirewallConf } from "./firewall_backend.js";
+import type { Attachment } from "../../../src/cni/attachment.js";
+import { NO_EFFECTS, type Effects, type HostStateBackend } from "../../../src/hoststate/index.js";
+import type { FirewallSpec } from "./firewall_backend.js";
 
 const FIREWALLD = "org.fedoraproject.FirewallD1";
 const FIREWALLD_PATH = "/org/fedoraproject/FirewallD1";
@@ -65,11 +67,17 @@ async function requireRunning(): Promise<void> {
     );
 }
 
-export class FirewalldFirewall implements FirewallBackend {
+export class FirewalldFirewall implements HostStateBackend<FirewallSpec> {
+  readonly component = "firewall";
   readonly name = "firewalld";
 
-  async add(conf: FirewallConf): Promise<void> {
-    if (conf.addresses.length === 0) return;
+  /** As upstream: present when firewalld runs (one dbus-send). */
+  present(): Promise<boolean> {
+    return isFirewalldRunning();
+  }
+
+  async setUp(_a: Attachment, conf: FirewallSpec): Promise<Effects> {
+    if (conf.addresses.length === 0) return NO_EFFECTS;
     await requireRunning();
     for (const ip of conf.addresses) {
       const r = await zoneCall("addSource", conf.zone, ip);
@@ -79,15 +87,17 @@ export class FirewalldFirewall implements FirewallBackend {
           `failed to add the address ${ip} to ${conf.zone} zone: ${r.error}`,
         );
     }
+    return NO_EFFECTS;
   }
 
   /** As upstream, errors are ignored: the source may be gone already, or firewalld restarted. */
-  async del(conf: FirewallConf): Promise<void> {
-    if (conf.addresses.length === 0 || !(await isFirewalldRunning())) return;
+  async remove(_a: Attachment, conf?: FirewallSpec): Promise<Effects> {
+    if (!conf || conf.addresses.length === 0 || !(await isFirewalldRunning())) return NO_EFFECTS;
     for (const ip of conf.addresses) await zoneCall("removeSource", conf.zone, ip);
+    return NO_EFFECTS;
   }
 
-  async check(conf: FirewallConf): Promise<string[]> {
+  async check(_a: Attachment, conf: FirewallSpec): Promise<string[]> {
     if (conf.addresses.length === 0) return [];
     await requireRunning();
     const missing: string[] = [];
@@ -99,7 +109,7 @@ export class FirewalldFirewall implements FirewallBackend {
   }
 
   /** firewalld sources carry no container identity; nothing to collect. */
-  gc(): Promise<void> {
-    return Promise.resolve();
+  gc(): Promise<Effects> {
+    return Promise.resolve(NO_EFFECTS);
   }
 }

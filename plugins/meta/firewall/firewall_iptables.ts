@@ -14,23 +14,18 @@
  * input, because declaring an existing chain there flushes it (the admin chain is the operator's).
  * Our own calls are serialised by a lock file so concurrent ADDs do not append a rule twice.
  */
-import { withFlock, CniError, ErrorCode } from "../../../src/cni/index.js";
-import { classifyMessage, systemRunner } from "../../../src/process/index.js";
+import { withFlock } from "../../../src/cni/index.js";
+import type { Attachment } from "../../../src/cni/attachment.js";
+import { NO_EFFECTS, type Effects, type HostStateBackend } from "../../../src/hoststate/index.js";
 import {
   deleteLine,
-  onPath,
+  insertFirst,
   quoteArg,
-  restoreTable,
-  saveTable,
   type IpFamily,
+  type IptablesRunner,
   type SavedTable,
 } from "../../../src/iptables/iptables.js";
-import {
-  familyOf,
-  type FirewallBackend,
-  type FirewallConf,
-  type IsolationBackend,
-} from "./firewall_backend.js";
+import { familyOf, isolationOf, type FirewallSpec, type IsolationSpec } from "./firewall_backend.js";
 
 export const PRIV_CHAIN = "CNI-FORWARD";
 export const STAGE1 = "CNI-ISOLATION-STAGE-1";
@@ -59,50 +54,90 @@ export const rules = {
   stage2Return: `-A ${STAGE2} ${c("CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)")} -j RETURN`,
 };
 
-/** `-A CHAIN spec` → `-I CHAIN 1 spec`. */
-const insertFirst = (saved: string): string => {
-  const [, chain, spec] = /^-A (\S+) (.*)$/.exec(saved)!;
-  return `-I ${chain} 1 ${spec}`;
-};
-
-function available(family: IpFamily): boolean {
-  return onPath(family === 4 ? "iptables-restore" : "ip6tables-restore");
-}
-
-function familiesOf(c: FirewallConf): IpFamily[] {
+function familiesOf(c: FirewallSpec): IpFamily[] {
   return ([4, 6] as const).filter((f) => c.addresses.some((a) => familyOf(a) === f));
 }
 
-async function ensureChains(family: IpFamily, saved: SavedTable, chains: string[]): Promise<void> {
-  const tool = family === 4 ? "iptables" : "ip6tables";
-  for (const chain of chains) {
-    if (saved.chains.has(chain)) continue;
-    const r = await systemRunner.run({ argv: [tool, "-w", "-t", "filter", "-N", chain] });
-    if (r.code !== 0 && classifyMessage(r.stderr) !== "exists")
-      throw new CniError(ErrorCode.Internal, `${tool} -N ${chain}: ${r.stderr.trim()}`);
-    saved.chains.add(chain);
+/** Rules for one bridge's isolation: inserted at the top (the drop of `isolated` ends up first, as upstream), then appended. */
+function isolationRules(bridge: string, isolated: boolean): { first: string[]; last: string[] } {
+  return {
+    first: [
+      rules.stage1Bridge(bridge, isolated),
+      ...(isolated ? [rules.stage1Drop(bridge)] : []),
+      rules.stage2Drop(bridge),
+    ],
+    last: [rules.stage1Return, rules.stage2Return],
+  };
+}
+
+/**
+ * Upstream's iptables layout, through an iptables runner. Each change is one read and one
+ * restore under our lock; chains are created with `iptables -N`, never declared in restore
+ * input, because declaring an existing chain there flushes it (the admin chain is the operator's).
+ */
+class FilterTable {
+  constructor(readonly ipt: IptablesRunner) {}
+
+  async ensureChains(family: IpFamily, saved: SavedTable, chains: string[]): Promise<void> {
+    for (const chain of chains) {
+      if (saved.chains.has(chain)) continue;
+      await this.ipt.newChain(family, "filter", chain);
+      saved.chains.add(chain);
+    }
+  }
+
+  /** One read and one restore under our lock: `plan` returns the lines to apply. */
+  async change(family: IpFamily, plan: (saved: SavedTable) => Promise<string[]> | string[]): Promise<void> {
+    await withFlock(LOCK_FILE, async () => {
+      const saved = await this.ipt.save(family, "filter");
+      await this.ipt.restore(family, "filter", await plan(saved));
+    });
+  }
+
+  async setUpIsolation(s: IsolationSpec): Promise<void> {
+    for (const family of s.families)
+      await this.change(family, async (saved) => {
+        await this.ensureChains(family, saved, [STAGE1, STAGE2]);
+        const have = new Set(saved.rules);
+        const { first, last } = isolationRules(s.bridge, s.isolated);
+        const lines: string[] = [];
+        if (!have.has(rules.isolationJump)) lines.push(insertFirst(rules.isolationJump));
+        for (const r of first) if (!have.has(r)) lines.push(insertFirst(r));
+        for (const r of last) if (!have.has(r)) lines.push(r);
+        return lines;
+      });
+  }
+
+  async checkIsolation(s: IsolationSpec): Promise<string[]> {
+    const missing: string[] = [];
+    for (const family of s.families) {
+      const saved = await this.ipt.save(family, "filter");
+      const have = new Set(saved.rules);
+      const { first, last } = isolationRules(s.bridge, s.isolated);
+      for (const r of [rules.isolationJump, ...first, ...last])
+        if (!have.has(r)) missing.push(`${family === 4 ? "iptables" : "ip6tables"} rule ${r}`);
+    }
+    return missing;
   }
 }
 
-/** One read and one restore under our lock: `plan` returns the lines to apply. */
-async function change(
-  family: IpFamily,
-  plan: (saved: SavedTable) => Promise<string[]> | string[],
-): Promise<void> {
-  await withFlock(LOCK_FILE, async () => {
-    const saved = await saveTable(family, "filter");
-    await restoreTable(family, "filter", await plan(saved));
-  });
-}
-
-export class IptablesFirewall implements FirewallBackend, IsolationBackend {
+export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
+  readonly component = "firewall";
   readonly name = "iptables";
+  private readonly filter: FilterTable;
+  constructor(private readonly ipt: IptablesRunner) {
+    this.filter = new FilterTable(ipt);
+  }
 
-  async add(conf: FirewallConf): Promise<void> {
+  present(): boolean {
+    return this.ipt.available(4);
+  }
+
+  async setUp(_a: Attachment, conf: FirewallSpec): Promise<Effects> {
     for (const family of familiesOf(conf)) {
       const mine = conf.addresses.filter((a) => familyOf(a) === family).flatMap(rules.perAddress);
-      await change(family, async (saved) => {
-        await ensureChains(family, saved, [PRIV_CHAIN, conf.adminChain]);
+      await this.filter.change(family, async (saved) => {
+        await this.filter.ensureChains(family, saved, [PRIV_CHAIN, conf.adminChain]);
         const have = new Set(saved.rules);
         const lines: string[] = [];
         if (!have.has(rules.forwardJump)) lines.push(insertFirst(rules.forwardJump));
@@ -112,21 +147,25 @@ export class IptablesFirewall implements FirewallBackend, IsolationBackend {
         return lines;
       });
     }
-    if (conf.ingressPolicy !== "open" && conf.bridge)
-      await this.setupIsolation(conf.bridge, conf.ingressPolicy === "isolated", familiesOf(conf));
+    const isolation = isolationOf(conf);
+    if (isolation) await this.filter.setUpIsolation(isolation);
+    return NO_EFFECTS;
   }
 
-  async del(conf: FirewallConf): Promise<void> {
-    for (const family of familiesOf(conf).filter(available)) {
+  /** As upstream: the accept rules of the addresses prevResult names (they carry no owner). */
+  async remove(_a: Attachment, conf?: FirewallSpec): Promise<Effects> {
+    if (!conf) return NO_EFFECTS;
+    for (const family of familiesOf(conf).filter((f) => this.ipt.available(f))) {
       const mine = new Set(conf.addresses.filter((a) => familyOf(a) === family).flatMap(rules.perAddress));
-      await change(family, (saved) => saved.rules.filter((r) => mine.has(r)).map(deleteLine));
+      await this.filter.change(family, (saved) => saved.rules.filter((r) => mine.has(r)).map(deleteLine));
     }
+    return NO_EFFECTS;
   }
 
-  async check(conf: FirewallConf): Promise<string[]> {
+  async check(_a: Attachment, conf: FirewallSpec): Promise<string[]> {
     const missing: string[] = [];
     for (const family of familiesOf(conf)) {
-      const saved = await saveTable(family, "filter");
+      const saved = await this.ipt.save(family, "filter");
       const v = family === 4 ? "iptables" : "ip6tables";
       for (const chain of [PRIV_CHAIN, conf.adminChain])
         if (!saved.chains.has(chain)) missing.push(`${v} chain ${chain}`);
@@ -138,58 +177,47 @@ export class IptablesFirewall implements FirewallBackend, IsolationBackend {
       ];
       for (const r of want) if (!have.has(r)) missing.push(`${v} rule ${r}`);
     }
-    if (conf.ingressPolicy !== "open" && conf.bridge)
-      missing.push(
-        ...(await this.checkIsolation(conf.bridge, conf.ingressPolicy === "isolated", familiesOf(conf))),
-      );
+    const isolation = isolationOf(conf);
+    if (isolation) missing.push(...(await this.filter.checkIsolation(isolation)));
     return missing;
   }
 
   /** The accept rules carry no container identity (upstream's layout), so there is nothing to collect. */
-  gc(): Promise<void> {
-    return Promise.resolve();
+  gc(): Promise<Effects> {
+    return Promise.resolve(NO_EFFECTS);
+  }
+}
+
+/**
+ * Bridge isolation alone, for the firewalld backend (firewalld has no notion of it; as upstream,
+ * iptables does it). The bridge's rules stay when a container goes: other containers may use it.
+ */
+export class IptablesIsolation implements HostStateBackend<IsolationSpec> {
+  readonly component = "isolation";
+  readonly name = "iptables";
+  private readonly filter: FilterTable;
+  constructor(private readonly ipt: IptablesRunner) {
+    this.filter = new FilterTable(ipt);
   }
 
-  isolationRules(bridge: string, isolated: boolean): { first: string[]; last: string[] } {
-    return {
-      // Inserted at the top (in this order, so the drop of `isolated` ends up first, as upstream).
-      first: [
-        rules.stage1Bridge(bridge, isolated),
-        ...(isolated ? [rules.stage1Drop(bridge)] : []),
-        rules.stage2Drop(bridge),
-      ],
-      last: [rules.stage1Return, rules.stage2Return],
-    };
+  present(): boolean {
+    return this.ipt.available(4);
   }
 
-  async setupIsolation(
-    bridge: string,
-    isolated: boolean,
-    families: IpFamily[],
-    _mark?: number,
-  ): Promise<void> {
-    for (const family of families)
-      await change(family, async (saved) => {
-        await ensureChains(family, saved, [STAGE1, STAGE2]);
-        const have = new Set(saved.rules);
-        const { first, last } = this.isolationRules(bridge, isolated);
-        const lines: string[] = [];
-        if (!have.has(rules.isolationJump)) lines.push(insertFirst(rules.isolationJump));
-        for (const r of first) if (!have.has(r)) lines.push(insertFirst(r));
-        for (const r of last) if (!have.has(r)) lines.push(r);
-        return lines;
-      });
+  async setUp(_a: Attachment, s: IsolationSpec): Promise<Effects> {
+    await this.filter.setUpIsolation(s);
+    return NO_EFFECTS;
   }
 
-  async checkIsolation(bridge: string, isolated: boolean, families: IpFamily[]): Promise<string[]> {
-    const missing: string[] = [];
-    for (const family of families) {
-      const saved = await saveTable(family, "filter");
-      const have = new Set(saved.rules);
-      const { first, last } = this.isolationRules(bridge, isolated);
-      for (const r of [rules.isolationJump, ...first, ...last])
-        if (!have.has(r)) missing.push(`${family === 4 ? "iptables" : "ip6tables"} rule ${r}`);
-    }
-    return missing;
+  check(_a: Attachment, s: IsolationSpec): Promise<string[]> {
+    return this.filter.checkIsolation(s);
+  }
+
+  remove(): Promise<Effects> {
+    return Promise.resolve(NO_EFFECTS);
+  }
+
+  gc(): Promise<Effects> {
+    return Promise.resolve(NO_EFFECTS);
   }
 }

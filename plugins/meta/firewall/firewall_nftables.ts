@@ -21,28 +21,23 @@
  * firewall) can accept on; the priority puts this chain before chains at the standard filter
  * priority, so the mark is set when theirs runs. See docs/firewall.md.
  */
-import { CniError, ErrorCode, withFlock } from "../../../src/cni/index.js";
+import { withFlock } from "../../../src/cni/index.js";
+import { nftOwnerComment, nftOwnerHash, staleOwner, type Attachment } from "../../../src/cni/attachment.js";
 import {
-  NFTables,
+  NO_EFFECTS,
+  type Effects,
+  type HostStateBackend,
+  type HostTools,
+} from "../../../src/hoststate/index.js";
+import {
   applyWithSkeleton,
   ifname,
   isNotFound,
   type Element,
+  type Interface,
   type Transaction,
 } from "../../../src/nftables/index.js";
-import {
-  nftNetworkHash,
-  nftOwnerComment as nftComment,
-  nftOwnerHash as nftInstanceHash,
-} from "../../../src/cni/attachment.js";
-import {
-  DEFAULT_NFT_MARK,
-  familyOf,
-  type FirewallBackend,
-  type FirewallConf,
-  type Instance,
-  type IsolationBackend,
-} from "./firewall_backend.js";
+import { familyOf, isolationOf, type FirewallSpec, type IsolationSpec } from "./firewall_backend.js";
 
 export const NFT_TABLE = "cni_nft_firewall";
 export const NFT_PRIORITY = "filter - 10";
@@ -57,13 +52,17 @@ export function markHex(mark: number): string {
   return `0x${mark.toString(16).padStart(8, "0")}`;
 }
 
-export class NftablesFirewall implements FirewallBackend, IsolationBackend {
+export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
+  readonly component = "firewall";
   readonly name = "nftables";
-  readonly nft: NFTables;
-  private readonly exec: { netns?: string };
-  constructor(opts: { netns?: string } = {}) {
-    this.nft = new NFTables({ family: "inet", table: NFT_TABLE, ...opts });
-    this.exec = { ...opts };
+  /** `nft`: the Interface of table inet cni_nft_firewall. */
+  constructor(
+    readonly nft: Interface,
+    private readonly tools: HostTools,
+  ) {}
+
+  present(): boolean {
+    return this.tools.has("nft");
   }
 
   /** The table, its chains and sets, and the forward chain's rules (rewritten: it is ours). */
@@ -130,8 +129,9 @@ export class NftablesFirewall implements FirewallBackend, IsolationBackend {
     }
   }
 
-  async add(conf: FirewallConf): Promise<void> {
-    const comment = nftComment(conf);
+  async setUp(a: Attachment, conf: FirewallSpec): Promise<Effects> {
+    const comment = nftOwnerComment(a);
+    const isolation = isolationOf(conf);
     const build = (skeleton: boolean): Transaction => {
       const tx = this.nft.newTransaction();
       if (skeleton) this.base(tx, conf.mark);
@@ -143,14 +143,14 @@ export class NftablesFirewall implements FirewallBackend, IsolationBackend {
         tx.destroy({ kind: "element", set, key });
         tx.add({ kind: "element", set, key, comment });
       }
-      if (conf.ingressPolicy !== "open" && conf.bridge)
-        this.isolationElements(tx, conf.bridge, conf.ingressPolicy === "isolated");
+      if (isolation) this.isolationElements(tx, isolation);
       return tx;
     };
     // The table and its rules are rewritten only when missing or made for another mark.
     await withFlock(NFT_LOCK_FILE, () =>
       applyWithSkeleton(this.nft, { fast: [build(false)], full: [build(true)] }),
     );
+    return NO_EFFECTS;
   }
 
   private async owned(match: (comment: string) => boolean): Promise<Element[]> {
@@ -166,7 +166,7 @@ export class NftablesFirewall implements FirewallBackend, IsolationBackend {
     return out;
   }
 
-  private async remove(match: (comment: string) => boolean): Promise<void> {
+  private async removeOwned(match: (comment: string) => boolean): Promise<void> {
     await withFlock(NFT_LOCK_FILE, async () => {
       const gone = await this.owned(match);
       if (gone.length === 0) return;
@@ -176,19 +176,19 @@ export class NftablesFirewall implements FirewallBackend, IsolationBackend {
     });
   }
 
-  /** Needs no prevResult: the elements are found by the instance's comment. */
-  del(i: Instance): Promise<void> {
-    const hash = nftInstanceHash(i);
-    return this.remove((c) => c.startsWith(hash));
+  /** Needs no prevResult: the elements are found by the attachment's comment. */
+  async remove(a: Attachment): Promise<Effects> {
+    const hash = nftOwnerHash(a);
+    await this.removeOwned((c) => c.startsWith(hash));
+    return NO_EFFECTS;
   }
 
-  gc(network: string, valid: Array<{ containerId: string; ifname: string }>): Promise<void> {
-    const keep = new Set(valid.map((a) => nftInstanceHash({ network, ...a })));
-    const net = nftNetworkHash(network);
-    return this.remove((c) => c.startsWith(net) && !keep.has(c.split(",")[0]!));
+  async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
+    await this.removeOwned(staleOwner(network, valid));
+    return NO_EFFECTS;
   }
 
-  async check(conf: FirewallConf): Promise<string[]> {
+  async check(a: Attachment, conf: FirewallSpec): Promise<string[]> {
     const missing: string[] = [];
     let chains: string[];
     try {
@@ -199,41 +199,36 @@ export class NftablesFirewall implements FirewallBackend, IsolationBackend {
     }
     for (const ch of ["forward", "admin", "isolation"])
       if (!chains.includes(ch)) missing.push(`chain ${ch} in table inet ${NFT_TABLE}`);
-    const comment = nftComment(conf);
+    const comment = nftOwnerComment(a);
     const mine = new Set((await this.owned((c) => c === comment)).map((e) => e.key[0]));
-    for (const a of conf.addresses) {
-      const ip = a.split("/")[0]!;
-      if (!mine.has(ip)) missing.push(`element ${ip} of set ${SETS[familyOf(a)]} in table inet ${NFT_TABLE}`);
+    for (const x of conf.addresses) {
+      const ip = x.split("/")[0]!;
+      if (!mine.has(ip)) missing.push(`element ${ip} of set ${SETS[familyOf(x)]} in table inet ${NFT_TABLE}`);
     }
     return missing;
   }
 
-  private isolationElements(tx: Transaction, bridge: string, isolated: boolean): void {
-    const b = ifname(bridge).text;
+  private isolationElements(tx: Transaction, s: IsolationSpec): void {
+    const b = ifname(s.bridge).text;
     tx.add({ kind: "element", set: "bridges", key: [b] });
     tx.add({ kind: "element", set: "bridge_pairs", key: [b, b] });
-    if (isolated) tx.add({ kind: "element", set: "isolated_pairs", key: [b, b] });
+    if (s.isolated) tx.add({ kind: "element", set: "isolated_pairs", key: [b, b] });
   }
 
-  /** For the firewalld backend on a host without iptables; add() does this itself. */
-  async setupIsolation(
-    bridge: string,
-    isolated: boolean,
-    _families: Array<4 | 6> = [],
-    mark = DEFAULT_NFT_MARK,
-  ): Promise<void> {
+  /** The table with the bridge's isolation, for the firewalld backend on a host without iptables. */
+  async setUpIsolation(s: IsolationSpec): Promise<void> {
     const tx = this.nft.newTransaction();
-    this.base(tx, mark);
-    this.isolationElements(tx, bridge, isolated);
+    this.base(tx, s.mark);
+    this.isolationElements(tx, s);
     await withFlock(NFT_LOCK_FILE, () => this.nft.run(tx));
   }
 
-  async checkIsolation(bridge: string, isolated: boolean): Promise<string[]> {
+  async checkIsolation(s: IsolationSpec): Promise<string[]> {
     const missing: string[] = [];
     const want: Array<[string, number]> = [
       ["bridges", 1],
       ["bridge_pairs", 2],
-      ...(isolated ? ([["isolated_pairs", 2]] as Array<[string, number]>) : []),
+      ...(s.isolated ? ([["isolated_pairs", 2]] as Array<[string, number]>) : []),
     ];
     for (const [set, n] of want) {
       let elems: Element[] = [];
@@ -242,13 +237,40 @@ export class NftablesFirewall implements FirewallBackend, IsolationBackend {
       } catch (e) {
         if (!isNotFound(e)) throw e;
       }
-      const ok = elems.some((e) => e.key.length === n && e.key.every((k) => k === bridge));
-      if (!ok) missing.push(`bridge ${bridge} in set ${set} of table inet ${NFT_TABLE}`);
+      const ok = elems.some((e) => e.key.length === n && e.key.every((k) => k === s.bridge));
+      if (!ok) missing.push(`bridge ${s.bridge} in set ${set} of table inet ${NFT_TABLE}`);
     }
     return missing;
   }
 }
 
-export function nftError(e: unknown): CniError {
-  return e instanceof CniError ? e : new CniError(ErrorCode.Internal, `nftables: ${(e as Error).message}`);
+/**
+ * Bridge isolation alone, for the firewalld backend where iptables is missing. The bridge's
+ * elements stay when a container goes: other containers may use it (upstream's choice too).
+ */
+export class NftablesIsolation implements HostStateBackend<IsolationSpec> {
+  readonly component = "isolation";
+  readonly name = "nftables";
+  constructor(private readonly table: NftablesFirewall) {}
+
+  present(): boolean {
+    return this.table.present();
+  }
+
+  async setUp(_a: Attachment, s: IsolationSpec): Promise<Effects> {
+    await this.table.setUpIsolation(s);
+    return NO_EFFECTS;
+  }
+
+  check(_a: Attachment, s: IsolationSpec): Promise<string[]> {
+    return this.table.checkIsolation(s);
+  }
+
+  remove(): Promise<Effects> {
+    return Promise.resolve(NO_EFFECTS);
+  }
+
+  gc(): Promise<Effects> {
+    return Promise.resolve(NO_EFFECTS);
+  }
 }

@@ -1,0 +1,25 @@
+/** The firewall plugin's backends over a host (src/hoststate): what the plugin and `cni-nft migrate` drive. */
+import type { Host, HostStateBackend } from "../../../src/hoststate/index.js";
+import type { FirewallSpec, IsolationSpec } from "./firewall_backend.js";
+import { FirewalldFirewall } from "./firewall_firewalld.js";
+import { IptablesFirewall, IptablesIsolation } from "./firewall_iptables.js";
+import { NFT_TABLE, NftablesFirewall, NftablesIsolation } from "./firewall_nftables.js";
+
+export { FirewalldFirewall, IptablesFirewall, IptablesIsolation, NftablesFirewall, NftablesIsolation };
+
+/** The accept rules of an attachment: iptables, nftables, firewalld. */
+export function firewallBackends(host: Host): HostStateBackend<FirewallSpec>[] {
+  return [
+    new IptablesFirewall(host.iptables),
+    new NftablesFirewall(host.nft("inet", NFT_TABLE), host.tools),
+    new FirewalldFirewall(),
+  ];
+}
+
+/** Bridge isolation on its own (the firewalld backend has none): iptables, nftables. */
+export function isolationBackends(host: Host): HostStateBackend<IsolationSpec>[] {
+  return [
+    new IptablesIsolation(host.iptables),
+    new NftablesIsolation(new NftablesFirewall(host.nft("inet", NFT_TABLE), host.tools)),
+  ];
+}

@@ -1,0 +1,392 @@
+/**
+ * The firewall plugin's iptables and nftables backends, and bridge isolation on its own (what the
+ * firewalld backend uses), without root: every step's host state compared with literal text.
+ * test/integration/firewall*.test.ts prove the same layouts on the kernel with real packets.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FakeHost } from "../../../src/hoststate/fake.js";
+import type { HostStateBackend } from "../../../src/hoststate/index.js";
+import { firewallBackends, isolationBackends } from "../../../plugins/meta/firewall/backends.js";
+import type { FirewallSpec } from "../../../plugins/meta/firewall/firewall_backend.js";
+import { NFT_TABLE } from "../../../plugins/meta/firewall/firewall_nftables.js";
+
+type Name = "iptables" | "nftables";
+const A = { network: "net1", containerId: "ctr1", ifname: "eth0" };
+const B = { network: "net1", containerId: "ctr2", ifname: "eth0" };
+/** Another network: a GC of net1 never touches it. */
+const C = { network: "net2", containerId: "ctr3", ifname: "eth0" };
+const BASE: FirewallSpec = {
+  addresses: [],
+  adminChain: "CNI-ADMIN",
+  zone: "trusted",
+  ingressPolicy: "open",
+  mark: 0x1000,
+};
+/** Dual stack, ingressPolicy open. */
+const SPEC_A: FirewallSpec = { ...BASE, addresses: ["10.88.0.5/32", "fd00::5/128"], bridge: "cni0" };
+const SPEC_B: FirewallSpec = {
+  ...BASE,
+  addresses: ["10.88.0.6/32"],
+  ingressPolicy: "same-bridge",
+  bridge: "cni0",
+};
+const SPEC_C: FirewallSpec = {
+  ...BASE,
+  addresses: ["10.99.0.7/32"],
+  ingressPolicy: "isolated",
+  bridge: "cni1",
+};
+
+async function threeAttached(name: Name): Promise<[FakeHost, HostStateBackend<FirewallSpec>]> {
+  const host = new FakeHost();
+  const b = firewallBackends(host).find((x) => x.name === name)!;
+  await b.setUp(A, SPEC_A);
+  await b.setUp(B, SPEC_B);
+  await b.setUp(C, SPEC_C);
+  return [host, b];
+}
+
+const NFTABLES_ADD = String.raw`add table inet cni_nft_firewall { comment "cni-nft firewall plugin: forward accept for containers, bridge isolation" ; }
+add counter inet cni_nft_firewall mark_0x00001000 { comment "the accept mark of the forward rules" ; }
+add chain inet cni_nft_firewall admin { comment "operator rules, never flushed by cni-nft" ; }
+add chain inet cni_nft_firewall forward { type filter hook forward priority -10 ; policy accept ; }
+add chain inet cni_nft_firewall isolation
+add set inet cni_nft_firewall bridge_pairs { type ifname . ifname ; }
+add set inet cni_nft_firewall bridges { type ifname ; comment "bridges with ingressPolicy same-bridge or isolated" ; }
+add set inet cni_nft_firewall containers4 { type ipv4_addr ; comment "container addresses (comment: owner)" ; }
+add set inet cni_nft_firewall containers6 { type ipv6_addr ; comment "container addresses (comment: owner)" ; }
+add set inet cni_nft_firewall isolated_pairs { type ifname . ifname ; }
+add rule inet cni_nft_firewall forward jump isolation
+add rule inet cni_nft_firewall forward jump admin
+add rule inet cni_nft_firewall forward ip daddr @containers4 ct state established,related meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall forward ip saddr @containers4 meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall forward ip6 daddr @containers6 ct state established,related meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall forward ip6 saddr @containers6 meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall isolation iifname . oifname @isolated_pairs drop
+add rule inet cni_nft_firewall isolation iifname . oifname @bridge_pairs return
+add rule inet cni_nft_firewall isolation iifname @bridges oifname @bridges drop
+add element inet cni_nft_firewall bridge_pairs { cni0 . cni0, cni1 . cni1 }
+add element inet cni_nft_firewall bridges { cni0, cni1 }
+add element inet cni_nft_firewall containers4 { 10.88.0.5 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 10.88.0.6 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 10.99.0.7 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" }
+add element inet cni_nft_firewall containers6 { fd00::5 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_firewall isolated_pairs { cni1 . cni1 }
+`;
+const NFTABLES_DEL = String.raw`add table inet cni_nft_firewall { comment "cni-nft firewall plugin: forward accept for containers, bridge isolation" ; }
+add counter inet cni_nft_firewall mark_0x00001000 { comment "the accept mark of the forward rules" ; }
+add chain inet cni_nft_firewall admin { comment "operator rules, never flushed by cni-nft" ; }
+add chain inet cni_nft_firewall forward { type filter hook forward priority -10 ; policy accept ; }
+add chain inet cni_nft_firewall isolation
+add set inet cni_nft_firewall bridge_pairs { type ifname . ifname ; }
+add set inet cni_nft_firewall bridges { type ifname ; comment "bridges with ingressPolicy same-bridge or isolated" ; }
+add set inet cni_nft_firewall containers4 { type ipv4_addr ; comment "container addresses (comment: owner)" ; }
+add set inet cni_nft_firewall containers6 { type ipv6_addr ; comment "container addresses (comment: owner)" ; }
+add set inet cni_nft_firewall isolated_pairs { type ifname . ifname ; }
+add rule inet cni_nft_firewall forward jump isolation
+add rule inet cni_nft_firewall forward jump admin
+add rule inet cni_nft_firewall forward ip daddr @containers4 ct state established,related meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall forward ip saddr @containers4 meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall forward ip6 daddr @containers6 ct state established,related meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall forward ip6 saddr @containers6 meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall isolation iifname . oifname @isolated_pairs drop
+add rule inet cni_nft_firewall isolation iifname . oifname @bridge_pairs return
+add rule inet cni_nft_firewall isolation iifname @bridges oifname @bridges drop
+add element inet cni_nft_firewall bridge_pairs { cni0 . cni0, cni1 . cni1 }
+add element inet cni_nft_firewall bridges { cni0, cni1 }
+add element inet cni_nft_firewall containers4 { 10.88.0.6 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 10.99.0.7 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" }
+add element inet cni_nft_firewall isolated_pairs { cni1 . cni1 }
+`;
+const NFTABLES_ISOLATION = String.raw`add table inet cni_nft_firewall { comment "cni-nft firewall plugin: forward accept for containers, bridge isolation" ; }
+add counter inet cni_nft_firewall mark_0x00001000 { comment "the accept mark of the forward rules" ; }
+add chain inet cni_nft_firewall admin { comment "operator rules, never flushed by cni-nft" ; }
+add chain inet cni_nft_firewall forward { type filter hook forward priority -10 ; policy accept ; }
+add chain inet cni_nft_firewall isolation
+add set inet cni_nft_firewall bridge_pairs { type ifname . ifname ; }
+add set inet cni_nft_firewall bridges { type ifname ; comment "bridges with ingressPolicy same-bridge or isolated" ; }
+add set inet cni_nft_firewall containers4 { type ipv4_addr ; comment "container addresses (comment: owner)" ; }
+add set inet cni_nft_firewall containers6 { type ipv6_addr ; comment "container addresses (comment: owner)" ; }
+add set inet cni_nft_firewall isolated_pairs { type ifname . ifname ; }
+add rule inet cni_nft_firewall forward jump isolation
+add rule inet cni_nft_firewall forward jump admin
+add rule inet cni_nft_firewall forward ip daddr @containers4 ct state established,related meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall forward ip saddr @containers4 meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall forward ip6 daddr @containers6 ct state established,related meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall forward ip6 saddr @containers6 meta mark set meta mark | 0x00001000 accept
+add rule inet cni_nft_firewall isolation iifname . oifname @isolated_pairs drop
+add rule inet cni_nft_firewall isolation iifname . oifname @bridge_pairs return
+add rule inet cni_nft_firewall isolation iifname @bridges oifname @bridges drop
+add element inet cni_nft_firewall bridge_pairs { cni0 . cni0 }
+add element inet cni_nft_firewall bridges { cni0 }
+add element inet cni_nft_firewall isolated_pairs { cni0 . cni0 }
+`;
+const IPTABLES_ADD = String.raw`# iptables
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:CNI-ADMIN - [0:0]
+:CNI-FORWARD - [0:0]
+:CNI-ISOLATION-STAGE-1 - [0:0]
+:CNI-ISOLATION-STAGE-2 - [0:0]
+-A FORWARD -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j CNI-ISOLATION-STAGE-1
+-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
+-A CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN
+-A CNI-FORWARD -d 10.88.0.5/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A CNI-FORWARD -s 10.88.0.5/32 -j ACCEPT
+-A CNI-FORWARD -d 10.88.0.6/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A CNI-FORWARD -s 10.88.0.6/32 -j ACCEPT
+-A CNI-FORWARD -d 10.99.0.7/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A CNI-FORWARD -s 10.99.0.7/32 -j ACCEPT
+-A CNI-ISOLATION-STAGE-1 -i cni1 -o cni1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j DROP
+-A CNI-ISOLATION-STAGE-1 -i cni1 ! -o cni1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j CNI-ISOLATION-STAGE-2
+-A CNI-ISOLATION-STAGE-1 -i cni0 ! -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j CNI-ISOLATION-STAGE-2
+-A CNI-ISOLATION-STAGE-1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
+-A CNI-ISOLATION-STAGE-2 -o cni1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j DROP
+-A CNI-ISOLATION-STAGE-2 -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j DROP
+-A CNI-ISOLATION-STAGE-2 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
+COMMIT
+# ip6tables
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:CNI-ADMIN - [0:0]
+:CNI-FORWARD - [0:0]
+-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
+-A CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN
+-A CNI-FORWARD -d fd00::5/128 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A CNI-FORWARD -s fd00::5/128 -j ACCEPT
+COMMIT
+`;
+const IPTABLES_DEL = String.raw`# iptables
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:CNI-ADMIN - [0:0]
+:CNI-FORWARD - [0:0]
+:CNI-ISOLATION-STAGE-1 - [0:0]
+:CNI-ISOLATION-STAGE-2 - [0:0]
+-A FORWARD -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j CNI-ISOLATION-STAGE-1
+-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
+-A CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN
+-A CNI-FORWARD -d 10.88.0.6/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A CNI-FORWARD -s 10.88.0.6/32 -j ACCEPT
+-A CNI-FORWARD -d 10.99.0.7/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A CNI-FORWARD -s 10.99.0.7/32 -j ACCEPT
+-A CNI-ISOLATION-STAGE-1 -i cni1 -o cni1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j DROP
+-A CNI-ISOLATION-STAGE-1 -i cni1 ! -o cni1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j CNI-ISOLATION-STAGE-2
+-A CNI-ISOLATION-STAGE-1 -i cni0 ! -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j CNI-ISOLATION-STAGE-2
+-A CNI-ISOLATION-STAGE-1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
+-A CNI-ISOLATION-STAGE-2 -o cni1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j DROP
+-A CNI-ISOLATION-STAGE-2 -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j DROP
+-A CNI-ISOLATION-STAGE-2 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
+COMMIT
+# ip6tables
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:CNI-ADMIN - [0:0]
+:CNI-FORWARD - [0:0]
+-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
+-A CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN
+COMMIT
+`;
+const IPTABLES_ISOLATION = String.raw`# iptables
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:CNI-ISOLATION-STAGE-1 - [0:0]
+:CNI-ISOLATION-STAGE-2 - [0:0]
+-A FORWARD -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j CNI-ISOLATION-STAGE-1
+-A CNI-ISOLATION-STAGE-1 -i cni0 -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j DROP
+-A CNI-ISOLATION-STAGE-1 -i cni0 ! -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j CNI-ISOLATION-STAGE-2
+-A CNI-ISOLATION-STAGE-1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
+-A CNI-ISOLATION-STAGE-2 -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j DROP
+-A CNI-ISOLATION-STAGE-2 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
+COMMIT
+`;
+const NFTABLES_MARK = String.raw`add table inet cni_nft_firewall { comment "cni-nft firewall plugin: forward accept for containers, bridge isolation" ; }
+add counter inet cni_nft_firewall mark_0x00001000 { comment "the accept mark of the forward rules" ; }
+add counter inet cni_nft_firewall mark_0x00004000 { comment "the accept mark of the forward rules" ; }
+add chain inet cni_nft_firewall admin { comment "operator rules, never flushed by cni-nft" ; }
+add chain inet cni_nft_firewall forward { type filter hook forward priority -10 ; policy accept ; }
+add chain inet cni_nft_firewall isolation
+add set inet cni_nft_firewall bridge_pairs { type ifname . ifname ; }
+add set inet cni_nft_firewall bridges { type ifname ; comment "bridges with ingressPolicy same-bridge or isolated" ; }
+add set inet cni_nft_firewall containers4 { type ipv4_addr ; comment "container addresses (comment: owner)" ; }
+add set inet cni_nft_firewall containers6 { type ipv6_addr ; comment "container addresses (comment: owner)" ; }
+add set inet cni_nft_firewall isolated_pairs { type ifname . ifname ; }
+add rule inet cni_nft_firewall forward jump isolation
+add rule inet cni_nft_firewall forward jump admin
+add rule inet cni_nft_firewall forward ip daddr @containers4 ct state established,related meta mark set meta mark | 0x00004000 accept
+add rule inet cni_nft_firewall forward ip saddr @containers4 meta mark set meta mark | 0x00004000 accept
+add rule inet cni_nft_firewall forward ip6 daddr @containers6 ct state established,related meta mark set meta mark | 0x00004000 accept
+add rule inet cni_nft_firewall forward ip6 saddr @containers6 meta mark set meta mark | 0x00004000 accept
+add rule inet cni_nft_firewall isolation iifname . oifname @isolated_pairs drop
+add rule inet cni_nft_firewall isolation iifname . oifname @bridge_pairs return
+add rule inet cni_nft_firewall isolation iifname @bridges oifname @bridges drop
+add element inet cni_nft_firewall bridge_pairs { cni0 . cni0, cni1 . cni1 }
+add element inet cni_nft_firewall bridges { cni0, cni1 }
+add element inet cni_nft_firewall containers4 { 10.88.0.5 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 10.88.0.6 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 10.99.0.7 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" }
+add element inet cni_nft_firewall containers6 { fd00::5 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_firewall isolated_pairs { cni1 . cni1 }
+`;
+
+for (const name of ["nftables", "iptables"] as const) {
+  const ADD = name === "nftables" ? NFTABLES_ADD : IPTABLES_ADD;
+  const DEL = name === "nftables" ? NFTABLES_DEL : IPTABLES_DEL;
+
+  test(`firewall ${name}: ADD of three attachments (dual stack; open, same-bridge, isolated)`, async () => {
+    const [host] = await threeAttached(name);
+    assert.equal(await host.dump(), ADD);
+  });
+
+  test(`firewall ${name}: a second ADD changes nothing`, async () => {
+    const [host, b] = await threeAttached(name);
+    await b.setUp(A, SPEC_A);
+    assert.equal(await host.dump(), ADD);
+    assert.deepEqual(await b.check(A, SPEC_A), []);
+  });
+
+  test(`firewall ${name}: DEL removes the attachment's accept entries, isolation stays; DEL again changes nothing`, async () => {
+    const [host, b] = await threeAttached(name);
+    await b.remove(A, SPEC_A);
+    assert.equal(await host.dump(), DEL);
+    await b.remove(A, SPEC_A);
+    assert.equal(await host.dump(), DEL);
+  });
+
+  test(`firewall ${name}: DEL on an empty host succeeds and writes nothing`, async () => {
+    const host = new FakeHost();
+    await firewallBackends(host)
+      .find((x) => x.name === name)!
+      .remove(A, SPEC_A);
+    assert.equal(await host.dump(), "");
+  });
+
+  test(`firewall ${name}: bridge isolation on its own (for firewalld)`, async () => {
+    const host = new FakeHost();
+    const iso = isolationBackends(host).find((x) => x.name === name)!;
+    const spec = { bridge: "cni0", isolated: true, families: [4 as const], mark: 0x1000 };
+    await iso.setUp(A, spec);
+    assert.equal(await host.dump(), name === "nftables" ? NFTABLES_ISOLATION : IPTABLES_ISOLATION);
+    assert.deepEqual(await iso.check(A, spec), []);
+    assert.deepEqual(
+      await iso.check(A, { ...spec, bridge: "cni9" }),
+      name === "nftables"
+        ? [
+            "bridge cni9 in set bridges of table inet cni_nft_firewall",
+            "bridge cni9 in set bridge_pairs of table inet cni_nft_firewall",
+            "bridge cni9 in set isolated_pairs of table inet cni_nft_firewall",
+          ]
+        : [
+            String.raw`iptables rule -A CNI-ISOLATION-STAGE-1 -i cni9 ! -o cni9 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j CNI-ISOLATION-STAGE-2`,
+            String.raw`iptables rule -A CNI-ISOLATION-STAGE-1 -i cni9 -o cni9 -m comment --comment "CNI firewall plugin rules (ingressPolicy: isolated)" -j DROP`,
+            String.raw`iptables rule -A CNI-ISOLATION-STAGE-2 -o cni9 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j DROP`,
+          ],
+    );
+    await iso.remove(A, spec);
+    assert.equal(await host.dump(), name === "nftables" ? NFTABLES_ISOLATION : IPTABLES_ISOLATION);
+  });
+}
+
+test("firewall nftables: DEL needs no prevResult (elements carry their owner)", async () => {
+  const [host, b] = await threeAttached("nftables");
+  await b.remove(A);
+  assert.equal(await host.dump(), NFTABLES_DEL);
+});
+
+test("firewall iptables: DEL without prevResult cannot tell the rules (as upstream) and changes nothing", async () => {
+  const [host, b] = await threeAttached("iptables");
+  await b.remove(A);
+  assert.equal(await host.dump(), IPTABLES_ADD);
+});
+
+test("firewall nftables: GC removes this network's stale entries only", async () => {
+  const [host, b] = await threeAttached("nftables");
+  await b.gc("net1", [B]);
+  assert.equal(await host.dump(), NFTABLES_DEL);
+});
+
+test("firewall iptables: GC cannot tell owners (upstream's layout) and changes nothing", async () => {
+  const [host, b] = await threeAttached("iptables");
+  await b.gc("net1", [B]);
+  assert.equal(await host.dump(), IPTABLES_ADD);
+});
+
+test("firewall nftables: nftablesMark rewrites the forward rules for the new mark", async () => {
+  const [host, b] = await threeAttached("nftables");
+  await b.setUp(A, { ...SPEC_A, mark: 0x4000 });
+  assert.equal(await host.dump(), NFTABLES_MARK);
+});
+
+test("firewall nftables: CHECK names the missing element and chain after damage", async () => {
+  const [host, b] = await threeAttached("nftables");
+  const nft = host.nft("inet", NFT_TABLE);
+  await nft.run(
+    nft
+      .newTransaction()
+      .delete({ kind: "element", set: "containers6", key: ["fd00::5"] })
+      .delete({
+        kind: "rule",
+        chain: "forward",
+        rule: "",
+        handle: (await nft.listRules("forward"))[1]!.handle!,
+      })
+      .delete({ kind: "chain", name: "admin" }),
+  );
+  assert.deepEqual(await b.check(A, SPEC_A), [
+    "chain admin in table inet cni_nft_firewall",
+    "element fd00::5 of set containers6 in table inet cni_nft_firewall",
+  ]);
+  await nft.run(nft.newTransaction().delete({ kind: "table" }));
+  assert.deepEqual(await b.check(A, SPEC_A), ["nftables table inet cni_nft_firewall"]);
+});
+
+test("firewall iptables: CHECK names the missing rules and chain after damage", async () => {
+  const [host, b] = await threeAttached("iptables");
+  await host.iptables.restore(6, "filter", ["-D CNI-FORWARD -s fd00::5/128 -j ACCEPT"]);
+  await host.iptables.restore(4, "filter", [
+    String.raw`-D CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN`,
+    "-X CNI-ADMIN",
+  ]);
+  assert.deepEqual(await b.check(A, SPEC_A), [
+    "iptables chain CNI-ADMIN",
+    String.raw`iptables rule -A CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN`,
+    "ip6tables rule -A CNI-FORWARD -s fd00::5/128 -j ACCEPT",
+  ]);
+  assert.deepEqual(await b.check(C, SPEC_C), [
+    "iptables chain CNI-ADMIN",
+    String.raw`iptables rule -A CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN`,
+  ]);
+  // ADD repairs it: chains are created with iptables -N, missing rules added.
+  await b.setUp(A, SPEC_A);
+  assert.deepEqual(await b.check(A, SPEC_A), []);
+});
+
+test("firewall iptables: the operator's admin chain is created, never flushed", async () => {
+  const host = new FakeHost();
+  await host.iptables.newChain(4, "filter", "MY-ADMIN");
+  await host.iptables.restore(4, "filter", ["-A MY-ADMIN -s 10.0.0.0/8 -j DROP"]);
+  const b = firewallBackends(host).find((x) => x.name === "iptables")!;
+  await b.setUp(A, { ...SPEC_A, addresses: ["10.88.0.5/32"], adminChain: "MY-ADMIN" });
+  assert.equal(
+    host.iptables.saveText(4, "filter"),
+    String.raw`*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:CNI-FORWARD - [0:0]
+:MY-ADMIN - [0:0]
+-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
+-A CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j MY-ADMIN
+-A CNI-FORWARD -d 10.88.0.5/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A CNI-FORWARD -s 10.88.0.5/32 -j ACCEPT
+-A MY-ADMIN -s 10.0.0.0/8 -j DROP
+COMMIT
+`,
+  );
+});
