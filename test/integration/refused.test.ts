@@ -10,7 +10,7 @@ import { writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { NetnsPool, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
 import { cni, tempDir } from "../helpers/cni.js";
-import { hostState } from "../helpers/state.js";
+import { hostAndContainer, hostState } from "../helpers/state.js";
 
 type Conf = Record<string, unknown>;
 interface Case {
@@ -285,23 +285,9 @@ describe("refused before the first change", () => {
   const dir = tempDir("refused");
   let host: Netns, container: Netns;
   before(async () => {
-    [host, container] = await Promise.all([nets.create("refh"), nets.create("refc")]);
+    [host, container] = await hostAndContainer(nets, "ref", "refpeer");
     writeFileSync(join(dir.path, "file"), "");
     mkdirSync(join(dir.path, "ipam"));
-    // The container already has eth0 (a veth to the host, so tuning has a device with a maximum MTU).
-    await host.sh([
-      "ip",
-      "link",
-      "add",
-      "refpeer",
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "eth0",
-      "netns",
-      container.name,
-    ]);
   });
   after(async () => {
     await nets.destroyAll();
