@@ -184,7 +184,7 @@ export class NetfilterManager {
     return found ? acc : undefined;
   }
 
-  /** Removes everything of the owner from the kernel and forgets the desired state. */
+  /** Removes everything of the owner from the kernel; the desired state stays (a later apply writes it again). */
   async destroy(): Promise<void> {
     await this.queue;
     await this.backend.destroy(this.families);

@@ -299,7 +299,9 @@ export class NftablesBackend implements Backend {
   }
 
   async counters(family: IpVersion, table: TableName, chain: string): Promise<TrafficCounters> {
-    const rules = await (this.nft[family] as NFTables).listRules(nftChainName(table, chain), { text: true });
+    // Both the real library and the fake take { text }; the Interface does not declare it.
+    const nft = this.nft[family] as Interface & Pick<NFTables, "listRules">;
+    const rules = await nft.listRules(nftChainName(table, chain), { text: true });
     const acc = { packets: 0, bytes: 0 };
     for (const r of rules) {
       const m = /\bcounter packets (\d+) bytes (\d+)/.exec(r.rule);

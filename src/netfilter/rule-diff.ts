@@ -1,6 +1,6 @@
 /**
  * The changes that turn the rules of a chain in the kernel into the wanted ones: rules kept in
- * order (a greedy common subsequence by key), the rest deleted, new rules inserted before the
+ * order (a longest common subsequence by key), the rest deleted, new rules inserted before the
  * next kept rule or appended. One changed rule among 10,000 costs one delete and one insert.
  */
 
@@ -28,26 +28,36 @@ export function diffRules(kernel: readonly KernelRule[], want: readonly string[]
     if (list) list.push(i);
     else positions.set(r.key, [i]);
   });
-  const cursor = new Map<string, number>();
+  // The k-th wanted rule with a key is the k-th kernel rule with it; the rules kept are the
+  // longest run of those in increasing kernel order (for unique keys, the longest common
+  // subsequence), found in n log n.
+  const seen = new Map<string, number>();
+  const candidate = want.map((key) => {
+    const list = positions.get(key);
+    const k = seen.get(key) ?? 0;
+    seen.set(key, k + 1);
+    return list && k < list.length ? list[k]! : -1;
+  });
+  const tails: number[] = []; // tails[l]: index j ending the best increasing run of length l+1
+  const prev = new Array<number>(want.length).fill(-1);
+  for (let j = 0; j < want.length; j++) {
+    const c = candidate[j]!;
+    if (c < 0) continue;
+    let lo = 0;
+    let hi = tails.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (candidate[tails[mid]!]! < c) lo = mid + 1;
+      else hi = mid;
+    }
+    prev[j] = lo > 0 ? tails[lo - 1]! : -1;
+    tails[lo] = j;
+  }
   const kept: number[] = new Array<number>(want.length).fill(-1);
   const used = new Uint8Array(kernel.length);
-  let last = -1;
-  for (let j = 0; j < want.length; j++) {
-    const key = want[j]!;
-    const list = positions.get(key);
-    if (!list) continue;
-    let c = cursor.get(key) ?? 0;
-    while (c < list.length && list[c]! <= last) c++;
-    cursor.set(key, c);
-    if (c === list.length) continue;
-    // Keep it only if skipping to it does not throw away more than it saves: a rule moved from
-    // the end to the start would otherwise force every rule between to be rewritten.
-    const target = list[c]!;
-    if (target - last - 1 > want.length - j && target !== last + 1) continue;
-    kept[j] = target;
-    used[target] = 1;
-    last = target;
-    cursor.set(key, c + 1);
+  for (let j = tails.length ? tails[tails.length - 1]! : -1; j >= 0; j = prev[j]!) {
+    kept[j] = candidate[j]!;
+    used[candidate[j]!] = 1;
   }
   const deletes: number[] = [];
   for (let i = 0; i < kernel.length; i++) if (!used[i]) deletes.push(i);
