@@ -25,6 +25,7 @@ export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   firewall: () => import("../../plugins/meta/firewall/firewall.js"),
   tuning: () => import("../../plugins/meta/tuning/tuning.js"),
   bandwidth: () => import("../../plugins/meta/bandwidth/bandwidth.js"),
+  sbr: () => import("../../plugins/meta/sbr/sbr.js"),
 };
 
 // Our IPAM plugins may run inside a main plugin's process when CNI_PATH resolves to our binary.

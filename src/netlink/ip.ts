@@ -18,6 +18,8 @@ export interface IpBatchOptions {
   json?: boolean;
   /** Details (`-d`) in show output: link kind, bridge port flags. */
   details?: boolean;
+  /** `-4` or `-6`: the family of commands that cannot tell it from their addresses (rules). */
+  family?: 4 | 6;
   /** Starts ip; default: the system's runner. */
   runner?: Runner;
 }
@@ -67,6 +69,7 @@ export async function ipBatch(commands: string[], opts: IpBatchOptions = {}): Pr
     ...(opts.force ? ["-force"] : []),
     ...(opts.json ? ["-json"] : []),
     ...(opts.details ? ["-d"] : []),
+    ...(opts.family ? [`-${opts.family}`] : []),
   ];
   // A namespace named under /run/netns is entered by ip itself (-n): one exec instead of two.
   const named = netnsName(opts.netns);
