@@ -1,12 +1,10 @@
 /**
  * Reading the owner's nft table once: chains with each rule's marker key and handle, sets with
- * their elements. On the kernel this is one `nft --json list table` (listing chain by chain would
- * make nft load every set's elements once per chain: minutes with a 100,000-member set); through
- * a library Interface (the fake) it lists chain by chain.
+ * their elements. On the kernel this is one `nft --json list table` (the library's listTable;
+ * listing chain by chain would make nft load every set's elements once per chain: minutes with a
+ * 100,000-member set); through a library Interface (the fake) it lists chain by chain.
  */
-import { execNft, type ExecOptions } from "../nftables/exec.js";
-import { elementsFromJson, inTable, parseListing, ruleFromJson } from "../nftables/json.js";
-import { isNotFound, NftError, codeFromMessage, type Interface } from "../nftables/index.js";
+import { isNotFound, NFTables, type ExecOptions, type Interface } from "../nftables/index.js";
 import { keyFromComment } from "./naming.js";
 import type { KernelRule } from "./rule-diff.js";
 
@@ -20,40 +18,31 @@ export interface KernelTableView {
 
 const empty = (): KernelTableView => ({ exists: false, chains: new Map(), sets: new Map() });
 
-/** One listing of the whole table on the kernel; returns the processes it ran. */
+/** One listing of the whole table on the kernel (one nft run). */
 export async function readTableJson(
   family: "ip" | "ip6",
   table: string,
   exec: ExecOptions,
 ): Promise<KernelTableView> {
-  const res = await execNft(["--json", "list", "table", family, table], exec);
-  if (res.code !== 0) {
-    const msg = /Error: (.*)/.exec(res.stderr)?.[1] ?? res.stderr.trim();
-    if (codeFromMessage(msg) === "ENOENT") return empty();
-    throw new NftError(
-      codeFromMessage(msg),
-      `nft list table ${family} ${table}: ${msg}`,
-      undefined,
-      undefined,
-      res.stderr,
-    );
+  let state;
+  try {
+    state = await new NFTables({ family, table, ...exec }).listTable();
+  } catch (e) {
+    if (isNotFound(e)) return empty();
+    throw e;
   }
   const view: KernelTableView = { exists: true, chains: new Map(), sets: new Map() };
-  for (const [kind, b] of parseListing(res.stdout)) {
-    if (!inTable(b, family, table)) continue;
-    if (kind === "chain" && typeof b["name"] === "string")
-      view.chains.set(b["name"], view.chains.get(b["name"]) ?? []);
-    else if (kind === "rule") {
-      const r = ruleFromJson(b);
-      const list = view.chains.get(r.chain) ?? [];
-      list.push({ key: keyFromComment(r.comment), handle: r.handle });
-      view.chains.set(r.chain, list);
-    } else if (kind === "set" && typeof b["name"] === "string")
+  for (const c of state.chains)
+    view.chains.set(
+      c.name,
+      (state.rules.get(c.name) ?? []).map((r) => ({ key: keyFromComment(r.comment), handle: r.handle })),
+    );
+  for (const s of state.sets)
+    if (s.kind === "set")
       view.sets.set(
-        b["name"],
-        elementsFromJson("set", b["name"], b).map((e) => e.key),
+        s.name,
+        (state.elements.get(s.name) ?? []).map((e) => e.key),
       );
-  }
   return view;
 }
 
