@@ -162,7 +162,7 @@ async function hostInterface(args: CmdArgs<BandwidthConf>, result: Result): Prom
 }
 
 function internal(e: unknown): CniError {
-  return e instanceof CniError ? e : new CniError(ErrorCode.Internal, (e as Error).message);
+  return CniError.from(e);
 }
 
 async function cmdAdd(args: CmdArgs<BandwidthConf>): Promise<Result> {

@@ -56,7 +56,7 @@ function isolationBackend(host: Host, s: IsolationSpec): ReturnType<typeof isola
 }
 
 function wrap(e: unknown): CniError {
-  return e instanceof CniError ? e : new CniError(ErrorCode.Internal, (e as Error).message);
+  return CniError.from(e);
 }
 
 async function cmdAdd(args: CmdArgs<FirewallNetConf>, host: Host = systemHost()): Promise<Result> {

@@ -293,7 +293,7 @@ async function cmdAdd(args: CmdArgs<TuningNetConf>): Promise<Result> {
   try {
     await ipBatch(cmds, { netns: args.netns });
   } catch (e) {
-    throw new CniError(ErrorCode.Internal, (e as Error).message);
+    throw CniError.from(e);
   }
   const result = prev;
   if (t.mac)
@@ -326,8 +326,8 @@ async function cmdDel(args: CmdArgs<TuningNetConf>): Promise<void> {
   if (saved.allmulti !== undefined)
     cmds.push(`link set ${dev} allmulticast ${saved.allmulti ? "on" : "off"}`);
   if (saved.txQLen !== undefined) cmds.push(`link set ${dev} txqueuelen ${saved.txQLen}`);
-  const res = await ipBatch(cmds, { netns: args.netns, force: true }).catch((e: Error) => {
-    throw new CniError(ErrorCode.Internal, e.message);
+  const res = await ipBatch(cmds, { netns: args.netns, force: true }).catch((e: unknown) => {
+    throw CniError.from(e);
   });
   const notFound = res.errors.some((e) => classifyMessage(e.message) === "not-found");
   if (res.errors.length && !notFound)
