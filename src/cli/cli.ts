@@ -58,6 +58,7 @@ Commands:
   status NETWORK        ask every plugin whether the network is ready (cniVersion >= 1.1.0)
   install               copy the plugins into /opt/cni/bin (and a conflist into /etc/cni/net.d)
   translate [FILE]      iptables-save output into an nft script for an own table (--apply loads it)
+  list [NETWORK...]     every attachment on the host with its live state (--check, --json)
 
 NETNS is a path (/run/netns/x) or a name under /run/netns. 'cni-nft COMMAND --help' for details.
 
@@ -180,6 +181,7 @@ interface Io {
 export async function cli(argv: string[], io: Io): Promise<number> {
   if (argv[0] === "install") return (await import("./install.js")).install(argv.slice(1), io);
   if (argv[0] === "translate") return (await import("./translate.js")).translate(argv.slice(1), io);
+  if (argv[0] === "list") return (await import("./list.js")).list(argv.slice(1), io);
   let json = argv.includes("--json");
   try {
     const p = parseArgv(argv);

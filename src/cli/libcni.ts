@@ -6,6 +6,7 @@
  */
 import { mkdir, readFile, readdir, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { readCache } from "./attachments.js";
 import {
   CniError,
   ErrorCode,
@@ -237,25 +238,9 @@ export async function readCachedResult(
 
 /** Every cached attachment of a network (GC's valid attachments). */
 export async function cachedAttachments(cacheDir: string, network: string): Promise<ValidAttachmentEntry[]> {
-  const dir = join(cacheDir, "results");
-  let files: string[];
-  try {
-    files = await readdir(dir);
-  } catch {
-    return [];
-  }
-  const out: ValidAttachmentEntry[] = [];
-  for (const f of files.sort()) {
-    if (!f.startsWith(`${network}-`)) continue;
-    try {
-      const e = JSON.parse(await readFile(join(dir, f), "utf8")) as CacheEntry;
-      if (e.kind === "cniCacheV1" && e.networkName === network)
-        out.push({ containerID: e.containerId, ifname: e.ifName });
-    } catch {
-      /* not ours to judge */
-    }
-  }
-  return out;
+  return (await readCache(cacheDir))
+    .filter((c) => c.entry.networkName === network)
+    .map((c) => ({ containerID: c.entry.containerId, ifname: c.entry.ifName }));
 }
 
 /** ADD: every plugin in order, each result the next one's prevResult; the final result is cached. */

@@ -1,0 +1,193 @@
+/**
+ * `cni-nft list` and `cni-nft inspect` against real attachments: a throwaway host namespace, two
+ * networks (bridge + portmap + firewall, one on nftables with the spoof check, one on
+ * iptables), containers added through `cni-nft add` as a runtime would, one of them removed
+ * behind cni-nft's back (its namespace deleted). Progress of `list --check` appears on a
+ * pseudo-terminal (script(1)) and never in a pipe.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { OUR_BIN, ensureBuilt, tempDir } from "../helpers/cni.js";
+import { chainConfs, type Backend } from "../helpers/chain.js";
+import { NetnsPool, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
+
+const CLI = join(OUR_BIN, "cni-nft");
+const ESC = "\u001b";
+const nets = new NetnsPool();
+const tmp = tempDir("cli-list");
+const dirs = { conf: join(tmp.path, "net.d"), cache: join(tmp.path, "cache"), data: join(tmp.path, "data") };
+const NETS: { name: string; backend: Backend; subnet: string }[] = [
+  { name: `lnft${process.pid % 10000}`, backend: "nftables", subnet: "10.71.0.0/24" },
+  { name: `lipt${process.pid % 10000}`, backend: "iptables", subnet: "10.72.0.0/24" },
+];
+let host: Netns;
+const containers: Netns[] = [];
+
+function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    NETCONFPATH: dirs.conf,
+    CNI_PATH: OUR_BIN,
+    CNI_CACHE_DIR: dirs.cache,
+    ...extra,
+  };
+}
+
+async function cli(args: string[], extra: Record<string, string> = {}) {
+  return host.run([CLI, ...args], { env: env(extra), timeoutMs: 120_000 });
+}
+
+async function add(net: number, c: Netns, id: string, hostPort: number): Promise<void> {
+  const r = await cli(["add", NETS[net]!.name, c.path], {
+    CNI_CONTAINERID: id,
+    CAP_ARGS: JSON.stringify({ portMappings: [{ hostPort, containerPort: 80, protocol: "tcp" }] }),
+  });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+}
+
+interface Row {
+  network: string;
+  containerId: string;
+  ifname: string;
+  addresses: string[];
+  liveAddresses: string[];
+  mac: string;
+  ports: string[];
+  components: Record<string, string[]>;
+  state: string;
+  problem?: string;
+  health?: string;
+}
+
+before(async () => {
+  await sweepStaleNamespaces();
+  await ensureBuilt();
+  mkdirSync(dirs.conf, { recursive: true });
+  for (const n of NETS) {
+    const confs = chainConfs({ name: n.name, backend: n.backend, dataDir: dirs.data, subnet: n.subnet });
+    const plugins = confs.map(({ name: _n, cniVersion: _v, ...p }) =>
+      p["type"] === "bridge" && n.backend === "nftables" ? { ...p, macspoofchk: true } : p,
+    );
+    writeFileSync(
+      join(dirs.conf, `10-${n.name}.conflist`),
+      JSON.stringify({ cniVersion: "1.0.0", name: n.name, plugins }),
+    );
+  }
+  host = await nets.create("lhost");
+  await host.sh(["ip", "link", "set", "lo", "up"]);
+  for (const tag of ["la", "lb", "lc"]) containers.push(await nets.create(tag));
+  await add(0, containers[0]!, "ctr-nft-a", 18080);
+  await add(1, containers[1]!, "ctr-ipt-b", 18081);
+  await add(1, containers[2]!, "ctr-ipt-gone", 18082);
+  // behind cni-nft's back: the container's namespace goes, nothing is DELeted
+  await containers[2]!.destroy();
+});
+after(async () => {
+  await nets.destroyAll();
+  tmp.remove();
+});
+
+async function rows(args: string[] = []): Promise<Row[]> {
+  const r = await cli(["list", "--json", ...args]);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  return JSON.parse(r.stdout) as Row[];
+}
+
+test("list --json: each attachment with its live addresses, ports and the backend of each component", async () => {
+  const all = await rows();
+  assert.deepEqual(
+    all.map((r) => [r.network, r.containerId, r.ifname]),
+    [
+      [NETS[1]!.name, "ctr-ipt-b", "eth0"],
+      [NETS[1]!.name, "ctr-ipt-gone", "eth0"],
+      [NETS[0]!.name, "ctr-nft-a", "eth0"],
+    ],
+  );
+  const [b, gone, a] = all as [Row, Row, Row];
+  assert.deepEqual(a.components, {
+    masquerade: ["nftables"],
+    portmap: ["nftables"],
+    firewall: ["nftables"],
+    spoofcheck: ["nftables"],
+  });
+  assert.deepEqual(b.components, { masquerade: ["iptables"], portmap: ["iptables"], firewall: ["iptables"] });
+  assert.equal(a.state, "up");
+  assert.deepEqual(a.liveAddresses, ["10.71.0.2/24"]);
+  assert.deepEqual(a.addresses, ["10.71.0.2/24"]);
+  assert.match(a.mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+  assert.deepEqual(a.ports, ["18080/tcp->80"]);
+  assert.equal(b.state, "up");
+  assert.deepEqual(b.liveAddresses, ["10.72.0.2/24"]);
+  assert.equal(gone.state, "netns-gone");
+  assert.match(gone.problem ?? "", /network namespace .* is gone/);
+  // its host state is still there: the row says where, so the operator knows what DEL or GC removes
+  assert.deepEqual(gone.components.masquerade, ["iptables"]);
+});
+
+test("list NETWORK filters; an unknown network is an error that says what to do", async () => {
+  assert.deepEqual(
+    (await rows([NETS[0]!.name])).map((r) => r.containerId),
+    ["ctr-nft-a"],
+  );
+  const r = await cli(["list", "no-such-net"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no attachment and no network config named "no-such-net".*run 'cni-nft list'/);
+});
+
+test("list: aligned human table, no colour in a pipe, the gone attachment marked", async () => {
+  const r = await cli(["list"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!r.stdout.includes(ESC), "no escape sequence in a pipe");
+  const lines = r.stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 4);
+  assert.match(
+    lines[0]!,
+    /^NETWORK +CONTAINER +IF +NETNS +ADDRESSES +MAC +PORTS +MASQ +PORTMAP +FIREWALL +SPOOFCHK +STATE$/,
+  );
+  const col = lines[0]!.indexOf("MASQ");
+  for (const l of lines.slice(1)) assert.match(l.slice(col), /^(nft|ipt) /);
+  assert.match(lines[1]!, /ctr-ipt-b .* 18081\/tcp->80 +ipt +ipt +ipt +- +up$/);
+  assert.match(lines[2]!, /ctr-ipt-gone .*netns-gone: network namespace .* is gone$/);
+  assert.match(lines[3]!, /ctr-nft-a .* nft +nft +nft +nft +up$/);
+});
+
+test("list: colour on a terminal, none with NO_COLOR", async () => {
+  const script = (extra: string) =>
+    host.run(["script", "-qec", `${extra}${CLI} list`, "/dev/null"], { env: env(), timeoutMs: 120_000 });
+  const tty = await script("");
+  assert.equal(tty.code, 0, tty.stderr);
+  assert.ok(tty.stdout.includes(`${ESC}[32mup${ESC}[0m`), tty.stdout);
+  const plain = await script("NO_COLOR=1 ");
+  assert.ok(!plain.stdout.includes(`${ESC}[3`), plain.stdout);
+});
+
+test("list --check: health per attachment; progress on a terminal only, JSON events with --json", async () => {
+  const piped = await cli(["list", "--check"]);
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.equal(piped.stderr, "");
+  assert.match(piped.stdout, /HEALTH/);
+  const checked = await rows(["--check"]);
+  assert.equal(checked.find((r) => r.containerId === "ctr-nft-a")!.health, "ok");
+  assert.equal(checked.find((r) => r.containerId === "ctr-ipt-b")!.health, "ok");
+  assert.notEqual(checked.find((r) => r.containerId === "ctr-ipt-gone")!.health, "ok");
+
+  const tty = await host.run(["script", "-qec", `${CLI} list --check`, "/dev/null"], {
+    env: env(),
+    timeoutMs: 120_000,
+  });
+  assert.equal(tty.code, 0, tty.stdout);
+  assert.ok(/check [0-3]\/3 /.test(tty.stdout) && tty.stdout.includes(`\r${ESC}[2Kcheck `), tty.stdout);
+  assert.match(tty.stdout, /check: 3\/3 done in [\d.]+ s \([\d.]+\/s\), 1 failed\r?\n/);
+
+  const events = await cli(["list", "--check", "--json"]);
+  const lines = events.stderr
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { event: string });
+  assert.deepEqual(
+    lines.map((e) => e.event),
+    ["start", "begin", "end", "begin", "end", "begin", "end", "summary"],
+  );
+});
