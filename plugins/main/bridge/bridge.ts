@@ -28,7 +28,7 @@ import {
   randomVethName,
   validNetnsPath,
 } from "../../../src/netlink/veth.js";
-import { validateIfname } from "../../../src/nftables/validate.js";
+import { validateIfname } from "../../../src/nftables/index.js";
 import { systemRunner } from "../../../src/process/index.js";
 import {
   defaultRoute,
