@@ -2,9 +2,11 @@
 import { priorityValue } from "./dump.js";
 import type { Chain, Counter, Element, Family, Flowtable, NMap, NSet, Operation, Rule } from "./types.js";
 import {
+  chainUser,
+  checkReferences,
   fail,
   keyOf,
-  referencesOf,
+  objectUser,
   sameStrings,
   unquote,
   verdictTarget,
@@ -175,7 +177,7 @@ export class Draft {
           return;
         }
         if (existing.rules.some((r) => !r.deleted)) fail("EBUSY", `chain ${c.name} has rules`);
-        const user = this.chainUser(c.name);
+        const user = chainUser(this.requireTable(), c.name);
         if (user) fail("EBUSY", `chain ${c.name} is the target of ${user}`);
         t.chains.delete(c.name);
         return;
@@ -206,42 +208,6 @@ export class Draft {
       this.mutableChain(c.name)!.def = { ...old, policy: c.policy };
   }
 
-  /** Describes a rule or map element that jumps or goes to a chain, if there is one. */
-  private chainUser(chain: string): string | undefined {
-    const t = this.requireTable();
-    for (const c of t.chains.values())
-      for (const r of c.rules)
-        if (!r.deleted && referencesOf(r.rule).chains.includes(chain))
-          return `rule ${r.handle} of chain ${c.def.name}`;
-    for (const s of t.sets.values()) {
-      if (s.def.kind !== "map") continue;
-      for (const e of s.elements.values())
-        if (verdictTarget(e.value) === chain) return `element ${keyOf(e.key)} of map ${s.def.name}`;
-    }
-    return undefined;
-  }
-
-  /** Describes a rule that uses a set, map, counter or flowtable, if there is one. */
-  private objectUser(kind: "sets" | "counters" | "flowtables", name: string): string | undefined {
-    for (const c of this.requireTable().chains.values())
-      for (const r of c.rules)
-        if (!r.deleted && referencesOf(r.rule)[kind].includes(name))
-          return `rule ${r.handle} of chain ${c.def.name}`;
-    return undefined;
-  }
-
-  private checkReferences(text: string): void {
-    const t = this.requireTable();
-    const refs = referencesOf(text);
-    for (const name of refs.chains)
-      if (!t.chains.has(name)) fail("ENOENT", `chain ${name} (jump or goto target) does not exist`);
-    for (const name of refs.sets) if (!t.sets.has(name)) fail("ENOENT", `set or map @${name} does not exist`);
-    for (const name of refs.counters)
-      if (!t.counters.has(name)) fail("ENOENT", `counter ${name} does not exist`);
-    for (const name of refs.flowtables)
-      if (!t.flowtables.has(name)) fail("ENOENT", `flowtable @${name} does not exist`);
-  }
-
   private ruleOp(verb: Operation["verb"], r: Rule): void {
     if (!this.requireTable().chains.has(r.chain)) fail("ENOENT", `chain ${r.chain} does not exist`);
     const chain = this.mutableChain(r.chain)!;
@@ -260,7 +226,7 @@ export class Draft {
       case "add":
       case "insert": {
         const pos = positioned ? at() + (verb === "add" ? 1 : 0) : verb === "add" ? chain.rules.length : 0;
-        this.checkReferences(r.rule);
+        checkReferences(this.requireTable(), r.rule);
         const rule: FakeRule = { handle: this.handle(), rule: r.rule };
         if (r.comment !== undefined) rule.comment = r.comment;
         chain.rules.splice(pos, 0, rule);
@@ -269,7 +235,7 @@ export class Draft {
       case "replace": {
         const i = live();
         if (i < 0) fail("ENOENT", `chain ${r.chain} has no rule with handle ${r.handle}`);
-        this.checkReferences(r.rule);
+        checkReferences(this.requireTable(), r.rule);
         const rule: FakeRule = { handle: chain.rules[i]!.handle, rule: r.rule };
         if (r.comment !== undefined) rule.comment = r.comment;
         chain.rules[i] = rule;
@@ -323,7 +289,7 @@ export class Draft {
           if (verb === "delete") fail("ENOENT", `${s.kind} ${s.name} does not exist`);
           return;
         }
-        const user = this.objectUser("sets", s.name);
+        const user = objectUser(this.requireTable(), "sets", s.name);
         if (user) fail("EBUSY", `${s.kind} ${s.name} is used by ${user}`);
         t.sets.delete(s.name);
         return;
@@ -413,7 +379,7 @@ export class Draft {
           if (verb === "delete") fail("ENOENT", `counter ${c.name} does not exist`);
           return;
         }
-        const user = this.objectUser("counters", c.name);
+        const user = objectUser(this.requireTable(), "counters", c.name);
         if (user) fail("EBUSY", `counter ${c.name} is used by ${user}`);
         t.counters.delete(c.name);
         return;
@@ -453,7 +419,7 @@ export class Draft {
           if (verb === "delete") fail("ENOENT", `flowtable ${f.name} does not exist`);
           return;
         }
-        const user = this.objectUser("flowtables", f.name);
+        const user = objectUser(this.requireTable(), "flowtables", f.name);
         if (user) fail("EBUSY", `flowtable ${f.name} is used by ${user}`);
         t.flowtables.delete(f.name);
         return;

@@ -117,3 +117,42 @@ export function sameStrings(a: readonly string[] | undefined, b: readonly string
   const y = [...(b ?? [])].sort();
   return x.length === y.length && x.every((v, i) => v === y[i]);
 }
+
+/** Describes a rule or map element that jumps or goes to a chain, if there is one. */
+export function chainUser(t: FakeTable, chain: string): string | undefined {
+  for (const c of t.chains.values())
+    for (const r of c.rules)
+      if (!r.deleted && referencesOf(r.rule).chains.includes(chain))
+        return `rule ${r.handle} of chain ${c.def.name}`;
+  for (const s of t.sets.values()) {
+    if (s.def.kind !== "map") continue;
+    for (const e of s.elements.values())
+      if (verdictTarget(e.value) === chain) return `element ${keyOf(e.key)} of map ${s.def.name}`;
+  }
+  return undefined;
+}
+
+/** Describes a rule that uses a set, map, counter or flowtable, if there is one. */
+export function objectUser(
+  t: FakeTable,
+  kind: "sets" | "counters" | "flowtables",
+  name: string,
+): string | undefined {
+  for (const c of t.chains.values())
+    for (const r of c.rules)
+      if (!r.deleted && referencesOf(r.rule)[kind].includes(name))
+        return `rule ${r.handle} of chain ${c.def.name}`;
+  return undefined;
+}
+
+/** Fails with ENOENT for a rule text that refers to something the table does not have. */
+export function checkReferences(t: FakeTable, text: string): void {
+  const refs = referencesOf(text);
+  for (const name of refs.chains)
+    if (!t.chains.has(name)) fail("ENOENT", `chain ${name} (jump or goto target) does not exist`);
+  for (const name of refs.sets) if (!t.sets.has(name)) fail("ENOENT", `set or map @${name} does not exist`);
+  for (const name of refs.counters)
+    if (!t.counters.has(name)) fail("ENOENT", `counter ${name} does not exist`);
+  for (const name of refs.flowtables)
+    if (!t.flowtables.has(name)) fail("ENOENT", `flowtable @${name} does not exist`);
+}
