@@ -133,3 +133,21 @@ export async function link(a: Netns, aIf: string, b: Netns, bIf: string): Promis
   await a.sh(["ip", "link", "set", aIf, "up"]);
   await b.sh(["ip", "link", "set", bIf, "up"]);
 }
+
+/**
+ * argv prefix that runs a program under strace and SIGKILLs it at its k-th `syscall` (strace
+ * counts per syscall and per process): the crash-safety tests' kill points.
+ */
+export function killedAt(syscall: string, k: number): string[] {
+  return [
+    "strace",
+    "-f",
+    "-qq",
+    "-o",
+    "/dev/null",
+    "-e",
+    `trace=${syscall}`,
+    "-e",
+    `inject=${syscall}:signal=SIGKILL:when=${k}`,
+  ];
+}

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run } from "../helpers/netns.js";
+import { killedAt, run } from "../helpers/netns.js";
 import { ensureBuilt, execPlugin, OUR_BIN, storeFiles } from "../helpers/cni.js";
 
 const OURS = join(OUR_BIN, "host-local");
@@ -40,21 +40,10 @@ const env = (command: string, id: string): Record<string, string> => ({
 
 /** The plugin under strace, killed at its k-th write(2) (any fd: the store's, stdout's). */
 async function addKilledAtWrite(dataDir: string, id: string, k: number): Promise<number> {
-  const r = await run(
-    [
-      "strace",
-      "-f",
-      "-qq",
-      "-o",
-      "/dev/null",
-      "-e",
-      "trace=write",
-      "-e",
-      `inject=write:signal=SIGKILL:when=${k}`,
-      OURS,
-    ],
-    { input: JSON.stringify(conf(dataDir)), env: { PATH: process.env["PATH"], ...env("ADD", id) } },
-  );
+  const r = await run([...killedAt("write", k), OURS], {
+    input: JSON.stringify(conf(dataDir)),
+    env: { PATH: process.env["PATH"], ...env("ADD", id) },
+  });
   return r.code;
 }
 

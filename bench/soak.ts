@@ -1,0 +1,35 @@
+/**
+ * The full soak: CYCLES (default 1,000) ADD/DEL cycles of bridge -> portmap -> firewall, 8 at a
+ * time, per backend. Prints failures, what was left (must be nothing) and the ADD latency of the
+ * last 100 cycles against the first 100 (issue 15's bar: within 1.2x). Root; throwaway namespaces.
+ *
+ *   node --import tsx bench/soak.ts [cycles=1000] [backend=both]
+ */
+import { OUR_BIN, tempDir } from "../test/helpers/cni.js";
+import { median, soak } from "../test/helpers/soak.js";
+
+const CYCLES = Number(process.argv[2] ?? 1000);
+const backends = process.argv[3]
+  ? [process.argv[3] as "nftables" | "iptables"]
+  : (["nftables", "iptables"] as const);
+let bad = 0;
+for (const backend of backends) {
+  const dir = tempDir(`soak-${backend}`);
+  try {
+    const r = await soak({ backend, dataDir: dir.path, cycles: CYCLES, width: 8, bin: OUR_BIN });
+    const window = Math.min(100, Math.floor(CYCLES / 2));
+    const first = median(r.addMs.slice(0, window));
+    const last = median(r.addMs.slice(-window));
+    console.log(`${backend}: ${CYCLES} cycles, ${r.failures.length} failures`);
+    for (const f of r.failures.slice(0, 10)) console.log(`  ${f.slice(0, 200)}`);
+    console.log(`  left on the host: ${r.leftover === "" ? "nothing" : `\n${r.leftover}`}`);
+    console.log(`  plugin processes left: ${r.processes.length}`);
+    console.log(
+      `  chain ADD median, first ${window}: ${first.toFixed(0)} ms, last ${window}: ${last.toFixed(0)} ms (${(last / first).toFixed(2)}x)`,
+    );
+    if (r.failures.length || r.leftover !== "" || r.processes.length) bad++;
+  } finally {
+    dir.remove();
+  }
+}
+process.exitCode = bad ? 1 : 0;

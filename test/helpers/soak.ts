@@ -1,0 +1,79 @@
+/**
+ * The soak: `cycles` ADD/DEL cycles of the whole chain, `width` at a time, in one host; each cycle
+ * a fresh container namespace. Returns every ADD's latency and what was left: host state against
+ * the state after a warm-up cycle (links, addresses, routes, rules, set and map elements, IP
+ * reservations), lock files, plugin processes still running.
+ */
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { NetnsPool, type Netns } from "./netns.js";
+import { chainAdd, chainConfs, chainDel, pool, type Backend } from "./chain.js";
+import { hostState, stateDiff } from "./state.js";
+
+export interface SoakReport {
+  addMs: number[];
+  failures: string[];
+  leftover: string;
+  processes: string[];
+}
+
+/** Plugin processes (ours) still running: none may outlive its call. */
+function pluginProcesses(bin: string): string[] {
+  const out = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
+  return out.split("\n").filter((l) => l.includes(bin) && !l.includes("ps -eo"));
+}
+
+export async function soak(o: {
+  backend: Backend;
+  dataDir: string;
+  cycles: number;
+  width: number;
+  bin: string;
+}): Promise<SoakReport> {
+  const nets = new NetnsPool();
+  try {
+    const host: Netns = await nets.create(`soak${o.backend.slice(0, 3)}`);
+    const confs = chainConfs({
+      name: `soak${o.backend.slice(0, 3)}`,
+      backend: o.backend,
+      dataDir: o.dataDir,
+      subnet: "10.243.0.0/16",
+    });
+    const state = async (): Promise<string> =>
+      (await hostState([host], [join(o.dataDir)])).replace(/^.*last_reserved_ip.*$/gm, "");
+    const cycle = async (i: number): Promise<{ ms: number; failure?: string }> => {
+      const c = await nets.create(`s${i % 1000}`);
+      try {
+        const a = { containerId: `soak${i}`, netns: c.path, hostPort: 20000 + (i % o.width) };
+        const t0 = process.hrtime.bigint();
+        const r = await chainAdd(host, confs, a);
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        const del = await chainDel(host, confs, a, r.result);
+        const failure = r.failed
+          ? `ADD ${r.failed.plugin}: ${r.failed.result.stdout.trim()}`
+          : del.length
+            ? `DEL ${del.map((d) => `${d.plugin}: ${d.result.stdout.trim()}`).join("; ")}`
+            : undefined;
+        return failure ? { ms, failure } : { ms };
+      } finally {
+        await c.destroy();
+      }
+    };
+    await cycle(-1);
+    const baseline = await state();
+    const runs = await pool(o.cycles, o.width, cycle);
+    return {
+      addMs: runs.map((r) => r.ms),
+      failures: runs.flatMap((r) => (r.failure ? [r.failure] : [])),
+      leftover: stateDiff(baseline, await state()),
+      processes: pluginProcesses(o.bin),
+    };
+  } finally {
+    await nets.destroyAll();
+  }
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
