@@ -144,7 +144,7 @@ describe("sbr", () => {
       [{ gateways: ["10.0.0.1", "fd00::1", "fd00::2"] }, /cannot contain more than 2 entries/],
       [{ gateways: ["nope"] }, /gateways\[0\]/],
       [{ table: "main" }, /table/],
-      [{ prevResult: undefined }, /must be called as chained plugin/],
+      [{ prevResult: undefined }, /Required prevResult missing/],
     ];
     for (const [extra, msg] of cases) {
       const r = await cni(host, "sbr", "ADD", conf(c, extra), call(c) as never);

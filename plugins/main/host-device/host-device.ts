@@ -16,6 +16,7 @@ import {
   type CmdArgs,
   type Result,
 } from "../../../src/cni/index.js";
+import { classifyMessage } from "../../../src/process/index.js";
 import { parseMac } from "../../../src/address/index.js";
 import { ipBatch } from "../../../src/netlink/ip.js";
 import { attachLink, checkContainerLink, checkNetns, showLink } from "../../../src/link/attach.js";
@@ -150,7 +151,8 @@ async function moveOut(netns: string, ifname: string): Promise<void> {
   try {
     link = (await showLink(ifname, netns)) as { ifalias?: string } | undefined;
   } catch (e) {
-    if (/No such file|cannot open|Invalid argument/i.test((e as Error).message)) return;
+    const kind = classifyMessage((e as Error).message);
+    if (kind === "netns-gone" || kind === "not-found") return;
     throw e;
   }
   if (!link) return;

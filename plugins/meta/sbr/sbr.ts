@@ -14,12 +14,13 @@ import {
   definePlugin,
   ipString,
   netConf,
+  requirePrevResult,
   withFlock,
   type CmdArgs,
   type IPConfig,
   type Result,
 } from "../../../src/cni/index.js";
-import { systemRunner } from "../../../src/process/index.js";
+import { classifyMessage, systemRunner } from "../../../src/process/index.js";
 import { ipBatch } from "../../../src/netlink/ip.js";
 import { checkNetns } from "../../../src/link/attach.js";
 import { toolsStatus } from "../../../src/link/status.js";
@@ -103,8 +104,7 @@ function locked<T>(netns: string, fn: () => Promise<T>): Promise<T> {
 async function cmdAdd(args: CmdArgs<SbrConf>): Promise<Result> {
   const c = args.config;
   const gateways = gatewaysOf(c.gateways);
-  const prev = args.prevResult;
-  if (!prev) throw configError("This plugin must be called as chained plugin");
+  const prev = requirePrevResult(args);
   const ips = ipsFor(args.ifname, prev);
   checkNetns(args.netns);
   await locked(args.netns, async () => {
@@ -157,7 +157,7 @@ async function cmdDel(args: CmdArgs<SbrConf>): Promise<void> {
       if (cmds.length)
         errors.push(...(await ipBatch(cmds, { netns: args.netns, force: true, family })).errors);
     }
-    const bad = errors.filter((e) => !/No such file|does not exist/i.test(e.message));
+    const bad = errors.filter((e) => classifyMessage(e.message) !== "not-found");
     if (bad.length)
       throw new CniError(ErrorCode.Internal, `Failed to delete rule ${bad.map((e) => e.message).join("; ")}`);
   });
@@ -165,8 +165,7 @@ async function cmdDel(args: CmdArgs<SbrConf>): Promise<void> {
 
 /** Upstream's CHECK checks nothing; ours checks each address still has its rule. */
 async function cmdCheck(args: CmdArgs<SbrConf>): Promise<void> {
-  const prev = args.prevResult;
-  if (!prev) throw configError("This plugin must be called as chained plugin");
+  const prev = requirePrevResult(args);
   checkNetns(args.netns);
   const ips = ipsFor(args.ifname, prev);
   const state = await readState(args.netns, args.ifname);
