@@ -18,6 +18,9 @@ export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   macvlan: () => import("../../plugins/main/macvlan/macvlan.js"),
   "host-device": () => import("../../plugins/main/host-device/host-device.js"),
   tap: () => import("../../plugins/main/tap/tap.js"),
+  vlan: () => import("../../plugins/main/vlan/vlan.js"),
+  ipvlan: () => import("../../plugins/main/ipvlan/ipvlan.js"),
+  dummy: () => import("../../plugins/main/dummy/dummy.js"),
   "host-local": () => import("../../plugins/ipam/host-local/host-local.js"),
   static: () => import("../../plugins/ipam/static/static.js"),
   dhcp: () => import("../../plugins/ipam/dhcp/dhcp.js"),
@@ -26,6 +29,7 @@ export const PLUGINS: Record<string, () => Promise<PluginModule>> = {
   tuning: () => import("../../plugins/meta/tuning/tuning.js"),
   bandwidth: () => import("../../plugins/meta/bandwidth/bandwidth.js"),
   sbr: () => import("../../plugins/meta/sbr/sbr.js"),
+  vrf: () => import("../../plugins/meta/vrf/vrf.js"),
 };
 
 // Our IPAM plugins may run inside a main plugin's process when CNI_PATH resolves to our binary.

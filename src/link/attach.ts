@@ -193,6 +193,8 @@ export async function attachLink(
     undo?: () => Promise<void>;
     /** Set arp_notify and ndisc_notify (default true). */
     notify?: boolean;
+    /** Addresses to use instead of asking IPAM (ipvlan chained after a plugin that has them). */
+    addresses?: Result;
   },
 ): Promise<Result> {
   const { netns, ifname } = args;
@@ -200,9 +202,9 @@ export async function attachLink(
   let allocated = false;
   try {
     let result: Result = { cniVersion: args.cniVersion, interfaces: [] };
-    if (args.config.ipam?.type) {
-      const ipam = await delegateIpam(args, "ADD");
-      allocated = true;
+    if (opts.addresses || args.config.ipam?.type) {
+      const ipam = opts.addresses ?? (await delegateIpam(args, "ADD"));
+      allocated = !opts.addresses;
       if (!ipam?.ips?.length)
         throw new CniError(ErrorCode.Internal, "IPAM plugin returned missing IP config");
       result = {
@@ -259,6 +261,22 @@ export async function checkContainerLink(opts: {
   if (intf!.mac && intf!.mac.toLowerCase() !== (link.address ?? "").toLowerCase())
     fail(`interface ${opts.ifname} Mac ${intf!.mac} doesn't match container Mac: ${link.address ?? ""}`);
   await checkAddressesAndRoutes(opts.netns, opts.ifname, opts.prev);
+}
+
+/**
+ * CHECK of a plugin that made a link: IPAM's CHECK, then prevResult's interface checked as
+ * `checkContainerLink` does (upstream's order).
+ */
+export async function checkLinkAndAddress(
+  args: CmdArgs<LinkConf>,
+  kind: LinkKind,
+  data?: Record<string, unknown>,
+): Promise<void> {
+  checkNetns(args.netns);
+  if (args.config.ipam?.type) await delegateIpam(args);
+  const prev = args.prevResult;
+  if (!prev) throw new CniError(ErrorCode.InvalidNetworkConfig, "Required prevResult missing");
+  await checkContainerLink({ netns: args.netns, ifname: args.ifname, prev, kind, ...(data ? { data } : {}) });
 }
 
 /** Every address of prevResult on the interface and every route in the namespace (upstream's ValidateExpected*). */

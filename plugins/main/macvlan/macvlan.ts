@@ -6,6 +6,7 @@
  * `MAC` and runtimeConfig `mac`), `bcqueuelen`, `linkInContainer`. See docs/macvlan.md.
  */
 import * as v from "valibot";
+import { optionalIfname } from "../../../src/link/config.js";
 import {
   CniError,
   ErrorCode,
@@ -31,7 +32,7 @@ import { ipamGcAndStatus } from "../../../src/link/status.js";
 export const MODES = ["bridge", "private", "vepa", "passthru"] as const;
 
 const schema = netConf({
-  master: v.optional(v.pipe(v.string(), v.regex(/^[^\s/:]{0,15}$/, "must be an interface name")), ""),
+  master: optionalIfname,
   mode: v.optional(v.picklist(["", ...MODES], `must be one of ${MODES.join(", ")}`), ""),
   mtu: v.optional(v.pipe(v.number(), v.integer("must be an integer")), 0),
   mac: v.optional(v.string(), ""),
