@@ -171,7 +171,14 @@ function summary(r: Result): string {
   return lines.join("\n") + "\n";
 }
 
-interface Io {
+/** What plugins get from the CLI's environment: PATH, and where cni-nft keeps its records. */
+export function pluginEnv(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = { PATH: env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" };
+  for (const k of ["CNI_NFT_NETWORKS_DIR", "CNI_NFT_STATE_DIR"]) if (env[k] !== undefined) out[k] = env[k];
+  return out;
+}
+
+export interface Io {
   env: Record<string, string | undefined>;
   out(s: string): void;
   err(s: string): void;
@@ -203,7 +210,7 @@ export async function cli(argv: string[], io: Io): Promise<number> {
     const confDir = p.opts["netconf-path"] ?? env.NETCONFPATH ?? "/etc/cni/net.d";
     const cniPath = (p.opts["cni-path"] ?? env.CNI_PATH ?? "/opt/cni/bin").split(":").filter(Boolean);
     const cacheDir = p.opts["cache-dir"] ?? env.CNI_CACHE_DIR ?? "/var/lib/cni";
-    const opts: Options = { cniPath, env: { PATH: env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" } };
+    const opts: Options = { cniPath, env: pluginEnv(env) };
     const list = await loadNetwork(confDir, network);
 
     if (cmd === "gc") {

@@ -18,6 +18,9 @@ import {
   type Host,
 } from "../hoststate/index.js";
 import { ipBatch } from "../netlink/ip.js";
+import { onPath } from "../iptables/iptables.js";
+import { CniError, ErrorCode } from "../cni/errors.js";
+import { chooseFramework, requireFramework, requireUsable } from "../framework/index.js";
 import { SPOOF_FAMILY, SPOOF_TABLE, SpoofCheck, type SpoofSpec } from "./spoofcheck.js";
 
 export interface VethStatePlan {
@@ -26,6 +29,34 @@ export interface VethStatePlan {
   backend?: "iptables" | "nftables";
   addresses: string[];
   spoof?: SpoofSpec;
+}
+
+/**
+ * For ADD, before anything changes: the masquerade backend (configured, recorded for the network,
+ * else the host's default) and a refusal (code 50) when it, or nft for the spoof check, is not
+ * installed. CHECK uses the same choice.
+ */
+export function chooseVethBackend(
+  network: string,
+  want: { ipMasq: boolean; backend?: "iptables" | "nftables"; spoof: boolean },
+): "iptables" | "nftables" | undefined {
+  if (want.spoof) requireFramework("nftables", "macspoofchk");
+  if (!want.ipMasq) return undefined;
+  const backend = chooseFramework(want.backend, network);
+  requireFramework(backend, "ipMasq");
+  return backend;
+}
+
+/** STATUS: `ip` on PATH and every backend an ADD would use usable (tools and kernel). */
+export async function vethStateStatus(
+  network: string,
+  want: { ipMasq: boolean; backend?: "iptables" | "nftables"; spoof: boolean },
+): Promise<void> {
+  if (!onPath("ip"))
+    throw new CniError(ErrorCode.PluginNotAvailable, "plugin not available: ip not found in PATH");
+  const backend = chooseVethBackend(network, want);
+  if (backend) await requireUsable(backend, "ipMasq");
+  if (want.spoof && backend !== "nftables") await requireUsable("nftables", "macspoofchk");
 }
 
 /** The host's interface names, one `ip link show`. */

@@ -14,7 +14,14 @@ import {
   type Result,
 } from "../../../src/cni/index.js";
 import { allocate } from "./allocator.js";
-import { hostLocalSchema, loadIpamConfig, rangeSetContains, type HostLocalConf } from "./config.js";
+import {
+  hostLocalSchema,
+  loadIpamConfig,
+  rangeContains,
+  rangeSetContains,
+  rangeSetString,
+  type HostLocalConf,
+} from "./config.js";
 import { Store } from "./store.js";
 
 export async function parseResolvConf(path: string): Promise<DNS> {
@@ -125,6 +132,27 @@ export const plugin = definePlugin<HostLocalConf>(
         }
         for (const path of store.unfinished()) store.remove(path);
       });
+    },
+
+    /**
+     * Not ready when a range set has no free address left (an ADD would fail): code 50, "cannot
+     * service ADD requests". Counted without the lock: STATUS is advice, not a reservation.
+     */
+    async status(args) {
+      const conf = loadIpamConfig(args.config, args.args);
+      const reserved = new Store(conf.name, conf.dataDir).reservations().map((r) => r.ip);
+      conf.ranges.forEach((set, idx) => {
+        let size = 0n;
+        for (const r of set)
+          size += r.rangeEnd.value - r.rangeStart.value + 1n - (rangeContains(r, r.gateway) ? 1n : 0n);
+        const used = BigInt(reserved.filter((ip) => rangeSetContains(set, ip)).length);
+        if (used >= size)
+          throw new CniError(
+            ErrorCode.PluginNotAvailable,
+            `host-local: no IP addresses available in range set ${idx} (${rangeSetString(set)}): all ${size} reserved; widen the range or remove stale reservations (cni-nft gc)`,
+          );
+      });
+      return Promise.resolve();
     },
   },
   { name: "host-local", config: hostLocalSchema, knownArgs: ["IP"] },

@@ -14,7 +14,6 @@ import {
   type CmdArgs,
   type Result,
   requirePrevResult,
-  pluginNotAvailable,
 } from "../../../src/cni/index.js";
 import { ipBatch, IpError, failUnlessExists } from "../../../src/netlink/ip.js";
 import { ensureSysctl } from "../../../src/netlink/sysctl.js";
@@ -39,11 +38,14 @@ import {
   unicastMacProblem,
 } from "../../../src/address/index.js";
 import { systemHost } from "../../../src/hoststate/index.js";
+import { chooseFramework } from "../../../src/framework/index.js";
 import {
   checkVethState,
+  chooseVethBackend,
   gcVethState,
   removeVethState,
   setUpVethState,
+  vethStateStatus,
 } from "../../../src/link/veth_state.js";
 
 const vlanId = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(4094));
@@ -102,6 +104,11 @@ async function cmdAdd(args: CmdArgs<BridgeConf>): Promise<Result> {
   const { mac } = validate(args);
   const isGw = c.isGateway || c.isDefaultGateway;
   const layer3 = Boolean(c.ipam?.type);
+  const masqBackend = chooseVethBackend(c.name, {
+    ipMasq: c.ipMasq && layer3,
+    backend: c.ipMasqBackend,
+    spoof: c.macspoofchk,
+  });
   const ipam = layer3 ? await delegateIpam(args) : undefined;
   const hostVeth = randomVethName();
   try {
@@ -187,7 +194,7 @@ async function cmdAdd(args: CmdArgs<BridgeConf>): Promise<Result> {
     ];
     await setUpVethState(systemHost(), attachmentOf(args), {
       ipMasq: c.ipMasq && layer3,
-      backend: c.ipMasqBackend,
+      backend: masqBackend,
       addresses: result.ips!.map((i) => i.address),
       spoof: c.macspoofchk && containerMac ? { hostVeth, mac: containerMac } : undefined,
     });
@@ -293,7 +300,7 @@ async function cmdCheck(args: CmdArgs<BridgeConf>): Promise<void> {
   const hostIf = prev.interfaces?.find((i, idx) => idx > 0 && !i.sandbox);
   const missing = await checkVethState(systemHost(), attachmentOf(args), {
     ipMasq: c.ipMasq && Boolean(c.ipam?.type),
-    backend: c.ipMasqBackend,
+    backend: chooseFramework(c.ipMasqBackend, c.name),
     addresses: (prev.ips ?? []).map((i) => i.address),
     spoof:
       c.macspoofchk && containerIf?.mac && hostIf
@@ -305,14 +312,13 @@ async function cmdCheck(args: CmdArgs<BridgeConf>): Promise<void> {
 }
 
 async function cmdStatus(args: CmdArgs<BridgeConf>): Promise<void> {
-  const { onPath } = await import("../../../src/iptables/iptables.js");
-  const need = [
-    "ip",
-    args.config.ipMasqBackend === "nftables" || args.config.macspoofchk ? "nft" : "iptables-restore",
-  ];
-  const missing = need.filter((t) => !onPath(t));
-  if (missing.length) throw pluginNotAvailable(missing);
-  if (args.config.ipam?.type) await delegateIpam(args);
+  const c = args.config;
+  await vethStateStatus(c.name, {
+    ipMasq: c.ipMasq && Boolean(c.ipam?.type),
+    backend: c.ipMasqBackend,
+    spoof: c.macspoofchk,
+  });
+  if (c.ipam?.type) await delegateIpam(args);
 }
 
 export const plugin = definePlugin<BridgeConf>(

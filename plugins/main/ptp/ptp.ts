@@ -14,7 +14,6 @@ import {
   type CmdArgs,
   type Result,
   requirePrevResult,
-  pluginNotAvailable,
 } from "../../../src/cni/index.js";
 import { ipBatch, IpError } from "../../../src/netlink/ip.js";
 import { ensureSysctl } from "../../../src/netlink/sysctl.js";
@@ -31,10 +30,13 @@ import { addressOf, familyOf, gatewayFor, subnetOf } from "../../../src/address/
 import { systemHost } from "../../../src/hoststate/index.js";
 import {
   checkVethState,
+  chooseVethBackend,
   gcVethState,
   removeVethState,
   setUpVethState,
+  vethStateStatus,
 } from "../../../src/link/veth_state.js";
+import { chooseFramework } from "../../../src/framework/index.js";
 
 const schema = netConf({
   ipMasq: v.optional(v.boolean(), false),
@@ -56,6 +58,7 @@ function checkNetns(args: CmdArgs<PtpConf>): void {
 async function cmdAdd(args: CmdArgs<PtpConf>): Promise<Result> {
   checkNetns(args);
   const c = args.config;
+  const masqBackend = chooseVethBackend(c.name, { ipMasq: c.ipMasq, backend: c.ipMasqBackend, spoof: false });
   const ipam = await delegateIpam(args);
   const hostVeth = randomVethName();
   try {
@@ -111,7 +114,7 @@ async function cmdAdd(args: CmdArgs<PtpConf>): Promise<Result> {
     ];
     await setUpVethState(systemHost(), attachmentOf(args), {
       ipMasq: c.ipMasq,
-      backend: c.ipMasqBackend,
+      backend: masqBackend,
       addresses: ips.map((i) => i.address),
     });
     return result;
@@ -140,7 +143,7 @@ async function cmdCheck(args: CmdArgs<PtpConf>): Promise<void> {
   );
   const missing = await checkVethState(systemHost(), attachmentOf(args), {
     ipMasq: args.config.ipMasq,
-    backend: args.config.ipMasqBackend,
+    backend: chooseFramework(args.config.ipMasqBackend, args.config.name),
     addresses: (prev.ips ?? []).map((i) => i.address),
   });
   missing.unshift(...absent);
@@ -157,10 +160,8 @@ export const plugin = definePlugin<PtpConf>(
       await gcVethState(systemHost(), args.config.name, args.validAttachments);
     },
     async status(args) {
-      const { onPath } = await import("../../../src/iptables/iptables.js");
-      const tool = args.config.ipMasqBackend === "nftables" ? "nft" : "iptables-restore";
-      const missing = ["ip", ...(args.config.ipMasq ? [tool] : [])].filter((t) => !onPath(t));
-      if (missing.length) throw pluginNotAvailable(missing);
+      const c = args.config;
+      await vethStateStatus(c.name, { ipMasq: c.ipMasq, backend: c.ipMasqBackend, spoof: false });
       if (args.config.ipam?.type) await delegateIpam(args);
     },
   },

@@ -34,10 +34,19 @@ import {
 } from "./firewall_backend.js";
 import { firewallBackends, isolationBackends } from "./backends.js";
 import { isFirewalldRunning } from "./firewall_firewalld.js";
+import { readNetworkRecord, requireFramework } from "../../../src/framework/index.js";
 
-/** Upstream's choice for an empty backend: firewalld when it runs, else the host's default. */
-function backendFor(config: FirewallNetConf, host: Host): Promise<BackendName> {
-  return chooseBackend(config.backend || undefined, host.tools, { firewalldRunning: isFirewalldRunning });
+/**
+ * Upstream's choice for an empty backend: firewalld when it runs, else the host's default. A
+ * network moved by `cni-nft migrate` keeps its recorded framework (firewalld, a framework the
+ * operator runs, still comes first).
+ */
+async function backendFor(config: FirewallNetConf, host: Host): Promise<BackendName> {
+  const chosen = await chooseBackend(config.backend || undefined, host.tools, {
+    firewalldRunning: isFirewalldRunning,
+  });
+  if (config.backend || chosen === "firewalld") return chosen;
+  return readNetworkRecord(config.name)?.backend ?? chosen;
 }
 
 function needBridge(conf: FirewallSpec): void {
@@ -64,6 +73,7 @@ async function cmdAdd(args: CmdArgs<FirewallNetConf>, host: Host = systemHost())
   const spec = firewallSpec(args, prev);
   needBridge(spec);
   const name = await backendFor(args.config, host);
+  if (name !== "firewalld") requireFramework(name, "firewall");
   const a = attachmentOf(args);
   try {
     await backendNamed(firewallBackends(host), name).setUp(a, spec);

@@ -9,6 +9,7 @@ import { formatIP, parseCIDR, parseIP, subnetOf } from "../../../src/address/ind
 import { validateRuleText } from "../../../src/nftables/index.js";
 import type { Attachment } from "../../../src/cni/attachment.js";
 import { defaultBackend, systemTools, type HostTools } from "../../../src/hoststate/index.js";
+import { readNetworkRecord } from "../../../src/framework/index.js";
 
 export const schema = netConf({
   backend: v.optional(v.picklist(["iptables", "nftables"])),
@@ -122,7 +123,7 @@ export function chooseBackend(c: PortMapNetConf, tools: HostTools = systemTools)
   if (b4) wants[b4].push("conditionsV4");
   const b6 = conditionsBackend(c.conditionsV6);
   if (b6) wants[b6].push("conditionsV6");
-  const backend: BackendName = c.backend ?? defaultBackend(tools);
+  const backend: BackendName = c.backend ?? readNetworkRecord(c.name)?.backend ?? defaultBackend(tools);
   const other: BackendName = backend === "iptables" ? "nftables" : "iptables";
   if (wants[other].length)
     fail(

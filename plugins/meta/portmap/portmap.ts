@@ -13,6 +13,7 @@ import {
   type CmdArgs,
   type Result,
 } from "../../../src/cni/index.js";
+import { requireFramework, requireUsable } from "../../../src/framework/index.js";
 import { systemRunner } from "../../../src/process/index.js";
 import { ensureSysctl } from "../../../src/netlink/sysctl.js";
 import {
@@ -38,6 +39,7 @@ async function cmdAdd(args: CmdArgs<PortMapNetConf>, host: Host = systemHost()):
   const { backend, spec } = parseConf(args, host.tools);
   const prev = requirePrevResult(args);
   if (spec.mappings.length === 0 || spec.containers.length === 0) return prev;
+  requireFramework(backend, "portmap");
   const effects = await backendNamed(portmapBackends(host), backend).setUp(attachmentOf(args), spec);
   await settle(
     effects,
@@ -74,19 +76,10 @@ export const plugin = definePlugin<PortMapNetConf>(
       const host = systemHost();
       await gcEverywhere(portmapBackends(host), args.config.name, args.validAttachments);
     },
-    status(args) {
-      const host = systemHost();
-      const backend = parseConf(args, host.tools).backend;
-      const need = backend === "nftables" ? ["nft"] : ["iptables-restore", "iptables-save"];
-      const missing = need.filter((t) => !host.tools.has(t));
-      if (missing.length)
-        return Promise.reject(
-          new CniError(
-            ErrorCode.PluginNotAvailable,
-            `plugin not available: ${missing.join(", ")} not found in PATH`,
-          ),
-        );
-      return Promise.resolve();
+    async status(args) {
+      const backend = parseConf(args, systemHost().tools).backend;
+      requireFramework(backend, "portmap");
+      await requireUsable(backend, "portmap");
     },
   },
   { name: "portmap", config: schema },
