@@ -5,7 +5,7 @@
  * nat chains at prerouting and postrouting, masquerade, dnat, fib and ct. iptables: the nat and
  * filter tables can be read.
  */
-import { execCommand } from "../nftables/exec.js";
+import { systemRunner } from "../process/index.js";
 import { FRAMEWORK_TOOLS, type Framework } from "./choose.js";
 import { onPath } from "../iptables/iptables.js";
 import { CniError, ErrorCode } from "../cni/index.js";
@@ -37,10 +37,9 @@ export async function frameworkProblems(f: Framework): Promise<string[]> {
   const missing = FRAMEWORK_TOOLS[f].filter((t) => !onPath(t));
   if (missing.length) return [`${missing.join(", ")} not found in PATH: install ${f}`];
   if (f === "nftables") {
-    const r = await execCommand(
-      ["nft", "--check", "-f", "-"],
-      NFT_PROBE(`cni_nft_status_${process.pid}`),
-    ).catch((e: Error) => ({ code: 1, stdout: "", stderr: e.message }));
+    const r = await systemRunner
+      .run({ argv: ["nft", "--check", "-f", "-"], stdin: NFT_PROBE(`cni_nft_status_${process.pid}`) })
+      .catch((e: Error) => ({ code: 1, stdout: "", stderr: e.message }));
     if (r.code === 0) return [];
     const why = r.stderr.match(/Error: (.*)/)?.[1] ?? r.stderr.trim();
     return [
@@ -49,7 +48,7 @@ export async function frameworkProblems(f: Framework): Promise<string[]> {
   }
   const problems: string[] = [];
   for (const table of ["nat", "filter"]) {
-    const r = await execCommand(["iptables-save", "-t", table]).catch((e: Error) => ({
+    const r = await systemRunner.run({ argv: ["iptables-save", "-t", table] }).catch((e: Error) => ({
       code: 1,
       stdout: "",
       stderr: e.message,
