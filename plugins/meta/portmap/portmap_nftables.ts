@@ -205,7 +205,8 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     });
   }
 
-  async remove(a: Attachment, spec?: PortMapSpec): Promise<Effects> {
+  /** `ownOnly`: leave upstream's layout alone (a migration removes it only once ours is in place). */
+  async remove(a: Attachment, spec?: PortMapSpec, opts: { ownOnly?: boolean } = {}): Promise<Effects> {
     const comment = nftOwnerComment(a);
     const hash = nftOwnerHash(a);
     const [udp, upstreamUdp] = await Promise.all([
@@ -217,7 +218,7 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
             (ch) => ch.endsWith(`-${hash}`),
           ),
       ),
-      this.removeUpstreamLeftovers(a.containerId),
+      opts.ownOnly ? [] : this.removeUpstreamLeftovers(a.containerId),
     ]);
     return { udpPorts: [...udp, ...upstreamUdp] };
   }
