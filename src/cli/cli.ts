@@ -60,6 +60,11 @@ Commands:
   translate [FILE]      iptables-save output into an nft script for an own table (--apply loads it)
   list [NETWORK...]     every attachment on the host with its live state (--check, --json)
 
+Host commands (docs/migration.md):
+  migrate --to nftables|iptables [--dry-run] [NETWORK...]   move cached attachments' host state
+  restore [--dry-run] [NETWORK...]                          re-create it after a firewall flush or reload
+  doctor                                                    what on this host will break containers
+
 NETNS is a path (/run/netns/x) or a name under /run/netns. 'cni-nft COMMAND --help' for details.
 
 ${ENV_HELP}`,
@@ -189,6 +194,9 @@ export async function cli(argv: string[], io: Io): Promise<number> {
   if (argv[0] === "install") return (await import("./install.js")).install(argv.slice(1), io);
   if (argv[0] === "translate") return (await import("./translate.js")).translate(argv.slice(1), io);
   if (argv[0] === "list") return (await import("./list.js")).list(argv.slice(1), io);
+  if (argv[0] === "migrate") return (await import("./migrate.js")).migrateMain(argv.slice(1), io);
+  if (argv[0] === "restore") return (await import("./restore.js")).restoreMain(argv.slice(1), io);
+  if (argv[0] === "doctor") return (await import("./doctor.js")).doctorMain(argv.slice(1), io);
   let json = argv.includes("--json");
   try {
     const p = parseArgv(argv);

@@ -1,0 +1,289 @@
+/**
+ * What one cached attachment keeps on the host, per component (masquerade, spoof check, portmap,
+ * firewall), with every backend that can hold it, bound to the attachment: check, set up,
+ * remove. Built from what libcni cached (the network config, the final result, capability args),
+ * through each plugin's own config parsing, so a component here is what the plugin's ADD made.
+ *
+ * Backends are named by layout: `iptables` (upstream 1.1.1's rules, also cni-nft's), `nftables`
+ * (cni-nft's tables; for masquerade the same table as upstream's), `upstream-nftables` (upstream's
+ * nftables portmap, read and removed only: never a target), `firewalld`.
+ */
+import * as v from "valibot";
+import type { CmdArgs, Result } from "../cni/index.js";
+import { buildOneConfig, type NetworkConfigList, type RuntimeConf } from "../cli/libcni.js";
+import { applyWithSkeleton } from "../nftables/index.js";
+import { IptablesMasq, NftablesMasq, type MasqSetup } from "../ipmasq/index.js";
+import { SpoofChecker } from "../link/spoofcheck.js";
+import { parseConf, schema as portmapSchema, type PortMapConf } from "../../plugins/meta/portmap/config.js";
+import { NftablesPortMapper } from "../../plugins/meta/portmap/portmap_nftables.js";
+import {
+  deleteUpstreamRules,
+  missingInUpstreamLayout,
+  readUpstreamPortmap,
+} from "../../plugins/meta/portmap/portmap_nftables_upstream.js";
+import {
+  firewallConf,
+  schema as firewallSchema,
+  type FirewallConf,
+} from "../../plugins/meta/firewall/firewall_backend.js";
+import { IptablesFirewall } from "../../plugins/meta/firewall/firewall_iptables.js";
+import { NftablesFirewall } from "../../plugins/meta/firewall/firewall_nftables.js";
+import { FirewalldFirewall } from "../../plugins/meta/firewall/firewall_firewalld.js";
+import type { Framework } from "../framework/index.js";
+import { onPath, saveTable } from "../iptables/iptables.js";
+import { iptablesChainName, nftComment } from "../ipmasq/ipmasq.js";
+import { IptablesPortMapper, dnatChainName } from "../../plugins/meta/portmap/portmap_iptables.js";
+
+export type ComponentName = "masquerade" | "spoofcheck" | "portmap" | "firewall";
+export type LayoutName = "iptables" | "nftables" | "upstream-nftables" | "firewalld";
+
+/** One backend of a component, bound to one attachment. */
+export interface BoundBackend {
+  readonly layout: LayoutName;
+  /** The framework whose tables hold it (firewalld's zones: none of ours). */
+  readonly framework: Framework | "firewalld";
+  /** Whether migrate may write it (upstream's nftables portmap is only read and removed). */
+  readonly target: boolean;
+  /** What is missing; empty when the attachment's state is whole here. */
+  check(): Promise<string[]>;
+  /** Whether any of the attachment's state is here (whole or partial). */
+  holds(): Promise<boolean>;
+  setUp(): Promise<void>;
+  /** Removes only this layout's state of the attachment, never conntrack entries. */
+  remove(): Promise<void>;
+}
+
+export interface Component {
+  readonly name: ComponentName;
+  /** The backend the config names, if it names one. */
+  readonly configured?: LayoutName;
+  readonly backends: readonly BoundBackend[];
+}
+
+/** One attachment as libcni cached it. */
+export interface CachedAttachment {
+  network: string;
+  containerId: string;
+  ifname: string;
+  netns: string;
+  list: NetworkConfigList;
+  result: Result;
+  capabilityArgs: Record<string, unknown>;
+  cniArgs: [string, string][];
+  /** The cache file. */
+  file: string;
+}
+
+function cmdArgs<C>(a: CachedAttachment, config: C, raw: string): CmdArgs<C> {
+  return {
+    command: "CHECK",
+    containerId: a.containerId,
+    netns: a.netns,
+    ifname: a.ifname,
+    args: Object.fromEntries(a.cniArgs),
+    path: [],
+    config,
+    rawConfig: raw,
+    cniVersion: a.list.cniVersion,
+    prevResult: a.result,
+    env: process.env,
+  };
+}
+
+/** The plugin's config as the runtime passed it on ADD (runtimeConfig from the capability args). */
+function pluginConfig(a: CachedAttachment, plugin: Record<string, unknown>): { raw: string; json: unknown } {
+  const rt: RuntimeConf = {
+    containerId: a.containerId,
+    netns: a.netns,
+    ifname: a.ifname,
+    args: a.cniArgs,
+    capabilityArgs: a.capabilityArgs,
+    cacheDir: "",
+  };
+  const raw = buildOneConfig(a.list, plugin, a.result, rt);
+  return { raw, json: JSON.parse(raw) as unknown };
+}
+
+/** Whether iptables-save (of the families present) has a line containing one of `needles`. */
+async function iptablesHas(table: string, needles: string[]): Promise<boolean> {
+  for (const family of [4, 6] as const) {
+    if (!onPath(family === 4 ? "iptables-save" : "ip6tables-save")) continue;
+    const saved = await saveTable(family, table);
+    const lines = [...[...saved.chains].map((c) => `:${c}`), ...saved.rules];
+    if (lines.some((l) => needles.some((n) => l.includes(n)))) return true;
+  }
+  return false;
+}
+
+/** Some of the state is there: fewer of `count` items missing than there are (check's items, one per item). */
+const someOf =
+  (check: () => Promise<string[]>, marker: string, count: number) => async (): Promise<boolean> =>
+    (await check()).filter((m) => m.includes(marker)).length < count;
+
+function masquerade(s: MasqSetup, configured?: Framework): Component {
+  const ipt = new IptablesMasq();
+  const nft = new NftablesMasq();
+  const holds = {
+    iptables: () => iptablesHas("nat", [iptablesChainName(s.network, s.containerId)]),
+    nftables: someOf(() => nft.check(s), "masquerade rule for", s.addresses.length),
+  };
+  const bound = (layout: Framework, b: IptablesMasq | NftablesMasq): BoundBackend => ({
+    layout,
+    framework: layout,
+    target: true,
+    check: () => b.check(s),
+    holds: holds[layout],
+    setUp: () => b.setup(s),
+    remove: () => b.teardown(s),
+  });
+  return {
+    name: "masquerade",
+    ...(configured ? { configured } : {}),
+    backends: [bound("iptables", ipt), bound("nftables", nft)],
+  };
+}
+
+function spoofcheck(refId: string, hostVeth: string, mac: string): Component {
+  const sc = new SpoofChecker(refId);
+  const check = (): Promise<string[]> => sc.check(mac);
+  return {
+    name: "spoofcheck",
+    configured: "nftables",
+    backends: [
+      {
+        layout: "nftables",
+        framework: "nftables",
+        target: true,
+        check,
+        // One layout only: "holds" just lets a partial state be cleared before it is set up again.
+        holds: () => Promise.resolve(true),
+        setUp: () =>
+          applyWithSkeleton(
+            [sc.setupTransaction(hostVeth, mac, false)],
+            [sc.setupTransaction(hostVeth, mac)],
+          ),
+        remove: () => sc.teardown(),
+      },
+    ],
+  };
+}
+
+function portmap(c: PortMapConf, configured?: Framework): Component {
+  const ipt = new IptablesPortMapper();
+  const nft = new NftablesPortMapper();
+  const upstream = async (): Promise<string[]> =>
+    missingInUpstreamLayout(c, await readUpstreamPortmap({}, c.containerId));
+  return {
+    name: "portmap",
+    ...(configured ? { configured } : {}),
+    backends: [
+      {
+        layout: "iptables",
+        framework: "iptables",
+        target: true,
+        check: () => ipt.check(c),
+        holds: () => iptablesHas("nat", [dnatChainName(c.network, c.containerId)]),
+        setUp: () => ipt.forward(c),
+        remove: async () => void (await ipt.unforward(c)),
+      },
+      {
+        layout: "nftables",
+        framework: "nftables",
+        target: true,
+        // Only cni-nft's own table: upstream's layout is a source, not the target.
+        check: () => nft.checkOwn(c),
+        holds: async () => {
+          const comment = nftComment(c);
+          return ((await nft.state())?.elements ?? []).some((e) => e.comment === comment);
+        },
+        setUp: () => nft.forward(c),
+        remove: async () => void (await nft.unforward(c, c, { ownOnly: true })),
+      },
+      {
+        layout: "upstream-nftables",
+        framework: "nftables",
+        target: false,
+        check: upstream,
+        holds: async () => (await readUpstreamPortmap({}, c.containerId)).length > 0,
+        setUp: () => Promise.reject(new Error("upstream's nftables portmap layout is never written")),
+        remove: async () => deleteUpstreamRules(await readUpstreamPortmap({}, c.containerId)),
+      },
+    ],
+  };
+}
+
+function firewall(c: FirewallConf, configured?: LayoutName): Component {
+  const ipt = new IptablesFirewall();
+  const nft = new NftablesFirewall();
+  const fwd = new FirewalldFirewall();
+  const holds = {
+    iptables: () =>
+      iptablesHas(
+        "filter",
+        c.addresses.map((a) => `-A CNI-FORWARD -s ${a} -j ACCEPT`),
+      ),
+    nftables: async () => {
+      const m = await nft.check(c);
+      return (
+        !m.some((x) => x.startsWith("nftables table")) &&
+        m.filter((x) => x.startsWith("element ")).length < c.addresses.length
+      );
+    },
+    firewalld: someOf(() => fwd.check(c), "the address ", c.addresses.length),
+  };
+  const bound = (
+    layout: "iptables" | "nftables" | "firewalld",
+    b: IptablesFirewall | NftablesFirewall | FirewalldFirewall,
+  ): BoundBackend => ({
+    layout,
+    framework: layout,
+    target: layout !== "firewalld",
+    check: () => b.check(c),
+    holds: holds[layout],
+    setUp: () => b.add(c),
+    remove: () => b.del(c),
+  });
+  return {
+    name: "firewall",
+    ...(configured ? { configured } : {}),
+    backends: [bound("iptables", ipt), bound("nftables", nft), bound("firewalld", fwd)],
+  };
+}
+
+const asFramework = (x: unknown): Framework | undefined =>
+  x === "iptables" || x === "nftables" ? x : undefined;
+
+/** The components the attachment's plugins made, in the order of the network's plugins. */
+export function componentsOf(a: CachedAttachment): Component[] {
+  const out: Component[] = [];
+  for (const plugin of a.list.plugins) {
+    const type = plugin["type"];
+    if (type === "bridge" || type === "ptp") {
+      const layer3 = typeof (plugin["ipam"] as { type?: unknown } | undefined)?.type === "string";
+      const addresses = (a.result.ips ?? []).map((ip) => ip.address);
+      if (plugin["ipMasq"] === true && layer3 && addresses.length)
+        out.push(
+          masquerade(
+            { network: a.network, containerId: a.containerId, ifname: a.ifname, addresses },
+            asFramework(plugin["ipMasqBackend"]),
+          ),
+        );
+      const ifs = a.result.interfaces ?? [];
+      const container = ifs.find((i) => i.name === a.ifname && i.sandbox);
+      const hostVeth = type === "bridge" ? ifs[1] : undefined;
+      if (plugin["macspoofchk"] === true && container?.mac && hostVeth && !hostVeth.sandbox)
+        out.push(spoofcheck(`${a.containerId}-${a.ifname}`, hostVeth.name, container.mac));
+    } else if (type === "portmap") {
+      const { raw, json } = pluginConfig(a, plugin);
+      const conf = parseConf(cmdArgs(a, v.parse(portmapSchema, json), raw));
+      if (conf.mappings.length && conf.containers.length)
+        out.push(portmap(conf, asFramework((json as { backend?: unknown }).backend)));
+    } else if (type === "firewall") {
+      const { raw, json } = pluginConfig(a, plugin);
+      const config = v.parse(firewallSchema, json);
+      const conf = firewallConf(cmdArgs(a, config, raw), a.result);
+      if (conf.addresses.length) out.push(firewall(conf, config.backend || undefined));
+    }
+  }
+  return out;
+}

@@ -1,0 +1,63 @@
+// One long-lived flow: sends a numbered message every INTERVAL ms and counts the echoes.
+// Usage: node flow-client.mjs tcp|udp HOST PORT INTERVAL. Prints "flowing" after the first echo;
+// on "stop" (stdin) waits for echoes in flight, prints a JSON summary and exits.
+import { connect } from "node:net";
+import { createSocket } from "node:dgram";
+import { createInterface } from "node:readline";
+const [proto, host, port, interval] = process.argv.slice(2);
+const stats = { sent: 0, received: 0, errors: [], maxGapMs: 0 };
+let last = 0;
+let announced = false;
+const got = (n) => {
+  const now = Date.now();
+  if (last) stats.maxGapMs = Math.max(stats.maxGapMs, now - last);
+  last = now;
+  stats.received += n;
+  if (!announced) {
+    announced = true;
+    console.log("flowing");
+  }
+};
+let send;
+let close;
+if (proto === "udp") {
+  const sock = createSocket(host.includes(":") ? "udp6" : "udp4");
+  sock.on("message", () => got(1));
+  sock.on("error", (e) => stats.errors.push(e.message));
+  sock.connect(Number(port), host);
+  send = (msg) => sock.send(msg);
+  close = () => sock.close();
+} else {
+  const sock = connect(Number(port), host);
+  let buf = "";
+  sock.setEncoding("utf8");
+  sock.on("data", (d) => {
+    buf += d;
+    const lines = buf.split("\n");
+    buf = lines.pop();
+    got(lines.length);
+  });
+  sock.on("error", (e) => stats.errors.push(e.message));
+  sock.on("close", () => stats.errors.push("closed"));
+  send = (msg) => sock.write(msg + "\n");
+  close = () => sock.destroy();
+}
+let seq = 0;
+const timer = setInterval(() => {
+  stats.sent++;
+  try {
+    send(String(seq++));
+  } catch (e) {
+    stats.errors.push(e.message);
+  }
+}, Number(interval));
+createInterface({ input: process.stdin }).on("line", (l) => {
+  if (l.trim() !== "stop") return;
+  clearInterval(timer);
+  setTimeout(() => {
+    stats.errors = [...new Set(stats.errors)];
+    console.log(JSON.stringify(stats));
+    close();
+    process.exit(0);
+  }, 1000);
+});
