@@ -9,7 +9,7 @@ import { systemRunner } from "../process/index.js";
 import { onPath, saveTable } from "../iptables/iptables.js";
 import { frameworkPresent, frameworkProblems, type Framework } from "../framework/index.js";
 import { parseConfList, type NetworkConfigList } from "../cli/libcni.js";
-import { iptablesChainName, nftInstanceHash, nftNetworkHash } from "../ipmasq/ipmasq.js";
+import { iptablesChainName, nftNetworkHash, nftOwnerHash } from "../cni/attachment.js";
 import type { CachedAttachment } from "../migrate/components.js";
 
 export type FindingKind =
@@ -142,10 +142,10 @@ async function backends(out: Finding[], confDir: string, cached: readonly Cached
 
 /** nftables elements and rules, and iptables chains, that no cached attachment owns. */
 async function leftovers(out: Finding[], cached: readonly CachedAttachment[]): Promise<void> {
-  const owners = new Set(cached.map((a) => nftInstanceHash(a)));
+  const owners = new Set(cached.map((a) => nftOwnerHash(a)));
   const ids = new Set(cached.map((a) => a.containerId));
-  const chains = new Set(cached.map((a) => iptablesChainName(a.network, a.containerId)));
-  const dnChains = new Set(cached.map((a) => iptablesChainName(a.network, a.containerId, "DN-")));
+  const chains = new Set(cached.map((a) => iptablesChainName(a)));
+  const dnChains = new Set(cached.map((a) => iptablesChainName(a, "DN-")));
   const nets = new Set(cached.map((a) => nftNetworkHash(a.network)));
   const stale: string[] = [];
   if (onPath("nft")) {

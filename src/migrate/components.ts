@@ -11,9 +11,10 @@
 import * as v from "valibot";
 import type { CmdArgs, Result } from "../cni/index.js";
 import { buildOneConfig, type NetworkConfigList, type RuntimeConf } from "../cli/libcni.js";
-import { applyWithSkeleton } from "../nftables/index.js";
-import { IptablesMasq, NftablesMasq, type MasqSetup } from "../ipmasq/index.js";
-import { SpoofChecker } from "../link/spoofcheck.js";
+import { masqueradeBackends, type MasqSpec } from "../ipmasq/index.js";
+import { spoofCheck } from "../link/veth_state.js";
+import { systemHost, type HostStateBackend } from "../hoststate/index.js";
+import { iptablesChainName, nftOwnerComment, type Attachment } from "../cni/attachment.js";
 import { parseConf, schema as portmapSchema, type PortMapConf } from "../../plugins/meta/portmap/config.js";
 import { NftablesPortMapper } from "../../plugins/meta/portmap/portmap_nftables.js";
 import {
@@ -31,7 +32,6 @@ import { NftablesFirewall } from "../../plugins/meta/firewall/firewall_nftables.
 import { FirewalldFirewall } from "../../plugins/meta/firewall/firewall_firewalld.js";
 import type { Framework } from "../framework/index.js";
 import { onPath, saveTable } from "../iptables/iptables.js";
-import { iptablesChainName, nftComment } from "../ipmasq/ipmasq.js";
 import { IptablesPortMapper, dnatChainName } from "../../plugins/meta/portmap/portmap_iptables.js";
 
 export type ComponentName = "masquerade" | "spoofcheck" | "portmap" | "firewall";
@@ -120,51 +120,48 @@ const someOf =
   (check: () => Promise<string[]>, marker: string, count: number) => async (): Promise<boolean> =>
     (await check()).filter((m) => m.includes(marker)).length < count;
 
-function masquerade(s: MasqSetup, configured?: Framework): Component {
-  const ipt = new IptablesMasq();
-  const nft = new NftablesMasq();
-  const holds = {
-    iptables: () => iptablesHas("nat", [iptablesChainName(s.network, s.containerId)]),
-    nftables: someOf(() => nft.check(s), "masquerade rule for", s.addresses.length),
-  };
-  const bound = (layout: Framework, b: IptablesMasq | NftablesMasq): BoundBackend => ({
+/** A backend of the contract (src/hoststate), bound to one attachment and its spec. */
+function bound<S>(
+  b: HostStateBackend<S>,
+  a: Attachment,
+  spec: S,
+  holds: () => Promise<boolean>,
+): BoundBackend {
+  const layout = b.name;
+  return {
     layout,
     framework: layout,
-    target: true,
-    check: () => b.check(s),
-    holds: holds[layout],
-    setUp: () => b.setup(s),
-    remove: () => b.teardown(s),
-  });
-  return {
-    name: "masquerade",
-    ...(configured ? { configured } : {}),
-    backends: [bound("iptables", ipt), bound("nftables", nft)],
+    target: layout !== "firewalld",
+    check: () => b.check(a, spec),
+    holds,
+    setUp: async () => void (await b.setUp(a, spec)),
+    remove: async () => void (await b.remove(a, spec)),
   };
 }
 
-function spoofcheck(refId: string, hostVeth: string, mac: string): Component {
-  const sc = new SpoofChecker(refId);
-  const check = (): Promise<string[]> => sc.check(mac);
+function masquerade(a: Attachment, s: MasqSpec, configured?: Framework): Component {
+  const [ipt, nft] = masqueradeBackends(systemHost());
+  return {
+    name: "masquerade",
+    ...(configured ? { configured } : {}),
+    backends: [
+      bound(ipt!, a, s, () => iptablesHas("nat", [iptablesChainName(a)])),
+      bound(
+        nft!,
+        a,
+        s,
+        someOf(() => nft!.check(a, s), "masquerade rule for", s.addresses.length),
+      ),
+    ],
+  };
+}
+
+function spoofcheck(a: Attachment, hostVeth: string, mac: string): Component {
+  // One layout only: "holds" just lets a partial state be cleared before it is set up again.
   return {
     name: "spoofcheck",
     configured: "nftables",
-    backends: [
-      {
-        layout: "nftables",
-        framework: "nftables",
-        target: true,
-        check,
-        // One layout only: "holds" just lets a partial state be cleared before it is set up again.
-        holds: () => Promise.resolve(true),
-        setUp: () =>
-          applyWithSkeleton(
-            [sc.setupTransaction(hostVeth, mac, false)],
-            [sc.setupTransaction(hostVeth, mac)],
-          ),
-        remove: () => sc.teardown(),
-      },
-    ],
+    backends: [bound(spoofCheck(systemHost()), a, { hostVeth, mac }, () => Promise.resolve(true))],
   };
 }
 
@@ -193,7 +190,7 @@ function portmap(c: PortMapConf, configured?: Framework): Component {
         // Only cni-nft's own table: upstream's layout is a source, not the target.
         check: () => nft.checkOwn(c),
         holds: async () => {
-          const comment = nftComment(c);
+          const comment = nftOwnerComment(c);
           return ((await nft.state())?.elements ?? []).some((e) => e.comment === comment);
         },
         setUp: () => nft.forward(c),
@@ -256,23 +253,19 @@ const asFramework = (x: unknown): Framework | undefined =>
 /** The components the attachment's plugins made, in the order of the network's plugins. */
 export function componentsOf(a: CachedAttachment): Component[] {
   const out: Component[] = [];
+  const attachment: Attachment = { network: a.network, containerId: a.containerId, ifname: a.ifname };
   for (const plugin of a.list.plugins) {
     const type = plugin["type"];
     if (type === "bridge" || type === "ptp") {
       const layer3 = typeof (plugin["ipam"] as { type?: unknown } | undefined)?.type === "string";
       const addresses = (a.result.ips ?? []).map((ip) => ip.address);
       if (plugin["ipMasq"] === true && layer3 && addresses.length)
-        out.push(
-          masquerade(
-            { network: a.network, containerId: a.containerId, ifname: a.ifname, addresses },
-            asFramework(plugin["ipMasqBackend"]),
-          ),
-        );
+        out.push(masquerade(attachment, { addresses }, asFramework(plugin["ipMasqBackend"])));
       const ifs = a.result.interfaces ?? [];
       const container = ifs.find((i) => i.name === a.ifname && i.sandbox);
       const hostVeth = type === "bridge" ? ifs[1] : undefined;
       if (plugin["macspoofchk"] === true && container?.mac && hostVeth && !hostVeth.sandbox)
-        out.push(spoofcheck(`${a.containerId}-${a.ifname}`, hostVeth.name, container.mac));
+        out.push(spoofcheck(attachment, hostVeth.name, container.mac));
     } else if (type === "portmap") {
       const { raw, json } = pluginConfig(a, plugin);
       const conf = parseConf(cmdArgs(a, v.parse(portmapSchema, json), raw));

@@ -350,9 +350,11 @@ describe("cni-nft migrate with live flows", () => {
           stdio: "ignore",
         },
       );
+      // Listening from the start: a run that finishes before the kill must not be waited for forever.
+      const exited = new Promise((r) => child.on("exit", r));
       await new Promise((r) => setTimeout(r, delay));
       child.kill("SIGKILL");
-      await new Promise((r) => child.on("exit", r));
+      await exited;
       // Every container still checks out on one framework or the other.
       for (const [j, c] of ctrs.entries()) {
         const ids = { CNI_CONTAINERID: `mgd-c${j}` };
