@@ -256,6 +256,30 @@ describe(
         await podman("network", "reload", name);
         assert.equal(await getWithRetry(port), PAGE, "still served after network reload");
 
+        if (backend === "iptables") {
+          // cni-nft migrate on podman's own cache (/var/lib/cni), container running: the page is
+          // still served, the state is on nftables only; then restore after our tables are gone.
+          const records = join(T, "records");
+          const cli = (...args: string[]) =>
+            sh(["env", `CNI_NFT_NETWORKS_DIR=${records}`, join(OUR_BIN, "cni-nft"), ...args]);
+          await cli("migrate", "--to", "nftables", net);
+          assert.equal(await getWithRetry(port), PAGE, "served after migrate");
+          assert.doesNotMatch(
+            (await run(["iptables-save"])).stdout,
+            new RegExp(`${ip.replace(/\./g, "\\.")}/32`),
+          );
+          assert.match(
+            (await run(["nft", "list", "table", "inet", "cni_nft_firewall"])).stdout,
+            new RegExp(ip.replace(/\./g, "\\.")),
+          );
+          await run(["nft", "delete", "table", "inet", "cni_nft_portmap"]);
+          assert.equal(await get(port), undefined, "no host port once its table is gone");
+          await cli("restore", net);
+          assert.equal(await getWithRetry(port), PAGE, "served after restore");
+          await cli("migrate", "--to", "iptables", net);
+          assert.equal(await getWithRetry(port), PAGE, "served after the way back");
+        }
+
         await podman("stop", "-t", "0", name);
         await podman("rm", name);
         const left = await rules();
