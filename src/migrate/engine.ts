@@ -105,7 +105,8 @@ async function homeOf(c: Component, network: string): Promise<BoundBackend | und
   let layout: LayoutName | undefined = c.configured;
   if (!layout && c.name === "firewall" && (await isFirewalldRunning())) layout = "firewalld";
   layout ??= chooseFramework(undefined, network);
-  return c.backends.find((b) => b.layout === layout && b.target);
+  // firewalld is never a migration target, but what a reload dropped is restored there.
+  return c.backends.find((b) => b.layout === layout && (b.target || b.layout === "firewalld"));
 }
 
 async function restoreComponent(c: Component, network: string, dryRun: boolean): Promise<StepReport> {

@@ -7,10 +7,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NetnsPool, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
-import { OUR_BIN, firewallState, tempDir } from "../helpers/cni.js";
+import { OUR_BIN, ROOT, firewallState, tempDir } from "../helpers/cni.js";
 import { onPath } from "../../src/iptables/iptables.js";
 
 const skip = !onPath("firewalld") || !onPath("dbus-daemon") || !onPath("dbus-send");
@@ -147,6 +147,73 @@ describe("firewall firewalld backend against a real firewalld", { skip }, () => 
       0,
     );
     assert.equal(await query("internal", "10.93.0.6/32"), false);
+  });
+
+  test("after a firewalld reload, the unit's D-Bus listener runs cni-nft restore and the sources come back", async () => {
+    // An attachment as libcni caches it: a firewall plugin on firewalld, its addresses bound.
+    const cache = join(dir.path, "cache");
+    mkdirSync(join(cache, "results"), { recursive: true });
+    const list = {
+      cniVersion: "1.0.0",
+      name: "fwdnet",
+      plugins: [{ type: "firewall", backend: "firewalld" }],
+    };
+    const result = { cniVersion: "1.0.0", ips: [{ address: "10.93.0.9/24" }] };
+    writeFileSync(
+      join(cache, "results", "fwdnet-d9-eth0"),
+      JSON.stringify({
+        kind: "cniCacheV1",
+        containerId: "d9",
+        config: Buffer.from(JSON.stringify(list)).toString("base64"),
+        ifName: "eth0",
+        networkName: "fwdnet",
+        netns: ns.path,
+        result,
+      }),
+    );
+    const add = await plugin(
+      "ADD",
+      { ...list.plugins[0], cniVersion: "1.0.0", name: "fwdnet", prevResult: result },
+      "d9",
+    );
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    assert.ok(await query("trusted", "10.93.0.9/32"));
+
+    // The unit's command, with the CLI where this checkout has it.
+    const unit = readFileSync(join(ROOT, "deploy", "systemd", "cni-nft-firewalld-reload.service"), "utf8");
+    const cmd = /^ExecStart=\/bin\/sh -c '(.*)'$/m
+      .exec(unit)![1]!
+      .replaceAll("/opt/cni/bin/cni-nft", join(OUR_BIN, "cni-nft"));
+    const listener = spawn("ip", ["netns", "exec", ns.name, "sh", "-c", cmd], {
+      env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: busEnv, CNI_CACHE_DIR: cache },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    let log = "";
+    listener.stdout.on("data", (d: Buffer) => (log += d.toString()));
+    listener.stderr.on("data", (d: Buffer) => (log += d.toString()));
+    try {
+      await new Promise((r) => setTimeout(r, 1500)); // dbus-monitor subscribes
+      assert.equal((await dbus("org.fedoraproject.FirewallD1.reload")).code, 0);
+      let back = false;
+      for (let i = 0; i < 80 && !back; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        back = await query("trusted", "10.93.0.9/32");
+      }
+      assert.ok(back, `the source is bound again after the reload: ${log}`);
+    } finally {
+      process.kill(-listener.pid!, "SIGKILL");
+    }
+    assert.equal(
+      (
+        await plugin(
+          "DEL",
+          { ...list.plugins[0], cniVersion: "1.0.0", name: "fwdnet", prevResult: result },
+          "d9",
+        )
+      ).code,
+      0,
+    );
   });
 
   test("when firewalld is not running the error says so; auto falls back to iptables", async () => {
