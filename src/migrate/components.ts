@@ -15,8 +15,14 @@ import { masqueradeBackends, type MasqSpec } from "../ipmasq/index.js";
 import { spoofCheck } from "../link/veth_state.js";
 import { systemHost, type HostStateBackend } from "../hoststate/index.js";
 import { iptablesChainName, nftOwnerComment, type Attachment } from "../cni/attachment.js";
-import { parseConf, schema as portmapSchema, type PortMapConf } from "../../plugins/meta/portmap/config.js";
-import { NftablesPortMapper } from "../../plugins/meta/portmap/portmap_nftables.js";
+import {
+  parseConf,
+  schema as portmapSchema,
+  type PortMapConf,
+  type PortMapSpec,
+} from "../../plugins/meta/portmap/config.js";
+import { portmapBackends } from "../../plugins/meta/portmap/backends.js";
+import type { NftablesPortMapper } from "../../plugins/meta/portmap/portmap_nftables.js";
 import {
   deleteUpstreamRules,
   missingInUpstreamLayout,
@@ -165,45 +171,32 @@ function spoofcheck(a: Attachment, hostVeth: string, mac: string): Component {
   };
 }
 
-function portmap(c: PortMapConf, configured?: Framework): Component {
-  const ipt = new IptablesPortMapper();
-  const nft = new NftablesPortMapper();
-  const upstream = async (): Promise<string[]> =>
-    missingInUpstreamLayout(c, await readUpstreamPortmap({}, c.containerId));
+function portmap(a: Attachment, spec: PortMapSpec, configured?: Framework): Component {
+  const [ipt, nft] = portmapBackends(systemHost()) as [IptablesPortMapper, NftablesPortMapper];
+  const c: PortMapConf = { ...a, ...spec };
+  const upstreamRules = () => readUpstreamPortmap(nft.nft, a.containerId);
+  const comment = nftOwnerComment(a);
   return {
     name: "portmap",
     ...(configured ? { configured } : {}),
     backends: [
+      bound(ipt, a, spec, () => iptablesHas("nat", [dnatChainName(a.network, a.containerId)])),
       {
-        layout: "iptables",
-        framework: "iptables",
-        target: true,
-        check: () => ipt.check(c),
-        holds: () => iptablesHas("nat", [dnatChainName(c.network, c.containerId)]),
-        setUp: () => ipt.forward(c),
-        remove: async () => void (await ipt.unforward(c)),
-      },
-      {
-        layout: "nftables",
-        framework: "nftables",
-        target: true,
+        ...bound(nft, a, spec, async () =>
+          ((await nft.state())?.elements ?? []).some((e) => e.comment === comment),
+        ),
         // Only cni-nft's own table: upstream's layout is a source, not the target.
         check: () => nft.checkOwn(c),
-        holds: async () => {
-          const comment = nftOwnerComment(c);
-          return ((await nft.state())?.elements ?? []).some((e) => e.comment === comment);
-        },
-        setUp: () => nft.forward(c),
-        remove: async () => void (await nft.unforward(c, c, { ownOnly: true })),
+        remove: async () => void (await nft.remove(a, spec, { ownOnly: true })),
       },
       {
         layout: "upstream-nftables",
         framework: "nftables",
         target: false,
-        check: upstream,
-        holds: async () => (await readUpstreamPortmap({}, c.containerId)).length > 0,
+        check: async () => missingInUpstreamLayout(c, await upstreamRules()),
+        holds: async () => (await upstreamRules()).length > 0,
         setUp: () => Promise.reject(new Error("upstream's nftables portmap layout is never written")),
-        remove: async () => deleteUpstreamRules(await readUpstreamPortmap({}, c.containerId)),
+        remove: async () => deleteUpstreamRules(nft.nft, await upstreamRules()),
       },
     ],
   };
@@ -268,9 +261,9 @@ export function componentsOf(a: CachedAttachment): Component[] {
         out.push(spoofcheck(attachment, hostVeth.name, container.mac));
     } else if (type === "portmap") {
       const { raw, json } = pluginConfig(a, plugin);
-      const conf = parseConf(cmdArgs(a, v.parse(portmapSchema, json), raw));
-      if (conf.mappings.length && conf.containers.length)
-        out.push(portmap(conf, asFramework((json as { backend?: unknown }).backend)));
+      const { spec } = parseConf(cmdArgs(a, v.parse(portmapSchema, json), raw));
+      if (spec.mappings.length && spec.containers.length)
+        out.push(portmap(attachment, spec, asFramework((json as { backend?: unknown }).backend)));
     } else if (type === "firewall") {
       const { raw, json } = pluginConfig(a, plugin);
       const config = v.parse(firewallSchema, json);
