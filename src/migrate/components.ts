@@ -29,13 +29,11 @@ import {
   readUpstreamPortmap,
 } from "../../plugins/meta/portmap/portmap_nftables_upstream.js";
 import {
-  firewallConf,
+  firewallSpec,
   schema as firewallSchema,
-  type FirewallConf,
+  type FirewallSpec,
 } from "../../plugins/meta/firewall/firewall_backend.js";
-import { IptablesFirewall } from "../../plugins/meta/firewall/firewall_iptables.js";
-import { NftablesFirewall } from "../../plugins/meta/firewall/firewall_nftables.js";
-import { FirewalldFirewall } from "../../plugins/meta/firewall/firewall_firewalld.js";
+import { firewallBackends } from "../../plugins/meta/firewall/backends.js";
 import type { Framework } from "../framework/index.js";
 import { onPath, saveTable } from "../iptables/iptables.js";
 import { IptablesPortMapper, dnatChainName } from "../../plugins/meta/portmap/portmap_iptables.js";
@@ -202,41 +200,37 @@ function portmap(a: Attachment, spec: PortMapSpec, configured?: Framework): Comp
   };
 }
 
-function firewall(c: FirewallConf, configured?: LayoutName): Component {
-  const ipt = new IptablesFirewall();
-  const nft = new NftablesFirewall();
-  const fwd = new FirewalldFirewall();
-  const holds = {
-    iptables: () =>
-      iptablesHas(
-        "filter",
-        c.addresses.map((a) => `-A CNI-FORWARD -s ${a} -j ACCEPT`),
-      ),
-    nftables: async () => {
-      const m = await nft.check(c);
-      return (
-        !m.some((x) => x.startsWith("nftables table")) &&
-        m.filter((x) => x.startsWith("element ")).length < c.addresses.length
-      );
-    },
-    firewalld: someOf(() => fwd.check(c), "the address ", c.addresses.length),
-  };
-  const bound = (
-    layout: "iptables" | "nftables" | "firewalld",
-    b: IptablesFirewall | NftablesFirewall | FirewalldFirewall,
-  ): BoundBackend => ({
-    layout,
-    framework: layout,
-    target: layout !== "firewalld",
-    check: () => b.check(c),
-    holds: holds[layout],
-    setUp: () => b.add(c),
-    remove: () => b.del(c),
-  });
+function firewall(a: Attachment, spec: FirewallSpec, configured?: LayoutName): Component {
+  const [ipt, nft, fwd] = firewallBackends(systemHost()) as [
+    HostStateBackend<FirewallSpec>,
+    HostStateBackend<FirewallSpec>,
+    HostStateBackend<FirewallSpec>,
+  ];
+  const n = spec.addresses.length;
   return {
     name: "firewall",
     ...(configured ? { configured } : {}),
-    backends: [bound("iptables", ipt), bound("nftables", nft), bound("firewalld", fwd)],
+    backends: [
+      bound(ipt, a, spec, () =>
+        iptablesHas(
+          "filter",
+          spec.addresses.map((x) => `-A CNI-FORWARD -s ${x} -j ACCEPT`),
+        ),
+      ),
+      bound(nft, a, spec, async () => {
+        const m = await nft.check(a, spec);
+        return (
+          !m.some((x) => x.startsWith("nftables table")) &&
+          m.filter((x) => x.startsWith("element ")).length < n
+        );
+      }),
+      bound(
+        fwd,
+        a,
+        spec,
+        someOf(() => fwd.check(a, spec), "the address ", n),
+      ),
+    ],
   };
 }
 
@@ -267,8 +261,8 @@ export function componentsOf(a: CachedAttachment): Component[] {
     } else if (type === "firewall") {
       const { raw, json } = pluginConfig(a, plugin);
       const config = v.parse(firewallSchema, json);
-      const conf = firewallConf(cmdArgs(a, config, raw), a.result);
-      if (conf.addresses.length) out.push(firewall(conf, config.backend || undefined));
+      const spec = firewallSpec(cmdArgs(a, config, raw), a.result);
+      if (spec.addresses.length) out.push(firewall(attachment, spec, config.backend || undefined));
     }
   }
   return out;

@@ -69,7 +69,7 @@ test("a broken host: every finding named, with what to do", async () => {
     byKind("forward-policy-drop")
       .map((f) => f.fix)
       .join("\n"),
-    /"hostForward": \{"nftables": \{"family": "inet", "table": "opsfw", "chain": "fwdpol"\}\}/,
+    /nft insert rule inet opsfw fwdpol meta mark and 0x00001000 == 0x00001000 accept/,
   );
   assert.match(
     byKind("forward-policy-drop")
