@@ -17,6 +17,8 @@ command -v strace >/dev/null || need+=(strace)
 command -v ipset >/dev/null || need+=(ipset)
 # ping: ICMP verdicts in the netfilter manager's kernel tests.
 command -v ping >/dev/null || need+=(iputils-ping)
+# zsh: the completion test checks the zsh script with zsh -n (2.4 MB installed).
+command -v zsh >/dev/null || need+=(zsh)
 [ -x /usr/lib/cni/host-local ] || need+=(containernetworking-plugins)
 # dnsmasq serves DHCP to the dhcp plugin's test (the binary only: dnsmasq-base starts no service).
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)

@@ -59,6 +59,8 @@ Commands:
   install               copy the plugins into /opt/cni/bin (and a conflist into /etc/cni/net.d)
   translate [FILE]      iptables-save output into an nft script for an own table (--apply loads it)
   list [NETWORK...]     every attachment on the host with its live state (--check, --json)
+  inspect WHAT          everything the host holds for a container ID, address or host port
+  completion bash|zsh   a shell completion script
 
 Host commands (docs/migration.md):
   migrate --to nftables|iptables [--dry-run] [NETWORK...]   move cached attachments' host state
@@ -67,11 +69,18 @@ Host commands (docs/migration.md):
 
 NETNS is a path (/run/netns/x) or a name under /run/netns. 'cni-nft COMMAND --help' for details.
 
+Examples:
+  cni-nft add podman web        attach /run/netns/web to the network "podman"
+  cni-nft list                  what is attached on this host
+
 ${ENV_HELP}`,
   add: `Usage: cni-nft add NETWORK NETNS [options]
 
 Runs ADD for every plugin of NETWORK in order, each plugin's result being the next one's
 prevResult, and caches the final result in CNI_CACHE_DIR/results/NETWORK-CONTAINERID-IFNAME.
+
+Example:
+  ip netns add web && CNI_CONTAINERID=web cni-nft add podman web
 
 ${ENV_HELP}`,
   del: `Usage: cni-nft del NETWORK NETNS [options]
@@ -79,11 +88,17 @@ ${ENV_HELP}`,
 Runs DEL for every plugin of NETWORK in reverse order, with the cached result as prevResult
 (cniVersion >= 0.4.0), then removes the cached result. Succeeds when already deleted.
 
+Example:
+  cni-nft del podman web --container-id web
+
 ${ENV_HELP}`,
   check: `Usage: cni-nft check NETWORK NETNS [options]
 
 Runs CHECK for every plugin of NETWORK with the cached result as prevResult. Needs
 cniVersion >= 0.4.0 and a cached result (from 'cni-nft add').
+
+Example:
+  cni-nft check podman web --container-id web
 
 ${ENV_HELP}`,
   gc: `Usage: cni-nft gc NETWORK [options]
@@ -91,10 +106,16 @@ ${ENV_HELP}`,
 Runs GC for every plugin of NETWORK with cni.dev/valid-attachments set to the attachments that
 have a cached result; plugins release everything else. Skipped below cniVersion 1.1.0.
 
+Example:
+  cni-nft gc podman
+
 ${ENV_HELP}`,
   status: `Usage: cni-nft status NETWORK [options]
 
 Runs STATUS for every plugin of NETWORK; succeeds when all are ready. Skipped below cniVersion 1.1.0.
+
+Example:
+  cni-nft status podman
 
 ${ENV_HELP}`,
 };
@@ -197,6 +218,8 @@ export async function cli(argv: string[], io: Io): Promise<number> {
   if (argv[0] === "migrate") return (await import("./migrate.js")).migrateMain(argv.slice(1), io);
   if (argv[0] === "restore") return (await import("./restore.js")).restoreMain(argv.slice(1), io);
   if (argv[0] === "doctor") return (await import("./doctor.js")).doctorMain(argv.slice(1), io);
+  if (argv[0] === "inspect") return (await import("./inspect.js")).inspect(argv.slice(1), io);
+  if (argv[0] === "completion") return (await import("./completion.js")).completion(argv.slice(1), io);
   let json = argv.includes("--json");
   try {
     const p = parseArgv(argv);

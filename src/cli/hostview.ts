@@ -41,14 +41,24 @@ export interface HostSnapshot {
   unreadable: string[];
 }
 
-/** Splits `nft list ruleset` into tables (`<family> <name>`) and their lines. */
+/**
+ * Splits `nft list ruleset` into tables (`<family> <name>`) and their lines, each line prefixed
+ * with the chain, set or map it is in (`chain postrouting: ...`, `map dnat: elements = ...`).
+ */
 export function splitRuleset(text: string): NftTable[] {
   const tables: NftTable[] = [];
   let current: NftTable | undefined;
-  for (const line of text.split("\n")) {
-    const m = /^table (\S+) (\S+) \{/.exec(line);
-    if (m) tables.push((current = { name: `${m[1]} ${m[2]}`, lines: [] }));
-    else if (current && line.trim() && line !== "}") current.lines.push(line.trim());
+  let within = "";
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    const table = /^table (\S+) (\S+) \{/.exec(raw);
+    const object = /^(chain|set|map|flowtable|counter|quota) (\S+) \{$/.exec(line);
+    if (table) {
+      tables.push((current = { name: `${table[1]} ${table[2]}`, lines: [] }));
+      within = "";
+    } else if (object) within = `${object[1]} ${object[2]}`;
+    else if (line === "}") within = raw.startsWith("}") ? "" : within;
+    else if (current && line) current.lines.push(within ? `${within}: ${line}` : line);
   }
   return tables;
 }

@@ -27,7 +27,10 @@ Options:
   --source DIR               where the plugins are (default: beside this executable, or dist/compiled)
   --force                    replace files cni-nft did not install
   --json                     print what was done as JSON
-  -h, --help                 this help`;
+  -h, --help                 this help
+
+Example:
+  ./cni-nft install --conflist 10-podman.conflist`;
 
 interface Io {
   env: Record<string, string | undefined>;

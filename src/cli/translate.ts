@@ -29,7 +29,10 @@ Options:
                  nothing is applied when anything was refused. iptables' own tables and other
                  owners' tables are never touched.
   --json         print {family, owner, script, refused, applied} as JSON
-  -h, --help     this help`;
+  -h, --help     this help
+
+Example:
+  iptables-save -t filter | cni-nft translate --owner myfw`;
 
 interface Io {
   out(s: string): void;

@@ -191,3 +191,85 @@ test("list --check: health per attachment; progress on a terminal only, JSON eve
     ["start", "begin", "end", "begin", "end", "begin", "end", "summary"],
   );
 });
+
+interface Inspected {
+  attachment: Row;
+  nftables: Record<string, string[]>;
+  iptables: Record<string, string[]>;
+  ipam: { type: string; reservations: { address: string; file: string; content?: string; ours: boolean }[] };
+  conntrackEntries: number | null;
+  plugins: { plugin: string; made: string[] }[];
+  cachedResult: { ips: { address: string }[] };
+  config: { name: string; plugins: { type: string }[] };
+}
+
+async function inspected(what: string): Promise<Inspected[]> {
+  const r = await cli(["inspect", what, "--json"]);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  return JSON.parse(r.stdout) as Inspected[];
+}
+
+test("inspect --json by container ID, address and host port: rules by table, reservation, plugins", async () => {
+  const [a] = await inspected("ctr-nft-a");
+  assert.ok(a);
+  assert.deepEqual(Object.keys(a.iptables), []);
+  assert.deepEqual(Object.keys(a.nftables).sort(), [
+    "bridge nat",
+    "inet cni_nft_firewall",
+    "inet cni_nft_portmap",
+    "inet cni_plugins_masquerade",
+  ]);
+  for (const lines of Object.values(a.nftables)) assert.ok(lines.length > 0);
+  assert.ok(
+    Object.values(a.nftables)
+      .flat()
+      .some((l) => l.includes("18080")),
+    "the port mapping is shown",
+  );
+  assert.deepEqual(
+    a.ipam.reservations.map((r) => [r.address, r.ours]),
+    [["10.71.0.2", true]],
+  );
+  assert.equal(a.ipam.type, "host-local");
+  assert.equal(typeof a.conntrackEntries, "number");
+  assert.deepEqual(
+    a.plugins.map((p) => p.plugin),
+    ["bridge", "portmap", "firewall"],
+  );
+  assert.ok(a.plugins[0]!.made.some((m) => m.startsWith("masquerade: ")));
+  assert.ok(a.plugins[1]!.made.some((m) => m.startsWith("portmap: ")));
+  assert.ok(a.plugins[2]!.made.some((m) => m.startsWith("firewall: ")));
+  assert.equal(a.cachedResult.ips[0]!.address, "10.71.0.2/24");
+  assert.equal(a.config.name, NETS[0]!.name);
+
+  const [b] = await inspected("10.72.0.2");
+  assert.equal(b!.attachment.containerId, "ctr-ipt-b");
+  assert.deepEqual(Object.keys(b!.nftables), []);
+  assert.ok(b!.iptables["iptables nat"]!.some((l) => l.includes("CNI-DN-")));
+  assert.ok(b!.iptables["iptables filter"]!.some((l) => l.includes("10.72.0.2/32")));
+  const [byPort] = await inspected("18081/tcp");
+  assert.equal(byPort!.attachment.containerId, "ctr-ipt-b");
+  assert.equal((await inspected("18081"))[0]!.attachment.containerId, "ctr-ipt-b");
+});
+
+test("inspect: human sections; the gone attachment still shows what the host holds; no match says what to do", async () => {
+  const r = await cli(["inspect", "ctr-ipt-gone"]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const section of [
+    "nftables",
+    "iptables",
+    "IPAM (host-local)",
+    "conntrack",
+    "plugins",
+    "cached result",
+    "config",
+  ])
+    assert.match(r.stdout, new RegExp(`^${section.replace(/[()]/g, "\\$&")}$`, "m"));
+  assert.match(r.stdout, /state {7}netns-gone: network namespace/);
+  assert.match(r.stdout, /^ {2}iptables nat\n {4}-A /m);
+  const none = await cli(["inspect", "10.99.99.99"]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /no attachment .* "10\.99\.99\.99"; 'cni-nft list' shows what there is/);
+  const help = await cli(["inspect", "--help"]);
+  assert.match(help.stdout, /Examples:\n {2}cni-nft inspect/);
+});
