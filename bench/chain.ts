@@ -15,6 +15,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { saveResults } from "./lib/results.js";
 
 const RUNS = Number(process.argv[2] ?? 15);
 /** Containers already attached when the second set of chain figures is taken. */
@@ -258,6 +259,7 @@ function main(): void {
       `runs per figure: ${RUNS}; population for the crowded figures: ${POPULATION}; our plugins: ${OURS}\n`,
     );
     const rows: Array<Record<string, string>> = [];
+    const saved: Array<{ flavour: string; figures: Record<string, number | undefined> }> = [];
     const base: Record<string, number> = {};
     for (const f of flavours) {
       const full = chainWorks(f);
@@ -286,6 +288,10 @@ function main(): void {
         [`chain DEL ms, ${POPULATION} attached`]: crowded?.del,
         [`chain ADD+DEL ms, ${POPULATION} attached`]: crowded ? crowded.add + crowded.del : undefined,
       };
+      saved.push({
+        flavour: f.label,
+        figures: { ...figures, "processes per chain ADD": procs, "peak RSS bridge ADD MiB": mem },
+      });
       const row: Record<string, string> = { flavour: f.label };
       for (const [k, v] of Object.entries(figures)) {
         if (f.bin === UPSTREAM && v !== undefined) base[k] = v;
@@ -299,6 +305,7 @@ function main(): void {
     for (const key of Object.keys(rows[0]!))
       console.log(`${key.padEnd(36)} ${rows.map((r) => (r[key] ?? "").padEnd(32)).join("")}`);
     console.log("\nratios are cni-nft / upstream (below 1.00x: cni-nft is faster)");
+    saveResults("chain", { runs: RUNS, population: POPULATION }, saved);
   } finally {
     sh(["ip", "netns", "del", HOST]);
     rmSync(store, { recursive: true, force: true });

@@ -18,6 +18,7 @@ import { NFTables } from "../src/nftables/index.js";
 import { NFT_TABLE, desired } from "../plugins/meta/portmap/portmap_nftables.js";
 import { containerRules, dnatChainName } from "../plugins/meta/portmap/portmap_iptables.js";
 import type { PortMapConf } from "../plugins/meta/portmap/config.js";
+import { saveResults } from "./lib/results.js";
 
 const NS = (process.env["BENCH_PORTMAP_N"] ?? "0,100,1000,5000").split(",").map(Number);
 const ROUNDS = Number(process.env["BENCH_PORTMAP_ROUNDS"] ?? 5);
@@ -229,6 +230,7 @@ for (const r of all) {
     `${r.backend.padEnd(9)} ${String(r.n).padStart(5)}  ${r.add.toFixed(1).padStart(8)} ${x(r.add, base.add)} ${r.del.toFixed(1).padStart(8)} ${x(r.del, base.del)} ${r.conn.toFixed(3).padStart(10)} ${x(r.conn, base.conn)}`,
   );
 }
+saveResults("portmap", { mappings: NS, rounds: ROUNDS, connections: CONNS }, all);
 const last = NS.at(-1)!;
 const at = (b: Backend): Row | undefined => all.find((r) => r.backend === b && r.n === last);
 const nft = at("nftables");

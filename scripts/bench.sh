@@ -11,3 +11,5 @@ for bench in bench/*.ts; do
   echo "== $bench"
   node --expose-gc --import tsx "$bench"
 done
+echo "== charts"
+node --import tsx bench/charts/render.ts
