@@ -55,6 +55,7 @@ Commands:
   del NETWORK NETNS     detach it (prevResult from the cache); removes the cached result
   check NETWORK NETNS   verify the attachment (cniVersion >= 0.4.0; prevResult from the cache)
   gc NETWORK            garbage-collect: attachments in the cache are the valid ones (cniVersion >= 1.1.0)
+  gc --all              the same for every network of the config directory, with progress
   status NETWORK        ask every plugin whether the network is ready (cniVersion >= 1.1.0)
   install               copy the plugins into /opt/cni/bin (and a conflist into /etc/cni/net.d)
   translate [FILE]      iptables-save output into an nft script for an own table (--apply loads it)
@@ -214,6 +215,8 @@ export interface Io {
 export async function cli(argv: string[], io: Io): Promise<number> {
   if (argv[0] === "install") return (await import("./install.js")).install(argv.slice(1), io);
   if (argv[0] === "translate") return (await import("./translate.js")).translate(argv.slice(1), io);
+  if (argv[0] === "gc" && argv.includes("--all"))
+    return (await import("./gc-all.js")).gcAll(argv.slice(1), io);
   if (argv[0] === "list") return (await import("./list.js")).list(argv.slice(1), io);
   if (argv[0] === "migrate") return (await import("./migrate.js")).migrateMain(argv.slice(1), io);
   if (argv[0] === "restore") return (await import("./restore.js")).restoreMain(argv.slice(1), io);

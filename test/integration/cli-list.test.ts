@@ -273,3 +273,23 @@ test("inspect: human sections; the gone attachment still shows what the host hol
   const help = await cli(["inspect", "--help"]);
   assert.match(help.stdout, /Examples:\n {2}cni-nft inspect/);
 });
+
+test("gc --all: every network collected; progress and summary on a terminal, none in a pipe", async () => {
+  const piped = await cli(["gc", "--all"]);
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.equal(piped.stderr, "");
+  assert.match(piped.stdout, /^gc: 0 networks collected, 2 skipped/);
+  const tty = await host.run(["script", "-qec", `${CLI} gc --all`, "/dev/null"], {
+    env: env(),
+    timeoutMs: 120_000,
+  });
+  assert.equal(tty.code, 0, tty.stdout);
+  assert.match(tty.stdout, /gc: 2\/2 done in [\d.]+ s/);
+  const json = await cli(["gc", "--all", "--json"]);
+  assert.deepEqual(JSON.parse(json.stdout), {
+    ran: [],
+    skipped: [NETS[1]!.name, NETS[0]!.name].sort(),
+    failed: [],
+  });
+  assert.equal(json.stderr.trim().split("\n").length, 6);
+});
