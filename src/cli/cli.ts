@@ -160,9 +160,9 @@ export function parseArgv(argv: string[]): Parsed {
         if (t.name === "json") p.json = true;
         else p.help = true;
       } else if ((VALUE_OPTS as readonly string[]).includes(t.name)) {
-        if (t.value === undefined) throw usageError(`option --${t.name} needs a value`);
+        if (t.value === undefined) throw usageError(`option --${t.name} needs a value (try cni-nft --help)`);
         p.opts[t.name] = t.value;
-      } else throw usageError(`unknown option ${written}`);
+      } else throw usageError(`unknown option ${written} (try cni-nft --help for the options)`);
     } else if (t.kind === "positional") {
       if (t.value === "help") p.help = true;
       else if (p.command === undefined && p.positional.length === 0) {
@@ -284,7 +284,9 @@ export async function cli(argv: string[], io: Io): Promise<number> {
       try {
         capabilityArgs = JSON.parse(env.CAP_ARGS) as Record<string, unknown>;
       } catch (e) {
-        throw usageError(`CAP_ARGS is not valid JSON: ${(e as Error).message}`);
+        throw usageError(
+          `CAP_ARGS is not valid JSON: ${(e as Error).message}; give an object, e.g. CAP_ARGS='{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}'`,
+        );
       }
     }
     const rt: RuntimeConf = {

@@ -107,7 +107,10 @@ export async function loadNetwork(dir: string, name: string): Promise<NetworkCon
       if (list.name === name) return list;
     }
   }
-  throw new CniError(ErrorCode.InvalidNetworkConfig, `no net configuration with name "${name}" in ${dir}`);
+  throw new CniError(
+    ErrorCode.InvalidNetworkConfig,
+    `no net configuration with name "${name}" in ${dir}; 'cni-nft completion networks' lists the networks there, --netconf-path or NETCONFPATH picks another directory`,
+  );
 }
 
 /** Go's encoding of map[string]interface{}: keys sorted at every level. */

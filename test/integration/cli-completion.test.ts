@@ -79,3 +79,24 @@ test("every command's --help has an example; the completion knows every command"
     assert.match(r.stdout, /Examples?:\n {2}\S/, `${c.name} --help has an example`);
   }
 });
+
+test("CLI errors say what to do next", async () => {
+  const env = { PATH: process.env.PATH, NETCONFPATH: conf };
+  const noNet = await run([CLI, "gc", "nope"], { env });
+  assert.equal(noNet.code, 1);
+  assert.match(
+    noNet.stderr,
+    /no net configuration with name "nope" .*'cni-nft completion networks' lists the networks/,
+  );
+  assert.match(
+    (await run([CLI, "add", "--frob"], { env })).stderr,
+    /unknown option --frob \(try cni-nft --help/,
+  );
+  assert.match((await run([CLI, "list", "--frob"], { env })).stderr, /see 'cni-nft list --help'/);
+  assert.match(
+    (await run([CLI, "inspect"], { env })).stderr,
+    /give one CONTAINER-ID.*'cni-nft list' shows them/,
+  );
+  const caps = await run([CLI, "add", "alpha", "/nonexistent"], { env: { ...env, CAP_ARGS: "{" } });
+  assert.match(caps.stderr, /CAP_ARGS is not valid JSON: .*give an object, e\.g\./);
+});
