@@ -160,9 +160,9 @@ export function parseArgv(argv: string[]): Parsed {
         if (t.name === "json") p.json = true;
         else p.help = true;
       } else if ((VALUE_OPTS as readonly string[]).includes(t.name)) {
-        if (t.value === undefined) throw usageError(`option --${t.name} needs a value (try cni-nft --help)`);
+        if (t.value === undefined) throw usageError(`option --${t.name} needs a value`);
         p.opts[t.name] = t.value;
-      } else throw usageError(`unknown option ${written} (try cni-nft --help for the options)`);
+      } else throw usageError(`unknown option ${written}`);
     } else if (t.kind === "positional") {
       if (t.value === "help") p.help = true;
       else if (p.command === undefined && p.positional.length === 0) {
