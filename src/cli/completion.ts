@@ -78,6 +78,19 @@ export const COMMAND_SPECS: CommandSpec[] = [
     flags: ["--apply", "--json", "--owner", "--help"],
     args: ["file"],
   },
+  {
+    name: "migrate",
+    about: "move live attachments to nftables or iptables",
+    flags: ["--to", "--dry-run", "--json", "--cache-dir", "--parallel", "--help"],
+    args: ["network"],
+  },
+  {
+    name: "restore",
+    about: "re-create what a firewall flush or reload removed",
+    flags: ["--dry-run", "--json", "--cache-dir", "--help"],
+    args: ["network"],
+  },
+  { name: "doctor", about: "diagnose the host", flags: ["--json", "--help"], args: [] },
   { name: "completion", about: "print a shell completion script", flags: ["--help"], args: ["shell"] },
 ];
 
@@ -90,6 +103,8 @@ const VALUE_FLAGS = [
   "--owner",
   "--pod-cidr",
   "--pod-cidr-from-node",
+  "--to",
+  "--parallel",
 ];
 
 export const COMPLETION_HELP = `Usage: cni-nft completion bash|zsh

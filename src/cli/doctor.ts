@@ -14,7 +14,11 @@ backend this host cannot run. Changes nothing. Exit status 0 when nothing was fo
 
   --json             the findings as JSON
   --cache-dir DIR    libcni cache directory (default CNI_CACHE_DIR or /var/lib/cni)
-  --netconf-path DIR network configs (default NETCONFPATH or /etc/cni/net.d)`;
+  --netconf-path DIR network configs (default NETCONFPATH or /etc/cni/net.d)
+
+Examples:
+  cni-nft doctor
+  cni-nft doctor --json | jq '.findings[]'`;
 
 export async function doctorMain(argv: string[], io: Io): Promise<number> {
   const json = argv.includes("--json");

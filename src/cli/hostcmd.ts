@@ -4,12 +4,41 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { CniError, ErrorCode } from "../cni/index.js";
-import type { AttachmentReport } from "../migrate/engine.js";
+import { inBatches, type AttachmentReport } from "../migrate/engine.js";
+import { createProgress } from "./progress.js";
 
 export interface Io {
   env: Record<string, string | undefined>;
   out(s: string): void;
   err(s: string): void;
+}
+
+/**
+ * Runs `work` over the cached attachments, a few at once, with the shared progress reporter
+ * (a line on a terminal, JSON events with --json, nothing in a pipe) naming each attachment.
+ */
+export async function withProgress<R extends { ok: boolean }>(
+  label: string,
+  json: boolean,
+  items: readonly { network: string; containerId: string; ifname: string }[],
+  parallel: number,
+  work: (i: number) => Promise<R>,
+): Promise<R[]> {
+  const progress = createProgress({ label, total: items.length, json });
+  const out = await inBatches(
+    items.map((_, i) => i),
+    parallel,
+    async (i) => {
+      const a = items[i]!;
+      const item = `${a.network} ${a.containerId.slice(0, 12)} ${a.ifname}`;
+      progress.begin(item);
+      const r = await work(i);
+      progress.end(item, r.ok ? undefined : "not done");
+      return r;
+    },
+  );
+  progress.finish();
+  return out;
 }
 
 export const COMMON_OPTIONS = {

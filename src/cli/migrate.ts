@@ -6,8 +6,16 @@
 import { CniError, ErrorCode } from "../cni/index.js";
 import { networksDir, writeNetworkRecord } from "../framework/index.js";
 import { readCache } from "../migrate/cache.js";
-import { inBatches, migrateAttachment } from "../migrate/engine.js";
-import { COMMON_OPTIONS, cacheDirOf, parseCommand, reportLines, runCommand, type Io } from "./hostcmd.js";
+import { migrateAttachment } from "../migrate/engine.js";
+import {
+  COMMON_OPTIONS,
+  cacheDirOf,
+  parseCommand,
+  reportLines,
+  runCommand,
+  withProgress,
+  type Io,
+} from "./hostcmd.js";
 
 export const MIGRATE_HELP = `Usage: cni-nft migrate --to nftables|iptables [--dry-run] [--json] [NETWORK...]
 
@@ -27,7 +35,12 @@ nothing. The target is recorded per network (CNI_NFT_NETWORKS_DIR, default
   --parallel N     attachments moved at once (default 4)
   NETWORK...       only these networks (default: every cached network)
 
-Exit status 0 only when every component asked for is on the target.`;
+Exit status 0 only when every component asked for is on the target.
+
+Examples:
+  cni-nft migrate --to nftables --dry-run
+  cni-nft migrate --to nftables podman
+  cni-nft migrate --to iptables      # the way back`;
 
 export async function migrateMain(argv: string[], io: Io): Promise<number> {
   const json = argv.includes("--json");
@@ -54,7 +67,10 @@ export async function migrateMain(argv: string[], io: Io): Promise<number> {
     const networks = [...new Set([...positionals, ...cache.attachments.map((a) => a.network)])].sort();
     // Recorded first: a container added while the move runs goes to the target as well.
     if (!dryRun) for (const n of networks) writeNetworkRecord(n, target, networksDir(io.env));
-    const reports = await inBatches(cache.attachments, parallel, (a) => migrateAttachment(a, target, dryRun));
+    const items = cache.attachments;
+    const reports = await withProgress("migrate", json, items, parallel, (i) =>
+      migrateAttachment(items[i]!, target, dryRun),
+    );
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const ok = reports.every((r) => r.ok && r.steps.every((s) => s.action !== "skipped"));
     const summary = {

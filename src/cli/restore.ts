@@ -4,8 +4,16 @@
  * attachment's host state on the backend it belongs on, idempotently, and says what it repaired.
  */
 import { readCache } from "../migrate/cache.js";
-import { inBatches, restoreAttachment } from "../migrate/engine.js";
-import { COMMON_OPTIONS, cacheDirOf, parseCommand, reportLines, runCommand, type Io } from "./hostcmd.js";
+import { restoreAttachment } from "../migrate/engine.js";
+import {
+  COMMON_OPTIONS,
+  cacheDirOf,
+  parseCommand,
+  reportLines,
+  runCommand,
+  withProgress,
+  type Io,
+} from "./hostcmd.js";
 
 export const RESTORE_HELP = `Usage: cni-nft restore [--dry-run] [--json] [NETWORK...]
 
@@ -20,7 +28,11 @@ nftables.service starts and after firewalld reloads (docs/migration.md).
   --cache-dir DIR  libcni cache directory (default CNI_CACHE_DIR or /var/lib/cni)
   NETWORK...       only these networks
 
-Exit status 0 only when every component is whole afterwards.`;
+Exit status 0 only when every component is whole afterwards.
+
+Examples:
+  cni-nft restore
+  cni-nft restore --dry-run --json podman`;
 
 export async function restoreMain(argv: string[], io: Io): Promise<number> {
   const json = argv.includes("--json");
@@ -34,7 +46,10 @@ export async function restoreMain(argv: string[], io: Io): Promise<number> {
       return 0;
     }
     const cache = await readCache(cacheDirOf(values["cache-dir"], io.env), positionals);
-    const reports = await inBatches(cache.attachments, 4, (a) => restoreAttachment(a, values["dry-run"]));
+    const items = cache.attachments;
+    const reports = await withProgress("restore", json, items, 4, (i) =>
+      restoreAttachment(items[i]!, values["dry-run"]),
+    );
     const repaired = reports.flatMap((r) => r.steps).filter((s) => s.action === "repaired").length;
     const ok = reports.every((r) => r.ok) && cache.unreadable.length === 0;
     if (json)
