@@ -1,7 +1,7 @@
 /** bridge GC, CHECK and STATUS (spec 1.1.0), with cni-nft's own host-local as IPAM. */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { NetnsPool, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
+import { NetnsPool, run, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
 import { cni, cniOk, firewallState, storeFiles, tempDir } from "../helpers/cni.js";
 
 before(sweepStaleNamespaces);
@@ -37,6 +37,13 @@ for (const backend of ["nftables", "iptables"]) {
       await cniOk(host, "bridge", "ADD", conf, { containerId: "gone", netns: b.path });
       // The runtime lost "gone": its namespace (and so its veth) disappears without a DEL.
       await b.destroy();
+      // The kernel removes a deleted namespace's veth peers asynchronously: GC rightly keeps the
+      // spoof check of a veth that still exists, so wait until only "keep"'s veth is left.
+      for (let i = 0; i < 200; i++) {
+        const r = await run(["ip", "-n", host.name, "-o", "link", "show", "type", "veth"]);
+        if (r.stdout.trim().split("\n").filter(Boolean).length <= 1) break;
+        await new Promise((res) => setTimeout(res, 50));
+      }
       const valid = { ...conf, "cni.dev/valid-attachments": [{ containerID: "keep", ifname: "eth0" }] };
       await cniOk(host, "bridge", "GC", valid, { containerId: "" });
       const state = await firewallState(host);
