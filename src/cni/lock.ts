@@ -6,6 +6,7 @@
  * Go plugins take (flock on the same file), so both exclude each other.
  */
 import { CniError, ErrorCode } from "./errors.js";
+import { LOCK_EX, LOCK_NB, loadLibc } from "../ffi/libc.js";
 
 export interface FileLock {
   release(): Promise<void>;
@@ -33,41 +34,16 @@ export async function flockExclusive(path: string, timeoutMs = 60_000, mode = 0o
   };
 }
 
-const LOCK_EX = 2;
-const LOCK_NB = 4;
-type FlockFn = (fd: number, op: number) => number;
-let libcFlock: FlockFn | null | undefined;
-
 /**
- * Under Bun (the compiled plugins), flock(2) straight from libc through bun:ffi: no process per
- * lock. Polls with LOCK_NB so the timeout holds and the event loop is never blocked. Returns false
- * where FFI is not available (Node), so the caller falls back to flock(1).
+ * Under Bun (the compiled plugins), flock(2) straight from libc: no process per lock. Polls with
+ * LOCK_NB so the timeout holds and the event loop is never blocked. Returns false where libc is
+ * not reachable (Node), so the caller falls back to flock(1).
  */
 async function bunFlock(fd: number, path: string, timeoutMs: number): Promise<boolean> {
-  if (libcFlock === undefined) {
-    libcFlock = null;
-    if (typeof (globalThis as { Bun?: unknown }).Bun !== "undefined") {
-      try {
-        const spec = "bun:ffi"; // a variable: Node's type checker and loader never resolve it
-        const ffi = (await import(spec)) as {
-          dlopen(
-            lib: string,
-            syms: Record<string, { args: string[]; returns: string }>,
-          ): {
-            symbols: { flock: FlockFn };
-          };
-        };
-        libcFlock = ffi.dlopen("libc.so.6", { flock: { args: ["i32", "i32"], returns: "i32" } }).symbols
-          .flock;
-      } catch {
-        libcFlock = null;
-      }
-    }
-  }
-  const flock = libcFlock;
-  if (!flock) return false;
+  const libc = await loadLibc();
+  if (!libc) return false;
   const deadline = Date.now() + timeoutMs;
-  for (let wait = 1; flock(fd, LOCK_EX | LOCK_NB) !== 0; wait = Math.min(wait * 2, 50)) {
+  for (let wait = 1; !libc.flock(fd, LOCK_EX | LOCK_NB); wait = Math.min(wait * 2, 50)) {
     if (Date.now() > deadline)
       throw new CniError(ErrorCode.TryAgainLater, `cannot lock ${path}`, "timed out");
     await new Promise((r) => setTimeout(r, wait));
