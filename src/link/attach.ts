@@ -15,8 +15,13 @@ import type { CmdArgs } from "../cni/skel.js";
 import { parseMac, unicastMacProblem } from "../address/index.js";
 import type { Result } from "../cni/types.js";
 import { systemRunner, type Runner } from "../process/runner.js";
-import { interpretBatch, ipBatch, IpError } from "../netlink/ip.js";
-import { containerConfigCommands, deleteContainerLinkIfPresent, validNetnsPath } from "../netlink/veth.js";
+import { interpretBatch, ipBatch, IpError } from "../iproute2/ip.js";
+import {
+  containerPlan,
+  containerUpPlan,
+  deleteContainerLinkIfPresent,
+  validNetnsPath,
+} from "../iproute2/veth.js";
 
 /** Link kinds a plugin makes, and the kernel feature each needs (for the error when it is missing). */
 export const KERNEL_FEATURES = {
@@ -149,10 +154,12 @@ export async function configureContainerLink(
   result: Result,
   opts: { notify?: boolean; runner?: Runner } = {},
 ): Promise<ShownLink> {
-  const cmds = result.ips?.length
-    ? containerConfigCommands(ifname, result, { nodad: false })
-    : [`link set ${ifname} up`];
-  cmds.push(`link show dev ${ifname}`);
+  // The container plan ends with the link's show, read back below.
+  const cmds = (
+    result.ips?.length
+      ? containerPlan(netns, ifname, result, { nodad: false })
+      : containerUpPlan(netns, ifname)
+  ).plan.commands;
   // The notify sysctls first, so the link announces its addresses when it comes up; failures are
   // ignored as upstream ignores them (ndisc_notify is missing without IPv6).
   const script = [

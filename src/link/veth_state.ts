@@ -17,7 +17,7 @@ import {
   type Bound,
   type Host,
 } from "../hoststate/index.js";
-import { ipBatch } from "../netlink/ip.js";
+import { ipBatch } from "../iproute2/ip.js";
 import { onPath } from "../iptables/iptables.js";
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { chooseFramework, requireFramework, requireUsable } from "../framework/index.js";
@@ -31,15 +31,19 @@ export interface VethStatePlan {
   spoof?: SpoofSpec;
 }
 
+/** What a veth plugin's config asks of the host, before any address is known. */
+export interface VethStateWant {
+  ipMasq: boolean;
+  backend?: "iptables" | "nftables";
+  spoof: boolean;
+}
+
 /**
  * For ADD, before anything changes: the masquerade backend (configured, recorded for the network,
  * else the host's default) and a refusal (code 50) when it, or nft for the spoof check, is not
  * installed. CHECK uses the same choice.
  */
-export function chooseVethBackend(
-  network: string,
-  want: { ipMasq: boolean; backend?: "iptables" | "nftables"; spoof: boolean },
-): "iptables" | "nftables" | undefined {
+export function chooseVethBackend(network: string, want: VethStateWant): "iptables" | "nftables" | undefined {
   if (want.spoof) requireFramework("nftables", "macspoofchk");
   if (!want.ipMasq) return undefined;
   const backend = chooseFramework(want.backend, network);
@@ -48,10 +52,7 @@ export function chooseVethBackend(
 }
 
 /** STATUS: `ip` on PATH and every backend an ADD would use usable (tools and kernel). */
-export async function vethStateStatus(
-  network: string,
-  want: { ipMasq: boolean; backend?: "iptables" | "nftables"; spoof: boolean },
-): Promise<void> {
+export async function vethStateStatus(network: string, want: VethStateWant): Promise<void> {
   if (!onPath("ip"))
     throw new CniError(ErrorCode.PluginNotAvailable, "plugin not available: ip not found in PATH");
   const backend = chooseVethBackend(network, want);

@@ -18,7 +18,7 @@ import {
 } from "../../../src/cni/index.js";
 import { classifyMessage } from "../../../src/process/index.js";
 import { parseMac } from "../../../src/address/index.js";
-import { ipBatch } from "../../../src/netlink/ip.js";
+import { ipBatch } from "../../../src/iproute2/ip.js";
 import { attachLink, checkContainerLink, checkNetns, showLink } from "../../../src/link/attach.js";
 import { ipamGcAndStatus } from "../../../src/link/status.js";
 import { applyDeviceId, deviceFromSysfs, isDpdk, type DeviceSelector } from "./lookup.js";

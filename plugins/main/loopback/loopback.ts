@@ -3,8 +3,8 @@
  * its addresses, as upstream's loopback reports them.
  */
 import { CniError, ErrorCode, definePlugin, type CmdArgs, type Result } from "../../../src/cni/index.js";
-import { ipBatch } from "../../../src/netlink/ip.js";
-import { validNetnsPath } from "../../../src/netlink/veth.js";
+import { ipBatch } from "../../../src/iproute2/ip.js";
+import { validNetnsPath } from "../../../src/iproute2/veth.js";
 
 function netnsOf(args: CmdArgs): string {
   if (!validNetnsPath(args.netns))

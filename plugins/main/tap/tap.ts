@@ -17,7 +17,7 @@ import {
   type Result,
 } from "../../../src/cni/index.js";
 import { systemRunner } from "../../../src/process/index.js";
-import { ipBatch } from "../../../src/netlink/ip.js";
+import { ipBatch } from "../../../src/iproute2/ip.js";
 import {
   attachLink,
   checkContainerLink,

@@ -20,10 +20,10 @@ import {
   type Result,
 } from "../../../src/cni/index.js";
 import { sha512Hex } from "../../../src/cni/attachment.js";
-import { ipBatch, IpError } from "../../../src/netlink/ip.js";
+import { ipBatch, IpError } from "../../../src/iproute2/ip.js";
 import { classifyMessage } from "../../../src/process/index.js";
-import { showClasses, showQdiscs, tcBatch } from "../../../src/netlink/tc.js";
-import { validNetnsPath } from "../../../src/netlink/veth.js";
+import { showClasses, showQdiscs, tcBatch } from "../../../src/iproute2/tc.js";
+import { validNetnsPath } from "../../../src/iproute2/veth.js";
 import {
   expectedTbf,
   redirectCommands,

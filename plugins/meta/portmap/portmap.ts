@@ -15,7 +15,7 @@ import {
 } from "../../../src/cni/index.js";
 import { requireFramework, requireUsable } from "../../../src/framework/index.js";
 import { systemRunner } from "../../../src/process/index.js";
-import { ensureSysctl } from "../../../src/netlink/sysctl.js";
+import { ensureSysctl } from "../../../src/iproute2/sysctl.js";
 import {
   backendNamed,
   gcEverywhere,

@@ -21,7 +21,7 @@ import {
   type Result,
 } from "../../../src/cni/index.js";
 import { classifyMessage, systemRunner } from "../../../src/process/index.js";
-import { ipBatch } from "../../../src/netlink/ip.js";
+import { ipBatch } from "../../../src/iproute2/ip.js";
 import { checkNetns } from "../../../src/link/attach.js";
 import { toolsStatus } from "../../../src/link/status.js";
 import {

@@ -24,8 +24,8 @@ import {
 import { classifyMessage, systemRunner } from "../../../src/process/index.js";
 import { visit } from "jsonc-parser";
 import { parseMac, unicastMacProblem } from "../../../src/address/index.js";
-import { ipBatch } from "../../../src/netlink/ip.js";
-import { validNetnsPath } from "../../../src/netlink/veth.js";
+import { ipBatch } from "../../../src/iproute2/ip.js";
+import { validNetnsPath } from "../../../src/iproute2/veth.js";
 
 export const DEFAULT_DATA_DIR = "/run/cni/tuning";
 export const ALLOWLIST = "/etc/cni/tuning/allowlist.conf";

@@ -18,7 +18,7 @@ import {
   type CmdArgs,
   type Result,
 } from "../../../src/cni/index.js";
-import { ipBatch } from "../../../src/netlink/ip.js";
+import { ipBatch } from "../../../src/iproute2/ip.js";
 import { checkNetns, isUnknownLinkType, missingKernelFeature } from "../../../src/link/attach.js";
 import { toolsStatus } from "../../../src/link/status.js";
 

@@ -1,7 +1,7 @@
 /** Route lines from an IPAM result: non-exclusive (`prepend`), as upstream adds them; values checked. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { routeCommands } from "../../../src/netlink/route.js";
+import { routeCommands } from "../../../src/iproute2/route.js";
 
 const ips = [
   { address: "10.1.0.5/24", gateway: "10.1.0.1" },

@@ -131,9 +131,3 @@ export function parseBatchErrors(stderr: string, commands: string[]): IpCommandE
   }
   return errors;
 }
-
-/** Fails on any error of the batch except "exists" errors on the given (1-based) lines. */
-export function failUnlessExists(res: IpBatchResult, okIfExists: Set<number>, netns?: string): void {
-  const bad = res.errors.filter((e) => !(okIfExists.has(e.line) && classifyMessage(e.message) === "exists"));
-  if (bad.length) throw batchError(bad, netns);
-}

@@ -9,8 +9,17 @@
  * "File exists". An identical route (same destination, gateway and device) still fails.
  */
 import { familyOf, isCIDR, isIP } from "../address/index.js";
-import type { Route } from "../cni/types.js";
 import { IpError } from "./ip.js";
+
+/** A route as a CNI result carries it (the fields `ip` is given). */
+export interface RouteSpec {
+  dst: string;
+  gw?: string;
+  mtu?: number;
+  priority?: number;
+  table?: number;
+  scope?: number;
+}
 
 /** An address with an optional gateway: what a route without `gw` takes its gateway from. */
 export interface GatewaySource {
@@ -37,7 +46,7 @@ export function familyGateway(dst: string, ips: readonly GatewaySource[]): strin
 }
 
 /** One `route prepend` line; every value is checked, since routes come from an IPAM plugin. */
-export function routeCommand(ifname: string, route: Route, ips: readonly GatewaySource[]): string {
+export function routeCommand(ifname: string, route: RouteSpec, ips: readonly GatewaySource[]): string {
   if (typeof route.dst !== "string" || !isCIDR(route.dst)) refuse("dst", route.dst);
   const gw = route.gw ?? familyGateway(route.dst, ips);
   if (gw !== undefined && (typeof gw !== "string" || !isIP(gw) || familyOf(gw) !== familyOf(route.dst)))
@@ -60,7 +69,7 @@ export function routeCommand(ifname: string, route: Route, ips: readonly Gateway
 /** The route lines for `routes` on `ifname`, in order. */
 export function routeCommands(
   ifname: string,
-  routes: readonly Route[],
+  routes: readonly RouteSpec[],
   ips: readonly GatewaySource[],
 ): string[] {
   return routes.map((r) => routeCommand(ifname, r, ips));
