@@ -6,7 +6,7 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { systemRunner } from "../process/index.js";
-import { onPath, saveTable } from "../iptables/iptables.js";
+import { onPath, systemIptables } from "../iptables/iptables.js";
 import { frameworkPresent, frameworkProblems, type Framework } from "../framework/index.js";
 import { parseConfList, type NetworkConfigList } from "../cli/libcni.js";
 import { iptablesChainName, nftNetworkHash, nftOwnerHash } from "../cni/attachment.js";
@@ -175,7 +175,7 @@ async function leftovers(out: Finding[], cached: readonly CachedAttachment[]): P
   }
   for (const family of [4, 6] as const) {
     if (!onPath(family === 4 ? "iptables-save" : "ip6tables-save")) continue;
-    const saved = await saveTable(family, "nat").catch(() => undefined);
+    const saved = await systemIptables.save(family, "nat").catch(() => undefined);
     for (const c of saved?.chains ?? []) {
       if (/^CNI-[0-9a-f]{24}$/.test(c) && !chains.has(c))
         stale.push(`${family === 4 ? "iptables" : "ip6tables"} nat chain ${c} (masquerade)`);

@@ -121,11 +121,3 @@ export function deleteLine(saved: string): string {
 export function insertFirst(saved: string): string {
   return saved.replace(/^-A (\S+)/, "-I $1 1");
 }
-
-/** Until every backend takes a runner: the host's iptables as free functions. */
-export function saveTable(family: IpFamily, table: string): Promise<SavedTable> {
-  return systemIptables.save(family, table);
-}
-export function restoreTable(family: IpFamily, table: string, lines: readonly string[]): Promise<void> {
-  return systemIptables.restore(family, table, lines);
-}

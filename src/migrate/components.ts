@@ -35,7 +35,7 @@ import {
 } from "../../plugins/meta/firewall/firewall_backend.js";
 import { firewallBackends } from "../../plugins/meta/firewall/backends.js";
 import type { Framework } from "../framework/index.js";
-import { onPath, saveTable } from "../iptables/iptables.js";
+import { onPath, systemIptables } from "../iptables/iptables.js";
 import { IptablesPortMapper, dnatChainName } from "../../plugins/meta/portmap/portmap_iptables.js";
 
 export type ComponentName = "masquerade" | "spoofcheck" | "portmap" | "firewall";
@@ -112,7 +112,7 @@ function pluginConfig(a: CachedAttachment, plugin: Record<string, unknown>): { r
 async function iptablesHas(table: string, needles: string[]): Promise<boolean> {
   for (const family of [4, 6] as const) {
     if (!onPath(family === 4 ? "iptables-save" : "ip6tables-save")) continue;
-    const saved = await saveTable(family, table);
+    const saved = await systemIptables.save(family, table);
     const lines = [...[...saved.chains].map((c) => `:${c}`), ...saved.rules];
     if (lines.some((l) => needles.some((n) => l.includes(n)))) return true;
   }
