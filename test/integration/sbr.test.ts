@@ -40,7 +40,20 @@ describe("sbr", () => {
     await c.sh(["ip", "addr", "add", "fd00:1::5/64", "dev", "net1", "nodad"]);
     await c.sh(["ip", "route", "add", "default", "via", "10.1.0.1"]);
     await c.sh(["ip", "route", "add", "172.16.0.0/16", "via", "192.168.1.1"]);
+    await linkLocalSettled(c);
     return c;
+  }
+  /**
+   * The kernel gives each link its fe80:: address (and local route) some time after it is up;
+   * sbr copies the interface's routes (fe80::/64 too), so both sides must start settled.
+   */
+  async function linkLocalSettled(c: Netns): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      const out = await c.sh(["ip", "-6", "-o", "addr", "show", "scope", "link", "-tentative"]);
+      if (out.split("\n").filter((l) => l.includes("fe80::")).length >= 4) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error("link-local addresses of the container's links did not settle in 10 s");
   }
   async function state(c: Netns): Promise<string> {
     const parts = await Promise.all([
@@ -49,7 +62,12 @@ describe("sbr", () => {
       c.sh(["ip", "route", "show", "table", "all"]),
       c.sh(["ip", "-6", "route", "show", "table", "all"]),
     ]);
-    return parts.join("---\n");
+    // Link-local addresses come from each container's random MACs: their local routes differ.
+    return parts
+      .join("---\n")
+      .split("\n")
+      .filter((l) => !l.startsWith("local fe80::"))
+      .join("\n");
   }
   const prev = (c: Netns): object => ({
     cniVersion: "1.0.0",
