@@ -3,6 +3,7 @@ import { FakeNFTables, FakeRuleset } from "../nftables/fake.js";
 import type { Family } from "../nftables/index.js";
 import { FakeIptables } from "../iptables/fake.js";
 import type { Host, HostTools } from "./index.js";
+import { memoryRecords, type AttachmentRecords } from "./records.js";
 
 export class FakeHost implements Host {
   readonly ruleset = new FakeRuleset();
@@ -28,6 +29,14 @@ export class FakeHost implements Host {
       this.installed.has(f === 4 ? "iptables-restore" : "ip6tables-restore"),
     );
     this.iptables = new FakeIptables({ families });
+  }
+
+  private readonly recordStores = new Map<string, ReturnType<typeof memoryRecords>>();
+
+  records(component: string): AttachmentRecords & { readonly files: Map<string, string> } {
+    let r = this.recordStores.get(component);
+    if (!r) this.recordStores.set(component, (r = memoryRecords()));
+    return r;
   }
 
   nft(family: Family, table: string): FakeNFTables {

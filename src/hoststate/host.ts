@@ -5,12 +5,15 @@
 import { NFTables, type Family, type Interface } from "../nftables/index.js";
 import { systemIptables, type IptablesRunner } from "../iptables/iptables.js";
 import { systemTools, type HostTools } from "./select.js";
+import { fileRecords, type AttachmentRecords } from "./records.js";
 
 export interface Host {
   readonly tools: HostTools;
   /** One table's nftables Interface; all of one host share a connection (runAll across them). */
   nft(family: Family, table: string): Interface;
   readonly iptables: IptablesRunner;
+  /** Per-attachment records of a component (./records.ts). */
+  records(component: string): AttachmentRecords;
 }
 
 /** The host the plugin runs on (or the namespace at `netns`). */
@@ -19,5 +22,14 @@ export function systemHost(opts: { netns?: string } = {}): Host {
     tools: systemTools,
     nft: (family, table) => new NFTables({ family, table, ...opts }),
     iptables: systemIptables,
+    records: (component) =>
+      fileRecords(
+        component,
+        opts.netns === undefined
+          ? undefined
+          : opts.netns.includes("/")
+            ? opts.netns
+            : `/run/netns/${opts.netns}`,
+      ),
   };
 }

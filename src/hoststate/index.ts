@@ -4,3 +4,4 @@ export * from "./select.js";
 export * from "./run.js";
 export * from "./host.js";
 export * from "./settle.js";
+export * from "./records.js";

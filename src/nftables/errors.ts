@@ -44,6 +44,20 @@ export function isNotFound(err: unknown): boolean {
   return err instanceof NftError && err.code === "ENOENT";
 }
 
+/**
+ * ENOENT for an element whose set or map exists: the element itself is missing. nft finds a
+ * missing table, set or map before anything reaches the kernel ("No such file or directory" at
+ * the name); a missing element only the kernel reports ("Could not process rule").
+ */
+export function isElementNotFound(err: unknown): err is NftError & { operationIndex: number } {
+  return (
+    isNotFound(err) &&
+    (err as NftError).operation?.object.kind === "element" &&
+    (err as NftError).operationIndex !== undefined &&
+    /Could not process rule|: element .* does not exist/.test((err as NftError).message)
+  );
+}
+
 export function isAlreadyExists(err: unknown): boolean {
   return err instanceof NftError && err.code === "EEXIST";
 }

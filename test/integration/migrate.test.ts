@@ -294,7 +294,8 @@ describe("cni-nft migrate with live flows", () => {
     // Make it look like upstream's nftables portmap had set it up: its rules, not cni-nft's.
     await cliOk(u, ["migrate", "--to", "nftables", network]);
     await u.host.sh(["nft", "flush", "map", "inet", "cni_nft_portmap", "dnat_any4"]);
-    await u.host.sh(["nft", "flush", "set", "inet", "cni_nft_portmap", "masq4"]);
+    await u.host.sh(["nft", "flush", "map", "inet", "cni_nft_portmap", "snat4"]);
+    await u.host.sh(["nft", "flush", "set", "inet", "cni_nft_portmap", "owners"]);
     await u.host.sh(
       ["nft", "-f", "-"],
       upstreamNftPortmap(

@@ -9,6 +9,6 @@ export { IptablesPortMapper, NftablesPortMapper };
 export function portmapBackends(host: Host): HostStateBackend<PortMapSpec>[] {
   return [
     new IptablesPortMapper(host.iptables),
-    new NftablesPortMapper(host.nft("inet", NFT_TABLE), host.tools),
+    new NftablesPortMapper(host.nft("inet", NFT_TABLE), host.tools, host.records("portmap")),
   ];
 }

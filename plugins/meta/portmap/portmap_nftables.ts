@@ -1,8 +1,8 @@
 /**
- * The nftables backend, built so that a packet and an ADD cost the same with 5,000 containers as
- * with one: table `inet cni_nft_portmap` holds a fixed set of rules, and every container's state
- * is elements of maps keyed by (host address, protocol, port), each element's comment naming its
- * owner (network, interface, container). See docs/portmap.md.
+ * The nftables backend, built so that a packet, an ADD and a DEL cost the same with 10,000
+ * containers as with one: table `inet cni_nft_portmap` holds a fixed set of rules, and every
+ * container's state is elements of hash maps keyed by exact keys, each element's comment naming
+ * its owner (network, interface, container). See docs/portmap.md and portmap_nftables_layout.ts.
  *
  *   prerouting/output (nat, dstnat): fib daddr type local jump hostports
  *   hostports: per family, in order
@@ -11,21 +11,32 @@
  *     l4proto . dport vmap @guard_any4
  *     dnat to l4proto . dport map @dnat_any4          mappings for any local address
  *   guard4-<instance> (only with conditionsV4): <conditions> return; accept (= no DNAT)
- *   postrouting (nat, srcnat): ct status dnat saddr . daddr . l4proto . dport @masq4 masquerade
- *     masq4 holds (container subnet or 127.0.0.1 or 0.0.0.0/0 with masqAll) . container . proto . port
+ *   postrouting (nat, srcnat): ct status dnat daddr . l4proto . dport vmap @snat4
+ *     snat4: container . proto . port : jump snat4-<subnet> (subnet or localhost: masquerade)
+ *                                       or jump snat_all (masqAll)
+ *   owners: one (owner tag . key tag) element per element above
  *
  * ADD creates its elements with `create`, so it fails rather than overwrites when a key exists;
- * only then does it take the lock, list the table and take the keys over. DEL, GC and take-overs
- * read before they write and hold the lock, so they only ever delete elements whose comment is
- * theirs at that moment: concurrent ADD/DEL of different containers cannot remove each other's.
+ * only then does it take the lock, list the table and take the keys over (moving their owner
+ * elements too). DEL deletes each element together with its owner element in one transaction: a
+ * key taken over by another container has another owner element, so the transaction fails and
+ * that key is skipped. DEL therefore never reads nft (every read costs O(table) in nft 1.0.6,
+ * which fetches every element of the table first); its keys come from its config, else from the
+ * attachment's record (src/hoststate/records.ts) that ADD writes before touching nft.
  */
 import { withFlock } from "../../../src/cni/index.js";
 import { nftOwnerComment, nftOwnerHash, staleOwner, type Attachment } from "../../../src/cni/attachment.js";
-import type { Effects, HostStateBackend, HostTools } from "../../../src/hoststate/index.js";
+import type {
+  AttachmentRecords,
+  Effects,
+  HostStateBackend,
+  HostTools,
+} from "../../../src/hoststate/index.js";
 import {
-  applyWithSkeleton,
   isAlreadyExists,
+  isElementNotFound,
   isNotFound,
+  NftError,
   type Element,
   type Interface,
   type Transaction,
@@ -41,10 +52,16 @@ import {
   guardTransaction,
   keyOnly,
   keyText,
+  ownerElement,
+  ownerElementOf,
+  snatChainTransaction,
   staticTransaction,
   valueText,
   NFT_TABLE,
+  OWNERS_SET,
+  type Desired,
 } from "./portmap_nftables_layout.js";
+import { isLegacy, legacyDesired, upgradeTransaction } from "./portmap_nftables_legacy.js";
 import { LOCK_FILE, type PortMapConf, type PortMapSpec } from "./config.js";
 
 export { NFT_TABLE, desired, guardChain, names } from "./portmap_nftables_layout.js";
@@ -52,6 +69,14 @@ export { NFT_TABLE, desired, guardChain, names } from "./portmap_nftables_layout
 interface TableState {
   elements: Element[];
   chains: string[];
+  sets: string[];
+}
+
+/** What an attachment's record holds: the keys, guard chains and subnet chains its ADD wrote. */
+interface PortmapRecord {
+  elements: Element[];
+  chains: string[];
+  shared?: string[];
 }
 
 /** UDP host ports of dnat elements (for the conntrack flush). */
@@ -62,6 +87,18 @@ function udpPorts(elements: readonly Element[]): number[] {
   return [...new Set(ports)];
 }
 
+/** Deletes a chain whether or not it exists (nft refuses to delete a chain that has rules). */
+function dropChain(tx: Transaction, name: string): void {
+  tx.add({ kind: "chain", name });
+  tx.flush({ kind: "chain", name });
+  tx.delete({ kind: "chain", name });
+}
+
+function isRecord(x: unknown): x is PortmapRecord {
+  const r = x as Partial<PortmapRecord> | undefined;
+  return Array.isArray(r?.elements) && Array.isArray(r?.chains);
+}
+
 export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
   readonly component = "portmap";
   readonly name = "nftables";
@@ -69,6 +106,7 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
   constructor(
     readonly nft: Interface,
     private readonly tools: HostTools,
+    private readonly records: AttachmentRecords,
   ) {}
 
   present(): boolean {
@@ -79,54 +117,100 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
   async state(): Promise<TableState | undefined> {
     try {
       const t = await this.nft.listTable();
-      return { elements: [...t.elements.values()].flat(), chains: t.chains.map((c) => c.name) };
+      return {
+        elements: [...t.elements.values()].flat(),
+        chains: t.chains.map((c) => c.name),
+        sets: t.sets.map((x) => x.name),
+      };
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
     }
   }
 
+  /** This container's part of a transaction: chains first, then each element with its owner. */
+  private own(tx: Transaction, a: Attachment, want: Desired, verb: "create" | "add"): void {
+    const hash = nftOwnerHash(a);
+    for (const s of want.snatChains) snatChainTransaction(tx, s);
+    for (const g of want.guards) guardTransaction(tx, g);
+    for (const e of want.elements) {
+      tx[verb](e);
+      tx.add(ownerElement(e, hash, e.comment));
+    }
+  }
+
+  /** Remembers what this ADD is about to write (merged with what earlier ADDs wrote). */
+  private remember(a: Attachment, want: Desired): void {
+    const hash = nftOwnerHash(a);
+    const old = this.records.read(hash);
+    const elements = new Map<string, Element>();
+    for (const e of [...(isRecord(old) ? old.elements : []), ...want.elements.map(keyOnly)])
+      elements.set(keyText(e), e);
+    const chains = new Set([...(isRecord(old) ? old.chains : []), ...want.guards.map((g) => g.chain)]);
+    const shared = new Set([
+      ...((isRecord(old) && old.shared) || []),
+      ...want.snatChains.map((x) => x.chain),
+    ]);
+    this.records.write(hash, {
+      elements: [...elements.values()],
+      chains: [...chains],
+      shared: [...shared],
+    } satisfies PortmapRecord);
+  }
+
   async setUp(a: Attachment, spec: PortMapSpec): Promise<Effects> {
     const c: PortMapConf = { ...a, ...spec };
     const want = desired(c);
     const effects: Effects = { udpPorts: udpPorts(want.elements) };
-    const build = (withStatic: boolean): Transaction => {
-      const tx = this.nft.newTransaction();
-      if (withStatic) staticTransaction(tx);
-      for (const g of want.guards) guardTransaction(tx, g);
-      for (const e of want.elements) tx.create(e);
-      return tx;
-    };
+    if (want.elements.length === 0 && want.guards.length === 0) return effects;
+    this.remember(a, want);
+    const fast = this.nft.newTransaction();
+    this.own(fast, a, want, "create");
     try {
       // The static table is declared only when nft reports it missing: half the cost of an ADD.
-      await applyWithSkeleton(this.nft, { fast: [build(false)], full: [build(true)] });
+      await this.nft.run(fast);
       return effects;
     } catch (e) {
-      if (!isAlreadyExists(e)) throw e;
+      if (!isAlreadyExists(e) && !isNotFound(e)) throw e;
     }
-    // A key exists: ours from a repeated ADD, or another container's. Take it over under the lock.
-    await withFlock(LOCK_FILE, async () => {
-      const state = await this.state();
-      const have = new Map((state?.elements ?? []).map((e) => [keyText(e), e]));
-      const comment = nftOwnerComment(a);
-      const tx2 = this.nft.newTransaction();
-      staticTransaction(tx2);
-      for (const g of want.guards) guardTransaction(tx2, g);
-      const wantKeys = new Set(want.elements.map(keyText));
-      for (const e of want.elements) {
-        const old = have.get(keyText(e));
-        if (old && old.comment === comment && valueText(old) === valueText(e)) continue;
-        if (old) tx2.delete(keyOnly(old));
-        // A key taken from a container with conditions must lose its guard too.
-        const guardOf = e.map?.startsWith("dnat_")
-          ? have.get(keyText({ ...e, map: e.map.replace("dnat_", "guard_") }))
-          : undefined;
-        if (guardOf && !wantKeys.has(keyText(guardOf))) tx2.delete(keyOnly(guardOf));
-        tx2.add(e);
-      }
-      await this.nft.run(tx2);
-    });
+    // The skeleton is missing or in the previous layout, or a key exists (ours from a repeated
+    // ADD, or another container's): under the lock, read the table and write what is missing.
+    await withFlock(LOCK_FILE, () => this.repair(a, want));
     return effects;
+  }
+
+  /** The slow path of ADD: skeleton (upgraded from the previous layout), and keys taken over. */
+  private async repair(a: Attachment, want: Desired): Promise<void> {
+    const state = await this.state();
+    const tx = this.nft.newTransaction();
+    staticTransaction(tx);
+    if (state && isLegacy(state.sets)) upgradeTransaction(tx, state.elements, state.sets);
+    const have = new Map((state?.elements ?? []).map((e) => [keyText(e), e]));
+    const comment = nftOwnerComment(a);
+    const hash = nftOwnerHash(a);
+    const wantKeys = new Set(want.elements.map(keyText));
+    for (const s of want.snatChains) snatChainTransaction(tx, s);
+    for (const g of want.guards) guardTransaction(tx, g);
+    for (const e of want.elements) {
+      const old = have.get(keyText(e));
+      tx.add(ownerElement(e, hash, comment));
+      if (old && old.comment === comment && valueText(old) === valueText(e)) continue;
+      if (old) this.disown(tx, old);
+      // A key taken from a container with conditions must lose its guard too.
+      const guardOf = e.map?.startsWith("dnat_")
+        ? have.get(keyText({ ...e, map: e.map.replace("dnat_", "guard_") }))
+        : undefined;
+      if (guardOf && !wantKeys.has(keyText(guardOf))) this.disown(tx, guardOf);
+      tx.add(e);
+    }
+    await this.nft.run(tx);
+  }
+
+  /** Deletes a listed element and its owner element (when it has one). */
+  private disown(tx: Transaction, old: Element): void {
+    tx.delete(keyOnly(old));
+    const o = ownerElementOf(old);
+    if (o) tx.destroy(keyOnly(o));
   }
 
   /** Ours, else upstream's nftables layout: a container ADDed by upstream's portmap checks too. */
@@ -138,23 +222,39 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     return upstream.length === 0 ? upstream : ours;
   }
 
-  /** What is missing from cni-nft's own table. */
+  /** What is missing from cni-nft's own table (in the previous layout on a host not yet upgraded). */
   async checkOwn(c: PortMapConf): Promise<string[]> {
     const state = await this.state();
     const have = new Map((state?.elements ?? []).map((e) => [keyText(e), e]));
     const missing: string[] = [];
     const want = desired(c);
-    for (const e of want.elements) {
+    const legacy = state !== undefined && isLegacy(state.sets);
+    const hash = nftOwnerHash(c);
+    const wrong = (e: Element): boolean => {
       const old = have.get(keyText(e));
-      if (!old || old.comment !== e.comment || valueText(old) !== valueText(e))
+      return !old || old.comment !== e.comment || valueText(old) !== valueText(e);
+    };
+    for (const e of legacy ? legacyDesired(c) : want.elements) {
+      if (wrong(e))
         missing.push(`element ${e.key.join(" . ")} of ${e.map ?? e.set} in table inet ${NFT_TABLE}`);
+      else if (!legacy && wrong(ownerElement(e, hash, e.comment)))
+        missing.push(
+          `the owner element of ${e.key.join(" . ")} of ${e.map} in set ${OWNERS_SET} of table inet ${NFT_TABLE}`,
+        );
     }
-    for (const g of want.guards)
-      if (!state?.chains.includes(g.chain)) missing.push(`chain ${g.chain} in table inet ${NFT_TABLE}`);
+    const chains = [
+      ...want.guards.map((g) => g.chain),
+      ...(legacy ? [] : want.snatChains.map((s) => s.chain)),
+    ];
+    for (const ch of chains)
+      if (!state?.chains.includes(ch)) missing.push(`chain ${ch} in table inet ${NFT_TABLE}`);
     return missing;
   }
 
-  /** Deletes the elements and guard chains `owned` selects, under the lock; returns UDP host ports. */
+  /**
+   * Deletes the elements and guard chains `owned` selects, under the lock, after listing the
+   * table (GC, and DEL of an attachment whose keys nothing names); returns UDP host ports.
+   */
   private async removeOwned(
     owned: (comment: string) => boolean,
     chains: (name: string) => boolean,
@@ -166,43 +266,69 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
       const gone = state.elements.filter((e) => e.comment !== undefined && owned(e.comment));
       for (const e of gone) tx.delete(keyOnly(e));
       // Elements first: a guard chain cannot go while a verdict map element jumps to it.
-      for (const ch of state.chains)
-        if (/^guard[46]-/.test(ch) && chains(ch)) tx.delete({ kind: "chain", name: ch });
+      for (const ch of state.chains) if (/^guard[46]-/.test(ch) && chains(ch)) dropChain(tx, ch);
       await this.nft.run(tx);
+      await this.dropUnused(
+        gone.flatMap((e) => (e.value?.[0] ?? "").match(/^jump (snat[46]-\S+)$/)?.[1] ?? []),
+      );
       return udpPorts(gone);
     });
   }
 
   /**
-   * DEL with the container's own keys, known from its config (runtimeConfig.portMappings and the
-   * addresses in prevResult, which podman sends on DEL): one nft run reads just those elements and
-   * one deletes them, however many other containers have mappings. Undefined when that cannot
-   * decide (no mappings known, a key missing, or a key now owned by another container): the
-   * caller then lists the table.
+   * DEL of known keys without reading: each element goes with its owner element in one
+   * transaction, so an element that is not (or no longer) ours makes it fail; nft names the
+   * operation, that key is skipped and the rest retried. Undefined when the table is not in this
+   * layout (missing, or the previous one): the caller then reads.
    */
-  private async removeKnown(c: PortMapConf): Promise<number[] | undefined> {
-    const want = desired(c);
-    if (want.elements.length === 0) return undefined;
-    const comment = nftOwnerComment(c);
+  private async removeKeys(
+    a: Attachment,
+    keys: readonly Element[],
+    chains: readonly string[],
+  ): Promise<Element[] | undefined> {
+    const hash = nftOwnerHash(a);
+    let left = [...keys];
     return withFlock(LOCK_FILE, async () => {
-      let found: Element[];
-      try {
-        found = await this.nft.getElements(want.elements.map(keyOnly));
-      } catch {
-        return undefined;
+      for (;;) {
+        const tx = this.nft.newTransaction();
+        for (const e of left) {
+          tx.delete(ownerElement(e, hash));
+          tx.delete(keyOnly(e));
+        }
+        for (const ch of chains) dropChain(tx, ch);
+        try {
+          await this.nft.run(tx);
+          return left;
+        } catch (e) {
+          if (!isElementNotFound(e) || e.operationIndex >= 2 * left.length) {
+            if (isNotFound(e)) return undefined;
+            throw e;
+          }
+          const at = Math.floor(e.operationIndex / 2);
+          left = left.filter((_, i) => i !== at);
+        }
       }
-      if (found.length !== want.elements.length || found.some((e) => e.comment !== comment)) return undefined;
+    });
+  }
+
+  /**
+   * Deletes the subnet chains no element jumps to any more (nft refuses, EBUSY, while one does;
+   * the transaction is atomic, so a chain another container still uses is left whole).
+   */
+  private async dropUnused(chains: readonly string[]): Promise<void> {
+    let left = [...chains];
+    while (left.length > 0) {
       const tx = this.nft.newTransaction();
-      for (const e of want.elements) tx.delete(keyOnly(e));
-      for (const g of want.guards) tx.destroy({ kind: "chain", name: g.chain });
+      for (const ch of left) dropChain(tx, ch);
       try {
         await this.nft.run(tx);
+        return;
       } catch (e) {
-        if (isNotFound(e)) return undefined;
-        throw e;
+        if (!(e instanceof NftError) || e.code !== "EBUSY" || e.operationIndex === undefined) throw e;
+        const at = Math.floor(e.operationIndex / 3);
+        left = left.filter((_, i) => i !== at);
       }
-      return udpPorts(want.elements);
-    });
+    }
   }
 
   /** `ownOnly`: leave upstream's layout alone (a migration removes it only once ours is in place). */
@@ -210,7 +336,7 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     const comment = nftOwnerComment(a);
     const hash = nftOwnerHash(a);
     const [udp, upstreamUdp] = await Promise.all([
-      (spec ? this.removeKnown({ ...a, ...spec }) : Promise.resolve(undefined)).then(
+      this.removeOwn(a, spec).then(
         (done) =>
           done ??
           this.removeOwned(
@@ -220,12 +346,66 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
       ),
       opts.ownOnly ? [] : this.removeUpstreamLeftovers(a.containerId),
     ]);
+    this.records.remove(hash);
     return { udpPorts: [...udp, ...upstreamUdp] };
+  }
+
+  /**
+   * This attachment's elements by their keys, from its config and its record: write-only in this
+   * layout, by reading just those keys in the previous one. Undefined when no key is known or the
+   * previous layout's keys could not decide: the caller lists the table.
+   */
+  private async removeOwn(a: Attachment, spec?: PortMapSpec): Promise<number[] | undefined> {
+    const want = spec ? desired({ ...a, ...spec }) : { elements: [], guards: [], snatChains: [] };
+    const rec = this.records.read(nftOwnerHash(a));
+    const keys = new Map<string, Element>();
+    for (const e of [...want.elements.map(keyOnly), ...(isRecord(rec) ? rec.elements : [])])
+      keys.set(keyText(e), e);
+    const chains = new Set([...want.guards.map((g) => g.chain), ...(isRecord(rec) ? rec.chains : [])]);
+    if (keys.size === 0 && chains.size === 0) return undefined;
+    const gone = await this.removeKeys(a, [...keys.values()], [...chains]);
+    if (gone) {
+      const rs = isRecord(rec) ? (rec.shared ?? []) : [];
+      await this.dropUnused([...new Set([...want.snatChains.map((x) => x.chain), ...rs])]);
+      return udpPorts(gone);
+    }
+    return spec ? this.removeLegacyKnown({ ...a, ...spec }) : undefined;
+  }
+
+  /**
+   * The previous layout (no owner elements): read just this container's keys, then delete them
+   * if they are still its own. Undefined when that cannot decide (no mappings known, a key
+   * missing, or a key now owned by another container).
+   */
+  private async removeLegacyKnown(c: PortMapConf): Promise<number[] | undefined> {
+    const want = legacyDesired(c);
+    if (want.length === 0) return undefined;
+    const comment = nftOwnerComment(c);
+    return withFlock(LOCK_FILE, async () => {
+      let found: Element[];
+      try {
+        found = await this.nft.getElements(want.map(keyOnly));
+      } catch {
+        return undefined;
+      }
+      if (found.length !== want.length || found.some((e) => e.comment !== comment)) return undefined;
+      const tx = this.nft.newTransaction();
+      for (const e of want) tx.delete(keyOnly(e));
+      for (const g of desired(c).guards) dropChain(tx, g.chain);
+      try {
+        await this.nft.run(tx);
+      } catch (e) {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      }
+      return udpPorts(want);
+    });
   }
 
   async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
     const stale = staleOwner(network, valid);
     const udp = await this.removeOwned(stale, (ch) => stale(ch.replace(/^guard[46]-/, "")));
+    for (const owner of this.records.owners()) if (stale(owner)) this.records.remove(owner);
     return { udpPorts: udp };
   }
 

@@ -1,9 +1,23 @@
 /**
  * The layout of portmap's own nftables table, `inet cni_nft_portmap` (see portmap_nftables.ts):
- * its fixed skeleton, and the elements and guard chains one attachment should have.
+ * its fixed skeleton, and the elements and chains one attachment should have.
+ *
+ * Every set is a hash of exact keys, so adding or deleting one container's elements costs the
+ * same however many other containers are there (the interval set of the previous layout,
+ * portmap_nftables_legacy.ts, made every delete cost O(elements) in the kernel). Masquerade is a
+ * verdict map from the DNATed destination (container address . protocol . port) to the chain of
+ * the container's subnet, and `owners` holds one element per element of a container, keyed by
+ * (owner tag . key tag): a DEL deletes both in one transaction, which fails unless the element is
+ * still its own, so DEL never needs to read.
  */
-import { nftOwnerComment, nftOwnerHash, type Attachment } from "../../../src/cni/attachment.js";
-import { concat, type Element, type Transaction } from "../../../src/nftables/index.js";
+import {
+  nftOwnerComment,
+  nftOwnerHash,
+  ownerHashOf,
+  sha512Hex,
+  type Attachment,
+} from "../../../src/cni/attachment.js";
+import { concat, prefix, type Element, type Transaction } from "../../../src/nftables/index.js";
 import { mappingsFor, type Family, type Mapping, type PortMapConf } from "./config.js";
 
 export const NFT_TABLE = "cni_nft_portmap";
@@ -18,15 +32,43 @@ export function names(f: Family): {
   dnatAny: string;
   guardIp: string;
   guardAny: string;
-  masq: string;
+  snat: string;
 } {
   return {
     dnatIp: `dnat_ip${f}`,
     dnatAny: `dnat_any${f}`,
     guardIp: `guard_ip${f}`,
     guardAny: `guard_any${f}`,
-    masq: `masq${f}`,
+    snat: `snat${f}`,
   };
+}
+
+/** The set that says which owner each element belongs to (see the header). */
+export const OWNERS_SET = "owners";
+/** The chain masquerading every DNATed connection (masqAll). */
+export const SNAT_ALL_CHAIN = "snat_all";
+
+/** The chain that masquerades hairpin and localhost traffic to containers of `subnet`. */
+export function snatChain(f: Family, subnet: string): string {
+  return `snat${f}-${sha512Hex(subnet).slice(0, 12)}`;
+}
+
+/** What nft takes as one 15-character string key part (ifname type: 16 bytes with the NUL). */
+const tag = (s: string): string => `"${sha512Hex(s).slice(0, 15)}"`;
+
+/** The `owners` element that says `e` belongs to the owner whose hash is `owner`. */
+export function ownerElement(e: Element, owner: string, comment?: string): Element {
+  return {
+    kind: "element",
+    set: OWNERS_SET,
+    key: [tag(owner), tag(keyText(e))],
+    ...(comment !== undefined ? { comment } : {}),
+  };
+}
+
+/** The owner element of an element listed from the kernel (its comment names the owner). */
+export function ownerElementOf(e: Element): Element | undefined {
+  return e.comment === undefined ? undefined : ownerElement(e, ownerHashOf(e.comment), e.comment);
 }
 
 export function guardChain(a: Attachment, f: Family): string {
@@ -42,13 +84,17 @@ export function staticTransaction(tx: Transaction): void {
     tx.add({ kind: "map", name: n.dnatAny, type: `inet_proto . inet_service : ${a} . inet_service` });
     tx.add({ kind: "map", name: n.guardIp, type: `${a} . inet_proto . inet_service : verdict` });
     tx.add({ kind: "map", name: n.guardAny, type: `inet_proto . inet_service : verdict` });
-    tx.add({
-      kind: "set",
-      name: n.masq,
-      type: `${a} . ${a} . inet_proto . inet_service`,
-      flags: ["interval"],
-    });
+    tx.add({ kind: "map", name: n.snat, type: `${a} . inet_proto . inet_service : verdict` });
   }
+  tx.add({
+    kind: "set",
+    name: OWNERS_SET,
+    type: "ifname . ifname",
+    comment: "owner tag . element tag, one per element (comment: owner)",
+  });
+  tx.add({ kind: "chain", name: SNAT_ALL_CHAIN });
+  tx.flush({ kind: "chain", name: SNAT_ALL_CHAIN });
+  tx.add({ kind: "rule", chain: SNAT_ALL_CHAIN, rule: "masquerade" });
   tx.add({ kind: "chain", name: "hostports" });
   tx.flush({ kind: "chain", name: "hostports" });
   for (const f of FAMILIES) {
@@ -79,26 +125,37 @@ export function staticTransaction(tx: Transaction): void {
     tx.add({
       kind: "rule",
       chain: "postrouting",
-      rule: `ct status dnat ${ip} saddr . ${ip} daddr . meta l4proto . th dport @${names(f).masq} masquerade`,
+      rule: `ct status dnat ${ip} daddr . meta l4proto . th dport vmap @${names(f).snat}`,
     });
   }
 }
 
 /** Canonical text of an element key, for comparing what we want with what nft lists. */
 export function keyText(e: Element): string {
-  return `${e.set ?? e.map}|${e.key.map((k) => k.replace(/\/(32|128)$/, "")).join(" . ")}`;
+  // nft lists strings without their quotes and host prefixes without their length.
+  return `${e.set ?? e.map}|${e.key.map((k) => k.replace(/^"(.*)"$/, "$1").replace(/\/(32|128)$/, "")).join(" . ")}`;
 }
 export function valueText(e: Element): string {
   return (e.value ?? []).join(" . ");
 }
 
 export function keyOnly(e: Element): Element {
-  return { kind: "element", ...(e.map !== undefined ? { map: e.map } : { set: e.set! }), key: e.key };
+  // nft lists string keys unquoted; an owner tag can start with a digit, so it needs its quotes.
+  const key = e.set === OWNERS_SET ? e.key.map((k) => (k.startsWith('"') ? k : `"${k}"`)) : e.key;
+  return { kind: "element", ...(e.map !== undefined ? { map: e.map } : { set: e.set! }), key };
+}
+
+export interface SnatChain {
+  family: Family;
+  chain: string;
+  subnet: string;
 }
 
 export interface Desired {
   elements: Element[];
   guards: Array<{ family: Family; chain: string; conditions: string[] }>;
+  /** The subnet chains the snat elements jump to (shared by the subnet's containers). */
+  snatChains: SnatChain[];
 }
 
 /** Every element (and guard chain) this instance should have. */
@@ -106,6 +163,7 @@ export function desired(c: PortMapConf): Desired {
   const comment = nftOwnerComment(c);
   const elements: Element[] = [];
   const guards: Desired["guards"] = [];
+  const snatChains: SnatChain[] = [];
   const seen = new Set<string>();
   const push = (e: Element): void => {
     const k = keyText(e);
@@ -143,17 +201,29 @@ export function desired(c: PortMapConf): Desired {
           comment,
         });
       if (c.snat) {
-        const tail = [ct.address, m.protocol, String(m.containerPort)];
-        if (c.masqAll)
-          push({ kind: "element", set: n.masq, key: [f === 4 ? "0.0.0.0/0" : "::/0", ...tail], comment });
-        else {
-          push({ kind: "element", set: n.masq, key: [ct.subnet, ...tail], comment });
-          if (f === 4) push({ kind: "element", set: n.masq, key: ["127.0.0.1", ...tail], comment });
-        }
+        const to = c.masqAll ? SNAT_ALL_CHAIN : snatChain(f, ct.subnet);
+        if (!c.masqAll && !snatChains.some((x) => x.chain === to))
+          snatChains.push({ family: f, chain: to, subnet: ct.subnet });
+        const key = [ct.address, m.protocol, String(m.containerPort)];
+        push({ kind: "element", map: n.snat, key, value: [`jump ${to}`], comment });
       }
     }
   }
-  return { elements, guards };
+  return { elements, guards, snatChains };
+}
+
+/**
+ * A subnet's chain: masquerade what comes from the subnet (hairpin: another container of the
+ * bridge reaches the host port even with bridge-nf-call-iptables 0) or from localhost, exactly
+ * the traffic upstream's iptables backend marks. Rewritten by every ADD that needs it: it is the
+ * same text for every container of the subnet, and the transaction is atomic.
+ */
+export function snatChainTransaction(tx: Transaction, s: SnatChain): void {
+  const ip = ipx(s.family);
+  tx.add({ kind: "chain", name: s.chain });
+  tx.flush({ kind: "chain", name: s.chain });
+  tx.add({ kind: "rule", chain: s.chain, rule: concat(ip, "saddr", prefix(s.subnet), "masquerade") });
+  if (s.family === 4) tx.add({ kind: "rule", chain: s.chain, rule: "ip saddr 127.0.0.1 masquerade" });
 }
 
 export function guardTransaction(tx: Transaction, g: Desired["guards"][number]): void {

@@ -11,44 +11,7 @@ import { portmapBackends } from "../../../plugins/meta/portmap/backends.js";
 import type { PortMapSpec } from "../../../plugins/meta/portmap/config.js";
 import { NFT_TABLE } from "../../../plugins/meta/portmap/portmap_nftables.js";
 
-type Name = "iptables" | "nftables";
-const A = { network: "net1", containerId: "ctr1", ifname: "eth0" };
-const B = { network: "net1", containerId: "ctr2", ifname: "eth0" };
-/** Another network: a GC of net1 never touches it. */
-const C = { network: "net2", containerId: "ctr3", ifname: "eth0" };
-const BASE: PortMapSpec = {
-  snat: true,
-  masqAll: false,
-  markMasqBit: 13,
-  conditionsV4: [],
-  conditionsV6: [],
-  mappings: [],
-  containers: [],
-};
-/** Dual stack, tcp and udp, any host address. */
-const SPEC_A: PortMapSpec = {
-  ...BASE,
-  mappings: [
-    { hostPort: 8080, containerPort: 80, protocol: "tcp" },
-    { hostPort: 5353, containerPort: 53, protocol: "udp" },
-  ],
-  containers: [
-    { family: 4, address: "10.88.0.5", subnet: "10.88.0.0/24" },
-    { family: 6, address: "fd00::5", subnet: "fd00::/64" },
-  ],
-};
-/** A hostIP and conditions (in each backend's syntax). */
-const specB = (name: Name): PortMapSpec => ({
-  ...BASE,
-  conditionsV4: name === "iptables" ? ["-s", "192.168.0.0/16"] : ["ip saddr 192.168.0.0/16"],
-  mappings: [{ hostPort: 9090, containerPort: 90, protocol: "tcp", hostIP: "192.168.1.1", hostFamily: 4 }],
-  containers: [{ family: 4, address: "10.88.0.6", subnet: "10.88.0.0/24" }],
-});
-const SPEC_C: PortMapSpec = {
-  ...BASE,
-  mappings: [{ hostPort: 7070, containerPort: 70, protocol: "tcp" }],
-  containers: [{ family: 4, address: "10.99.0.7", subnet: "10.99.0.0/16" }],
-};
+import { A, B, C, BASE, SPEC_A, SPEC_C, specB, type Name } from "./portmap-fixtures.js";
 
 async function threeAttached(name: Name): Promise<[FakeHost, HostStateBackend<PortMapSpec>]> {
   const host = new FakeHost();
@@ -64,6 +27,10 @@ add chain inet cni_nft_portmap hostports
 add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
 add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
 add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -100 ; policy accept ; }
+add chain inet cni_nft_portmap snat4-15f04f2f13e6
+add chain inet cni_nft_portmap snat4-9d8797614eb1
+add chain inet cni_nft_portmap snat6-ef330fd8e3d4
+add chain inet cni_nft_portmap snat_all
 add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
@@ -72,8 +39,9 @@ add map inet cni_nft_portmap guard_any4 { type inet_proto . inet_service : verdi
 add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdict ; }
 add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
 add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
-add set inet cni_nft_portmap masq4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service ; flags interval ; }
-add set inet cni_nft_portmap masq6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service ; flags interval ; }
+add set inet cni_nft_portmap owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
+add map inet cni_nft_portmap snat4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
+add map inet cni_nft_portmap snat6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c ip saddr 192.168.0.0/16 return
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c accept
 add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
@@ -85,15 +53,22 @@ add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . t
 add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
 add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
 add rule inet cni_nft_portmap output fib daddr type local jump hostports
-add rule inet cni_nft_portmap postrouting ct status dnat ip saddr . ip daddr . meta l4proto . th dport @masq4 masquerade
-add rule inet cni_nft_portmap postrouting ct status dnat ip6 saddr . ip6 daddr . meta l4proto . th dport @masq6 masquerade
+add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport vmap @snat4
+add rule inet cni_nft_portmap postrouting ct status dnat ip6 daddr . meta l4proto . th dport vmap @snat6
 add rule inet cni_nft_portmap prerouting fib daddr type local jump hostports
+add rule inet cni_nft_portmap snat4-15f04f2f13e6 ip saddr 10.88.0.0/24 masquerade
+add rule inet cni_nft_portmap snat4-15f04f2f13e6 ip saddr 127.0.0.1 masquerade
+add rule inet cni_nft_portmap snat4-9d8797614eb1 ip saddr 10.99.0.0/16 masquerade
+add rule inet cni_nft_portmap snat4-9d8797614eb1 ip saddr 127.0.0.1 masquerade
+add rule inet cni_nft_portmap snat6-ef330fd8e3d4 ip6 saddr fd00::/64 masquerade
+add rule inet cni_nft_portmap snat_all masquerade
 add element inet cni_nft_portmap dnat_any4 { tcp . 7070 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : 10.99.0.7 . 70, tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80, udp . 5353 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 53 }
 add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80, udp . 5353 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 53 }
 add element inet cni_nft_portmap dnat_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : 10.88.0.6 . 90 }
 add element inet cni_nft_portmap guard_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump guard4-8e48f37d5de60467-a09553539d4cc24c }
-add element inet cni_nft_portmap masq4 { 10.88.0.0/24 . 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 10.88.0.0/24 . 10.88.0.5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 10.88.0.0/24 . 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 10.99.0.0/16 . 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 127.0.0.1 . 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 127.0.0.1 . 10.88.0.5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 127.0.0.1 . 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 127.0.0.1 . 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" }
-add element inet cni_nft_portmap masq6 { fd00::/64 . fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", fd00::/64 . fd00::5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . a2a20028bb9be90 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 9fb6ac25b24dfdc . 20b7aba123edc9e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 5e920e465d78dbe comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 81292901f8358b8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . d8b40ac236356ad comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . dc876e2eb6e1bc8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . df2d924ec2520a7 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", c341cbe82cf3de1 . 2bbb4493146f896 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . dc1e736ba5289cf comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
+add element inet cni_nft_portmap snat4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat4-15f04f2f13e6, 10.88.0.5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat4-15f04f2f13e6, 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump snat4-15f04f2f13e6, 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : jump snat4-9d8797614eb1 }
+add element inet cni_nft_portmap snat6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4, fd00::5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4 }
 `;
 const NFTABLES_DEL = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
 add chain inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c
@@ -101,6 +76,9 @@ add chain inet cni_nft_portmap hostports
 add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
 add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
 add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -100 ; policy accept ; }
+add chain inet cni_nft_portmap snat4-15f04f2f13e6
+add chain inet cni_nft_portmap snat4-9d8797614eb1
+add chain inet cni_nft_portmap snat_all
 add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
@@ -109,8 +87,9 @@ add map inet cni_nft_portmap guard_any4 { type inet_proto . inet_service : verdi
 add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdict ; }
 add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
 add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
-add set inet cni_nft_portmap masq4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service ; flags interval ; }
-add set inet cni_nft_portmap masq6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service ; flags interval ; }
+add set inet cni_nft_portmap owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
+add map inet cni_nft_portmap snat4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
+add map inet cni_nft_portmap snat6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c ip saddr 192.168.0.0/16 return
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c accept
 add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
@@ -122,13 +101,19 @@ add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . t
 add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
 add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
 add rule inet cni_nft_portmap output fib daddr type local jump hostports
-add rule inet cni_nft_portmap postrouting ct status dnat ip saddr . ip daddr . meta l4proto . th dport @masq4 masquerade
-add rule inet cni_nft_portmap postrouting ct status dnat ip6 saddr . ip6 daddr . meta l4proto . th dport @masq6 masquerade
+add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport vmap @snat4
+add rule inet cni_nft_portmap postrouting ct status dnat ip6 daddr . meta l4proto . th dport vmap @snat6
 add rule inet cni_nft_portmap prerouting fib daddr type local jump hostports
+add rule inet cni_nft_portmap snat4-15f04f2f13e6 ip saddr 10.88.0.0/24 masquerade
+add rule inet cni_nft_portmap snat4-15f04f2f13e6 ip saddr 127.0.0.1 masquerade
+add rule inet cni_nft_portmap snat4-9d8797614eb1 ip saddr 10.99.0.0/16 masquerade
+add rule inet cni_nft_portmap snat4-9d8797614eb1 ip saddr 127.0.0.1 masquerade
+add rule inet cni_nft_portmap snat_all masquerade
 add element inet cni_nft_portmap dnat_any4 { tcp . 7070 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : 10.99.0.7 . 70 }
 add element inet cni_nft_portmap dnat_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : 10.88.0.6 . 90 }
 add element inet cni_nft_portmap guard_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump guard4-8e48f37d5de60467-a09553539d4cc24c }
-add element inet cni_nft_portmap masq4 { 10.88.0.0/24 . 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 10.99.0.0/16 . 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 127.0.0.1 . 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 127.0.0.1 . 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" }
+add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . a2a20028bb9be90 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", c341cbe82cf3de1 . 2bbb4493146f896 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . dc1e736ba5289cf comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
+add element inet cni_nft_portmap snat4 { 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump snat4-15f04f2f13e6, 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : jump snat4-9d8797614eb1 }
 `;
 const IPTABLES_ADD = String.raw`# iptables
 *nat
@@ -355,6 +340,21 @@ test("portmap nftables: CHECK names what is missing after damage, ADD repairs it
   assert.equal(await host.dump(), NFTABLES_ADD);
 });
 
+test("portmap nftables: DEL of the previous owner of a taken-over port leaves the new owner's element", async () => {
+  const [host, b] = await threeAttached("nftables");
+  await b.setUp(B, { ...SPEC_C, containers: [{ family: 4, address: "10.88.0.6", subnet: "10.88.0.0/24" }] });
+  await b.remove(C, SPEC_C);
+  assert.match(await host.dump(), /dnat_any4 \{ tcp \. 7070 comment "[^"]*id: ctr2" : 10\.88\.0\.6 \. 70, /);
+  assert.doesNotMatch(await host.dump(), /ctr3/);
+});
+
+test("portmap nftables: DEL with neither mappings nor a record lists the table and finds them by owner", async () => {
+  const [host, b] = await threeAttached("nftables");
+  host.records("portmap").files.clear();
+  assert.deepEqual(await b.remove(A), { udpPorts: [5353] });
+  assert.equal(await host.dump(), NFTABLES_DEL);
+});
+
 test("portmap nftables: ADD takes over a host port another attachment had", async () => {
   const [host, b] = await threeAttached("nftables");
   await b.setUp(B, { ...SPEC_C, containers: [{ family: 4, address: "10.88.0.6", subnet: "10.88.0.0/24" }] });
@@ -432,13 +432,14 @@ test("portmap iptables: masqAll: 0.0.0.0/0 and ::/0 as masquerade source", async
   );
 });
 
-test("portmap nftables: masqAll: 0.0.0.0/0 and ::/0 as masquerade source", async () => {
+test("portmap nftables: masqAll: every DNATed connection to the container jumps to snat_all", async () => {
   assert.equal(
     await optionLines("nftables", { masqAll: true }),
     String.raw`add element inet cni_nft_portmap dnat_any4 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80 }
 add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
-add element inet cni_nft_portmap masq4 { 0.0.0.0/0 . 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
-add element inet cni_nft_portmap masq6 { ::/0 . fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 5e920e465d78dbe comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . dc876e2eb6e1bc8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap snat4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat_all }
+add element inet cni_nft_portmap snat6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat_all }
 `,
   );
 });
@@ -461,6 +462,7 @@ test("portmap nftables: snat: false: no masquerade", async () => {
     await optionLines("nftables", { snat: false }),
     String.raw`add element inet cni_nft_portmap dnat_any4 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80 }
 add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
+add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
 `,
   );
 });
@@ -500,8 +502,9 @@ add rule inet cni_nft_portmap guard6-8e48f37d5de60467-7883a6f9ce71eedb accept
 add element inet cni_nft_portmap dnat_any4 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80 }
 add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
 add element inet cni_nft_portmap guard_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump guard6-8e48f37d5de60467-7883a6f9ce71eedb }
-add element inet cni_nft_portmap masq4 { 10.88.0.0/24 . 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 127.0.0.1 . 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
-add element inet cni_nft_portmap masq6 { fd00::/64 . fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 5e920e465d78dbe comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 65e2930b7fa7ba6 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . dc876e2eb6e1bc8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap snat4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat4-15f04f2f13e6 }
+add element inet cni_nft_portmap snat6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4 }
 `,
   );
 });
@@ -537,7 +540,8 @@ test("portmap nftables: a hostIP of the other family maps that family only", asy
       mappings: [{ hostPort: 8080, containerPort: 80, protocol: "sctp", hostIP: "fd00::1", hostFamily: 6 }],
     }),
     String.raw`add element inet cni_nft_portmap dnat_ip6 { fd00::1 . sctp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
-add element inet cni_nft_portmap masq6 { fd00::/64 . fd00::5 . sctp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 229df1a041db2b0 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 6de05e2a2bb955d comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap snat6 { fd00::5 . sctp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4 }
 `,
   );
 });
