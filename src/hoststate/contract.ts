@@ -46,9 +46,10 @@ export interface HostStateBackend<Spec> {
   gc(network: string, valid: readonly Attachment[]): Promise<Effects>;
   /**
    * nftables backends: `setUp` as transactions, so a plugin that sets up several components
-   * pays one nft run for all of them ({@link setUpAll}).
+   * pays one nft run for all of them ({@link setUpAll}). Planning may read the table (what an
+   * earlier ADD left is replaced, not added to).
    */
-  plan?(a: Attachment, spec: Spec): SkeletonPlan;
+  plan?(a: Attachment, spec: Spec): Promise<SkeletonPlan>;
 }
 
 /** A backend with the spec of one attachment: what a plugin sets up, checks and removes. */

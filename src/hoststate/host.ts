@@ -3,7 +3,8 @@
  * {@link systemHost}; tests take a {@link FakeHost} (./fake.ts) and compare its dumps.
  */
 import { NFTables, type Family, type Interface } from "../nftables/index.js";
-import { systemIptables, type IptablesRunner } from "../iptables/iptables.js";
+import { SystemIptables, systemIptables, type IptablesRunner } from "../iptables/iptables.js";
+import { systemRunner, type Runner } from "../process/index.js";
 import { systemTools, type HostTools } from "./select.js";
 import { fileRecords, type AttachmentRecords } from "./records.js";
 
@@ -16,12 +17,16 @@ export interface Host {
   records(component: string): AttachmentRecords;
 }
 
-/** The host the plugin runs on (or the namespace at `netns`). */
+/** The host the plugin runs on (or the namespace at `netns`: nft and iptables both run there). */
 export function systemHost(opts: { netns?: string } = {}): Host {
+  const { netns } = opts;
+  const inNetns: Runner | undefined = netns
+    ? { run: (cmd) => systemRunner.run({ ...cmd, netns }) }
+    : undefined;
   return {
     tools: systemTools,
     nft: (family, table) => new NFTables({ family, table, ...opts }),
-    iptables: systemIptables,
+    iptables: inNetns ? new SystemIptables(inNetns) : systemIptables,
     records: (component) =>
       fileRecords(
         component,

@@ -31,12 +31,12 @@ const label = (b: HostStateBackend<unknown>): string => `${b.component} (${b.nam
  * (the fast path first, the skeleton only when it is missing), the others one after the other.
  */
 export async function setUpAll(nft: Interface, parts: readonly Bound[], a: Attachment): Promise<Effects> {
-  const plans: SkeletonPlan[] = [];
   const effects: Effects[] = [];
-  for (const { backend, spec } of parts) {
-    if (backend.plan) plans.push(backend.plan(a, spec));
-    else effects.push(await backend.setUp(a, spec));
-  }
+  for (const { backend, spec } of parts) if (!backend.plan) effects.push(await backend.setUp(a, spec));
+  // The plans' reads run at once (one nft listing each).
+  const plans: SkeletonPlan[] = await Promise.all(
+    parts.flatMap(({ backend, spec }) => (backend.plan ? [backend.plan(a, spec)] : [])),
+  );
   if (plans.length)
     await applyWithSkeleton(nft, { fast: plans.flatMap((p) => p.fast), full: plans.flatMap((p) => p.full) });
   return mergeEffects(effects);

@@ -1,8 +1,9 @@
 /**
  * The iptables backend: upstream's layout (per container a `CNI-<hash>` chain in `nat` that
  * accepts the container's subnet and masquerades the rest but multicast, jumped to from
- * POSTROUTING with the comment `name: "<net>" id: "<id>"`). ADD is one iptables-restore per IP
- * family; DEL reads the table once and removes every copy of the jump, then the chain.
+ * POSTROUTING with the comment `name: "<net>" id: "<id>"`). ADD reads the table and applies one
+ * iptables-restore per IP family (an earlier ADD's jumps replaced, as upstream's AppendUnique
+ * avoids copies); DEL reads the table once and removes every copy of the jump, then the chain.
  */
 import { iptablesChainName, iptablesComment, type Attachment } from "../cni/attachment.js";
 import { NO_EFFECTS, type Effects, type HostStateBackend } from "../hoststate/contract.js";
@@ -18,11 +19,13 @@ import {
 
 const FAMILIES = [4, 6] as const;
 
+function jumpsTo(saved: SavedTable, chain: string): string[] {
+  return saved.rules.filter((r) => r.startsWith("-A POSTROUTING ") && r.endsWith(` -j ${chain}`));
+}
+
 /** Lines removing every POSTROUTING jump to `chain`, then the chain. */
 function removeChainLines(saved: SavedTable, chain: string): string[] {
-  const lines = saved.rules
-    .filter((r) => r.startsWith("-A POSTROUTING ") && r.endsWith(` -j ${chain}`))
-    .map(deleteLine);
+  const lines = jumpsTo(saved, chain).map(deleteLine);
   if (saved.chains.has(chain)) lines.push(`-F ${chain}`, `-X ${chain}`);
   return lines;
 }
@@ -44,7 +47,9 @@ export class IptablesMasq implements HostStateBackend<MasqSpec> {
       if (addrs.length === 0) continue;
       const multicast = family === 4 ? "224.0.0.0/4" : "ff00::/8";
       const host = family === 4 ? "32" : "128";
-      const lines = [`:${chain} - [0:0]`];
+      // Declaring the chain empties it; the jumps of an earlier ADD go, so a repeat leaves one copy.
+      const saved = await this.ipt.save(family, "nat");
+      const lines = [...jumpsTo(saved, chain).map(deleteLine), `:${chain} - [0:0]`];
       for (const x of addrs) lines.push(`-A ${chain} -d ${subnetOf(x)} ${comment} -j ACCEPT`);
       lines.push(`-A ${chain} ! -d ${multicast} ${comment} -j MASQUERADE`);
       for (const x of addrs) lines.push(`-A POSTROUTING -s ${addressOf(x)}/${host} ${comment} -j ${chain}`);
@@ -97,7 +102,7 @@ export class IptablesMasq implements HostStateBackend<MasqSpec> {
       const addrs = s.addresses.filter((x) => familyOf(x) === family);
       if (addrs.length === 0) continue;
       const saved = await this.ipt.save(family, "nat");
-      const jumps = saved.rules.filter((r) => r.startsWith("-A POSTROUTING ") && r.endsWith(` -j ${chain}`));
+      const jumps = jumpsTo(saved, chain);
       if (
         !saved.chains.has(chain) ||
         !saved.rules.some((r) => r.startsWith(`-A ${chain} `) && r.includes("MASQUERADE"))

@@ -1,8 +1,9 @@
 /**
  * The nftables backend: upstream's layout (table `inet cni_plugins_masquerade`, base chain
  * `postrouting` jumping to `masq_checks`, one rule per container address with a comment that
- * starts with the attachment's owner hash). ADD is one nft run with no listing; DEL and GC list
- * the chain to find rules by comment.
+ * starts with the attachment's owner hash). ADD lists the chain's handles and comments (no rule
+ * text) and replaces the attachment's rules in one nft run, so a repeated ADD leaves one copy, as
+ * upstream's ADD does; DEL and GC list the chain to find rules by comment.
  */
 import { nftOwnerComment, nftOwnerHash, staleOwner, type Attachment } from "../cni/attachment.js";
 import { NO_EFFECTS, type Effects, type HostStateBackend } from "../hoststate/contract.js";
@@ -24,9 +25,9 @@ import { COMPONENT, type MasqSpec } from "./ipmasq.js";
 export const MASQ_TABLE = "cni_plugins_masquerade";
 export const MASQ_CHAIN = "masq_checks";
 
-async function rulesOrNone(nft: Interface, chain: string): Promise<Rule[]> {
+async function rulesOrNone(nft: Interface, chain: string, text = true): Promise<Rule[]> {
   try {
-    return await nft.listRules(chain, { text: true });
+    return await nft.listRules(chain, { text });
   } catch (e) {
     if (isNotFound(e)) return [];
     throw e;
@@ -51,7 +52,7 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
    * upstream does on every ADD; without it the transaction only adds this container's rules and
    * fails with ENOENT when the table is not there, which costs nft half as much.
    */
-  private transaction(a: Attachment, s: MasqSpec, skeleton: boolean): Transaction {
+  private transaction(a: Attachment, s: MasqSpec, skeleton: boolean, stale: readonly number[]): Transaction {
     const tx = this.nft.newTransaction();
     if (skeleton) {
       tx.add({
@@ -69,6 +70,7 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
       tx.add({ kind: "rule", chain: "postrouting", rule: "ip6 daddr ff00::/8 return" });
       tx.add({ kind: "rule", chain: "postrouting", rule: `goto ${MASQ_CHAIN}` });
     }
+    for (const handle of stale) tx.delete({ kind: "rule", chain: MASQ_CHAIN, rule: "", handle });
     const comment = nftOwnerComment(a);
     for (const x of s.addresses) {
       const ip = familyOf(x) === 6 ? "ip6" : "ip";
@@ -82,22 +84,30 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
     return tx;
   }
 
-  plan(a: Attachment, s: MasqSpec): SkeletonPlan {
-    return { fast: [this.transaction(a, s, false)], full: [this.transaction(a, s, true)] };
+  /** Handles of the chain's rules whose comment `match`es ([] when the table is not there). */
+  private async handles(match: (comment: string) => boolean): Promise<number[]> {
+    return (await rulesOrNone(this.nft, MASQ_CHAIN, false)).flatMap((r) =>
+      r.comment !== undefined && r.handle !== undefined && match(r.comment) ? [r.handle] : [],
+    );
+  }
+
+  /** The attachment's rules already there (an earlier ADD) are deleted in the same run. */
+  async plan(a: Attachment, s: MasqSpec): Promise<SkeletonPlan> {
+    const hash = nftOwnerHash(a);
+    const stale = await this.handles((c) => c.startsWith(hash));
+    return { fast: [this.transaction(a, s, false, stale)], full: [this.transaction(a, s, true, stale)] };
   }
 
   async setUp(a: Attachment, s: MasqSpec): Promise<Effects> {
-    await applyWithSkeleton(this.nft, this.plan(a, s));
+    await applyWithSkeleton(this.nft, await this.plan(a, s));
     return NO_EFFECTS;
   }
 
   private async deleteRules(match: (comment: string) => boolean): Promise<void> {
-    const rules = (await rulesOrNone(this.nft, MASQ_CHAIN)).filter(
-      (r) => r.comment !== undefined && r.handle !== undefined && match(r.comment),
-    );
-    if (rules.length === 0) return;
+    const handles = await this.handles(match);
+    if (handles.length === 0) return;
     const tx = this.nft.newTransaction();
-    for (const r of rules) tx.delete({ kind: "rule", chain: MASQ_CHAIN, rule: "", handle: r.handle! });
+    for (const handle of handles) tx.delete({ kind: "rule", chain: MASQ_CHAIN, rule: "", handle });
     try {
       await this.nft.run(tx);
     } catch (e) {

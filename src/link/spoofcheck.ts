@@ -60,7 +60,7 @@ export class SpoofCheck implements HostStateBackend<SpoofSpec> {
    * One transaction: declare, flush our chains, add the rules (upstream needs two runs). Without
    * `skeleton` the table and base chain are assumed (see applyWithSkeleton).
    */
-  private transaction(refId: string, s: SpoofSpec, skeleton: boolean): Transaction {
+  private transaction(refId: string, s: SpoofSpec, skeleton: boolean, stale: readonly number[]): Transaction {
     const canonical = parseMac(s.mac);
     if (canonical === undefined) throw new Error(`invalid MAC address ${JSON.stringify(s.mac)}`);
     const tx = this.nft.newTransaction();
@@ -76,6 +76,7 @@ export class SpoofCheck implements HostStateBackend<SpoofSpec> {
       });
     }
     const [iface, mac, comment] = [ifaceChain(refId), macChain(refId), commentOf(refId)];
+    for (const handle of stale) tx.delete({ kind: "rule", chain: BASE_CHAIN, rule: "", handle });
     tx.add({ kind: "chain", name: iface });
     tx.add({ kind: "chain", name: mac });
     tx.flush({ kind: "chain", name: iface });
@@ -92,19 +93,29 @@ export class SpoofCheck implements HostStateBackend<SpoofSpec> {
     return tx;
   }
 
-  plan(a: Attachment, s: SpoofSpec): SkeletonPlan {
+  /**
+   * A jump of an earlier ADD of the attachment (found by its comment, no rule text read) is
+   * deleted in the same run: a repeated ADD leaves one jump (upstream's adds another).
+   */
+  async plan(a: Attachment, s: SpoofSpec): Promise<SkeletonPlan> {
     const refId = refIdOf(a);
-    return { fast: [this.transaction(refId, s, false)], full: [this.transaction(refId, s, true)] };
+    const stale = ((await this.rules(BASE_CHAIN, false)) ?? []).flatMap((r) =>
+      r.comment === commentOf(refId) && r.handle !== undefined ? [r.handle] : [],
+    );
+    return {
+      fast: [this.transaction(refId, s, false, stale)],
+      full: [this.transaction(refId, s, true, stale)],
+    };
   }
 
   async setUp(a: Attachment, s: SpoofSpec): Promise<Effects> {
-    await applyWithSkeleton(this.nft, this.plan(a, s));
+    await applyWithSkeleton(this.nft, await this.plan(a, s));
     return NO_EFFECTS;
   }
 
-  private async rules(chain: string): Promise<Rule[] | undefined> {
+  private async rules(chain: string, text = true): Promise<Rule[] | undefined> {
     try {
-      return await this.nft.listRules(chain, { text: true });
+      return await this.nft.listRules(chain, { text });
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;

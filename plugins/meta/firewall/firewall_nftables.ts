@@ -30,7 +30,6 @@ import {
   type HostTools,
 } from "../../../src/hoststate/index.js";
 import {
-  applyWithSkeleton,
   ifname,
   isNotFound,
   type Element,
@@ -44,8 +43,10 @@ export const NFT_PRIORITY = "filter - 10";
 export const NFT_LOCK_FILE = "/run/cni-nft-firewall-nft.lock";
 const SETS = { 4: "containers4", 6: "containers6" } as const;
 
+const MARK_PREFIX = "mark_";
+
 function markCounter(mark: number): string {
-  return `mark_${markHex(mark)}`;
+  return `${MARK_PREFIX}${markHex(mark)}`;
 }
 
 export function markHex(mark: number): string {
@@ -65,8 +66,25 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     return this.tools.has("nft");
   }
 
-  /** The table, its chains and sets, and the forward chain's rules (rewritten: it is ours). */
-  private base(tx: Transaction, mark: number): void {
+  /**
+   * The counters naming another mark than `mark` ([] without the table): the full path deletes
+   * them with the rules it rewrites, so a later ADD with the old mark rewrites them again.
+   */
+  private async otherMarks(mark: number): Promise<string[]> {
+    try {
+      const names = (await this.nft.listCounters()).map((c) => c.name);
+      return names.filter((n) => n.startsWith(MARK_PREFIX) && n !== markCounter(mark));
+    } catch (e) {
+      if (isNotFound(e)) return [];
+      throw e;
+    }
+  }
+
+  /**
+   * The table, its chains and sets, and the forward chain's rules (rewritten: it is ours);
+   * `stale`: counters of other marks, deleted.
+   */
+  private base(tx: Transaction, mark: number, stale: readonly string[]): void {
     const m = markHex(mark);
     tx.add({
       kind: "table",
@@ -75,6 +93,7 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     // Names the mark the rules below set: an ADD's fast path touches it and so fails (ENOENT)
     // when the rules were written for another mark, which makes it rewrite them.
     tx.add({ kind: "counter", name: markCounter(mark), comment: "the accept mark of the forward rules" });
+    for (const name of stale) tx.delete({ kind: "counter", name });
     tx.add({
       kind: "set",
       name: SETS[4],
@@ -132,9 +151,9 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
   async setUp(a: Attachment, conf: FirewallSpec): Promise<Effects> {
     const comment = nftOwnerComment(a);
     const isolation = isolationOf(conf);
-    const build = (skeleton: boolean): Transaction => {
+    const build = (skeleton: boolean, stale: readonly string[] = []): Transaction => {
       const tx = this.nft.newTransaction();
-      if (skeleton) this.base(tx, conf.mark);
+      if (skeleton) this.base(tx, conf.mark, stale);
       else tx.reset({ kind: "counter", name: markCounter(conf.mark) });
       for (const a of conf.addresses) {
         const set = SETS[familyOf(a)];
@@ -147,9 +166,14 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
       return tx;
     };
     // The table and its rules are rewritten only when missing or made for another mark.
-    await withFlock(NFT_LOCK_FILE, () =>
-      applyWithSkeleton(this.nft, { fast: [build(false)], full: [build(true)] }),
-    );
+    await withFlock(NFT_LOCK_FILE, async () => {
+      try {
+        await this.nft.run(build(false));
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+        await this.nft.run(build(true, await this.otherMarks(conf.mark)));
+      }
+    });
     return NO_EFFECTS;
   }
 
@@ -217,10 +241,12 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
 
   /** The table with the bridge's isolation, for the firewalld backend on a host without iptables. */
   async setUpIsolation(s: IsolationSpec): Promise<void> {
-    const tx = this.nft.newTransaction();
-    this.base(tx, s.mark);
-    this.isolationElements(tx, s);
-    await withFlock(NFT_LOCK_FILE, () => this.nft.run(tx));
+    await withFlock(NFT_LOCK_FILE, async () => {
+      const tx = this.nft.newTransaction();
+      this.base(tx, s.mark, await this.otherMarks(s.mark));
+      this.isolationElements(tx, s);
+      await this.nft.run(tx);
+    });
   }
 
   async checkIsolation(s: IsolationSpec): Promise<string[]> {

@@ -209,7 +209,6 @@ const IPTABLES_ISOLATION = String.raw`# iptables
 COMMIT
 `;
 const NFTABLES_MARK = String.raw`add table inet cni_nft_firewall { comment "cni-nft firewall plugin: forward accept for containers, bridge isolation" ; }
-add counter inet cni_nft_firewall mark_0x00001000 { comment "the accept mark of the forward rules" ; }
 add counter inet cni_nft_firewall mark_0x00004000 { comment "the accept mark of the forward rules" ; }
 add chain inet cni_nft_firewall admin { comment "operator rules, never flushed by cni-nft" ; }
 add chain inet cni_nft_firewall forward { type filter hook forward priority -10 ; policy accept ; }
@@ -317,10 +316,13 @@ test("firewall iptables: GC cannot tell owners (upstream's layout) and changes n
   assert.equal(await host.dump(), IPTABLES_ADD);
 });
 
-test("firewall nftables: nftablesMark rewrites the forward rules for the new mark", async () => {
+test("firewall nftables: nftablesMark rewrites the forward rules for the new mark, the old mark's counter goes", async () => {
   const [host, b] = await threeAttached("nftables");
   await b.setUp(A, { ...SPEC_A, mark: 0x4000 });
   assert.equal(await host.dump(), NFTABLES_MARK);
+  // And back: the rules follow the mark again (a counter left behind would keep the new ones).
+  await b.setUp(A, SPEC_A);
+  assert.equal(await host.dump(), NFTABLES_MARK.replaceAll("0x00004000", "0x00001000"));
 });
 
 test("firewall nftables: CHECK names the missing element and chain after damage", async () => {

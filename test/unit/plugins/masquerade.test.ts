@@ -53,13 +53,27 @@ test("masquerade nftables: ADD writes upstream's table, one rule per address, ow
   assert.equal(await host.dump(), NFT_SKELETON + NFT_A + NFT_B + NFT_C + NFT_POSTROUTING);
 });
 
-test("masquerade nftables: a second ADD adds the rules again (as today; DEL removes every copy)", async () => {
+test("masquerade nftables: a second ADD replaces the attachment's rules (one copy); DEL removes them", async () => {
   const [host, b] = await threeAttached("nftables");
   await b.setUp(A, SPEC_A);
-  assert.equal(await host.dump(), NFT_SKELETON + NFT_A + NFT_B + NFT_C + NFT_A + NFT_POSTROUTING);
+  assert.equal(await host.dump(), NFT_SKELETON + NFT_B + NFT_C + NFT_A + NFT_POSTROUTING);
   assert.deepEqual(await b.check(A, SPEC_A), []);
   await b.remove(A);
   assert.equal(await host.dump(), NFT_SKELETON + NFT_B + NFT_C + NFT_POSTROUTING);
+});
+
+test("masquerade nftables: a second ADD with another address leaves only the new rule", async () => {
+  const [host, b] = await threeAttached("nftables");
+  await b.setUp(A, { addresses: ["10.88.0.9/24"] });
+  assert.equal(
+    await host.dump(),
+    NFT_SKELETON +
+      NFT_B +
+      NFT_C +
+      NFT_A.split("\n")[0]!.replaceAll("10.88.0.5", "10.88.0.9") +
+      "\n" +
+      NFT_POSTROUTING,
+  );
 });
 
 test("masquerade nftables: DEL removes only the attachment's rules; DEL again changes nothing", async () => {
@@ -105,10 +119,10 @@ test("masquerade nftables: CHECK names the missing rule and a damaged base chain
   ]);
 });
 
-test("masquerade nftables: ADD is one run without the skeleton once the table exists", () => {
+test("masquerade nftables: ADD is one run without the skeleton once the table exists", async () => {
   const host = new FakeHost();
   const b = new NftablesMasq(host.nft("inet", MASQ_TABLE), host.tools);
-  const plan = b.plan(A, SPEC_A);
+  const plan = await b.plan(A, SPEC_A);
   assert.deepEqual(
     plan.fast.map((tx) => tx.size),
     [2],
@@ -116,6 +130,12 @@ test("masquerade nftables: ADD is one run without the skeleton once the table ex
   assert.deepEqual(
     plan.full.map((tx) => tx.size),
     [9],
+  );
+  await b.setUp(A, SPEC_A);
+  // Planned again: the two rules of the first ADD are deleted in the same run.
+  assert.deepEqual(
+    (await b.plan(A, SPEC_A)).fast.map((tx) => tx.size),
+    [4],
   );
 });
 
@@ -212,14 +232,13 @@ COMMIT
   );
 });
 
-test("masquerade iptables: a second ADD empties the chain and appends another jump (DEL removes every copy)", async () => {
+test("masquerade iptables: a second ADD rewrites the chain and replaces the jump (one copy); DEL removes them", async () => {
   const [host, b] = await threeAttached("iptables");
   await b.setUp(A, SPEC_A);
   assert.equal(
     await host.dump(),
     IPT4_HEAD +
       decl(CHAIN_A, CHAIN_C, CHAIN_B) +
-      IPT_JUMP_A +
       IPT_JUMP_B +
       IPT_JUMP_C +
       IPT_JUMP_A +
@@ -228,8 +247,19 @@ test("masquerade iptables: a second ADD empties the chain and appends another ju
       IPT_RULES_B +
       "COMMIT\n" +
       IPT6_HEAD +
-      IPT6_A.replace(/^(-A POSTROUTING .*\n)/m, "$1$1") +
+      IPT6_A +
       "COMMIT\n",
+  );
+  assert.equal(
+    host.iptables.restores.at(-2)!.input,
+    String.raw`*nat
+-D POSTROUTING -s 10.88.0.5/32 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j CNI-85373d34c6846b6c53ee2e7f
+:CNI-85373d34c6846b6c53ee2e7f - [0:0]
+-A CNI-85373d34c6846b6c53ee2e7f -d 10.88.0.0/24 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j ACCEPT
+-A CNI-85373d34c6846b6c53ee2e7f ! -d 224.0.0.0/4 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j MASQUERADE
+-A POSTROUTING -s 10.88.0.5/32 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j CNI-85373d34c6846b6c53ee2e7f
+COMMIT
+`,
   );
   await b.remove(A);
   assert.equal(await host.dump(), AFTER_DEL_A);

@@ -67,7 +67,7 @@ test("spoof check: ADD writes upstream's chains, the container's MAC in lower ca
   );
 });
 
-test("spoof check: a second ADD rewrites its chains and adds a second jump (as today; DEL removes both)", async () => {
+test("spoof check: a second ADD rewrites its chains and replaces its jump (one copy); DEL removes them", async () => {
   const { host, sc } = await attached();
   await sc.setUp(A, { ...SPEC_A, mac: "0a:58:0a:58:00:99" });
   assert.equal(
@@ -76,7 +76,6 @@ test("spoof check: a second ADD rewrites its chains and adds a second jump (as t
       chains(A_ID) +
       chains(B_ID) +
       chains(C_ID) +
-      jump(A_ID, "veth1") +
       jump(B_ID, "veth2") +
       jump(C_ID, "veth3") +
       jump(A_ID, "veth1") +
@@ -195,6 +194,19 @@ test("veth state: masquerade and spoof check on nftables are one atomic run on A
   await setUpVethState(host, B, { ...PLAN, addresses: ["10.88.0.6/24"], spoof: SPEC_B });
   assert.equal(runs, 3);
   assert.deepEqual(await checkVethState(host, A, PLAN), []);
+});
+
+test("veth state: a second ADD of the same attachment changes nothing, on nftables and on iptables", async () => {
+  for (const backend of ["nftables", "iptables"] as const) {
+    const host = new FakeHost();
+    await setUpVethState(host, A, { ...PLAN, backend });
+    await setUpVethState(host, B, { ...PLAN, backend, addresses: ["10.88.0.6/24"], spoof: SPEC_B });
+    const once = await host.dump();
+    await setUpVethState(host, B, { ...PLAN, backend, addresses: ["10.88.0.6/24"], spoof: SPEC_B });
+    assert.equal(await host.dump(), once, backend);
+    const specB = { ...PLAN, backend, addresses: ["10.88.0.6/24"], spoof: SPEC_B };
+    assert.deepEqual(await checkVethState(host, B, specB), [], backend);
+  }
 });
 
 test("veth state: DEL removes both and GC cleans this network's masquerade", async () => {
