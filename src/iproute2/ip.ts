@@ -22,6 +22,18 @@ export interface IpBatchOptions {
   family?: 4 | 6;
   /** Starts ip; default: the system's runner. */
   runner?: Runner;
+  /** Shell lines run in the namespace before ip replaces the shell (see {@link Prelude}). */
+  prelude?: Prelude;
+}
+
+/**
+ * What must be written from inside the namespace before ip runs (per-namespace sysctls of a link
+ * that is not up yet): a shell script and its positional arguments, outside values only as
+ * arguments. The shell then execs ip: still one process.
+ */
+export interface Prelude {
+  script: string;
+  args: readonly string[];
 }
 
 export interface IpCommandError {
@@ -75,11 +87,24 @@ export async function ipBatch(commands: string[], opts: IpBatchOptions = {}): Pr
   const named = netnsName(opts.netns);
   const stdin = commands.join("\n") + "\n";
   let res;
+  const where = opts.netns ? { netns: opts.netns } : {};
   try {
     res = await (opts.runner ?? systemRunner).run(
-      named
-        ? { argv: ["ip", "-n", named, ...flags, "-batch", "-"], stdin }
-        : { argv: ["ip", ...flags, "-batch", "-"], stdin, ...(opts.netns ? { netns: opts.netns } : {}) },
+      opts.prelude
+        ? {
+            argv: [
+              "sh",
+              "-c",
+              `${opts.prelude.script}\nexec ip ${flags.join(" ")} -batch -`,
+              "sh",
+              ...opts.prelude.args,
+            ],
+            stdin,
+            ...where,
+          }
+        : named
+          ? { argv: ["ip", "-n", named, ...flags, "-batch", "-"], stdin }
+          : { argv: ["ip", ...flags, "-batch", "-"], stdin, ...where },
     );
   } catch (e) {
     throw new IpError(`could not run ip: ${(e as Error).message}; is iproute2 installed?`, []);
@@ -89,9 +114,9 @@ export async function ipBatch(commands: string[], opts: IpBatchOptions = {}): Pr
 
 /**
  * What a finished `ip -batch` run means: its per-line errors and, with `json`, the output of each
- * show command. Throws unless `force`. For callers that start ip another way (behind a shell).
+ * show command. Throws unless `force`.
  */
-export function interpretBatch(
+function interpretBatch(
   res: { stdout: string; stderr: string; code: number },
   commands: string[],
   opts: Pick<IpBatchOptions, "json" | "force" | "netns">,

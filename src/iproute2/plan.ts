@@ -6,7 +6,7 @@
  */
 import type { Runner } from "../process/runner.js";
 import { classifyMessage, type MessageKind } from "../process/errors.js";
-import { batchError, ipBatch, type IpCommandError } from "./ip.js";
+import { batchError, ipBatch, type IpCommandError, type Prelude } from "./ip.js";
 
 /** Which failure of a step is success: none, "already exists" (ensure), "not found" (remove). */
 export type Tolerance = "none" | "exists" | "missing";
@@ -32,6 +32,8 @@ export interface PlanOptions {
   netns?: string;
   /** Details (`-d`) in show output: link kind, bridge port flags. */
   details?: boolean;
+  /** Written from inside the namespace before ip runs (link sysctls). */
+  prelude?: Prelude;
 }
 
 export class IpPlan {
@@ -88,6 +90,7 @@ export class IpPlan {
       json: shows.length > 0,
       ...(this.options.details ? { details: true } : {}),
       ...(this.options.netns ? { netns: this.options.netns } : {}),
+      ...(this.options.prelude ? { prelude: this.options.prelude } : {}),
       ...(runner ? { runner } : {}),
     });
     const failed = new Map<number, IpCommandError>(res.errors.map((e) => [e.line, e]));

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { familyOf } from "../address/index.js";
 import type { Runner } from "../process/runner.js";
-import { IpError } from "./ip.js";
+import { IpError, type Prelude } from "./ip.js";
 import { IpPlan, type Show } from "./plan.js";
 import { routeCommands, type GatewaySource, type RouteSpec } from "./route.js";
 
@@ -47,9 +47,9 @@ export function containerPlan(
   netns: string,
   ifname: string,
   result: { ips?: readonly ContainerAddress[]; routes?: readonly RouteSpec[] },
-  opts: { nodad: boolean; noprefixroute?: boolean; extra?: readonly string[] },
+  opts: { nodad: boolean; noprefixroute?: boolean; extra?: readonly string[]; prelude?: Prelude },
 ): ContainerPlan {
-  const plan = new IpPlan({ netns });
+  const plan = new IpPlan({ netns, ...(opts.prelude ? { prelude: opts.prelude } : {}) });
   for (const ip of result.ips ?? []) {
     const v6 = familyOf(ip.address) === 6;
     const flags = `${opts.noprefixroute ? " noprefixroute" : ""}${v6 && opts.nodad ? " nodad" : ""}`;
@@ -62,8 +62,8 @@ export function containerPlan(
 }
 
 /** A container plan that only brings the interface up (a bridge port without IPAM). */
-export function containerUpPlan(netns: string, ifname: string): ContainerPlan {
-  const plan = new IpPlan({ netns });
+export function containerUpPlan(netns: string, ifname: string, prelude?: Prelude): ContainerPlan {
+  const plan = new IpPlan({ netns, ...(prelude ? { prelude } : {}) });
   plan.run(`link set ${ifname} up`);
   return { plan, link: plan.show<LinkShow>(`link show ${ifname}`) };
 }

@@ -6,7 +6,8 @@
  * netns PATH`: the kernel creates it there, so a name taken on the host never collides), from a
  * master looked up on the host or, with `linkInContainer`, in the container. The container side is
  * then configured by one `ip -batch` behind a tiny shell that first sets upstream's arp_notify and
- * ndisc_notify sysctls (per namespace, so they must be written from inside it).
+ * ndisc_notify sysctls (per namespace, so they must be written from inside it). Every ip run is a
+ * typed plan (src/iproute2/plan.ts); the plans themselves are built in ./link_plans.ts.
  */
 import { classifyMessage } from "../process/errors.js";
 import { CniError, ErrorCode } from "../cni/errors.js";
@@ -14,14 +15,18 @@ import { delegateIpam } from "../cni/ipam.js";
 import type { CmdArgs } from "../cni/skel.js";
 import { parseMac, unicastMacProblem } from "../address/index.js";
 import type { Result } from "../cni/types.js";
-import { systemRunner, type Runner } from "../process/runner.js";
-import { interpretBatch, ipBatch, IpError } from "../iproute2/ip.js";
+import type { Runner } from "../process/runner.js";
+import { IpError } from "../iproute2/ip.js";
+import { IpPlan } from "../iproute2/plan.js";
 import {
-  containerPlan,
-  containerUpPlan,
+  configureContainer,
   deleteContainerLinkIfPresent,
   validNetnsPath,
+  type LinkShow,
 } from "../iproute2/veth.js";
+import { containerLinkPlan, createLinkPlan, type LinkRequest } from "./link_plans.js";
+
+export type { LinkRequest };
 
 /** Link kinds a plugin makes, and the kernel feature each needs (for the error when it is missing). */
 export const KERNEL_FEATURES = {
@@ -83,22 +88,24 @@ interface ShownLink {
 
 /** The interface of the namespace's first default route (upstream's default `master`). */
 export async function defaultRouteInterface(netns?: string): Promise<string> {
-  const res = await ipBatch(["route show table main"], { json: true, ...(netns ? { netns } : {}) });
-  const routes = (res.shows[0] ?? []) as Array<{ dst: string; dev?: string }>;
+  const plan = new IpPlan(netns ? { netns } : {});
+  const show = plan.show<{ dst: string; dev?: string }>("route show table main");
+  const routes = (await plan.execute()).shown(show);
   const dev = routes.find((r) => r.dst === "default" && r.dev)?.dev;
   if (!dev) throw new CniError(ErrorCode.Internal, "no default route interface found");
   return dev;
 }
 
-/** A link of the host, or of the container's namespace; undefined when there is none. */
+/** A link of the host, or of the container's namespace; undefined when there is none (or no namespace). */
 export async function showLink(name: string, netns?: string): Promise<ShownLink | undefined> {
-  const res = await ipBatch([`link show dev ${name}`], {
-    json: true,
-    details: true,
-    force: true,
-    ...(netns ? { netns } : {}),
+  const plan = new IpPlan({ details: true, ...(netns ? { netns } : {}) });
+  const show = plan.show<ShownLink>(`link show dev ${name}`, "missing");
+  // A namespace that is gone has no such link either.
+  const out = await plan.execute().catch((e: unknown) => {
+    if (e instanceof IpError && e.errors.length) return undefined;
+    throw e;
   });
-  return (res.shows[0]?.[0] as ShownLink | undefined) ?? undefined;
+  return out?.shown(show)[0];
 }
 
 /** The master link, refused like upstream when missing. */
@@ -108,28 +115,10 @@ export async function lookupMaster(master: string, netns?: string): Promise<Show
   return link;
 }
 
-export interface LinkRequest {
-  kind: LinkKind;
-  /** Everything after `type <kind>`, e.g. ["mode", "bridge"]. */
-  typeArgs: string[];
-  /** The parent link (macvlan, ipvlan, vlan); none for dummy. */
-  master?: string;
-  /** In the container's namespace rather than the host's. */
-  masterInContainer?: boolean;
-  mtu?: number;
-  mac?: string;
-}
-
 /** Creates the link in the container namespace as `ifname`. Fails changing nothing. */
 export async function createContainerLink(req: LinkRequest, netns: string, ifname: string): Promise<void> {
-  const parts = [`link add ${ifname}`];
-  if (req.master) parts.push(`link ${req.master}`);
-  if (req.mtu) parts.push(`mtu ${req.mtu}`);
-  if (req.mac) parts.push(`address ${req.mac}`);
-  if (!req.masterInContainer) parts.push(`netns ${netns}`);
-  parts.push(`type ${req.kind}`, ...req.typeArgs);
   try {
-    await ipBatch([parts.join(" ")], req.masterInContainer ? { netns } : {});
+    await createLinkPlan(req, netns, ifname).execute();
   } catch (e) {
     const msg = (e as Error).message;
     if (isUnknownLinkType(msg)) throw missingKernelFeature(req.kind, msg);
@@ -146,41 +135,15 @@ export async function createContainerLink(req: LinkRequest, netns: string, ifnam
 
 /**
  * Configures `ifname` in the container from `result` (addresses, up, routes; or only up when the
- * result has no addresses) and returns the link as shown afterwards.
+ * result has no addresses) in one run and returns the link as shown afterwards.
  */
-export async function configureContainerLink(
+export function configureContainerLink(
   netns: string,
   ifname: string,
   result: Result,
   opts: { notify?: boolean; runner?: Runner } = {},
-): Promise<ShownLink> {
-  // The container plan ends with the link's show, read back below.
-  const cmds = (
-    result.ips?.length
-      ? containerPlan(netns, ifname, result, { nodad: false })
-      : containerUpPlan(netns, ifname)
-  ).plan.commands;
-  // The notify sysctls first, so the link announces its addresses when it comes up; failures are
-  // ignored as upstream ignores them (ndisc_notify is missing without IPv6).
-  const script = [
-    ...(opts.notify === false
-      ? []
-      : [
-          'for f in "/proc/sys/net/ipv4/conf/$1/arp_notify" "/proc/sys/net/ipv6/conf/$1/ndisc_notify"; do',
-          '  { printf 1 > "$f"; } 2>/dev/null || :',
-          "done",
-        ]),
-    "exec ip -json -batch -",
-  ].join("\n");
-  const res = await (opts.runner ?? systemRunner).run({
-    argv: ["sh", "-c", script, "sh", ifname],
-    stdin: cmds.join("\n") + "\n",
-    netns,
-  });
-  const out = interpretBatch(res, cmds, { json: true, netns });
-  const link = out.shows.at(-1)?.[0] as ShownLink | undefined;
-  if (!link) throw new IpError(`container interface ${ifname} not found after configuring it`, []);
-  return link;
+): Promise<LinkShow> {
+  return configureContainer(containerLinkPlan(netns, ifname, result, opts.notify !== false), opts.runner);
 }
 
 /** The config keys the shared link flow reads. */
@@ -288,16 +251,17 @@ export async function checkLinkAndAddress(
 
 /** Every address of prevResult on the interface and every route in the namespace (upstream's ValidateExpected*). */
 export async function checkAddressesAndRoutes(netns: string, ifname: string, prev: Result): Promise<void> {
-  const res = await ipBatch([`addr show dev ${ifname}`, "route show table all"], { netns, json: true });
-  const addrs = new Set(
-    ((res.shows[0]?.[0] ?? {}) as { addr_info?: Array<{ local: string; prefixlen: number }> }).addr_info?.map(
-      (a) => `${a.local}/${a.prefixlen}`,
-    ) ?? [],
+  const plan = new IpPlan({ netns });
+  const link = plan.show<{ addr_info?: Array<{ local: string; prefixlen: number }> }>(
+    `addr show dev ${ifname}`,
   );
+  const table = plan.show<{ dst: string; gateway?: string }>("route show table all");
+  const out = await plan.execute();
+  const addrs = new Set(out.shown(link)[0]?.addr_info?.map((a) => `${a.local}/${a.prefixlen}`) ?? []);
   for (const ip of prev.ips ?? [])
     if (!addrs.has(ip.address))
       throw new CniError(ErrorCode.Internal, `Failed to match addr ${ip.address} on interface ${ifname}`);
-  const routes = (res.shows[1] ?? []) as Array<{ dst: string; gateway?: string }>;
+  const routes = out.shown(table);
   const norm = (d: string): string => (d === "default" ? "" : d.replace(/\/(32|128)$/, ""));
   for (const r of prev.routes ?? []) {
     const dst = /^(0\.0\.0\.0|::)\/0$/.test(r.dst) ? "" : r.dst.replace(/\/(32|128)$/, "");
