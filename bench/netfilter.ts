@@ -21,6 +21,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { createNetfilterManager, type NetfilterManager } from "../src/netfilter/index.js";
+import { NFTables } from "../src/nftables/index.js";
 
 const RULES = Number(process.env["BENCH_RULES"] ?? 10_000);
 const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000);
@@ -61,7 +62,13 @@ const nets = (): string[] =>
 
 type Backend = "nftables" | "iptables";
 const make = (backend: Backend): NetfilterManager =>
-  createNetfilterManager({ owner: "bench", backend, netns: NETNS_PATH, ipv6: false });
+  createNetfilterManager({
+    owner: "bench",
+    backend,
+    netns: NETNS_PATH,
+    ipv6: false,
+    nft: new NFTables({ family: "ip", table: "bench", netns: NETNS_PATH }),
+  });
 
 /** The big state: chains of PER_CHAIN rules, the set used by one rule of each chain. */
 function load(m: NetfilterManager, rules: number): void {

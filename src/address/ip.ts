@@ -45,6 +45,26 @@ export function parseIP(s: string): IP | null {
   return fromBytes(6, a.toByteArray());
 }
 
+/**
+ * Parses an address as nft and iptables read it: like {@link parseIP}, but an IPv4-mapped IPv6
+ * address stays IPv6 (`ip6 saddr ::ffff:10.0.0.1` is an IPv6 match there).
+ */
+export function parseIPLiteral(s: string): IP | null {
+  if (typeof s === "string" && s.includes(":") && !s.includes("%") && ipaddr.IPv6.isValid(s))
+    return fromBytes(6, ipaddr.IPv6.parse(s).toByteArray());
+  return parseIP(s);
+}
+
+/** The prefix length of an IPv4 netmask (255.255.255.0 -> 24); undefined when it is not contiguous. */
+export function prefixOfNetmask(mask: IP): number | undefined {
+  const all = (1n << BigInt(bits(mask.family))) - 1n;
+  for (let prefix = 0; prefix <= bits(mask.family); prefix++) {
+    const netmask = all ^ hostMask(mask.family, prefix);
+    if (mask.value === netmask) return prefix;
+  }
+  return undefined;
+}
+
 /** Parses "addr/prefix" (host bits allowed, like Go's net.ParseCIDR). */
 export function parseCIDR(s: string): CIDR | null {
   if (typeof s !== "string") return null;

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { NFTables } from "../nftables/index.js";
 import {
   createNetfilterManager,
   isNetfilterError,
@@ -74,7 +75,8 @@ export async function translate(argv: string[], io: Io): Promise<number> {
     let applied = false;
     if (values.apply && result.refused.length === 0) {
       const file = parseSaveFile(text);
-      const m = createNetfilterManager({ owner, backend: "nftables", families: [file.family] });
+      const nft = new NFTables({ family: file.family === 4 ? "ip" : "ip6", table: owner });
+      const m = createNetfilterManager({ owner, backend: "nftables", families: [file.family], nft });
       loadSaveFile(m, file);
       await m.apply();
       applied = true;

@@ -4,6 +4,7 @@ import type { Runner } from "../process/index.js";
 import { IptablesBackend } from "./iptables-backend.js";
 import { NetfilterManager } from "./manager.js";
 import { NftablesBackend } from "./nft-backend.js";
+import { NetfilterError } from "./errors.js";
 import type { IpVersion } from "./types.js";
 
 export interface CreateManagerOptions {
@@ -15,11 +16,13 @@ export interface CreateManagerOptions {
   families?: IpVersion[];
   /** Network namespace (path or name under /run/netns). */
   netns?: string;
-  /** Starts nft, iptables-restore, ipset (tests pass a FakeRunner). */
+  /** iptables backend: starts iptables-restore, ipset (tests pass a FakeRunner). */
   runner?: Runner;
-  nftPath?: string;
-  /** nftables backend: the library instance per family (tests pass FakeNFTables). */
-  nft?: (family: "ip" | "ip6", table: string) => Interface;
+  /**
+   * nftables backend, required: the nftables connection (the CLI passes the real `NFTables`,
+   * tests the fake). The netfilter manager never builds one itself.
+   */
+  nft?: Interface;
 }
 
 export function createNetfilterManager(opts: CreateManagerOptions): NetfilterManager {
@@ -28,14 +31,10 @@ export function createNetfilterManager(opts: CreateManagerOptions): NetfilterMan
     ...(opts.netns !== undefined ? { netns: opts.netns } : {}),
     ...(opts.runner !== undefined ? { runner: opts.runner } : {}),
   };
-  const backend =
-    opts.backend === "iptables"
-      ? new IptablesBackend(common)
-      : new NftablesBackend({
-          ...common,
-          ...(opts.nftPath !== undefined ? { nftPath: opts.nftPath } : {}),
-          ...(opts.nft !== undefined ? { nft: opts.nft } : {}),
-        });
+  let backend;
+  if (opts.backend === "iptables") backend = new IptablesBackend(common);
+  else if (opts.nft) backend = new NftablesBackend({ owner: opts.owner, nft: opts.nft });
+  else throw new NetfilterError("EINVAL", "the nftables backend needs an nftables Interface (option nft)");
   return new NetfilterManager({
     owner: opts.owner,
     backend,

@@ -3,13 +3,7 @@
  * as base chains at iptables' hooks and priorities, sets as named nft sets. The kernel is read
  * once; then each apply sends one transaction with only what changed.
  */
-import {
-  applyTransactions,
-  NFTables,
-  type Chain,
-  type Interface,
-  type Transaction,
-} from "../nftables/index.js";
+import type { Chain, Interface, Transaction } from "../nftables/index.js";
 import {
   type ApplyStats,
   type Backend,
@@ -18,10 +12,9 @@ import {
   type DesiredFamily,
   type DesiredSet,
 } from "./backend.js";
-import type { Runner } from "../process/index.js";
 import { NetfilterError } from "./errors.js";
 import { nftChainName, validateOwner } from "./naming.js";
-import { readChain, readTableJson, readTableListing, type KernelTableView } from "./nft-read.js";
+import { readChain, readTable, type KernelTableView } from "./nft-read.js";
 import { diffRules, handlesNeeded, type KernelRule } from "./rule-diff.js";
 import { memberFromNftKey, nftKey, nftSetSpec } from "./sets.js";
 import type { BuiltinChain, IpVersion, TableName, TrafficCounters, Verdict } from "./types.js";
@@ -41,13 +34,11 @@ export function baseChainSpec(
 
 export interface NftablesBackendOptions {
   owner: string;
-  /** Network namespace path for nft. */
-  netns?: string;
-  nftPath?: string;
-  /** Starts nft (tests may pass a FakeRunner). */
-  runner?: Runner;
-  /** The library instance per family (tests pass FakeNFTables); default the real one. */
-  nft?: (family: "ip" | "ip6", table: string) => Interface;
+  /**
+   * The nftables connection (an Interface of any table): the owner's tables are reached through
+   * `forTable`, and each apply is one `runAll`. The CLI builds the real one; tests pass the fake.
+   */
+  nft: Interface;
 }
 
 interface KernelChain {
@@ -72,18 +63,12 @@ export class NftablesBackend implements Backend {
   readonly kind = "nftables";
   private readonly owner: string;
   private readonly nft: Record<IpVersion, Interface>;
-  private readonly real: boolean;
   private state: Map<IpVersion, KernelFamily> | undefined;
   private processes = 0;
 
   constructor(private readonly opts: NftablesBackendOptions) {
     this.owner = validateOwner(opts.owner);
-    const make =
-      opts.nft ??
-      ((family, table) =>
-        new NFTables({ family, table, netns: opts.netns, nftPath: opts.nftPath, runner: opts.runner }));
-    this.nft = { 4: make("ip", this.owner), 6: make("ip6", this.owner) };
-    this.real = opts.nft === undefined;
+    this.nft = { 4: opts.nft.forTable("ip", this.owner), 6: opts.nft.forTable("ip6", this.owner) };
   }
 
   async apply(desired: readonly DesiredFamily[], changes: Changes | undefined): Promise<ApplyStats> {
@@ -106,13 +91,7 @@ export class NftablesBackend implements Backend {
       }
       if (txs.length > 0) {
         this.processes++;
-        if (this.real)
-          await applyTransactions(txs, {
-            netns: this.opts.netns,
-            nftPath: this.opts.nftPath,
-            runner: this.opts.runner,
-          });
-        else for (const tx of txs) await this.nft[tx.scope.family === "ip" ? 4 : 6].run(tx);
+        await this.opts.nft.runAll(txs);
       }
     } catch (e) {
       this.state = undefined;
@@ -276,14 +255,8 @@ export class NftablesBackend implements Backend {
   private async read(family: IpVersion): Promise<KernelFamily> {
     let view: KernelTableView;
     try {
-      if (this.real) {
-        this.processes++;
-        view = await readTableJson(nftFamily(family), this.owner, {
-          netns: this.opts.netns,
-          nftPath: this.opts.nftPath,
-          runner: this.opts.runner,
-        });
-      } else view = await readTableListing(this.nft[family]);
+      this.processes++;
+      view = await readTable(this.nft[family]);
     } catch (e) {
       throw new NetfilterError(
         "EAPPLY",
@@ -299,9 +272,7 @@ export class NftablesBackend implements Backend {
   }
 
   async counters(family: IpVersion, table: TableName, chain: string): Promise<TrafficCounters> {
-    // Both the real library and the fake take { text }; the Interface does not declare it.
-    const nft = this.nft[family] as Interface & Pick<NFTables, "listRules">;
-    const rules = await nft.listRules(nftChainName(table, chain), { text: true });
+    const rules = await this.nft[family].listRules(nftChainName(table, chain), { text: true });
     const acc = { packets: 0, bytes: 0 };
     for (const r of rules) {
       const m = /\bcounter packets (\d+) bytes (\d+)/.exec(r.rule);

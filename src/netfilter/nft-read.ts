@@ -1,10 +1,10 @@
 /**
  * Reading the owner's nft table once: chains with each rule's marker key and handle, sets with
- * their elements. On the kernel this is one `nft --json list table` (the library's listTable;
- * listing chain by chain would make nft load every set's elements once per chain: minutes with a
- * 100,000-member set); through a library Interface (the fake) it lists chain by chain.
+ * their elements, through the Interface's listTable: on the kernel one `nft --json list table`
+ * (listing chain by chain would make nft load every set's elements once per chain: minutes with
+ * a 100,000-member set), on the fake the same view.
  */
-import { isNotFound, NFTables, type ExecOptions, type Interface } from "../nftables/index.js";
+import { isNotFound, type Interface } from "../nftables/index.js";
 import { keyFromComment } from "./naming.js";
 import type { KernelRule } from "./rule-diff.js";
 
@@ -18,15 +18,11 @@ export interface KernelTableView {
 
 const empty = (): KernelTableView => ({ exists: false, chains: new Map(), sets: new Map() });
 
-/** One listing of the whole table on the kernel (one nft run). */
-export async function readTableJson(
-  family: "ip" | "ip6",
-  table: string,
-  exec: ExecOptions,
-): Promise<KernelTableView> {
+/** The whole table in one read (one nft run on the kernel); a missing table is an empty view. */
+export async function readTable(nft: Interface): Promise<KernelTableView> {
   let state;
   try {
-    state = await new NFTables({ family, table, ...exec }).listTable();
+    state = await nft.listTable();
   } catch (e) {
     if (isNotFound(e)) return empty();
     throw e;
@@ -43,29 +39,6 @@ export async function readTableJson(
         s.name,
         (state.elements.get(s.name) ?? []).map((e) => e.key),
       );
-  return view;
-}
-
-/** Chain by chain through the library's Interface (the fake in tests). */
-export async function readTableListing(nft: Interface): Promise<KernelTableView> {
-  let chains: string[];
-  let sets: string[];
-  try {
-    [chains, sets] = await Promise.all([nft.list("chains"), nft.list("sets")]);
-  } catch (e) {
-    if (isNotFound(e)) return empty();
-    throw e;
-  }
-  const view: KernelTableView = { exists: true, chains: new Map(), sets: new Map() };
-  await Promise.all([
-    ...chains.map(async (c) => view.chains.set(c, await readChain(nft, c))),
-    ...sets.map(async (s) =>
-      view.sets.set(
-        s,
-        (await nft.listElements("set", s)).map((e) => e.key),
-      ),
-    ),
-  ]);
   return view;
 }
 

@@ -4,7 +4,7 @@
  * `10.0.0.0/24,eth0`. Both backends compare and store members in this form, so a set read back
  * from the kernel compares equal to the set the caller gave.
  */
-import ipaddr from "ipaddr.js";
+import { formatIP, networkOf, parseIPLiteral } from "../address/index.js";
 import { NetfilterError } from "./errors.js";
 import type { IpVersion, SetType } from "./types.js";
 
@@ -36,18 +36,17 @@ function v4(text: string, allowPrefix: boolean): Parsed | undefined {
 
 function v6(text: string, allowPrefix: boolean): Parsed | undefined {
   const [a = "", l] = text.split("/");
-  if (!ipaddr.IPv6.isValid(a) || a.includes("%")) return undefined;
+  const ip = a.includes(":") ? parseIPLiteral(a) : null;
+  if (ip?.family !== 6) return undefined;
   const len = l === undefined ? 128 : /^\d{1,3}$/.test(l) ? Number(l) : -1;
   if (len < 1 || len > 128 || (!allowPrefix && len !== 128)) return undefined;
-  const bytes = ipaddr.IPv6.parse(a).toByteArray();
-  let n = 0n;
-  for (const b of bytes) n = (n << 8n) | BigInt(b);
-  const span = (1n << BigInt(128 - len)) - 1n;
-  const lo = n & ~span;
-  const out: number[] = [];
-  for (let i = 15; i >= 0; i--) out[i] = Number((lo >> BigInt((15 - i) * 8)) & 255n);
-  const addr = ipaddr.fromByteArray(out).toString();
-  return { text: len === 128 ? addr : `${addr}/${len}`, lo, hi: lo | span };
+  const lo = networkOf({ ip, prefix: len });
+  const addr = formatIP(lo);
+  return {
+    text: len === 128 ? addr : `${addr}/${len}`,
+    lo: lo.value,
+    hi: lo.value | ((1n << BigInt(128 - len)) - 1n),
+  };
 }
 
 function addr(text: string, family: IpVersion, allowPrefix: boolean): Parsed {

@@ -2,7 +2,7 @@
  * The iptables targets the translator takes. Each renders nft statements and, for terminating
  * targets, the verdict. NAT targets are terminal statements in nft as in iptables.
  */
-import ipaddr from "ipaddr.js";
+import { formatIP, parseIPLiteral } from "../address/index.js";
 import type { RuleState } from "./state.js";
 import type { TableName } from "./types.js";
 import { hex, parseMarkMask, parsePort, parseU32 } from "./values.js";
@@ -55,13 +55,10 @@ function natTo(st: RuleState, text: string): string {
     const i = text.indexOf(":");
     if (i >= 0) [addrs, ports] = [text.slice(0, i), text.slice(i + 1)];
   }
-  const range = addrs.split("-");
-  if (
-    range.length > 2 ||
-    range.some((a) => !ipaddr.isValid(a) || ipaddr.parse(a).kind() !== (v6 ? "ipv6" : "ipv4"))
-  )
+  const range = addrs.split("-").map(parseIPLiteral);
+  if (range.length > 2 || range.some((ip) => ip?.family !== (v6 ? 6 : 4)))
     throw new Error(`"${text}" is not an IPv${v6 ? 6 : 4} address or range`);
-  const a = range.map((x) => ipaddr.parse(x).toString()).join("-");
+  const a = range.map((ip) => formatIP(ip!)).join("-");
   if (ports === undefined) return a;
   return `${v6 ? `[${a}]` : a}:${portRange(st, ports)}`;
 }

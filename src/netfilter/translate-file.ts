@@ -92,7 +92,7 @@ export async function translateSaveFile(text: string, owner: string): Promise<Fi
     owner,
     backend: "nftables",
     families: [family],
-    nft: (fam, table) => (fam === fake.family ? fake : new FakeNFTables({ family: fam, table })),
+    nft: fake,
   });
   const refused = loadSaveFile(m, file);
   await m.apply();

@@ -3,42 +3,30 @@
  * ports and ranges, interface names with `+`, marks with masks, numbers. Each parser refuses
  * what it cannot read by throwing a plain Error with the reason; the translator names the rule.
  */
-import ipaddr from "ipaddr.js";
+import { formatCIDR, formatIP, networkOf, parseIPLiteral, prefixOfNetmask } from "../address/index.js";
 import type { IpVersion } from "./types.js";
 
 /** An address or prefix as nft writes it (network address, no /32 or /128), or undefined for "any". */
 export function parseAddress(text: string, family: IpVersion): string | undefined {
   const [addr = "", mask] = text.split("/");
-  if (!ipaddr.isValid(addr)) throw new Error(`"${text}" is not an IP address (host names are not resolved)`);
-  const ip = ipaddr.parse(addr);
-  const want = family === 4 ? "ipv4" : "ipv6";
-  if (ip.kind() !== want) throw new Error(`"${text}" is not an IPv${family} address`);
+  const ip = parseIPLiteral(addr);
+  if (!ip) throw new Error(`"${text}" is not an IP address (host names are not resolved)`);
+  if (ip.family !== family) throw new Error(`"${text}" is not an IPv${family} address`);
   const bits = family === 4 ? 32 : 128;
   let len = bits;
   if (mask !== undefined) {
+    const dotted = family === 4 ? parseIPLiteral(mask) : null;
     if (/^\d{1,3}$/.test(mask)) len = Number(mask);
-    else if (family === 4 && ipaddr.IPv4.isValidFourPartDecimal(mask)) {
-      const l = ipaddr.IPv4.parse(mask).prefixLengthFromSubnetMask();
-      if (l === null) throw new Error(`"${mask}" is not a contiguous netmask`);
+    else if (dotted?.family === 4) {
+      const l = prefixOfNetmask(dotted);
+      if (l === undefined) throw new Error(`"${mask}" is not a contiguous netmask`);
       len = l;
     } else throw new Error(`"${mask}" is not a prefix length or netmask`);
     if (len > bits) throw new Error(`prefix length ${len} is longer than ${bits}`);
   }
   if (len === 0) return undefined;
-  if (len === bits) return ip.toString();
-  const net = ipaddr.parseCIDR(`${ip.toString()}/${len}`);
-  const network =
-    family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(`${ip.toString()}/${len}`) : ipv6Network(net);
-  return `${network.toString()}/${len}`;
-}
-
-function ipv6Network([ip, len]: [ipaddr.IPv4 | ipaddr.IPv6, number]): ipaddr.IPv6 {
-  const bytes = ip.toByteArray();
-  for (let b = 0; b < 16; b++) {
-    const keep = Math.max(0, Math.min(8, len - b * 8));
-    bytes[b] = bytes[b]! & ((0xff << (8 - keep)) & 0xff);
-  }
-  return ipaddr.fromByteArray(bytes) as ipaddr.IPv6;
+  if (len === bits) return formatIP(ip);
+  return formatCIDR({ ip: networkOf({ ip, prefix: len }), prefix: len });
 }
 
 /** `eth0` → `"eth0"`, `veth+` → `"veth*"`, `+` → undefined (any interface). */

@@ -14,6 +14,7 @@ import {
   type NetfilterManager,
 } from "../../src/netfilter/index.js";
 import { run } from "../helpers/netns.js";
+import { NFTables } from "../../src/nftables/index.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -134,7 +135,8 @@ describe("netfilter manager on the kernel", { skip: !root && "needs root" }, () 
 
   for (const backend of ["nftables", "iptables"] as const)
     test(`${backend}: verdicts for real packets, then partial changes`, { timeout: 240_000 }, async () => {
-      const m = createNetfilterManager({ owner: OWNER, backend, netns: router.path });
+      const kernelNft = (): NFTables => new NFTables({ family: "ip", table: OWNER, netns: router.path });
+      const m = createNetfilterManager({ owner: OWNER, backend, netns: router.path, nft: kernelNft() });
       configure(m);
       await m.apply();
       const first = await probe();
@@ -166,7 +168,7 @@ describe("netfilter manager on the kernel", { skip: !root && "needs root" }, () 
       verdicts[backend] = [first, { second: String(second.tcp), third: String(third.tcp) }];
 
       // A restarted owner finds its state and changes nothing.
-      const again = createNetfilterManager({ owner: OWNER, backend, netns: router.path });
+      const again = createNetfilterManager({ owner: OWNER, backend, netns: router.path, nft: kernelNft() });
       configure(again);
       again.setMembers("clients", 4, ["10.77.1.2/32", "10.99.0.0/16"]);
       again.ipv4.nat.addRule("POSTROUTING", "-o r-s -j MASQUERADE");

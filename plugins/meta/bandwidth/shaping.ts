@@ -5,7 +5,7 @@
  * device whose root tbf shapes it. With `shapedSubnets`/`unshapedSubnets` the root is an htb with a
  * shaped and an unshaped class and u32 filters choosing between them (upstream v1.5's layout).
  */
-import ipaddr from "ipaddr.js";
+import { familyOf, subnetOf } from "../../../src/address/index.js";
 
 /** Upstream's tbf latency: the queue holds what the rate drains in this time, plus the burst. */
 export const LATENCY_MS = 25;
@@ -53,12 +53,10 @@ export function shapingCommands(dev: string, limit: Limit, sel: Selection, far: 
     `class add dev ${dev} parent 1: classid 1:${UNSHAPED_CLASS} htb rate 100gbit ceil 100gbit`,
   ];
   for (const subnet of sel.subnets) {
-    const [addr, len] = ipaddr.parseCIDR(subnet);
-    const v6 = addr.kind() === "ipv6";
+    const v6 = familyOf(subnet) === 6;
     // tc refuses host bits in a u32 match: the network address.
-    const net = (v6 ? ipaddr.IPv6 : ipaddr.IPv4).networkAddressFromCIDR(subnet).toString();
     cmds.push(
-      `filter add dev ${dev} parent 1: protocol ${v6 ? "ipv6" : "ip"} prio ${v6 ? 15 : 16} u32 match ${v6 ? "ip6" : "ip"} ${far} ${net}/${len} flowid 1:${target}`,
+      `filter add dev ${dev} parent 1: protocol ${v6 ? "ipv6" : "ip"} prio ${v6 ? 15 : 16} u32 match ${v6 ? "ip6" : "ip"} ${far} ${subnetOf(subnet)} flowid 1:${target}`,
     );
   }
   return cmds;

@@ -6,7 +6,7 @@
  * then the interface's routes leave the main table (with `addSourceHints`, only the non-link
  * ones, and the subnet route gets the address as its source hint).
  */
-import ipaddr from "ipaddr.js";
+import { contains, formatIP, parseCIDR, parseIPLiteral, subnetOf } from "../../../src/address/index.js";
 import type { IPConfig } from "../../../src/cni/types.js";
 
 export const FIRST_TABLE = 100;
@@ -51,13 +51,9 @@ export function nextFreeTable(rules: RuleShow[], from: number): number {
 
 function inSubnet(cidr: string, addr: string | undefined): boolean {
   if (!addr) return false;
-  try {
-    const [net, len] = ipaddr.parseCIDR(cidr);
-    const a = ipaddr.parse(addr);
-    return a.kind() === net.kind() && a.match(net, len);
-  } catch {
-    return false;
-  }
+  const net = parseCIDR(cidr);
+  const a = parseIPLiteral(addr);
+  return net !== null && a !== null && contains(net, a);
 }
 
 /** A route of `ip -json route show` as the words that make or delete it. */
@@ -132,10 +128,10 @@ export function planRoutes(opts: {
   const all = familyRoutes(opts.routes);
   if (opts.addSourceHints) {
     for (const ip of opts.ips) {
-      const net = (v6(ip.address) ? ipaddr.IPv6 : ipaddr.IPv4).networkAddressFromCIDR(ip.address).toString();
-      const len = ip.address.split("/")[1];
       const [addr] = ip.address.split("/") as [string];
-      commands.push(`route replace ${net}/${len} dev ${opts.ifname} src ${addr} scope link table main`);
+      commands.push(
+        `route replace ${subnetOf(ip.address)} dev ${opts.ifname} src ${addr} scope link table main`,
+      );
     }
     for (const [r, fam] of all)
       if (r.scope !== "link") commands.push(`route del ${routeSpec(r, fam, "main")}`);
@@ -167,18 +163,17 @@ export function planRulesOnly(ips: IPConfig[], table: number): SbrPlan {
  * `ip -batch` of the rules' family.
  */
 export function rulesToDelete(rules: RuleShow[], addresses: string[], table?: number): string[] {
-  const mine = new Set(addresses.map((a) => ipaddr.parse(a).toNormalizedString()));
+  const canonical = (a: string): string | undefined => {
+    const ip = parseIPLiteral(a);
+    return ip ? formatIP(ip) : undefined;
+  };
+  const mine = new Set(addresses.map(canonical));
   const out: string[] = [];
   for (const r of rules) {
     if (!r.src || r.src === "all") continue;
     if (table !== undefined && tableNumber(r.table) !== table) continue;
-    let src: string;
-    try {
-      src = ipaddr.parse(r.src).toNormalizedString();
-    } catch {
-      continue;
-    }
-    if (!mine.has(src)) continue;
+    const src = canonical(r.src);
+    if (src === undefined || !mine.has(src)) continue;
     const len = r.srclen ?? (v6(r.src) ? 128 : 32);
     out.push(
       `rule del from ${r.src}/${len} table ${tableNumber(r.table)}${r.priority !== undefined ? ` priority ${r.priority}` : ""}`,

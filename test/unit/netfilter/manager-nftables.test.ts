@@ -20,24 +20,23 @@ interface Kernel {
 
 function kernel(): Kernel {
   const k = { sent: [] as string[], failNext: false } as Kernel;
-  for (const family of ["ip", "ip6"] as const) {
-    const fake = new FakeNFTables({ family, table: "agent" });
-    const run = fake.run.bind(fake);
-    fake.run = async (tx: Transaction) => {
-      if (k.failNext) {
-        k.failNext = false;
-        throw new Error("injected failure");
-      }
-      k.sent.push(tx.render().text);
-      await run(tx);
-    };
-    k[family] = fake;
-  }
+  // One connection (as the real NFTables): both families' tables, every apply one runAll.
+  k.ip = new FakeNFTables({ family: "ip", table: "agent" });
+  k.ip6 = k.ip.forTable("ip6", "agent");
+  const runAll = k.ip.runAll.bind(k.ip);
+  k.ip.runAll = async (txs: readonly Transaction[]) => {
+    if (k.failNext) {
+      k.failNext = false;
+      throw new Error("injected failure");
+    }
+    k.sent.push(...txs.map((tx) => tx.render().text));
+    await runAll(txs);
+  };
   return k;
 }
 
 function manager(k: Kernel): NetfilterManager {
-  return createNetfilterManager({ owner: "agent", backend: "nftables", nft: (family) => k[family] });
+  return createNetfilterManager({ owner: "agent", backend: "nftables", nft: k.ip });
 }
 
 const FIRST_DUMP = `add table ip agent { comment "netfilter manager of agent" ; }
@@ -59,7 +58,8 @@ test("first apply: the owner's table, base chains at iptables' hooks and priorit
   securityGroup(m);
   const stats = await m.apply();
   assert.equal(await k.ip.dump(), FIRST_DUMP);
-  assert.deepEqual(stats, { processes: 1, readState: true, chainsChanged: 3, setsChanged: 1 });
+  // One read per family and one run, as on the kernel.
+  assert.deepEqual(stats, { processes: 3, readState: true, chainsChanged: 3, setsChanged: 1 });
   assert.equal(k.sent.length, 1, "nothing for IPv6, which has no rules: no ip6 table");
   await assert.rejects(k.ip6.list("chains"), /No such file|ENOENT|does not exist/i);
 });
@@ -214,6 +214,10 @@ test("what the manager refuses, before anything runs", () => {
   assert.throws(() => m.removeSet("s", 4), /still match it/);
   assert.throws(() => m.ipv4.filter.addChain("bad name"), /chain/);
   assert.throws(() => m.ipv4.filter.removeChain("INPUT"), /built in/);
-  assert.throws(() => createNetfilterManager({ owner: "no spaces", backend: "nftables" }), /owner/);
+  assert.throws(
+    () => createNetfilterManager({ owner: "no spaces", backend: "nftables", nft: kernel().ip }),
+    /owner/,
+  );
+  assert.throws(() => createNetfilterManager({ owner: "agent", backend: "nftables" }), /option nft/);
   assert.throws(() => m.ipv4.filter.addRule("INPUT", "-j ACCEPT", { comment: 'a "quote"' }), /comment/);
 });
