@@ -5,7 +5,6 @@
  * `name: "<net>" id: "<container>"`, nftables rules and elements whose comment starts with
  * `<network hash>-<interface and container hash>`.
  */
-import { createHash } from "node:crypto";
 
 export interface Attachment {
   readonly network: string;
@@ -23,7 +22,9 @@ export function attachmentOf(args: {
 }
 
 export function sha512Hex(s: string): string {
-  return createHash("sha512").update(s).digest("hex");
+  // node:crypto is loaded on first use: requiring it costs a compiled plugin ~1.5 ms at start-up,
+  // and most plugin calls never hash (docs/performance.md).
+  return process.getBuiltinModule("node:crypto").createHash("sha512").update(s).digest("hex");
 }
 
 /** `CNI-<prefix>` + hex of sha512(network + containerID), 28 bytes in all, as upstream's iptables chains. */

@@ -5,7 +5,6 @@
  * binary (path, size, mtime) and the kernel release, so an upgrade of either probes again.
  */
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { release } from "node:os";
 import { systemRunner, type Runner } from "../process/runner.js";
 import { execNft, type ExecOptions } from "./exec.js";
 import type { Features } from "./types.js";
@@ -23,7 +22,7 @@ function nftIdentity(opts: ExecOptions): string | undefined {
   for (const path of candidates) {
     try {
       const st = statSync(path);
-      return `${path}:${st.size}:${st.mtimeMs}:${release()}`;
+      return `${path}:${st.size}:${st.mtimeMs}:${process.getBuiltinModule("node:os").release()}`;
     } catch {
       // next
     }

@@ -2,9 +2,9 @@
  * The one way the project starts programs. A run is data (argv, stdin, namespace, timeout), so a
  * fake can record it and a test can compare what would have run. Node has no setns: a network
  * namespace is entered with nsenter, one exec (nsenter execs the program, no extra process).
+ * node:child_process is loaded on the first run, not at import: its stream machinery costs a
+ * compiled plugin start about a millisecond, and many plugin calls start no program at all.
  */
-import { spawn } from "node:child_process";
-import { constants } from "node:os";
 import { ProcessError, exitFailure, spawnFailure } from "./errors.js";
 
 export interface Command {
@@ -74,6 +74,7 @@ export class SystemRunner implements Runner {
     return new Promise((resolve, reject) => {
       if (cmd.argv.length === 0) throw new ProcessError("spawn", [], "empty command");
       const [file, ...args] = argvInNetns(cmd.netns, cmd.argv);
+      const { spawn } = process.getBuiltinModule("node:child_process");
       const child = spawn(file!, args, {
         stdio: ["pipe", "pipe", "pipe", ...(cmd.passFds ?? [])],
         ...(cmd.env ? { env: cmd.env } : {}),
@@ -111,7 +112,7 @@ export class SystemRunner implements Runner {
 }
 
 function signalNumber(signal: NodeJS.Signals | null): number {
-  return signal ? (constants.signals[signal] ?? 0) : 0;
+  return signal ? (process.getBuiltinModule("node:os").constants.signals[signal] ?? 0) : 0;
 }
 
 /** The runner every caller uses unless one is injected. */

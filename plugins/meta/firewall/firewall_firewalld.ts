@@ -4,6 +4,7 @@
  * querySource on org.fedoraproject.FirewallD1.zone). Node has no D-Bus client without native
  * addons, so each call is one `dbus-send --system` (which honours DBUS_SYSTEM_BUS_ADDRESS).
  */
+import { existsSync } from "node:fs";
 import { CniError, ErrorCode } from "../../../src/cni/index.js";
 import { systemRunner } from "../../../src/process/index.js";
 import { onPath } from "../../../src/iptables/iptables.js";
@@ -41,9 +42,24 @@ async function call(dest: string, path: string, method: string, args: string[]):
   return { ok: true, values, error: "" };
 }
 
+/** Where dbus-send looks for the system bus when DBUS_SYSTEM_BUS_ADDRESS is not set. */
+const DEFAULT_SYSTEM_BUS = "/var/run/dbus/system_bus_socket";
+
+/**
+ * False when the system bus cannot be there at all: its address (DBUS_SYSTEM_BUS_ADDRESS, else
+ * the default socket) is a `unix:path=` whose file does not exist. Other kinds of address are
+ * left to dbus-send. This spares a dbus-send per firewall call on hosts without D-Bus.
+ */
+export function systemBusMayBeThere(env: NodeJS.ProcessEnv = process.env): boolean {
+  const address = env["DBUS_SYSTEM_BUS_ADDRESS"] ?? `unix:path=${DEFAULT_SYSTEM_BUS}`;
+  const paths = address.split(";").map((a) => /^unix:(?:.*,)?path=([^,]+)/.exec(a)?.[1]);
+  if (paths.some((p) => p === undefined)) return true; // abstract, tcp, ...: ask dbus-send
+  return paths.some((p) => existsSync(decodeURIComponent(p!)));
+}
+
 /** As upstream: firewalld runs when its well-known name has an owner on the system bus. */
 export async function isFirewalldRunning(): Promise<boolean> {
-  if (!onPath("dbus-send")) return false;
+  if (!onPath("dbus-send") || !systemBusMayBeThere()) return false;
   const r = await call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus.GetNameOwner", [
     `string:${FIREWALLD}`,
   ]);
