@@ -1,41 +1,52 @@
 /**
- * cni-nft's plugins against upstream's Go plugins (1.1.1, /usr/lib/cni), in one run on one
- * machine: one VERSION call, bridge ADD+DEL, and podman's chain (bridge -> portmap -> firewall
- * -> tuning, VERSION before each plugin's ADD and DEL, as libcni does) ADD+DEL. Ours runs with
- * the iptables and with the nftables backends. Prints medians, ratios ours/upstream, processes
- * spawned per chain ADD (strace) and peak memory per plugin process (GNU time).
+ * podman's chain (bridge -> portmap -> firewall -> tuning, VERSION before each plugin's ADD and
+ * DEL, prevResult threaded as libcni does) with cni-nft's plugins against upstream's Go plugins,
+ * in one run on one machine: upstream 1.1.1 (/usr/lib/cni, iptables), cni-nft on its iptables
+ * and on its nftables backends, and upstream's current plugins with their nftables backends when
+ * their directory is given (`--upstream-current DIR`; nothing of upstream is in this repository).
  *
- * The chain is timed on an empty host and again with POPULATION containers already attached
- * through the same chain (each with its own port mapping): upstream's iptables work grows with
- * the rules already there, ours on nftables does not.
+ * Every flavour gets a host of its own (a throwaway network namespace), and the driver runs
+ * inside it, so plugins are started the way a runtime starts them: no `ip netns exec` per call.
+ * The chain is timed on an empty host and again with each population of containers already
+ * attached through the same chain (each with its own port mapping); populations are filled
+ * through the plugins, several chains at a time (`--parallel`), and removed the same way.
+ * Printed per flavour: medians, ratios against upstream 1.1.1 from the same run, the processes
+ * one chain ADD and one chain DEL start (strace; sh fronts, VERSION calls and plugins included)
+ * and the peak memory of one bridge ADD process (GNU time).
  *
- *   npm run bench            (all benchmarks)   node --import tsx bench/chain.ts [runs] [population]
+ *   node --import tsx bench/chain.ts [--runs 15] [--populations 0,200,2000] [--parallel 4]
+ *                                    [--upstream-current /tmp/upstream-cni/bin] [--only LABEL,...]
+ *   node --import tsx bench/chain.ts [runs] [population]          (the old form: 0 and that population)
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { saveResults } from "./lib/results.js";
+import { median, processesOf, runChain, runChainAsync, type Conf, type Flavour } from "./lib/chain-run.js";
 
-const RUNS = Number(process.argv[2] ?? 15);
-/** Containers already attached when the second set of chain figures is taken. */
-const POPULATION = Number(process.argv[3] ?? 200);
-const ROOT = new URL("..", import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OURS = join(ROOT, "dist", existsSync(join(ROOT, "dist/compiled/cni-nft-plugins")) ? "compiled" : "bin");
 const UPSTREAM = "/usr/lib/cni";
-const HOST = `cni-nft-bench-${process.pid}`;
-const store = mkdtempSync(join(tmpdir(), "cni-nft-bench-"));
+/** Every namespace of this run starts with it: the parent removes whatever a child left. */
+const PREFIX = `cnb${process.pid}`;
 
-type Conf = Record<string, unknown>;
-interface Flavour {
-  label: string;
-  bin: string;
-  chain: Conf[];
+interface Params {
+  runs: number;
+  populations: number[];
+  parallel: number;
 }
 
-function chainFor(backend: "iptables" | "nftables" | undefined, name: string): Conf[] {
-  const b = backend ? { ipMasqBackend: backend } : {};
-  const p = backend ? { backend } : {};
+function chainFor(
+  masq: "iptables" | "nftables" | undefined,
+  firewall: "" | "nftables",
+  name: string,
+  store: string,
+): Conf[] {
+  const b = masq ? { ipMasqBackend: masq } : {};
+  const p = masq ? { backend: masq } : {};
   return [
     {
       type: "bridge",
@@ -57,72 +68,113 @@ function chainFor(backend: "iptables" | "nftables" | undefined, name: string): C
       runtimeConfig: { portMappings: [{ hostPort: 18081, containerPort: 80, protocol: "tcp" }] },
       ...p,
     },
-    { type: "firewall", backend: backend === "nftables" ? "nftables" : "" },
+    { type: "firewall", backend: firewall },
     { type: "tuning" },
   ].map((c) => ({ cniVersion: "0.4.0", name, ...c }));
 }
 
-function sh(argv: string[]): string {
-  return execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
+function flavours(upstreamCurrent: string | undefined, store: string): Flavour[] {
+  const all: Flavour[] = [
+    {
+      label: "upstream 1.1.1 (Go, iptables)",
+      bin: UPSTREAM,
+      chain: chainFor(undefined, "", "upstream", store),
+    },
+    { label: "cni-nft, iptables backends", bin: OURS, chain: chainFor("iptables", "", "oursipt", store) },
+    {
+      label: "cni-nft, nftables backends",
+      bin: OURS,
+      chain: chainFor("nftables", "nftables", "oursnft", store),
+    },
+  ];
+  // Upstream's firewall has no nftables backend: its own default (iptables) there.
+  if (upstreamCurrent)
+    all.push({
+      label: "upstream current (Go, nftables)",
+      bin: upstreamCurrent,
+      chain: chainFor("nftables", "", "upcur", store),
+    });
+  return all;
 }
 
-function exec(
-  bin: string,
-  conf: Conf,
-  env: Record<string, string>,
-  wrap: string[] = [],
-): { ms: number; out: string; err: string; code: number } {
-  const argv = ["ip", "netns", "exec", HOST, ...wrap, `${bin}/${String(conf["type"])}`];
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(argv[0]!, argv.slice(1), {
-    input: JSON.stringify(conf),
-    env: { PATH: process.env["PATH"], ...env },
-    encoding: "utf8",
-  });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  return { ms, out: r.stdout, err: r.stderr, code: r.status ?? 1 };
+const sh = (argv: string[]): string => execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
+
+/** `ip -batch` of netns add/del lines: one process for many namespaces. */
+function netnsBatch(verb: "add" | "del", names: readonly string[]): void {
+  if (names.length === 0) return;
+  spawnSync("ip", ["-force", "-batch", "-"], { input: names.map((n) => `netns ${verb} ${n}\n`).join("") });
 }
 
-/** libcni's way: VERSION then ADD per plugin, prevResult threaded; DEL in reverse with the final result. */
-function runChain(
-  f: Flavour,
-  verb: "ADD" | "DEL",
-  id: string,
-  netns: string,
-  prev?: unknown,
-  wrap: string[] = [],
-): unknown {
-  const env = {
-    CNI_CONTAINERID: id,
-    CNI_NETNS: netns,
-    CNI_IFNAME: "eth0",
-    CNI_PATH: f.bin,
-    CNI_ARGS: "IgnoreUnknown=1",
+// ---------------------------------------------------------------------------------------------
+// Inside one flavour's host namespace.
+
+interface Attached {
+  ns: string;
+  id: string;
+  flavour: Flavour;
+  result: unknown;
+}
+
+function withPort(f: Flavour, port: number): Flavour {
+  const chain = f.chain.map((c) =>
+    c["type"] === "portmap"
+      ? { ...c, runtimeConfig: { portMappings: [{ hostPort: port, containerPort: 80, protocol: "tcp" }] } }
+      : c,
+  );
+  return { ...f, chain };
+}
+
+/** Runs `jobs` at most `parallel` at a time (each job one chain, run by a child process). */
+async function pool<T>(jobs: Array<() => Promise<T>>, parallel: number): Promise<T[]> {
+  const out: T[] = new Array<T>(jobs.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const i = next++;
+      out[i] = await jobs[i]!();
+    }
   };
-  let result: unknown = prev;
-  const plugins = verb === "ADD" ? f.chain : [...f.chain].reverse();
-  for (const conf of plugins) {
-    exec(f.bin, conf, { ...env, CNI_COMMAND: "VERSION" }, wrap);
-    const input = result !== undefined ? { ...conf, prevResult: result } : conf;
-    const r = exec(f.bin, input, { ...env, CNI_COMMAND: verb }, wrap);
-    if (r.code !== 0)
-      throw new Error(`${f.label}: ${String(conf["type"])} ${verb} failed: ${r.out} ${r.err}`);
-    if (verb === "ADD") result = JSON.parse(r.out) as unknown;
-  }
-  return result;
+  await Promise.all(Array.from({ length: Math.max(1, parallel) }, worker));
+  return out;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-};
+async function fill(
+  f: Flavour,
+  from: number,
+  to: number,
+  parallel: number,
+  attached: Attached[],
+): Promise<void> {
+  const names = Array.from({ length: to - from }, (_, k) => `${PREFIX}p${from + k}`);
+  netnsBatch("add", names);
+  const jobs = names.map((ns, k) => async () => {
+    const i = from + k;
+    const flavour = withPort(f, 20000 + i);
+    const id = `pop${i}`;
+    const result = await runChainAsync(flavour, "ADD", id, `/var/run/netns/${ns}`);
+    attached.push({ ns, id, flavour, result });
+  });
+  await pool(jobs, parallel);
+}
 
-function timeChain(f: Flavour, length: number): { add: number; del: number } {
+async function empty(attached: Attached[], parallel: number): Promise<void> {
+  await pool(
+    attached.map((a) => () => runChainAsync(a.flavour, "DEL", a.id, `/var/run/netns/${a.ns}`, a.result)),
+    parallel,
+  );
+  netnsBatch(
+    "del",
+    attached.map((a) => a.ns),
+  );
+  attached.length = 0;
+}
+
+function timeChain(f: Flavour, length: number, runs: number): { add: number; del: number } {
   const sub: Flavour = { ...f, chain: f.chain.slice(0, length) };
   const adds: number[] = [];
   const dels: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const ns = `${HOST}-c`;
+  for (let i = 0; i < runs; i++) {
+    const ns = `${PREFIX}c`;
     sh(["ip", "netns", "add", ns]);
     try {
       let t = process.hrtime.bigint();
@@ -138,178 +190,214 @@ function timeChain(f: Flavour, length: number): { add: number; del: number } {
   return { add: median(adds), del: median(dels) };
 }
 
-/** Attaches n containers through the full chain (ports 20000+i); returns their teardown. */
-function populate(f: Flavour, n: number): () => void {
-  const attached: Array<{ ns: string; id: string; flavour: Flavour; result: unknown }> = [];
-  const teardown = (): void => {
-    for (const a of attached.reverse()) {
-      try {
-        runChain(a.flavour, "DEL", a.id, `/var/run/netns/${a.ns}`, a.result);
-      } finally {
-        sh(["ip", "netns", "del", a.ns]);
-      }
-    }
-  };
-  try {
-    for (let i = 0; i < n; i++) {
-      const ns = `${HOST}-p${i}`;
-      const chain = f.chain.map((c) =>
-        c["type"] === "portmap"
-          ? {
-              ...c,
-              runtimeConfig: { portMappings: [{ hostPort: 20000 + i, containerPort: 80, protocol: "tcp" }] },
-            }
-          : c,
-      );
-      const flavour = { ...f, chain };
-      sh(["ip", "netns", "add", ns]);
-      const result = runChain(flavour, "ADD", `pop${i}`, `/var/run/netns/${ns}`);
-      attached.push({ ns, id: `pop${i}`, flavour, result });
-    }
-  } catch (e) {
-    teardown();
-    throw e;
-  }
-  return teardown;
-}
-
-function versionMs(f: Flavour): number {
+function versionMs(f: Flavour, runs: number): number {
   const xs: number[] = [];
-  for (let i = 0; i < RUNS * 2; i++) xs.push(exec(f.bin, f.chain[0]!, { CNI_COMMAND: "VERSION" }).ms);
+  for (let i = 0; i < runs * 2; i++) {
+    const t = process.hrtime.bigint();
+    spawnSync(`${f.bin}/bridge`, [], { env: { PATH: process.env["PATH"], CNI_COMMAND: "VERSION" } });
+    xs.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
   return median(xs);
 }
 
-/** Processes started by one chain ADD with its VERSION calls (execve under strace, plugins included). */
-function processesPerAdd(f: Flavour): number | undefined {
-  if (spawnSync("strace", ["-V"]).status !== 0) return undefined;
-  const ns = `${HOST}-s`;
-  const log = join(store, `strace-${f.label.replace(/\W/g, "")}`);
+/** Processes one chain ADD and its DEL start (distinct pids that exec'd, under strace -f). */
+function processes(f: Flavour, store: string): { add?: number; del?: number } {
+  if (spawnSync("strace", ["-V"]).status !== 0) return {};
+  const ns = `${PREFIX}s`;
+  const tag = f.label.replace(/\W/g, "");
+  const logs = { ADD: join(store, `strace-add-${tag}`), DEL: join(store, `strace-del-${tag}`) };
+  for (const log of Object.values(logs)) rmSync(log, { force: true });
+  const wrap = (log: string): string[] => ["strace", "-f", "-qq", "-A", "-e", "trace=execve", "-o", log];
   sh(["ip", "netns", "add", ns]);
   try {
-    const result = runChain(f, "ADD", "strace", `/var/run/netns/${ns}`, undefined, [
-      "strace",
-      "-f",
-      "-qq",
-      "-A",
-      "-e",
-      "trace=execve",
-      "-o",
-      log,
-    ]);
-    runChain(f, "DEL", "strace", `/var/run/netns/${ns}`, result);
-    // Each plugin run appends (-A) to the log; count successful execve calls over all of them.
-    return readFileSync(log, "utf8")
-      .split("\n")
-      .filter((l) => /execve\(/.test(l) && / = 0$/.test(l)).length;
+    const result = runChain(f, "ADD", "strace", `/var/run/netns/${ns}`, undefined, wrap(logs.ADD));
+    runChain(f, "DEL", "strace", `/var/run/netns/${ns}`, result, wrap(logs.DEL));
+    return {
+      add: processesOf(readFileSync(logs.ADD, "utf8")),
+      del: processesOf(readFileSync(logs.DEL, "utf8")),
+    };
   } catch {
-    return undefined;
+    return {};
   } finally {
     sh(["ip", "netns", "del", ns]);
   }
 }
 
 /** Peak RSS of one bridge ADD process, in MiB (GNU time). */
-function peakMemory(f: Flavour): number | undefined {
+function peakMemoryMiB(f: Flavour): number | undefined {
   if (!existsSync("/usr/bin/time")) return undefined;
-  const ns = `${HOST}-m`;
+  const ns = `${PREFIX}m`;
   sh(["ip", "netns", "add", ns]);
   try {
     const conf = f.chain[0]!;
     const env = {
+      PATH: process.env["PATH"],
       CNI_CONTAINERID: "mem",
       CNI_NETNS: `/var/run/netns/${ns}`,
       CNI_IFNAME: "eth0",
       CNI_PATH: f.bin,
-      CNI_COMMAND: "ADD",
     };
-    const r = exec(f.bin, conf, env, ["/usr/bin/time", "-f", "MAXRSS %M"]);
-    exec(f.bin, conf, { ...env, CNI_COMMAND: "DEL" });
-    const kb = /MAXRSS (\d+)/.exec(r.err)?.[1];
+    const add = spawnSync("/usr/bin/time", ["-f", "MAXRSS %M", `${f.bin}/bridge`], {
+      input: JSON.stringify(conf),
+      env: { ...env, CNI_COMMAND: "ADD" },
+      encoding: "utf8",
+    });
+    spawnSync(`${f.bin}/bridge`, [], { input: JSON.stringify(conf), env: { ...env, CNI_COMMAND: "DEL" } });
+    const kb = /MAXRSS (\d+)/.exec(add.stderr)?.[1];
     return kb ? Number(kb) / 1024 : undefined;
   } finally {
     sh(["ip", "netns", "del", ns]);
   }
 }
 
-function chainWorks(f: Flavour): boolean {
-  const ns = `${HOST}-w`;
-  sh(["ip", "netns", "add", ns]);
+async function inside(f: Flavour, p: Params, store: string): Promise<Record<string, number | undefined>> {
+  const figures: Record<string, number | undefined> = {};
   try {
-    const r = runChain(f, "ADD", "probe", `/var/run/netns/${ns}`);
-    runChain(f, "DEL", "probe", `/var/run/netns/${ns}`, r);
-    return true;
+    const probe = `${PREFIX}w`;
+    sh(["ip", "netns", "add", probe]);
+    try {
+      runChain(
+        f,
+        "DEL",
+        "probe",
+        `/var/run/netns/${probe}`,
+        runChain(f, "ADD", "probe", `/var/run/netns/${probe}`),
+      );
+    } finally {
+      sh(["ip", "netns", "del", probe]);
+    }
   } catch (e) {
-    console.log(`  (${(e as Error).message.split("\n")[0]?.slice(0, 160)})`);
-    return false;
-  } finally {
-    sh(["ip", "netns", "del", ns]);
+    console.error(
+      `  ${f.label}: the chain does not work (${(e as Error).message.split("\n")[0]?.slice(0, 160)})`,
+    );
+    return figures;
   }
+  figures["VERSION ms"] = versionMs(f, p.runs);
+  const bridge = timeChain(f, 1, p.runs);
+  figures["bridge ADD ms"] = bridge.add;
+  figures["bridge DEL ms"] = bridge.del;
+  const procs = processes(f, store);
+  figures["processes per chain ADD"] = procs.add;
+  figures["processes per chain DEL"] = procs.del;
+  figures["peak RSS bridge ADD MiB"] = peakMemoryMiB(f);
+  const attached: Attached[] = [];
+  try {
+    for (const n of [...p.populations].sort((a, b) => a - b)) {
+      const t0 = Date.now();
+      await fill(f, attached.length, n, p.parallel, attached);
+      if (n > 0) console.error(`  ${f.label}: ${n} attached (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+      const chain = timeChain(f, 4, p.runs);
+      const at = n === 0 ? "" : `, ${n} attached`;
+      figures[`chain ADD ms${at}`] = chain.add;
+      figures[`chain DEL ms${at}`] = chain.del;
+      figures[`chain ADD+DEL ms${at}`] = chain.add + chain.del;
+    }
+  } finally {
+    await empty(attached, p.parallel);
+  }
+  return figures;
 }
 
-function main(): void {
-  sh(["ip", "netns", "add", HOST]);
+// ---------------------------------------------------------------------------------------------
+// The parent: one host namespace per flavour, the table.
+
+function printTable(saved: Array<{ flavour: string; figures: Record<string, number | undefined> }>): void {
+  const keys = [...new Set(saved.flatMap((s) => Object.keys(s.figures)))];
+  const base = saved[0]!.figures;
+  const cell = (k: string, v: number | undefined, isBase: boolean): string => {
+    if (v === undefined) return "n/a";
+    if (k.startsWith("processes")) return String(v);
+    const b = base[k];
+    const ratio = !isBase && b && !k.startsWith("peak") ? ` (${(v / b).toFixed(2)}x)` : "";
+    return `${v.toFixed(1)}${ratio}`;
+  };
+  console.log(`${"flavour".padEnd(34)} ${saved.map((s) => s.flavour.padEnd(33)).join("")}`);
+  for (const k of keys)
+    console.log(`${k.padEnd(34)} ${saved.map((s, i) => cell(k, s.figures[k], i === 0).padEnd(33)).join("")}`);
+  console.log("\nratios are against upstream 1.1.1 in the same run (below 1.00x: faster)");
+}
+
+function cleanupNamespaces(): void {
+  const left = readdirSync("/run/netns").filter((n) => n.startsWith(PREFIX));
+  netnsBatch("del", left);
+  for (const n of left) rmSync(join("/run/netns", n), { force: true });
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      runs: { type: "string" },
+      populations: { type: "string" },
+      parallel: { type: "string", default: "4" },
+      "upstream-current": { type: "string" },
+      only: { type: "string" },
+      inside: { type: "string" },
+    },
+  });
+  if (values.inside) {
+    const { f, p, store } = JSON.parse(values.inside) as { f: Flavour; p: Params; store: string };
+    process.stdout.write(JSON.stringify(await inside(f, p, store)) + "\n");
+    return;
+  }
+  const p: Params = {
+    runs: Number(values.runs ?? positionals[0] ?? 15),
+    populations: values.populations
+      ? values.populations.split(",").map(Number)
+      : positionals[1] !== undefined
+        ? [0, Number(positionals[1])]
+        : [0, 200, 2000],
+    parallel: Number(values.parallel),
+  };
+  if (!p.populations.includes(0)) p.populations.unshift(0);
+  const upstreamCurrent = values["upstream-current"];
+  if (upstreamCurrent && !existsSync(join(upstreamCurrent, "bridge")))
+    throw new Error(`--upstream-current ${upstreamCurrent}: no bridge plugin there`);
+  const store = mkdtempSync(join(tmpdir(), "cni-nft-bench-"));
+  const only = values.only?.split(",");
+  const list = flavours(upstreamCurrent, store).filter((f) => !only || only.some((o) => f.label.includes(o)));
+  console.log(
+    `runs per figure: ${p.runs}; populations: ${p.populations.join(", ")} (filled ${p.parallel} at a time); our plugins: ${OURS}\n`,
+  );
+  const saved: Array<{ flavour: string; figures: Record<string, number | undefined> }> = [];
   try {
-    sh(["ip", "netns", "exec", HOST, "ip", "link", "set", "lo", "up"]);
-    const flavours: Flavour[] = [
-      { label: "upstream 1.1.1 (Go, iptables)", bin: UPSTREAM, chain: chainFor(undefined, "upstream") },
-      { label: "cni-nft, iptables backends", bin: OURS, chain: chainFor("iptables", "oursipt") },
-      { label: "cni-nft, nftables backends", bin: OURS, chain: chainFor("nftables", "oursnft") },
-    ];
-    console.log(
-      `runs per figure: ${RUNS}; population for the crowded figures: ${POPULATION}; our plugins: ${OURS}\n`,
-    );
-    const rows: Array<Record<string, string>> = [];
-    const saved: Array<{ flavour: string; figures: Record<string, number | undefined> }> = [];
-    const base: Record<string, number> = {};
-    for (const f of flavours) {
-      const full = chainWorks(f);
-      const version = versionMs(f);
-      const bridge = timeChain(f, 1);
-      const chain = full ? timeChain(f, 4) : undefined;
-      let crowded: { add: number; del: number } | undefined;
-      if (full && POPULATION > 0) {
-        const teardown = populate(f, POPULATION);
-        try {
-          crowded = timeChain(f, 4);
-        } finally {
-          teardown();
-        }
+    for (const [k, f] of list.entries()) {
+      const host = `${PREFIX}h${k}`;
+      sh(["ip", "netns", "add", host]);
+      try {
+        sh(["ip", "-n", host, "link", "set", "lo", "up"]);
+        const t0 = Date.now();
+        const child = spawnSync(
+          "ip",
+          [
+            "netns",
+            "exec",
+            host,
+            process.execPath,
+            ...process.execArgv,
+            fileURLToPath(import.meta.url),
+            "--inside",
+            JSON.stringify({ f, p, store }),
+          ],
+          { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 },
+        );
+        const last = child.stdout.trim().split("\n").pop() ?? "{}";
+        saved.push({ flavour: f.label, figures: JSON.parse(last) as Record<string, number | undefined> });
+        console.error(`  ${f.label}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      } finally {
+        sh(["ip", "netns", "del", host]);
+        cleanupNamespaces();
       }
-      const procs = full ? processesPerAdd(f) : undefined;
-      const mem = peakMemory(f);
-      const figures: Record<string, number | undefined> = {
-        "VERSION ms": version,
-        "bridge ADD ms": bridge.add,
-        "bridge DEL ms": bridge.del,
-        "chain ADD ms": chain?.add,
-        "chain DEL ms": chain?.del,
-        "chain ADD+DEL ms": chain ? chain.add + chain.del : undefined,
-        [`chain ADD ms, ${POPULATION} attached`]: crowded?.add,
-        [`chain DEL ms, ${POPULATION} attached`]: crowded?.del,
-        [`chain ADD+DEL ms, ${POPULATION} attached`]: crowded ? crowded.add + crowded.del : undefined,
-      };
-      saved.push({
-        flavour: f.label,
-        figures: { ...figures, "processes per chain ADD": procs, "peak RSS bridge ADD MiB": mem },
-      });
-      const row: Record<string, string> = { flavour: f.label };
-      for (const [k, v] of Object.entries(figures)) {
-        if (f.bin === UPSTREAM && v !== undefined) base[k] = v;
-        const ratio = v !== undefined && base[k] ? ` (${(v / base[k]).toFixed(2)}x)` : "";
-        row[k] = v === undefined ? "n/a" : `${v.toFixed(1)}${f.bin === UPSTREAM ? "" : ratio}`;
-      }
-      row["processes per chain ADD"] = procs === undefined ? "n/a" : String(procs);
-      row["peak RSS bridge ADD MiB"] = mem === undefined ? "n/a" : mem.toFixed(1);
-      rows.push(row);
     }
-    for (const key of Object.keys(rows[0]!))
-      console.log(`${key.padEnd(36)} ${rows.map((r) => (r[key] ?? "").padEnd(32)).join("")}`);
-    console.log("\nratios are cni-nft / upstream (below 1.00x: cni-nft is faster)");
-    saveResults("chain", { runs: RUNS, population: POPULATION }, saved);
+    printTable(saved);
+    saveResults(
+      "chain",
+      { runs: p.runs, populations: p.populations, population: Math.max(...p.populations) },
+      saved,
+    );
   } finally {
-    sh(["ip", "netns", "del", HOST]);
     rmSync(store, { recursive: true, force: true });
   }
 }
 
-main();
+await main();

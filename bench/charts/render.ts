@@ -134,7 +134,7 @@ export async function render(resultsDir = RESULTS, chartsDir = CHARTS): Promise<
         color: {
           field: "flavour",
           type: "nominal",
-          scale: { range: ["#b2182b", "#5aae61", "#1b7837"] },
+          scale: { range: ["#b2182b", "#5aae61", "#1b7837", "#ef8a62"] },
           legend: { orient: "top", title: null, columns: 1 },
         },
       },
