@@ -177,17 +177,17 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     return NO_EFFECTS;
   }
 
+  /** Both families' sets listed at once: DEL waits for one nft listing, not two in a row. */
   private async owned(match: (comment: string) => boolean): Promise<Element[]> {
-    const out: Element[] = [];
-    for (const set of Object.values(SETS)) {
-      try {
-        for (const e of await this.nft.listElements("set", set))
-          if (e.comment !== undefined && match(e.comment)) out.push(e);
-      } catch (e) {
-        if (!isNotFound(e)) throw e;
-      }
-    }
-    return out;
+    const lists = await Promise.all(
+      Object.values(SETS).map((set) =>
+        this.nft.listElements("set", set).catch((e: unknown) => {
+          if (isNotFound(e)) return [];
+          throw e;
+        }),
+      ),
+    );
+    return lists.flat().filter((e) => e.comment !== undefined && match(e.comment));
   }
 
   private async removeOwned(match: (comment: string) => boolean): Promise<void> {
