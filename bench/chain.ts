@@ -20,7 +20,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -194,7 +194,9 @@ function versionMs(f: Flavour, runs: number): number {
   const xs: number[] = [];
   for (let i = 0; i < runs * 2; i++) {
     const t = process.hrtime.bigint();
-    spawnSync(`${f.bin}/bridge`, [], { env: { PATH: process.env["PATH"], CNI_COMMAND: "VERSION" } });
+    spawnSync(`${f.bin}/bridge`, [], {
+      env: { ...f.env, PATH: process.env["PATH"], CNI_COMMAND: "VERSION" },
+    });
     xs.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
   return median(xs);
@@ -231,6 +233,7 @@ function peakMemoryMiB(f: Flavour): number | undefined {
   try {
     const conf = f.chain[0]!;
     const env = {
+      ...f.env,
       PATH: process.env["PATH"],
       CNI_CONTAINERID: "mem",
       CNI_NETNS: `/var/run/netns/${ns}`,
@@ -390,9 +393,20 @@ async function main(): Promise<void> {
       }
     }
     printTable(saved);
+    // Figures move with what else runs: the load says how quiet the machine was.
+    console.log(
+      `load average at the end: ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")}`,
+    );
     saveResults(
       "chain",
-      { runs: p.runs, populations: p.populations, population: Math.max(...p.populations) },
+      {
+        runs: p.runs,
+        populations: p.populations,
+        population: Math.max(...p.populations),
+        loadAverage: loadavg()[0],
+      },
       saved,
     );
   } finally {

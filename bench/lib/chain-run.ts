@@ -12,6 +12,8 @@ export interface Flavour {
   /** Directory of the plugin executables (CNI_PATH). */
   bin: string;
   chain: Conf[];
+  /** Environment of every plugin run of this flavour (e.g. CNI_NFT_LIBNFTABLES=off). */
+  env?: Record<string, string>;
 }
 
 export const median = (xs: readonly number[]): number => {
@@ -33,6 +35,7 @@ function calls(
   wrap: readonly string[],
 ): Array<{ conf: Conf; version: Call; call: (prev: unknown) => Call }> {
   const env = {
+    ...f.env,
     PATH: process.env["PATH"],
     CNI_CONTAINERID: id,
     CNI_NETNS: netns,

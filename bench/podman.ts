@@ -1,0 +1,223 @@
+/**
+ * Debian's podman 4.3, unmodified, setting up and tearing down a container's network with a
+ * published port: on its CNI backend with cni-nft's compiled plugins (nftables and iptables
+ * backends) against its netavark backend (Debian's netavark 1.4), side by side, rounds
+ * interleaved. Timed: `podman start` of a created container (network setup and the container's
+ * start) and `podman stop -t 0` (the container's stop and network teardown); the same with
+ * `--network none` gives the part that is not networking, so "network" = with - without.
+ *
+ * Nothing leaks: podman runs inside a throwaway network namespace (its bridge, rules and
+ * container namespaces live there), in a mount namespace of its own where /var/lib/cni and
+ * /run/netns are temporary directories, with its own storage, config and run directories.
+ * Needs root, podman, runc and busybox; netavark is taken from /usr/lib/podman/netavark
+ * (`apt-get install netavark`). Skips with a message when something is missing.
+ *
+ *   node --import tsx bench/podman.ts [--rounds 10]
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { median } from "./lib/chain-run.js";
+import { saveResults } from "./lib/results.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const OURS = join(ROOT, "dist/compiled");
+const NETAVARK = "/usr/lib/podman/netavark";
+
+const onPath = (t: string): boolean =>
+  (process.env["PATH"] ?? "").split(":").some((d) => existsSync(join(d, t)));
+
+/** The backends compared: name, podman's network_backend, how the conflist is switched. */
+const BACKENDS = [
+  { name: "cni-nft, nftables backends", key: "nft", backend: "cni", nftables: true },
+  { name: "cni-nft, iptables backends", key: "ipt", backend: "cni", nftables: false },
+  { name: "netavark 1.4", key: "nav", backend: "netavark", nftables: false },
+] as const;
+
+/**
+ * `ip netns exec` mounts a fresh /sys for the namespace, which hides the cgroup mounts runc needs:
+ * the commands that mount them again, as this host has them (from /proc/self/mountinfo).
+ */
+function cgroupMounts(): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const [left, right] = line.split(" - ");
+    const at = left?.split(" ")[4];
+    if (!at?.startsWith("/sys/fs/cgroup") || !right) continue;
+    const [type, , superOpts] = right.split(" ");
+    const opts = (superOpts ?? "").split(",").filter((o) => o !== "rw" && o !== "ro");
+    if (type === "tmpfs") out.push(`mount -t tmpfs -o mode=755 tmpfs ${at}`);
+    else if (type === "cgroup2") out.push(`mkdir -p ${at}`, `mount -t cgroup2 cgroup2 ${at}`);
+    else if (type === "cgroup") {
+      const o = opts.every((x) => x.startsWith("name=")) ? ["none", ...opts] : opts;
+      out.push(`mkdir -p ${at}`, `mount -t cgroup -o ${o.join(",")} cgroup ${at}`);
+    }
+  }
+  return out;
+}
+
+/** The whole run as one shell script, so every podman call shares one mount namespace. */
+function script(t: string, rounds: number): string {
+  const confs = BACKENDS.map(
+    (b, i) => `
+mkdir -p ${t}/${b.key}/net.d
+cat > ${t}/${b.key}/containers.conf <<EOF
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+[network]
+network_backend = "${b.backend}"
+cni_plugin_dirs = ["${OURS}"]
+network_config_dir = "${t}/${b.key}/net.d"
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "${t}/${b.key}/events.log"
+tmp_dir = "${t}/${b.key}/tmp"
+helper_binaries_dir = ["/usr/lib/podman"]
+EOF
+cat > ${t}/${b.key}/storage.conf <<EOF
+[storage]
+driver = "overlay"
+graphroot = "${t}/${b.key}/storage"
+runroot = "${t}/${b.key}/run"
+EOF
+env_${b.key}() { CONTAINERS_CONF=${t}/${b.key}/containers.conf CONTAINERS_STORAGE_CONF=${t}/${b.key}/storage.conf "$@"; }
+env_${b.key} podman import -q ${t}/rootfs.tar localhost/bench-busybox:latest >/dev/null
+env_${b.key} podman network create --disable-dns --subnet 10.89.${100 + i}.0/24 bench${b.key} >/dev/null
+${b.nftables ? `switch_nft ${t}/${b.key}/net.d/bench${b.key}.conflist` : ""}`,
+  );
+  const round = (net: string, key: string, port: number, label: string): string => `
+  env_${key} podman create -q --name c${key}${net === "none" ? "n" : ""}$i --network ${net} ${
+    net === "none" ? "" : `-p ${port}:80`
+  } localhost/bench-busybox:latest httpd -f -p 80 -h /www >/dev/null
+  t0=$(date +%s%N); env_${key} podman start c${key}${net === "none" ? "n" : ""}$i >/dev/null; t1=$(date +%s%N)
+  ${net === "none" ? "" : `[ $i = 1 ] && served ${port} "${label}"`}
+  t2=$(date +%s%N); env_${key} podman stop -t 0 c${key}${net === "none" ? "n" : ""}$i >/dev/null; t3=$(date +%s%N)
+  env_${key} podman rm c${key}${net === "none" ? "n" : ""}$i >/dev/null
+  echo "RESULT ${label}|$(( (t1 - t0) / 1000 ))|$(( (t3 - t2) / 1000 ))"`;
+  return `set -euo pipefail
+ip link set lo up
+${cgroupMounts().join("\n")}
+mkdir -p ${t}/varlibcni ${t}/netns /var/lib/cni
+mount --bind ${t}/varlibcni /var/lib/cni
+mount --bind ${t}/netns /run/netns
+switch_nft() {
+  python3 - "$1" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p))
+for x in c["plugins"]:
+    if x["type"] == "bridge": x["ipMasqBackend"] = "nftables"
+    if x["type"] in ("portmap", "firewall"): x["backend"] = "nftables"
+json.dump(c, open(p, "w"), indent=2)
+PY
+}
+served() {
+  for k in $(seq 1 40); do
+    if exec 3<>/dev/tcp/127.0.0.1/$1 2>/dev/null; then
+      printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' >&3
+      if grep -q "bench page" <&3; then exec 3<&-; echo "SERVED $2"; return; fi
+      exec 3<&-
+    fi
+    sleep 0.25
+  done
+  echo "NOT-SERVED $2"
+}
+${confs.join("\n")}
+for i in $(seq 1 ${rounds}); do
+${BACKENDS.map((b, k) => round(`bench${b.key}`, b.key, 18100 + k, b.name)).join("\n")}
+${round("none", "nav", 0, "--network none (netavark's podman)")}
+done
+for k in ${BACKENDS.map((b) => b.key).join(" ")}; do
+  env_$k podman rm -af -t 0 >/dev/null 2>&1 || true
+  env_$k podman system reset -f >/dev/null 2>&1 || true
+done
+`;
+}
+
+function main(): void {
+  const { values } = parseArgs({ options: { rounds: { type: "string", default: "10" } } });
+  const rounds = Number(values.rounds);
+  const missing = ["podman", "runc", "busybox", "python3"].filter((t) => !onPath(t));
+  if (!existsSync(NETAVARK)) missing.push(NETAVARK);
+  if (!existsSync(join(OURS, "cni-nft-plugins"))) missing.push(`${OURS} (npm run build)`);
+  if (process.getuid?.() !== 0 || missing.length) {
+    console.log(`bench/podman.ts skipped: needs root and ${missing.join(", ") || "root"}`);
+    return;
+  }
+  const t = mkdtempSync(join(tmpdir(), "cni-nft-podman-bench-"));
+  // The script mounts a temporary directory over /var/lib/cni; the mount point itself is made
+  // only when missing, and removed again.
+  const hadVarLibCni = existsSync("/var/lib/cni");
+  const host = `cnbpod${process.pid}`;
+  try {
+    const rootfs = join(t, "rootfs");
+    spawnSync("mkdir", ["-p", join(rootfs, "bin"), join(rootfs, "www"), join(rootfs, "tmp")]);
+    const busybox = spawnSync("sh", ["-c", "command -v busybox"], { encoding: "utf8" }).stdout.trim();
+    spawnSync("cp", [busybox, join(rootfs, "bin/busybox")]);
+    for (const a of ["sh", "httpd"]) spawnSync("ln", ["-s", "busybox", join(rootfs, "bin", a)]);
+    writeFileSync(join(rootfs, "www/index.html"), "bench page\n");
+    spawnSync("tar", ["-C", rootfs, "-cf", join(t, "rootfs.tar"), "."]);
+    writeFileSync(join(t, "run.sh"), script(t, rounds));
+    spawnSync("ip", ["netns", "add", host]);
+    console.log(`podman 4.3: ${rounds} rounds, backends interleaved; podman runs in namespace ${host}`);
+    const r = spawnSync("ip", ["netns", "exec", host, "bash", join(t, "run.sh")], {
+      encoding: "utf8",
+      maxBuffer: 1 << 24,
+    });
+    if (r.status !== 0) console.log(`the run failed (${r.status}): ${r.stderr.slice(-2000)}`);
+    const times = new Map<string, { start: number[]; stop: number[] }>();
+    for (const line of r.stdout.split("\n")) {
+      if (line.startsWith("SERVED") || line.startsWith("NOT-SERVED")) console.log(`  ${line}`);
+      const m = /^RESULT (.+)\|(\d+)\|(\d+)$/.exec(line);
+      if (!m) continue;
+      const x = times.get(m[1]!) ?? { start: [], stop: [] };
+      x.start.push(Number(m[2]) / 1000);
+      x.stop.push(Number(m[3]) / 1000);
+      times.set(m[1]!, x);
+    }
+    const none = times.get("--network none (netavark's podman)");
+    const fig = (xs: number[] | undefined): number | undefined => (xs?.length ? median(xs) : undefined);
+    const rows = [...times].map(([label, x]) => {
+      const start = fig(x.start)!;
+      const stop = fig(x.stop)!;
+      const netStart =
+        none && label !== "--network none (netavark's podman)" ? start - fig(none.start)! : undefined;
+      const netStop =
+        none && label !== "--network none (netavark's podman)" ? stop - fig(none.stop)! : undefined;
+      return { label, start, stop, netStart, netStop };
+    });
+    const navRow = rows.find((r) => r.label === "netavark 1.4");
+    const ratio = (v: number | undefined, b: number | undefined): string =>
+      v !== undefined && b ? ` (${(v / b).toFixed(2)}x)` : "";
+    console.log(
+      `\n${"".padEnd(38)}${"podman start ms".padEnd(22)}${"podman stop ms".padEnd(22)}${"network setup ms".padEnd(22)}network teardown ms`,
+    );
+    for (const row of rows)
+      console.log(
+        row.label.padEnd(38) +
+          `${row.start.toFixed(1)}${ratio(row.start, navRow?.start)}`.padEnd(22) +
+          `${row.stop.toFixed(1)}${ratio(row.stop, navRow?.stop)}`.padEnd(22) +
+          (row.netStart === undefined
+            ? ""
+            : `${row.netStart.toFixed(1)}${ratio(row.netStart, navRow?.netStart)}`
+          ).padEnd(22) +
+          (row.netStop === undefined
+            ? ""
+            : `${row.netStop.toFixed(1)}${ratio(row.netStop, navRow?.netStop)}`),
+      );
+    console.log(
+      `\nmedians of ${rounds}; ratios against netavark 1.4 (below 1.00x: faster); network = with - --network none`,
+    );
+    saveResults("podman", { rounds }, rows);
+  } finally {
+    spawnSync("ip", ["netns", "del", host]);
+    if (!hadVarLibCni) spawnSync("rmdir", ["/var/lib/cni"]);
+    rmSync(t, { recursive: true, force: true });
+  }
+}
+
+main();
