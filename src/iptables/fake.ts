@@ -6,6 +6,7 @@
  * the form is the one iptables-save prints back).
  */
 import {
+  BUILTIN_CHAINS,
   IptablesError,
   parseSave,
   restoreInput,
@@ -13,13 +14,6 @@ import {
   type IptablesRunner,
   type SavedTable,
 } from "./iptables.js";
-
-const BUILTIN: Record<string, string[]> = {
-  filter: ["INPUT", "FORWARD", "OUTPUT"],
-  nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
-  mangle: ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
-  raw: ["PREROUTING", "OUTPUT"],
-};
 
 /** Chains of one table in creation order, each with its rules (the text after `-A CHAIN `). */
 type Table = Map<string, string[]>;
@@ -50,7 +44,7 @@ export class FakeIptables implements IptablesRunner {
     const key = `${family} ${table}`;
     let t = this.tables.get(key);
     if (!t) {
-      t = new Map((BUILTIN[table] ?? []).map((c) => [c, []]));
+      t = new Map((BUILTIN_CHAINS[table] ?? []).map((c) => [c, []]));
       if (keep) this.tables.set(key, t);
     }
     return t;
@@ -64,9 +58,9 @@ export class FakeIptables implements IptablesRunner {
   /** iptables-save's text of one table. */
   saveText(family: IpFamily, table: string): string {
     const t = this.table(family, table);
-    const builtin = new Set(BUILTIN[table] ?? []);
+    const builtin = new Set(BUILTIN_CHAINS[table] ?? []);
     // As iptables-save: built-in chains first, then the others by name.
-    const order = [...(BUILTIN[table] ?? []), ...[...t.keys()].filter((c) => !builtin.has(c)).sort()];
+    const order = [...(BUILTIN_CHAINS[table] ?? []), ...[...t.keys()].filter((c) => !builtin.has(c)).sort()];
     const lines = [`*${table}`];
     for (const c of order) lines.push(`:${c} ${builtin.has(c) ? "ACCEPT" : "-"} [0:0]`);
     for (const c of order) for (const r of t.get(c)!) lines.push(`-A ${c} ${r}`);
@@ -76,7 +70,7 @@ export class FakeIptables implements IptablesRunner {
 
   /** Serves this iptables-save text from now on (a scripted host state). */
   load(family: IpFamily, table: string, saveText: string): void {
-    const t: Table = new Map((BUILTIN[table] ?? []).map((c) => [c, []]));
+    const t: Table = new Map((BUILTIN_CHAINS[table] ?? []).map((c) => [c, []]));
     for (const c of parseSave(saveText).chains) if (!t.has(c)) t.set(c, []);
     for (const r of parseSave(saveText).rules) {
       const [, chain, spec] = /^-A (\S+) (.*)$/.exec(r)!;
@@ -101,7 +95,7 @@ export class FakeIptables implements IptablesRunner {
       const draft: Table = new Map([...this.table(family, table)].map(([c, r]) => [c, [...r]]));
       lines.forEach((line, i) => {
         try {
-          applyLine(draft, line, new Set(BUILTIN[table] ?? []));
+          applyLine(draft, line, new Set(BUILTIN_CHAINS[table] ?? []));
         } catch (e) {
           throw new IptablesError(
             `fake ${family === 6 ? "ip6" : "ip"}tables-restore: line ${i + 2} failed: ${(e as Error).message}`,

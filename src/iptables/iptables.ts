@@ -8,6 +8,7 @@
 import { accessSync, constants } from "node:fs";
 import { classifyMessage } from "../process/errors.js";
 import { systemRunner, type Runner } from "../process/runner.js";
+import { SystemKernelTables, type KernelTables } from "./tables.js";
 
 export type IpFamily = 4 | 6;
 
@@ -37,6 +38,14 @@ export function tool(family: IpFamily, what: "save" | "restore" | ""): string {
   return what ? `${base}-${what}` : base;
 }
 
+/** The built-in chains of each table: what iptables-save prints for a table the kernel lacks. */
+export const BUILTIN_CHAINS: Readonly<Record<string, readonly string[]>> = {
+  filter: ["INPUT", "FORWARD", "OUTPUT"],
+  nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
+  mangle: ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+  raw: ["PREROUTING", "OUTPUT"],
+};
+
 /** Splits iptables-save output into chains and `-A` rules. */
 export function parseSave(text: string): SavedTable {
   const chains = new Set<string>();
@@ -57,13 +66,19 @@ export function restoreInput(table: string, lines: readonly string[]): string {
 
 /** The host's iptables, through a process runner. */
 export class SystemIptables implements IptablesRunner {
-  constructor(private readonly runner: Runner = systemRunner) {}
+  constructor(
+    private readonly runner: Runner = systemRunner,
+    private readonly tables: KernelTables = new SystemKernelTables({ runner }),
+  ) {}
 
   available(family: IpFamily): boolean {
     return onPath(tool(family, "restore"));
   }
 
   async save(family: IpFamily, table: string): Promise<SavedTable> {
+    // A table the kernel lacks reads as iptables-save prints it (its built-in chains), no process.
+    if (BUILTIN_CHAINS[table] && !(await this.tables.mayHold(family, table)))
+      return { chains: new Set(BUILTIN_CHAINS[table]), rules: [] };
     const res = await this.runner.run({ argv: [tool(family, "save"), "-t", table] }).catch((e: Error) => {
       throw new IptablesError(`could not run ${tool(family, "save")}: ${e.message}`, { cause: e });
     });
@@ -75,15 +90,20 @@ export class SystemIptables implements IptablesRunner {
     if (lines.length === 0) return;
     const input = restoreInput(table, lines);
     const argv = [tool(family, "restore"), "-w", "--noflush"];
-    const res = await this.runner.run({ argv, stdin: input }).catch((e: Error) => {
-      throw new IptablesError(`could not run ${tool(family, "restore")}: ${e.message}`, { cause: e });
-    });
+    this.tables.changed();
+    const res = await this.runner
+      .run({ argv, stdin: input })
+      .catch((e: Error) => {
+        throw new IptablesError(`could not run ${tool(family, "restore")}: ${e.message}`, { cause: e });
+      })
+      .finally(() => this.tables.changed());
     if (res.code !== 0)
       throw new IptablesError(`${tool(family, "restore")}: ${res.stderr.trim().replace(/\s+/g, " ")}`);
   }
 
   async newChain(family: IpFamily, table: string, chain: string): Promise<void> {
     const argv = [tool(family, ""), "-w", "-t", table, "-N", chain];
+    this.tables.changed();
     const r = await this.runner.run({ argv }).catch((e: Error) => {
       throw new IptablesError(`could not run ${tool(family, "")}: ${e.message}`, { cause: e });
     });

@@ -1,0 +1,100 @@
+/**
+ * Whether the kernel holds an iptables table at all, told without running iptables-save: DEL
+ * removes an attachment from every backend present, and on a host whose iptables holds nothing
+ * the saves of the iptables backends (one per family and table) were processes for nothing.
+ *
+ * iptables-legacy lists its tables in /proc/net/ip_tables_names (ip6_tables_names): a file
+ * read. iptables-nft keeps them as nftables tables `ip nat`, `ip6 filter`, ...: one listing of
+ * the tables, made once and shared by every family, table and component (in-process when the
+ * nftables library runs libnftables; one `nft` run otherwise), forgotten as soon as this process
+ * changes iptables and after {@link LISTING_TTL_MS} (for long-lived callers like the CLI: other
+ * processes add tables too). Anything unclear (another variant, no nft, an error) answers
+ * "may hold", so iptables-save runs as before.
+ */
+import { readFileSync, realpathSync } from "node:fs";
+import { NFTables, type TableRef } from "../nftables/index.js";
+import type { Runner } from "../process/runner.js";
+
+export type IptablesVariant = "nft" | "legacy" | "unknown";
+
+export interface KernelTables {
+  /** False only when the kernel surely has no such table for that family. */
+  mayHold(family: 4 | 6, table: string): Promise<boolean>;
+  /** This process changed iptables: tables may exist now that did not. */
+  changed(): void;
+}
+
+/** The variant behind `iptables-save` on PATH (xtables-nft-multi, xtables-legacy-multi, ...). */
+export function iptablesVariant(
+  path = process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+): IptablesVariant {
+  for (const dir of path.split(":")) {
+    let real: string;
+    try {
+      real = realpathSync(`${dir}/iptables-save`);
+    } catch {
+      continue;
+    }
+    if (/nft/.test(real)) return "nft";
+    if (/legacy/.test(real)) return "legacy";
+    return "unknown";
+  }
+  return "unknown";
+}
+
+/** Names in /proc/net/ip_tables_names or ip6_tables_names; none when the file is absent. */
+export function legacyTables(family: 4 | 6, read = (p: string) => readFileSync(p, "utf8")): string[] {
+  try {
+    return read(`/proc/net/${family === 4 ? "ip" : "ip6"}_tables_names`)
+      .split("\n")
+      .filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** How long one listing answers: longer than a plugin call, short for a long-lived caller. */
+export const LISTING_TTL_MS = 1000;
+
+export interface KernelTablesOptions {
+  /** Starts nft for the listing; default: the system's runner. */
+  runner?: Runner;
+  /** The variant; default: found from iptables-save on PATH. */
+  variant?: IptablesVariant;
+  /** Reads a /proc file (legacy tables); default: the file system. */
+  read?: (path: string) => string;
+}
+
+/** The host's tables, through the nftables library on `runner`. */
+export class SystemKernelTables implements KernelTables {
+  private variant: IptablesVariant | undefined;
+  private listing: Promise<TableRef[] | undefined> | undefined;
+  private listedAt = 0;
+
+  constructor(private readonly opts: KernelTablesOptions = {}) {
+    this.variant = opts.variant;
+  }
+
+  async mayHold(family: 4 | 6, table: string): Promise<boolean> {
+    this.variant ??= iptablesVariant();
+    if (this.variant === "legacy") return legacyTables(family, this.opts.read).includes(table);
+    if (this.variant !== "nft") return true;
+    if (this.listing && Date.now() - this.listedAt > LISTING_TTL_MS) this.listing = undefined;
+    if (!this.listing) this.listedAt = Date.now();
+    this.listing ??= new NFTables({
+      family: "ip",
+      table: "nat",
+      ...(this.opts.runner ? { runner: this.opts.runner } : {}),
+    })
+      .listTables()
+      .catch(() => undefined);
+    const tables = await this.listing;
+    if (!tables) return true;
+    const fam = family === 4 ? "ip" : "ip6";
+    return tables.some((t) => t.family === fam && t.name === table);
+  }
+
+  changed(): void {
+    this.listing = undefined;
+  }
+}

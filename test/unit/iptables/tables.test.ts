@@ -1,0 +1,78 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FakeRunner } from "../../../src/process/fake.js";
+import { SystemIptables } from "../../../src/iptables/iptables.js";
+import { SystemKernelTables, legacyTables } from "../../../src/iptables/tables.js";
+
+const listing = (tables: Array<[string, string]>): string =>
+  JSON.stringify({
+    nftables: [
+      { metainfo: { version: "1.0.6", json_schema_version: 1 } },
+      ...tables.map(([family, name], handle) => ({ table: { family, name, handle } })),
+    ],
+  });
+
+test("iptables-nft: a table the kernel lacks is read without iptables-save, one listing for every read", async () => {
+  const runner = new FakeRunner().on(["nft"], {
+    stdout: listing([
+      ["inet", "cni_nft_portmap"],
+      ["ip6", "nat"],
+    ]),
+  });
+  const ipt = new SystemIptables(runner, new SystemKernelTables({ runner, variant: "nft" }));
+  runner.on(["ip6tables-save"], { stdout: "*nat\n:PREROUTING ACCEPT [0:0]\n:CNI-X - [0:0]\nCOMMIT\n" });
+  const [v4, v6, filter] = await Promise.all([ipt.save(4, "nat"), ipt.save(6, "nat"), ipt.save(4, "filter")]);
+  assert.deepEqual([...v4.chains], ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
+  assert.deepEqual(v4.rules, []);
+  assert.deepEqual([...v6.chains], ["PREROUTING", "CNI-X"]);
+  assert.deepEqual([...filter.chains], ["INPUT", "FORWARD", "OUTPUT"]);
+  assert.deepEqual(runner.commandLines(), ["nft --json list tables", "ip6tables-save -t nat"]);
+});
+
+test("iptables-nft: after this process changes iptables the tables are listed again", async () => {
+  const runner = new FakeRunner()
+    .once(["nft"], { stdout: listing([]) })
+    .on(["nft"], { stdout: listing([["ip", "nat"]]) })
+    .on(["iptables-restore"], {})
+    .on(["iptables-save"], { stdout: "*nat\n:POSTROUTING ACCEPT [0:0]\n:CNI-A - [0:0]\nCOMMIT\n" });
+  const ipt = new SystemIptables(runner, new SystemKernelTables({ runner, variant: "nft" }));
+  assert.deepEqual((await ipt.save(4, "nat")).rules, []);
+  await ipt.restore(4, "nat", [":CNI-A - [0:0]"]);
+  assert.ok((await ipt.save(4, "nat")).chains.has("CNI-A"));
+  assert.deepEqual(runner.commandLines(), [
+    "nft --json list tables",
+    "iptables-restore -w --noflush",
+    "nft --json list tables",
+    "iptables-save -t nat",
+  ]);
+});
+
+test("a failed listing, or an unknown variant, runs iptables-save as before", async () => {
+  for (const kernel of [
+    (r: FakeRunner) =>
+      new SystemKernelTables({ runner: r.on(["nft"], { code: 1, stderr: "boom" }), variant: "nft" }),
+    (r: FakeRunner) => new SystemKernelTables({ runner: r, variant: "unknown" }),
+  ]) {
+    const runner = new FakeRunner().on(["iptables-save"], {
+      stdout: "*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n",
+    });
+    const ipt = new SystemIptables(runner, kernel(runner));
+    await ipt.save(4, "nat");
+    assert.ok(runner.commandLines().includes("iptables-save -t nat"));
+  }
+});
+
+test("iptables-legacy: its tables are read from /proc/net/ip_tables_names, no process", async () => {
+  const files: Record<string, string> = { "/proc/net/ip_tables_names": "filter\nnat\n" };
+  const read = (p: string): string => {
+    const f = files[p];
+    if (f === undefined) throw new Error("ENOENT");
+    return f;
+  };
+  assert.deepEqual(legacyTables(4, read), ["filter", "nat"]);
+  assert.deepEqual(legacyTables(6, read), []);
+  const tables = new SystemKernelTables({ variant: "legacy", read });
+  assert.equal(await tables.mayHold(4, "nat"), true);
+  assert.equal(await tables.mayHold(4, "mangle"), false);
+  assert.equal(await tables.mayHold(6, "nat"), false);
+});
