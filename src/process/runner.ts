@@ -5,6 +5,7 @@
  * node:child_process is loaded on the first run, not at import: its stream machinery costs a
  * compiled plugin start about a millisecond, and many plugin calls start no program at all.
  */
+import { bunSpawner, runWithBun } from "./bun-spawn.js";
 import { ProcessError, exitFailure, spawnFailure } from "./errors.js";
 
 export interface Command {
@@ -71,6 +72,11 @@ export function argvInNetns(netns: string | undefined, argv: readonly string[]):
 /** Runs programs on this machine. */
 export class SystemRunner implements Runner {
   run(cmd: Command): Promise<Completed> {
+    const bun = bunSpawner();
+    if (bun) {
+      if (cmd.argv.length === 0) return Promise.reject(new ProcessError("spawn", [], "empty command"));
+      return runWithBun(bun, cmd, argvInNetns(cmd.netns, cmd.argv), signalNumber);
+    }
     return new Promise((resolve, reject) => {
       if (cmd.argv.length === 0) throw new ProcessError("spawn", [], "empty command");
       const [file, ...args] = argvInNetns(cmd.netns, cmd.argv);
@@ -111,8 +117,9 @@ export class SystemRunner implements Runner {
   }
 }
 
-function signalNumber(signal: NodeJS.Signals | null): number {
-  return signal ? (process.getBuiltinModule("node:os").constants.signals[signal] ?? 0) : 0;
+function signalNumber(signal: string | null): number {
+  const signals = process.getBuiltinModule("node:os").constants.signals as Record<string, number>;
+  return signal ? (signals[signal] ?? 0) : 0;
 }
 
 /** The runner every caller uses unless one is injected. */
