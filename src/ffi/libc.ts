@@ -6,7 +6,6 @@
  *
  * errno is read right after the failing call; nothing of the project's runs in between.
  */
-import { constants } from "node:os";
 import { cString, loadBunFfi, type BunFfi, type FfiSymbol } from "./bun.js";
 
 export const O_RDONLY = 0;
@@ -25,13 +24,17 @@ export class LibcError extends Error {
     readonly errno: number,
     what: string,
   ) {
-    const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+    const code = errnoName(errno) ?? `errno ${errno}`;
     super(`${syscall} ${what}: ${code}`);
     this.code = code;
   }
 }
 
-const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+/** node:os loaded on first use: at import it costs every plugin start about a millisecond. */
+const errnos = (): Record<string, number> => process.getBuiltinModule("node:os").constants.errno;
+let errnoNames: Map<number, string> | undefined;
+const errnoName = (n: number): string | undefined =>
+  (errnoNames ??= new Map(Object.entries(errnos()).map(([name, v]) => [v, name]))).get(n);
 
 const SYMBOLS = {
   open: { args: ["ptr", "i32", "u32"], returns: "i32" },
@@ -83,7 +86,7 @@ export class Libc {
   flock(fd: number, op: number): boolean {
     if ((this.native.flock(fd, op) as number) === 0) return true;
     const errno = this.errno();
-    if (errno === constants.errno.EWOULDBLOCK && op & LOCK_NB) return false;
+    if (errno === errnos()["EWOULDBLOCK"] && op & LOCK_NB) return false;
     throw new LibcError("flock", errno, `fd ${fd}`);
   }
 
