@@ -97,20 +97,26 @@ export async function setUpHostState(args: Args, plan: VethStatePlan): Promise<v
 /**
  * DEL: the container link, the IPAM reservation, masquerade and spoof check, every step run even
  * when another one fails, and every failure reported. (Upstream's bridge skips masquerade
- * teardown when the namespace is gone and leaks the rules; this does not.)
+ * teardown when the namespace is gone and leaks the rules; this does not.) The steps are
+ * independent and run at once: the kernel's removal of the container's veth (about 20 ms) no
+ * longer comes on top of the host state's removal. Upstream releases the address before it
+ * deletes the link too.
  */
 export async function delAttachment(
   args: Args,
   what: { ipam: boolean; ipMasq: boolean; spoof: boolean },
 ): Promise<void> {
-  await runTeardown([
-    {
-      what: `container link ${args.ifname}`,
-      run: () => deleteContainerLinkIfPresent(args.netns, args.ifname),
-    },
-    ...(what.ipam ? [{ what: "IPAM reservation", run: () => delegateIpam(args) }] : []),
-    { what: "host state", run: () => removeVethState(systemHost(), attachmentOf(args), what) },
-  ]);
+  await runTeardown(
+    [
+      {
+        what: `container link ${args.ifname}`,
+        run: () => deleteContainerLinkIfPresent(args.netns, args.ifname),
+      },
+      ...(what.ipam ? [{ what: "IPAM reservation", run: () => delegateIpam(args) }] : []),
+      { what: "host state", run: () => removeVethState(systemHost(), attachmentOf(args), what) },
+    ],
+    { atOnce: true },
+  );
 }
 
 /**
