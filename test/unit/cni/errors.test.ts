@@ -68,6 +68,33 @@ test("teardown runs every step and reports every failure", async () => {
   );
 });
 
+test("teardown atOnce starts every step before any ends and reports failures in the steps' order", async () => {
+  const started: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const step = (what: string, fail?: Error) => ({
+    what,
+    run: async () => {
+      started.push(what);
+      await gate;
+      if (fail) throw fail;
+    },
+  });
+  const done = runTeardown(
+    [step("link", new Error("slow kernel")), step("ipam"), step("rules", new Error("nft: busy"))],
+    { atOnce: true },
+  );
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(started, ["link", "ipam", "rules"]); // all running while the first still waits
+  release();
+  await assert.rejects(
+    done,
+    (e: unknown) =>
+      e instanceof TeardownError &&
+      e.message === "2 cleanup steps failed: link: slow kernel; rules: nft: busy",
+  );
+});
+
 test("tool messages are classified in one place", () => {
   assert.equal(classifyMessage("RTNETLINK answers: File exists"), "exists");
   assert.equal(classifyMessage("Error: ipv4: Address already assigned."), "exists");
