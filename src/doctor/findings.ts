@@ -55,7 +55,7 @@ async function forwardDrops(out: Finding[]): Promise<void> {
       out.push({
         kind: "forward-policy-drop",
         message: `nftables chain ${where} drops forwarded packets it does not accept (policy drop): an accept in cni-nft's table does not override it`,
-        fix: `with the firewall plugin's nftables backend, add its accept mark before the drop: nft insert rule ${where} meta mark and 0x00001000 == 0x00001000 accept (docs/firewall.md)`,
+        fix: `set the firewall plugin's hostForward (any netfilter backend): "hostForward": {"nftables": {"family": "${String(c["family"])}", "table": "${String(c["table"])}", "chain": "${String(c["name"])}"}}; or, by hand for the nftables backend, nft insert rule ${where} meta mark and 0x00001000 == 0x00001000 accept (docs/firewall.md, "hostForward")`,
       });
     }
   for (const family of [4, 6] as const) {
@@ -67,7 +67,7 @@ async function forwardDrops(out: Finding[]): Promise<void> {
       out.push({
         kind: "forward-policy-drop",
         message: `${family === 4 ? "iptables" : "ip6tables"} FORWARD policy is DROP (as Docker sets it): containers on the nftables firewall backend are dropped there`,
-        fix: "use the firewall plugin's iptables backend (its rules sit in FORWARD), or with the nftables backend: iptables -I FORWARD -m mark --mark 0x1000/0x1000 -j ACCEPT (docs/firewall.md)",
+        fix: 'use the firewall plugin\'s iptables backend (its rules sit in FORWARD), or with the nftables backend set its hostForward: "hostForward": {"iptables": true} (docs/firewall.md, "hostForward")',
       });
   }
 }

@@ -32,6 +32,7 @@ import {
   firewallSpec,
   schema as firewallSchema,
   type FirewallSpec,
+  type HostForward,
 } from "../../plugins/meta/firewall/firewall_backend.js";
 import { firewallBackends } from "../../plugins/meta/firewall/backends.js";
 import type { Framework } from "../framework/index.js";
@@ -200,8 +201,13 @@ function portmap(a: Attachment, spec: PortMapSpec, configured?: Framework): Comp
   };
 }
 
-function firewall(a: Attachment, spec: FirewallSpec, configured?: LayoutName): Component {
-  const [ipt, nft, fwd] = firewallBackends(systemHost()) as [
+function firewall(
+  a: Attachment,
+  spec: FirewallSpec,
+  configured?: LayoutName,
+  hostForward?: HostForward,
+): Component {
+  const [ipt, nft, fwd] = firewallBackends(systemHost(), hostForward) as [
     HostStateBackend<FirewallSpec>,
     HostStateBackend<FirewallSpec>,
     HostStateBackend<FirewallSpec>,
@@ -262,7 +268,8 @@ export function componentsOf(a: CachedAttachment): Component[] {
       const { raw, json } = pluginConfig(a, plugin);
       const config = v.parse(firewallSchema, json);
       const spec = firewallSpec(cmdArgs(a, config, raw), a.result);
-      if (spec.addresses.length) out.push(firewall(attachment, spec, config.backend || undefined));
+      if (spec.addresses.length)
+        out.push(firewall(attachment, spec, config.backend || undefined, config.hostForward));
     }
   }
   return out;

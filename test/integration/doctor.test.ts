@@ -73,6 +73,12 @@ test("a broken host: every finding named, with what to do", async () => {
   );
   assert.match(
     byKind("forward-policy-drop")
+      .map((f) => f.fix)
+      .join("\n"),
+    /"hostForward": \{"nftables": \{"family": "inet", "table": "opsfw", "chain": "fwdpol"\}\}[^]*"hostForward": \{"iptables": true\}/,
+  );
+  assert.match(
+    byKind("forward-policy-drop")
       .map((f) => f.message)
       .join("\n"),
     /iptables FORWARD policy is DROP/,

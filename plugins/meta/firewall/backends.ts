@@ -1,17 +1,22 @@
 /** The firewall plugin's backends over a host (src/hoststate): what the plugin and `cni-nft migrate` drive. */
 import type { Host, HostStateBackend } from "../../../src/hoststate/index.js";
-import type { FirewallSpec, IsolationSpec } from "./firewall_backend.js";
+import type { FirewallSpec, HostForward, IsolationSpec } from "./firewall_backend.js";
+import { HostForwardRules } from "./firewall_host_forward.js";
 import { FirewalldFirewall } from "./firewall_firewalld.js";
 import { IptablesFirewall, IptablesIsolation } from "./firewall_iptables.js";
 import { NFT_TABLE, NftablesFirewall, NftablesIsolation } from "./firewall_nftables.js";
 
 export { FirewalldFirewall, IptablesFirewall, IptablesIsolation, NftablesFirewall, NftablesIsolation };
 
-/** The accept rules of an attachment: iptables, nftables, firewalld. */
-export function firewallBackends(host: Host): HostStateBackend<FirewallSpec>[] {
+/**
+ * The accept rules of an attachment: iptables, nftables, firewalld. `hostForward` is the
+ * network's config of it (a network's setting: GC, which has no spec, needs it too).
+ */
+export function firewallBackends(host: Host, hostForward?: HostForward): HostStateBackend<FirewallSpec>[] {
+  const hf = hostForward && new HostForwardRules(host, hostForward);
   return [
-    new IptablesFirewall(host.iptables),
-    new NftablesFirewall(host.nft("inet", NFT_TABLE), host.tools),
+    new IptablesFirewall(host.iptables, hf),
+    new NftablesFirewall(host.nft("inet", NFT_TABLE), host.tools, hf),
     new FirewalldFirewall(),
   ];
 }

@@ -76,7 +76,7 @@ async function cmdAdd(args: CmdArgs<FirewallNetConf>, host: Host = systemHost())
   if (name !== "firewalld") requireFramework(name, "firewall");
   const a = attachmentOf(args);
   try {
-    await backendNamed(firewallBackends(host), name).setUp(a, spec);
+    await backendNamed(firewallBackends(host, args.config.hostForward), name).setUp(a, spec);
     const isolation = isolationOf(spec);
     if (name === "firewalld" && isolation) await isolationBackend(host, isolation).setUp(a, isolation);
   } catch (e) {
@@ -95,7 +95,9 @@ async function cmdAdd(args: CmdArgs<FirewallNetConf>, host: Host = systemHost())
 async function cmdDel(args: CmdArgs<FirewallNetConf>, host: Host = systemHost()): Promise<void> {
   const spec = firewallSpec(args, args.prevResult);
   const name = await backendFor(args.config, host);
-  const backends = firewallBackends(host).filter((b) => b.name !== "firewalld" || name === "firewalld");
+  const backends = firewallBackends(host, args.config.hostForward).filter(
+    (b) => b.name !== "firewalld" || name === "firewalld",
+  );
   try {
     await removeEverywhere(backends, attachmentOf(args), spec);
   } catch (e) {
@@ -111,7 +113,7 @@ async function cmdCheck(args: CmdArgs<FirewallNetConf>, host: Host = systemHost(
   const a = attachmentOf(args);
   let missing: string[];
   try {
-    missing = await backendNamed(firewallBackends(host), name).check(a, spec);
+    missing = await backendNamed(firewallBackends(host, args.config.hostForward), name).check(a, spec);
     const isolation = isolationOf(spec);
     if (name === "firewalld" && isolation)
       missing.push(...(await isolationBackend(host, isolation).check(a, isolation)));
@@ -130,7 +132,7 @@ export const plugin = definePlugin<FirewallNetConf>(
     async gc(args) {
       // Only the nftables backend records owners; upstream's layouts cannot tell stale entries.
       const host = systemHost();
-      const backends = firewallBackends(host).filter((b) => b.name !== "firewalld");
+      const backends = firewallBackends(host, args.config.hostForward).filter((b) => b.name !== "firewalld");
       await gcEverywhere(backends, args.config.name, args.validAttachments).catch((e: unknown) => {
         throw wrap(e);
       });

@@ -7,6 +7,7 @@ import * as v from "valibot";
 import type { Attachment } from "../../../src/cni/attachment.js";
 import { CniError, ErrorCode, netConf, type CmdArgs, type Result } from "../../../src/cni/index.js";
 import { familyOf, hostPrefix } from "../../../src/address/index.js";
+import { validateName } from "../../../src/nftables/index.js";
 
 export type BackendName = "iptables" | "firewalld" | "nftables";
 export type IngressPolicy = "open" | "same-bridge" | "isolated";
@@ -44,6 +45,45 @@ const chainName = v.pipe(
  */
 export const DEFAULT_NFT_MARK = 0x1000;
 
+/** An nftables table or chain name the operator gives: refused before it reaches nft. */
+const nftName = v.pipe(
+  v.string(),
+  v.check((s) => {
+    try {
+      validateName("name", s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, "must be an nftables name (letters, digits and _ . / -, starting with a letter or _; not a keyword)"),
+);
+
+/** Tables of cni-nft and of upstream's nftables backends: never the host firewall's. */
+const OWN_TABLE = /^(cni_nft_|cni_plugins_|cni_hostport$)/;
+
+/** The opt-in way through a host forward policy that drops (docs/firewall.md, "hostForward"). */
+export const hostForwardSchema = v.optional(
+  v.strictObject({
+    /** The host firewall's forward base chain (another table than cni-nft's). */
+    nftables: v.optional(
+      v.strictObject({
+        family: v.picklist(["ip", "ip6", "inet"]),
+        table: v.pipe(
+          nftName,
+          v.check(
+            (t) => !OWN_TABLE.test(t),
+            "is a table of cni-nft or of upstream's plugins; name the host firewall's own table",
+          ),
+        ),
+        chain: nftName,
+      }),
+    ),
+    /** iptables filter FORWARD with policy DROP (as Docker sets it). */
+    iptables: v.optional(v.boolean(), false),
+  }),
+);
+export type HostForward = NonNullable<v.InferOutput<typeof hostForwardSchema>>;
+
 export const schema = netConf({
   /** "" or missing: firewalld when it is running, else iptables (nftables where iptables is missing). */
   backend: v.optional(v.picklist(["", "iptables", "firewalld", "nftables"]), ""),
@@ -55,6 +95,8 @@ export const schema = netConf({
     v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(0xffffffff)),
     DEFAULT_NFT_MARK,
   ),
+  /** Accept the containers' traffic in the host's own dropping forward path (docs/firewall.md). */
+  hostForward: hostForwardSchema,
 });
 export type FirewallNetConf = v.InferOutput<typeof schema>;
 

@@ -26,6 +26,7 @@ import {
   type SavedTable,
 } from "../../../src/iptables/iptables.js";
 import { familyOf, isolationOf, type FirewallSpec, type IsolationSpec } from "./firewall_backend.js";
+import type { HostForwardRules } from "./firewall_host_forward.js";
 
 export const PRIV_CHAIN = "CNI-FORWARD";
 export const STAGE1 = "CNI-ISOLATION-STAGE-1";
@@ -75,7 +76,7 @@ function isolationRules(bridge: string, isolated: boolean): { first: string[]; l
  * restore under our lock; chains are created with `iptables -N`, never declared in restore
  * input, because declaring an existing chain there flushes it (the admin chain is the operator's).
  */
-class FilterTable {
+export class FilterTable {
   constructor(readonly ipt: IptablesRunner) {}
 
   async ensureChains(family: IpFamily, saved: SavedTable, chains: string[]): Promise<void> {
@@ -125,7 +126,14 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
   readonly component = "firewall";
   readonly name = "iptables";
   private readonly filter: FilterTable;
-  constructor(private readonly ipt: IptablesRunner) {
+  /**
+   * `hostForward`: the attachment's accepts in the host's own nftables forward chain, when the
+   * config asks for it (its rules in FORWARD already come before an iptables policy).
+   */
+  constructor(
+    private readonly ipt: IptablesRunner,
+    private readonly hostForward?: HostForwardRules,
+  ) {
     this.filter = new FilterTable(ipt);
   }
 
@@ -133,7 +141,9 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
     return this.ipt.available(4);
   }
 
-  async setUp(_a: Attachment, conf: FirewallSpec): Promise<Effects> {
+  async setUp(a: Attachment, conf: FirewallSpec): Promise<Effects> {
+    // First: a host chain the config names but the host lacks then changes nothing.
+    await this.hostForward?.setUpAddresses(a, conf.addresses);
     for (const family of familiesOf(conf)) {
       const mine = conf.addresses.filter((a) => familyOf(a) === family).flatMap(rules.perAddress);
       await this.filter.change(family, async (saved) => {
@@ -153,7 +163,9 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
   }
 
   /** As upstream: the accept rules of the addresses prevResult names (they carry no owner). */
-  async remove(_a: Attachment, conf?: FirewallSpec): Promise<Effects> {
+  async remove(a: Attachment, conf?: FirewallSpec): Promise<Effects> {
+    // The host chain's accepts carry their owner: found without prevResult.
+    await this.hostForward?.removeAddresses(a);
     if (!conf) return NO_EFFECTS;
     for (const family of familiesOf(conf).filter((f) => this.ipt.available(f))) {
       const mine = new Set(conf.addresses.filter((a) => familyOf(a) === family).flatMap(rules.perAddress));
@@ -162,8 +174,9 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
     return NO_EFFECTS;
   }
 
-  async check(_a: Attachment, conf: FirewallSpec): Promise<string[]> {
+  async check(a: Attachment, conf: FirewallSpec): Promise<string[]> {
     const missing: string[] = [];
+    if (this.hostForward) missing.push(...(await this.hostForward.missingAddresses(a, conf.addresses)));
     for (const family of familiesOf(conf)) {
       const saved = await this.ipt.save(family, "filter");
       const v = family === 4 ? "iptables" : "ip6tables";
@@ -182,9 +195,13 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
     return missing;
   }
 
-  /** The accept rules carry no container identity (upstream's layout), so there is nothing to collect. */
-  gc(): Promise<Effects> {
-    return Promise.resolve(NO_EFFECTS);
+  /**
+   * The accept rules carry no container identity (upstream's layout), so there is nothing to
+   * collect there; hostForward's accepts in the host chain carry their owner.
+   */
+  async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
+    await this.hostForward?.gcAddresses(network, valid);
+    return NO_EFFECTS;
   }
 }
 

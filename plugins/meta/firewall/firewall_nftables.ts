@@ -22,7 +22,13 @@
  * priority, so the mark is set when theirs runs. See docs/firewall.md.
  */
 import { withFlock } from "../../../src/cni/index.js";
-import { nftOwnerComment, nftOwnerHash, staleOwner, type Attachment } from "../../../src/cni/attachment.js";
+import {
+  nftNetworkHash,
+  nftOwnerComment,
+  nftOwnerHash,
+  staleOwner,
+  type Attachment,
+} from "../../../src/cni/attachment.js";
 import {
   NO_EFFECTS,
   type Effects,
@@ -37,6 +43,7 @@ import {
   type Transaction,
 } from "../../../src/nftables/index.js";
 import { familyOf, isolationOf, type FirewallSpec, type IsolationSpec } from "./firewall_backend.js";
+import { markHex, type HostForwardRules } from "./firewall_host_forward.js";
 
 export const NFT_TABLE = "cni_nft_firewall";
 export const NFT_PRIORITY = "filter - 10";
@@ -49,17 +56,19 @@ function markCounter(mark: number): string {
   return `${MARK_PREFIX}${markHex(mark)}`;
 }
 
-export function markHex(mark: number): string {
-  return `0x${mark.toString(16).padStart(8, "0")}`;
-}
+export { markHex };
 
 export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
   readonly component = "firewall";
   readonly name = "nftables";
-  /** `nft`: the Interface of table inet cni_nft_firewall. */
+  /**
+   * `nft`: the Interface of table inet cni_nft_firewall; `hostForward`: the network's accept in
+   * the host's own dropping forward path, when its config asks for it.
+   */
   constructor(
     readonly nft: Interface,
     private readonly tools: HostTools,
+    private readonly hostForward?: HostForwardRules,
   ) {}
 
   present(): boolean {
@@ -165,8 +174,12 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
       if (isolation) this.isolationElements(tx, isolation);
       return tx;
     };
-    // The table and its rules are rewritten only when missing or made for another mark.
+    // The table and its rules are rewritten only when missing or made for another mark. The
+    // host's accept first (a chain the config names but the host lacks then changes nothing), in
+    // the same lock as the elements, so a racing DEL of the network's last container cannot
+    // remove it between the two.
     await withFlock(NFT_LOCK_FILE, async () => {
+      await this.hostForward?.setUpMark(a.network, conf.mark);
       try {
         await this.nft.run(build(false));
       } catch (e) {
@@ -190,25 +203,31 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     return lists.flat().filter((e) => e.comment !== undefined && match(e.comment));
   }
 
-  private async removeOwned(match: (comment: string) => boolean): Promise<void> {
+  /** Removes the elements `match` selects; then the network's host accept once none of it is left. */
+  private async removeOwned(network: string, match: (comment: string) => boolean): Promise<void> {
     await withFlock(NFT_LOCK_FILE, async () => {
       const gone = await this.owned(match);
-      if (gone.length === 0) return;
-      const tx = this.nft.newTransaction();
-      for (const e of gone) tx.delete({ kind: "element", set: e.set!, key: e.key });
-      await this.nft.run(tx);
+      if (gone.length) {
+        const tx = this.nft.newTransaction();
+        for (const e of gone) tx.delete({ kind: "element", set: e.set!, key: e.key });
+        await this.nft.run(tx);
+      }
+      if (!this.hostForward) return;
+      const net = nftNetworkHash(network);
+      if ((await this.owned((c) => c.startsWith(net))).length === 0)
+        await this.hostForward.removeMark(network);
     });
   }
 
   /** Needs no prevResult: the elements are found by the attachment's comment. */
   async remove(a: Attachment): Promise<Effects> {
     const hash = nftOwnerHash(a);
-    await this.removeOwned((c) => c.startsWith(hash));
+    await this.removeOwned(a.network, (c) => c.startsWith(hash));
     return NO_EFFECTS;
   }
 
   async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
-    await this.removeOwned(staleOwner(network, valid));
+    await this.removeOwned(network, staleOwner(network, valid));
     return NO_EFFECTS;
   }
 
@@ -229,6 +248,7 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
       const ip = x.split("/")[0]!;
       if (!mine.has(ip)) missing.push(`element ${ip} of set ${SETS[familyOf(x)]} in table inet ${NFT_TABLE}`);
     }
+    if (this.hostForward) missing.push(...(await this.hostForward.missingMark(a.network, conf.mark)));
     return missing;
   }
 
