@@ -38,6 +38,13 @@ export interface HostStateBackend<Spec> {
   /** What is missing or wrong, in words; empty when the state is whole. */
   check(a: Attachment, spec: Spec): Promise<string[]>;
   /**
+   * Whether this host holds any of the attachment's state here, whole or partial: what a move
+   * between backends must remove, and what must be cleared before a partial state is set up again.
+   * Backends whose state names its owner answer from the owner alone; the others (upstream's
+   * iptables firewall rules, firewalld sources) from the spec's addresses.
+   */
+  holds(a: Attachment, spec: Spec): Promise<boolean>;
+  /**
    * Removes the attachment's state; succeeds when it is gone already. `spec` is what DEL knows
    * (it may lack prevResult): backends that find their state by owner need none.
    */

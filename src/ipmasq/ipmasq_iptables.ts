@@ -95,6 +95,16 @@ export class IptablesMasq implements HostStateBackend<MasqSpec> {
     return NO_EFFECTS;
   }
 
+  /** Its chain or a POSTROUTING jump to it, in any family. */
+  async holds(a: Attachment): Promise<boolean> {
+    const chain = iptablesChainName(a);
+    for (const family of this.families()) {
+      const saved = await this.ipt.save(family, "nat");
+      if (saved.chains.has(chain) || saved.rules.some((r) => r.endsWith(` -j ${chain}`))) return true;
+    }
+    return false;
+  }
+
   async check(a: Attachment, s: MasqSpec): Promise<string[]> {
     const chain = iptablesChainName(a);
     const missing: string[] = [];

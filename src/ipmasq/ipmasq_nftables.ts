@@ -127,6 +127,12 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
     return NO_EFFECTS;
   }
 
+  /** A rule of its owner in the masquerade chain. */
+  async holds(a: Attachment): Promise<boolean> {
+    const hash = nftOwnerHash(a);
+    return (await rulesOrNone(this.nft, MASQ_CHAIN)).some((r) => r.comment?.startsWith(hash));
+  }
+
   async check(a: Attachment, s: MasqSpec): Promise<string[]> {
     const hash = nftOwnerHash(a);
     const [chain, base] = await Promise.all([

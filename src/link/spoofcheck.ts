@@ -179,6 +179,17 @@ export class SpoofCheck implements HostStateBackend<SpoofSpec> {
     return NO_EFFECTS;
   }
 
+  /** Its jump in the base chain or one of its two chains. */
+  async holds(a: Attachment): Promise<boolean> {
+    const refId = refIdOf(a);
+    const [base, chains] = await Promise.all([this.rules(BASE_CHAIN), this.chains()]);
+    return (
+      SpoofCheck.jumps(base ?? [], refId).length > 0 ||
+      chains.includes(ifaceChain(refId)) ||
+      chains.includes(macChain(refId))
+    );
+  }
+
   async check(a: Attachment, s: SpoofSpec): Promise<string[]> {
     const refId = refIdOf(a);
     const [base, mac] = await Promise.all([this.rules(BASE_CHAIN), this.rules(macChain(refId))]);

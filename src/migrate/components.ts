@@ -14,7 +14,7 @@ import { buildOneConfig, type NetworkConfigList, type RuntimeConf } from "../cli
 import { masqueradeBackends, type MasqSpec } from "../ipmasq/index.js";
 import { spoofCheck } from "../link/veth_state.js";
 import { systemHost, type HostStateBackend } from "../hoststate/index.js";
-import { iptablesChainName, nftOwnerComment, type Attachment } from "../cni/attachment.js";
+import type { Attachment } from "../cni/attachment.js";
 import {
   parseConf,
   schema as portmapSchema,
@@ -31,15 +31,16 @@ import {
 import {
   firewallSpec,
   schema as firewallSchema,
+  isolationOf,
   type FirewallSpec,
   type HostForward,
+  type IsolationSpec,
 } from "../../plugins/meta/firewall/firewall_backend.js";
-import { firewallBackends } from "../../plugins/meta/firewall/backends.js";
+import { firewallBackends, isolationBackends } from "../../plugins/meta/firewall/backends.js";
 import type { Framework } from "../framework/index.js";
-import { onPath, systemIptables } from "../iptables/iptables.js";
-import { IptablesPortMapper, dnatChainName } from "../../plugins/meta/portmap/portmap_iptables.js";
+import type { IptablesPortMapper } from "../../plugins/meta/portmap/portmap_iptables.js";
 
-export type ComponentName = "masquerade" | "spoofcheck" | "portmap" | "firewall";
+export type ComponentName = "masquerade" | "spoofcheck" | "portmap" | "firewall" | "isolation";
 export type LayoutName = "iptables" | "nftables" | "upstream-nftables" | "firewalld";
 
 /** One backend of a component, bound to one attachment. */
@@ -109,64 +110,33 @@ function pluginConfig(a: CachedAttachment, plugin: Record<string, unknown>): { r
   return { raw, json: JSON.parse(raw) as unknown };
 }
 
-/** Whether iptables-save (of the families present) has a line containing one of `needles`. */
-async function iptablesHas(table: string, needles: string[]): Promise<boolean> {
-  for (const family of [4, 6] as const) {
-    if (!onPath(family === 4 ? "iptables-save" : "ip6tables-save")) continue;
-    const saved = await systemIptables.save(family, table);
-    const lines = [...[...saved.chains].map((c) => `:${c}`), ...saved.rules];
-    if (lines.some((l) => needles.some((n) => l.includes(n)))) return true;
-  }
-  return false;
-}
-
-/** Some of the state is there: fewer of `count` items missing than there are (check's items, one per item). */
-const someOf =
-  (check: () => Promise<string[]>, marker: string, count: number) => async (): Promise<boolean> =>
-    (await check()).filter((m) => m.includes(marker)).length < count;
-
 /** A backend of the contract (src/hoststate), bound to one attachment and its spec. */
-function bound<S>(
-  b: HostStateBackend<S>,
-  a: Attachment,
-  spec: S,
-  holds: () => Promise<boolean>,
-): BoundBackend {
+function bound<S>(b: HostStateBackend<S>, a: Attachment, spec: S): BoundBackend {
   const layout = b.name;
   return {
     layout,
     framework: layout,
     target: layout !== "firewalld",
     check: () => b.check(a, spec),
-    holds,
+    holds: () => b.holds(a, spec),
     setUp: async () => void (await b.setUp(a, spec)),
     remove: async () => void (await b.remove(a, spec)),
   };
 }
 
 function masquerade(a: Attachment, s: MasqSpec, configured?: Framework): Component {
-  const [ipt, nft] = masqueradeBackends(systemHost());
   return {
     name: "masquerade",
     ...(configured ? { configured } : {}),
-    backends: [
-      bound(ipt!, a, s, () => iptablesHas("nat", [iptablesChainName(a)])),
-      bound(
-        nft!,
-        a,
-        s,
-        someOf(() => nft!.check(a, s), "masquerade rule for", s.addresses.length),
-      ),
-    ],
+    backends: masqueradeBackends(systemHost()).map((b) => bound(b, a, s)),
   };
 }
 
 function spoofcheck(a: Attachment, hostVeth: string, mac: string): Component {
-  // One layout only: "holds" just lets a partial state be cleared before it is set up again.
   return {
     name: "spoofcheck",
     configured: "nftables",
-    backends: [bound(spoofCheck(systemHost()), a, { hostVeth, mac }, () => Promise.resolve(true))],
+    backends: [bound(spoofCheck(systemHost()), a, { hostVeth, mac })],
   };
 }
 
@@ -174,16 +144,13 @@ function portmap(a: Attachment, spec: PortMapSpec, configured?: Framework): Comp
   const [ipt, nft] = portmapBackends(systemHost()) as [IptablesPortMapper, NftablesPortMapper];
   const c: PortMapConf = { ...a, ...spec };
   const upstreamRules = () => readUpstreamPortmap(nft.nft, a.containerId);
-  const comment = nftOwnerComment(a);
   return {
     name: "portmap",
     ...(configured ? { configured } : {}),
     backends: [
-      bound(ipt, a, spec, () => iptablesHas("nat", [dnatChainName(a.network, a.containerId)])),
+      bound(ipt, a, spec),
       {
-        ...bound(nft, a, spec, async () =>
-          ((await nft.state())?.elements ?? []).some((e) => e.comment === comment),
-        ),
+        ...bound(nft, a, spec),
         // Only cni-nft's own table: upstream's layout is a source, not the target.
         check: () => nft.checkOwn(c),
         remove: async () => void (await nft.remove(a, spec, { ownOnly: true })),
@@ -207,36 +174,23 @@ function firewall(
   configured?: LayoutName,
   hostForward?: HostForward,
 ): Component {
-  const [ipt, nft, fwd] = firewallBackends(systemHost(), hostForward) as [
-    HostStateBackend<FirewallSpec>,
-    HostStateBackend<FirewallSpec>,
-    HostStateBackend<FirewallSpec>,
-  ];
-  const n = spec.addresses.length;
   return {
     name: "firewall",
     ...(configured ? { configured } : {}),
-    backends: [
-      bound(ipt, a, spec, () =>
-        iptablesHas(
-          "filter",
-          spec.addresses.map((x) => `-A CNI-FORWARD -s ${x} -j ACCEPT`),
-        ),
-      ),
-      bound(nft, a, spec, async () => {
-        const m = await nft.check(a, spec);
-        return (
-          !m.some((x) => x.startsWith("nftables table")) &&
-          m.filter((x) => x.startsWith("element ")).length < n
-        );
-      }),
-      bound(
-        fwd,
-        a,
-        spec,
-        someOf(() => fwd.check(a, spec), "the address ", n),
-      ),
-    ],
+    backends: firewallBackends(systemHost(), hostForward).map((b) => bound(b, a, spec)),
+  };
+}
+
+/**
+ * The bridge's isolation (ingressPolicy same-bridge or isolated), after the firewall: the
+ * firewall's set-up on the target writes it there too, so this step removes what the source
+ * framework holds of it (upstream never removes its CNI-ISOLATION chains).
+ */
+function isolation(a: Attachment, spec: IsolationSpec, configured?: LayoutName): Component {
+  return {
+    name: "isolation",
+    ...(configured ? { configured } : {}),
+    backends: isolationBackends(systemHost()).map((b) => bound(b, a, spec)),
   };
 }
 
@@ -268,8 +222,12 @@ export function componentsOf(a: CachedAttachment): Component[] {
       const { raw, json } = pluginConfig(a, plugin);
       const config = v.parse(firewallSchema, json);
       const spec = firewallSpec(cmdArgs(a, config, raw), a.result);
-      if (spec.addresses.length)
-        out.push(firewall(attachment, spec, config.backend || undefined, config.hostForward));
+      if (spec.addresses.length === 0) continue;
+      const configured = config.backend || undefined;
+      out.push(firewall(attachment, spec, configured, config.hostForward));
+      const iso = isolationOf(spec);
+      // firewalld's isolation is the plugin's own choice of framework; migrate leaves firewalld alone.
+      if (iso && configured !== "firewalld") out.push(isolation(attachment, iso, configured));
     }
   }
   return out;

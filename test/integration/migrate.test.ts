@@ -15,6 +15,7 @@ import { spawn } from "node:child_process";
 import { NetnsPool, link, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
 import { OUR_BIN, UPSTREAM_BIN, ensureBuilt, firewallState, tempDir } from "../helpers/cni.js";
 import { startFlow, startFlowServer, type Flow } from "../helpers/flow.js";
+import { echo, startEchoServer } from "../helpers/echo.js";
 import { upstreamNftPortmap } from "../helpers/upstream-layouts.js";
 
 const CLI = join(OUR_BIN, "cni-nft");
@@ -28,7 +29,7 @@ interface Host {
   env: Record<string, string>;
 }
 
-function conflist(name: string, subnet: string, dataDir: string): object {
+function conflist(name: string, subnet: string, dataDir: string, firewall: object = {}): object {
   return {
     cniVersion: "1.0.0",
     name,
@@ -42,7 +43,7 @@ function conflist(name: string, subnet: string, dataDir: string): object {
         ipam: { type: "host-local", dataDir, ranges: [[{ subnet }]], routes: [{ dst: "0.0.0.0/0" }] },
       },
       { type: "portmap", capabilities: { portMappings: true } },
-      { type: "firewall" },
+      { type: "firewall", ...firewall },
     ],
   };
 }
@@ -329,6 +330,61 @@ describe("cni-nft migrate with live flows", () => {
     assert.doesNotMatch(await nftTables(u), /comment "mgc-c1"/);
     await cliOk(u, ["del", network, c.ns.path], { CNI_CONTAINERID: "mgc-c1" });
     assert.doesNotMatch(await firewallState(u.host), /10\.73\.0\.\d+/);
+  });
+
+  test("ingressPolicy isolated: the bridge's isolation moves too; after DEL nothing is left on either framework", async () => {
+    const h = await makeHost(nets, "mgE", tmp.path);
+    const network = `mg${process.pid}e`;
+    writeFileSync(
+      join(h.dirs.conf, "10-e.conflist"),
+      JSON.stringify(conflist(network, "10.75.0.0/24", h.dirs.data, { ingressPolicy: "isolated" })),
+    );
+    servers.push(await startEchoServer(h.out, "tcp", "0.0.0.0", 9100));
+    const c1 = await attach(h, nets, network, "mge-c1", { tcp: 8300, udp: 5500 });
+    const c2 = await attach(h, nets, network, "mge-c2", { tcp: 8301, udp: 5501 });
+    servers.push(await startEchoServer(c2.ns, "tcp", "0.0.0.0", 7000));
+    // Isolated: out to the world, not to the neighbour on the same bridge.
+    const isolatedNow = async (where: string): Promise<void> => {
+      assert.equal(await echo(c1.ns, "tcp", OUT_V4, 9100), HOST_V4, `${where}: c1 reaches the outside`);
+      assert.equal(await echo(c1.ns, "tcp", c2.ip, 7000, 1000), undefined, `${where}: c1 reaches c2`);
+    };
+    await isolatedNow("on iptables");
+    assert.match(await iptRules(h), /CNI-ISOLATION-STAGE-1 -i mg\d+ebr -o mg\d+ebr/);
+
+    const plan = JSON.parse(await cliOk(h, ["migrate", "--to", "nftables", "--dry-run", "--json"])) as {
+      attachments: Array<{ steps: Array<{ component: string; action: string }> }>;
+    };
+    assert.deepEqual(
+      plan.attachments[0]!.steps.map((s) => `${s.component} ${s.action}`),
+      ["masquerade would move", "portmap would move", "firewall would move", "isolation would move"],
+    );
+    const out = JSON.parse(await cliOk(h, ["migrate", "--to", "nftables", "--json"])) as { ok: boolean };
+    assert.ok(out.ok);
+    assert.doesNotMatch(await iptRules(h), /CNI-ISOLATION|-A CNI-FORWARD -[sd] 10\.75/);
+    assert.match(await nftTables(h), /isolated_pairs[^}]*elements = \{ "mg\d+ebr" \. "mg\d+ebr" \}/);
+    await isolatedNow("on nftables");
+    for (const [i, c] of [c1, c2].entries())
+      await cliOk(h, ["check", network, c.ns.path], { CNI_CONTAINERID: `mge-c${i + 1}` });
+
+    // The way back moves it again, and once more to nftables; a rerun changes nothing.
+    await cliOk(h, ["migrate", "--to", "iptables"]);
+    assert.doesNotMatch(await nftTables(h), /elements = \{ "mg\d+ebr"/);
+    await isolatedNow("back on iptables");
+    await cliOk(h, ["migrate", "--to", "nftables"]);
+    const again = JSON.parse(await cliOk(h, ["migrate", "--to", "nftables", "--json"])) as {
+      attachments: Array<{ steps: Array<{ action: string }> }>;
+    };
+    assert.ok(again.attachments.every((a) => a.steps.every((s) => s.action === "unchanged")));
+
+    for (const [i, c] of [c1, c2].entries())
+      await cliOk(h, ["del", network, c.ns.path], { CNI_CONTAINERID: `mge-c${i + 1}` });
+    // Nothing of the network on iptables (upstream's shared CNI-FORWARD and the operator's
+    // CNI-ADMIN stay, as upstream's DEL leaves them); on nftables, no container's entries.
+    assert.doesNotMatch(
+      await iptRules(h),
+      /CNI-ISOLATION|10\.75\.|CNI-DN-|CNI-HOSTPORT-DNAT -p|-j CNI-[0-9a-f]{24}/,
+    );
+    assert.doesNotMatch(await nftTables(h), /10\.75\./);
   });
 
   test("SIGKILL at several points: every component stays whole somewhere; a rerun completes", async () => {

@@ -6,7 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { CniError, ErrorCode } from "../../../src/cni/index.js";
-import { systemRunner } from "../../../src/process/index.js";
+import { systemRunner, type Runner } from "../../../src/process/index.js";
 import { onPath } from "../../../src/iptables/iptables.js";
 import type { Attachment } from "../../../src/cni/attachment.js";
 import { NO_EFFECTS, type Effects, type HostStateBackend } from "../../../src/hoststate/index.js";
@@ -24,10 +24,16 @@ interface Reply {
   error: string;
 }
 
-async function call(dest: string, path: string, method: string, args: string[]): Promise<Reply> {
+async function call(
+  runner: Runner,
+  dest: string,
+  path: string,
+  method: string,
+  args: string[],
+): Promise<Reply> {
   let r;
   try {
-    r = await systemRunner.run({
+    r = await runner.run({
       argv: ["dbus-send", "--system", "--print-reply", `--dest=${dest}`, path, method, ...args],
     });
   } catch (e) {
@@ -57,26 +63,39 @@ export function systemBusMayBeThere(env: NodeJS.ProcessEnv = process.env): boole
   return paths.some((p) => existsSync(decodeURIComponent(p!)));
 }
 
-/** As upstream: firewalld runs when its well-known name has an owner on the system bus. */
-export async function isFirewalldRunning(): Promise<boolean> {
-  if (!onPath("dbus-send") || !systemBusMayBeThere()) return false;
-  const r = await call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus.GetNameOwner", [
-    `string:${FIREWALLD}`,
-  ]);
+/**
+ * As upstream: firewalld runs when its well-known name has an owner on the system bus. Tests
+ * give a fake runner (which has no bus socket to look for) and the tools it pretends are there.
+ */
+export async function isFirewalldRunning(
+  runner: Runner = systemRunner,
+  has: (tool: string) => boolean = onPath,
+): Promise<boolean> {
+  if (!has("dbus-send") || (runner === systemRunner && !systemBusMayBeThere())) return false;
+  const r = await call(
+    runner,
+    "org.freedesktop.DBus",
+    "/org/freedesktop/DBus",
+    "org.freedesktop.DBus.GetNameOwner",
+    [`string:${FIREWALLD}`],
+  );
   return r.ok;
 }
 
-function zoneCall(method: string, zone: string, source: string): Promise<Reply> {
-  return call(FIREWALLD, FIREWALLD_PATH, `${ZONE_IFACE}.${method}`, [`string:${zone}`, `string:${source}`]);
+function zoneCall(runner: Runner, method: string, zone: string, source: string): Promise<Reply> {
+  return call(runner, FIREWALLD, FIREWALLD_PATH, `${ZONE_IFACE}.${method}`, [
+    `string:${zone}`,
+    `string:${source}`,
+  ]);
 }
 
-async function requireRunning(): Promise<void> {
-  if (!onPath("dbus-send"))
+async function requireRunning(runner: Runner, has: (tool: string) => boolean): Promise<void> {
+  if (!has("dbus-send"))
     throw new CniError(
       ErrorCode.Internal,
       "firewalld backend: dbus-send (Debian package dbus-bin) is needed to talk to firewalld and is not in PATH",
     );
-  if (!(await isFirewalldRunning()))
+  if (!(await isFirewalldRunning(runner, has)))
     throw new CniError(
       ErrorCode.Internal,
       `firewalld backend: firewalld is not running (${FIREWALLD} has no owner on the system D-Bus); start firewalld or choose another backend`,
@@ -86,17 +105,26 @@ async function requireRunning(): Promise<void> {
 export class FirewalldFirewall implements HostStateBackend<FirewallSpec> {
   readonly component = "firewall";
   readonly name = "firewalld";
+  /** `runner` and `has`: the host's by default; a fake runner's scripted D-Bus in tests. */
+  constructor(
+    private readonly runner: Runner = systemRunner,
+    private readonly has: (tool: string) => boolean = onPath,
+  ) {}
 
   /** As upstream: present when firewalld runs (one dbus-send). */
   present(): Promise<boolean> {
-    return isFirewalldRunning();
+    return isFirewalldRunning(this.runner, this.has);
+  }
+
+  private running(): Promise<boolean> {
+    return isFirewalldRunning(this.runner, this.has);
   }
 
   async setUp(_a: Attachment, conf: FirewallSpec): Promise<Effects> {
     if (conf.addresses.length === 0) return NO_EFFECTS;
-    await requireRunning();
+    await requireRunning(this.runner, this.has);
     for (const ip of conf.addresses) {
-      const r = await zoneCall("addSource", conf.zone, ip);
+      const r = await zoneCall(this.runner, "addSource", conf.zone, ip);
       if (!r.ok && !r.error.includes("ZONE_ALREADY_SET"))
         throw new CniError(
           ErrorCode.Internal,
@@ -108,17 +136,27 @@ export class FirewalldFirewall implements HostStateBackend<FirewallSpec> {
 
   /** As upstream, errors are ignored: the source may be gone already, or firewalld restarted. */
   async remove(_a: Attachment, conf?: FirewallSpec): Promise<Effects> {
-    if (!conf || conf.addresses.length === 0 || !(await isFirewalldRunning())) return NO_EFFECTS;
-    for (const ip of conf.addresses) await zoneCall("removeSource", conf.zone, ip);
+    if (!conf || conf.addresses.length === 0 || !(await this.running())) return NO_EFFECTS;
+    for (const ip of conf.addresses) await zoneCall(this.runner, "removeSource", conf.zone, ip);
     return NO_EFFECTS;
+  }
+
+  /** One of its addresses is a source of the zone (sources carry no owner). */
+  async holds(_a: Attachment, conf: FirewallSpec): Promise<boolean> {
+    if (conf.addresses.length === 0 || !(await this.running())) return false;
+    for (const ip of conf.addresses) {
+      const r = await zoneCall(this.runner, "querySource", conf.zone, ip);
+      if (r.ok && r.values.includes("boolean true")) return true;
+    }
+    return false;
   }
 
   async check(_a: Attachment, conf: FirewallSpec): Promise<string[]> {
     if (conf.addresses.length === 0) return [];
-    await requireRunning();
+    await requireRunning(this.runner, this.has);
     const missing: string[] = [];
     for (const ip of conf.addresses) {
-      const r = await zoneCall("querySource", conf.zone, ip);
+      const r = await zoneCall(this.runner, "querySource", conf.zone, ip);
       if (!r.ok || !r.values.includes("boolean true")) missing.push(`the address ${ip} in ${conf.zone} zone`);
     }
     return missing;

@@ -109,6 +109,39 @@ export class FilterTable {
       });
   }
 
+  /** The bridge's own isolation rules (either policy) in the saved table. */
+  private static bridgeRules(saved: SavedTable, bridge: string): string[] {
+    const mine = new Set([...isolationRules(bridge, true).first, ...isolationRules(bridge, false).first]);
+    return saved.rules.filter((r) => mine.has(r));
+  }
+
+  async holdsIsolation(s: IsolationSpec): Promise<boolean> {
+    for (const family of s.families.filter((f) => this.ipt.available(f)))
+      if (FilterTable.bridgeRules(await this.ipt.save(family, "filter"), s.bridge).length) return true;
+    return false;
+  }
+
+  /**
+   * The bridge's isolation rules; the chains and FORWARD's jump too once no bridge is left in
+   * them (what upstream never removes, and a move to nftables must, or it stays for good).
+   */
+  async removeIsolation(s: IsolationSpec): Promise<void> {
+    for (const family of s.families.filter((f) => this.ipt.available(f)))
+      await this.change(family, (saved) => {
+        const gone = FilterTable.bridgeRules(saved, s.bridge);
+        const lines = gone.map(deleteLine);
+        const left = saved.rules.filter(
+          (r) => (r.startsWith(`-A ${STAGE1} `) || r.startsWith(`-A ${STAGE2} `)) && !gone.includes(r),
+        );
+        if (left.every((r) => r === rules.stage1Return || r === rules.stage2Return)) {
+          lines.push(...left.map(deleteLine));
+          if (saved.rules.includes(rules.isolationJump)) lines.push(deleteLine(rules.isolationJump));
+          for (const chain of [STAGE1, STAGE2]) if (saved.chains.has(chain)) lines.push(`-X ${chain}`);
+        }
+        return lines;
+      });
+  }
+
   async checkIsolation(s: IsolationSpec): Promise<string[]> {
     const missing: string[] = [];
     for (const family of s.families) {
@@ -174,6 +207,15 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
     return NO_EFFECTS;
   }
 
+  /** An accept rule of one of its addresses (they carry no owner: upstream's layout), or a hostForward accept. */
+  async holds(a: Attachment, conf: FirewallSpec): Promise<boolean> {
+    for (const family of familiesOf(conf).filter((f) => this.ipt.available(f))) {
+      const mine = new Set(conf.addresses.filter((x) => familyOf(x) === family).flatMap(rules.perAddress));
+      if ((await this.ipt.save(family, "filter")).rules.some((r) => mine.has(r))) return true;
+    }
+    return (await this.hostForward?.holdsAddresses(a)) ?? false;
+  }
+
   async check(a: Attachment, conf: FirewallSpec): Promise<string[]> {
     const missing: string[] = [];
     if (this.hostForward) missing.push(...(await this.hostForward.missingAddresses(a, conf.addresses)));
@@ -206,8 +248,9 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
 }
 
 /**
- * Bridge isolation alone, for the firewalld backend (firewalld has no notion of it; as upstream,
- * iptables does it). The bridge's rules stay when a container goes: other containers may use it.
+ * Bridge isolation alone: for the firewalld backend (firewalld has no notion of it; as upstream,
+ * iptables does it), and for `cni-nft migrate`, which moves it. The bridge's rules stay when a
+ * container goes (other containers may use it); only a move removes them.
  */
 export class IptablesIsolation implements HostStateBackend<IsolationSpec> {
   readonly component = "isolation";
@@ -230,8 +273,17 @@ export class IptablesIsolation implements HostStateBackend<IsolationSpec> {
     return this.filter.checkIsolation(s);
   }
 
-  remove(): Promise<Effects> {
-    return Promise.resolve(NO_EFFECTS);
+  holds(_a: Attachment, s: IsolationSpec): Promise<boolean> {
+    return this.filter.holdsIsolation(s);
+  }
+
+  /**
+   * The bridge's isolation, for a move to another framework (the plugin's DEL never calls it:
+   * other containers may use the bridge). Without a spec there is no bridge to name.
+   */
+  async remove(_a: Attachment, s?: IsolationSpec): Promise<Effects> {
+    if (s) await this.filter.removeIsolation(s);
+    return NO_EFFECTS;
   }
 
   gc(): Promise<Effects> {

@@ -231,6 +231,12 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     return NO_EFFECTS;
   }
 
+  /** An element of its owner. */
+  async holds(a: Attachment): Promise<boolean> {
+    const hash = nftOwnerHash(a);
+    return (await this.owned((c) => c.startsWith(hash))).length > 0;
+  }
+
   async check(a: Attachment, conf: FirewallSpec): Promise<string[]> {
     const missing: string[] = [];
     let chains: string[];
@@ -269,6 +275,34 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     });
   }
 
+  /** The bridge's elements in the isolation sets. */
+  private async bridgeElements(bridge: string): Promise<Element[]> {
+    const out: Element[] = [];
+    for (const set of ["bridges", "bridge_pairs", "isolated_pairs"])
+      try {
+        for (const e of await this.nft.listElements("set", set))
+          if (e.key.every((k) => k === bridge)) out.push({ ...e, set });
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+    return out;
+  }
+
+  async holdsIsolation(s: IsolationSpec): Promise<boolean> {
+    return (await this.bridgeElements(s.bridge)).length > 0;
+  }
+
+  /** The bridge's isolation elements, for a move to another framework (never on DEL). */
+  async removeIsolation(s: IsolationSpec): Promise<void> {
+    await withFlock(NFT_LOCK_FILE, async () => {
+      const gone = await this.bridgeElements(s.bridge);
+      if (gone.length === 0) return;
+      const tx = this.nft.newTransaction();
+      for (const e of gone) tx.delete({ kind: "element", set: e.set!, key: e.key });
+      await this.nft.run(tx);
+    });
+  }
+
   async checkIsolation(s: IsolationSpec): Promise<string[]> {
     const missing: string[] = [];
     const want: Array<[string, number]> = [
@@ -291,8 +325,9 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
 }
 
 /**
- * Bridge isolation alone, for the firewalld backend where iptables is missing. The bridge's
- * elements stay when a container goes: other containers may use it (upstream's choice too).
+ * Bridge isolation alone: for the firewalld backend where iptables is missing, and for
+ * `cni-nft migrate`, which moves it. The bridge's elements stay when a container goes (other
+ * containers may use it; upstream's choice too); only a move removes them.
  */
 export class NftablesIsolation implements HostStateBackend<IsolationSpec> {
   readonly component = "isolation";
@@ -312,8 +347,14 @@ export class NftablesIsolation implements HostStateBackend<IsolationSpec> {
     return this.table.checkIsolation(s);
   }
 
-  remove(): Promise<Effects> {
-    return Promise.resolve(NO_EFFECTS);
+  holds(_a: Attachment, s: IsolationSpec): Promise<boolean> {
+    return this.table.holdsIsolation(s);
+  }
+
+  /** The bridge's isolation, for a move to another framework (the plugin's DEL never calls it). */
+  async remove(_a: Attachment, s?: IsolationSpec): Promise<Effects> {
+    if (s) await this.table.removeIsolation(s);
+    return NO_EFFECTS;
   }
 
   gc(): Promise<Effects> {

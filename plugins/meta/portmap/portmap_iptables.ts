@@ -185,6 +185,17 @@ export class IptablesPortMapper implements HostStateBackend<PortMapSpec> {
     return missing;
   }
 
+  /** Its DNAT chain (or the older SNAT one) or a jump to it, in any family. */
+  async holds(a: Attachment): Promise<boolean> {
+    const chains = [dnatChainName(a.network, a.containerId), iptablesChainName(a, "SN-")];
+    for (const family of this.families()) {
+      const saved = await this.ipt.save(family, "nat");
+      for (const chain of chains)
+        if (saved.chains.has(chain) || saved.rules.some((r) => r.endsWith(` -j ${chain}`))) return true;
+    }
+    return false;
+  }
+
   async remove(a: Attachment): Promise<Effects> {
     const chain = dnatChainName(a.network, a.containerId);
     const oldSnat = iptablesChainName(a, "SN-");

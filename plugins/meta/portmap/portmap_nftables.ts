@@ -252,6 +252,19 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
   }
 
   /**
+   * An element or guard chain of its owner in cni-nft's own table. Upstream's nftables layout
+   * (which remove() also clears) names only the container: readUpstreamPortmap answers for it.
+   */
+  async holds(a: Attachment): Promise<boolean> {
+    const state = await this.state();
+    const [comment, hash] = [nftOwnerComment(a), nftOwnerHash(a)];
+    return (
+      (state?.elements ?? []).some((e) => e.comment === comment) ||
+      (state?.chains ?? []).some((c) => /^guard[46]-/.test(c) && c.endsWith(`-${hash}`))
+    );
+  }
+
+  /**
    * Deletes the elements and guard chains `owned` selects, under the lock, after listing the
    * table (GC, and DEL of an attachment whose keys nothing names); returns UDP host ports.
    */

@@ -266,7 +266,7 @@ for (const name of ["nftables", "iptables"] as const) {
     assert.equal(await host.dump(), "");
   });
 
-  test(`firewall ${name}: bridge isolation on its own (for firewalld)`, async () => {
+  test(`firewall ${name}: bridge isolation on its own (for firewalld and migrate)`, async () => {
     const host = new FakeHost();
     const iso = isolationBackends(host).find((x) => x.name === name)!;
     const spec = { bridge: "cni0", isolated: true, families: [4 as const], mark: 0x1000 };
@@ -287,8 +287,17 @@ for (const name of ["nftables", "iptables"] as const) {
             String.raw`iptables rule -A CNI-ISOLATION-STAGE-2 -o cni9 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j DROP`,
           ],
     );
+    // remove() is what a move to another framework does (the plugin's DEL never calls it): the
+    // bridge's elements go, or its rules, and with the last bridge the iptables chains.
+    assert.equal(await iso.holds(A, spec), true);
     await iso.remove(A, spec);
-    assert.equal(await host.dump(), name === "nftables" ? NFTABLES_ISOLATION : IPTABLES_ISOLATION);
+    assert.equal(await iso.holds(A, spec), false);
+    assert.equal(
+      await host.dump(),
+      name === "nftables"
+        ? NFTABLES_ISOLATION.replace(/^add element .*\n/gm, "")
+        : "# iptables\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
+    );
   });
 }
 
