@@ -294,20 +294,23 @@ describe("cni-nft migrate with live flows", () => {
     const c = await attach(u, nets, network, "mgc-c1", ports);
     // Make it look like upstream's nftables portmap had set it up: its rules, not cni-nft's.
     await cliOk(u, ["migrate", "--to", "nftables", network]);
-    await u.host.sh(["nft", "flush", "map", "inet", "cni_nft_portmap", "dnat_any4"]);
-    await u.host.sh(["nft", "flush", "map", "inet", "cni_nft_portmap", "snat4"]);
-    await u.host.sh(["nft", "flush", "set", "inet", "cni_nft_portmap", "owners"]);
-    await u.host.sh(
-      ["nft", "-f", "-"],
-      upstreamNftPortmap(
-        "mgc-c1",
-        [
-          { hostPort: ports.tcp, containerPort: 80, protocol: "tcp" },
-          { hostPort: ports.udp, containerPort: 53, protocol: "udp" },
-        ],
-        [c.ip],
-      ),
-    );
+    const upstreamLayout = async (): Promise<void> => {
+      await u.host.sh(["nft", "flush", "map", "inet", "cni_nft_portmap", "dnat_any4"]);
+      await u.host.sh(["nft", "flush", "map", "inet", "cni_nft_portmap", "snat4"]);
+      await u.host.sh(["nft", "flush", "set", "inet", "cni_nft_portmap", "owners"]);
+      await u.host.sh(
+        ["nft", "-f", "-"],
+        upstreamNftPortmap(
+          "mgc-c1",
+          [
+            { hostPort: ports.tcp, containerPort: 80, protocol: "tcp" },
+            { hostPort: ports.udp, containerPort: 53, protocol: "udp" },
+          ],
+          [c.ip],
+        ),
+      );
+    };
+    await upstreamLayout();
     await cliOk(u, ["check", network, c.ns.path], { CNI_CONTAINERID: "mgc-c1" });
     servers.push(await startFlowServer(u.out, "tcp", "0.0.0.0", 9000));
     servers.push(
@@ -328,6 +331,24 @@ describe("cni-nft migrate with live flows", () => {
     await new Promise((r) => setTimeout(r, 500));
     await assertNoLoss(flows);
     assert.doesNotMatch(await nftTables(u), /comment "mgc-c1"/);
+
+    // The other way from the same source: upstream's nftables layout again, then to iptables.
+    await upstreamLayout();
+    const back = await openFlows(u, c.ns, ports);
+    const toIpt = JSON.parse(await cliOk(u, ["migrate", "--to", "iptables", "--json", network])) as {
+      ok: boolean;
+      attachments: Array<{ steps: Array<{ component: string; action: string; from?: string[] }> }>;
+    };
+    assert.ok(toIpt.ok);
+    assert.deepEqual(
+      toIpt.attachments[0]!.steps.map((s) => `${s.component} ${s.action} ${s.from?.join("+") ?? ""}`),
+      ["masquerade moved nftables", "portmap moved upstream-nftables", "firewall moved nftables"],
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    await assertNoLoss(back);
+    assert.doesNotMatch(await nftTables(u), /comment "mgc-c1"|10\.73\.0\.\d+/);
+    assert.match(await iptRules(u), new RegExp(`--to-destination ${c.ip.replace(/\./g, "\\.")}:80`));
+    await cliOk(u, ["check", network, c.ns.path], { CNI_CONTAINERID: "mgc-c1" });
     await cliOk(u, ["del", network, c.ns.path], { CNI_CONTAINERID: "mgc-c1" });
     assert.doesNotMatch(await firewallState(u.host), /10\.73\.0\.\d+/);
   });
@@ -387,6 +408,43 @@ describe("cni-nft migrate with live flows", () => {
     assert.doesNotMatch(await nftTables(h), /10\.75\./);
   });
 
+  test("hostForward through a dropping nftables host chain moves with the firewall; flows kept", async () => {
+    const h = await makeHost(nets, "mgF", tmp.path);
+    const network = `mg${process.pid}f`;
+    const hostForward = { nftables: { family: "inet", table: "hostfw", chain: "forward" } };
+    writeFileSync(
+      join(h.dirs.conf, "10-f.conflist"),
+      JSON.stringify(conflist(network, "10.76.0.0/24", h.dirs.data, { hostForward })),
+    );
+    await h.host.sh(
+      ["nft", "-f", "-"],
+      "table inet hostfw {\n chain forward {\n  type filter hook forward priority filter; policy drop;\n }\n}\n",
+    );
+    const hostChain = async (): Promise<string> =>
+      h.host.sh(["nft", "list", "chain", "inet", "hostfw", "forward"]);
+    servers.push(await startFlowServer(h.out, "tcp", "0.0.0.0", 9000));
+    const c = await attach(h, nets, network, "mgf-c1", { tcp: 8400, udp: 5600 });
+    assert.match(await hostChain(), new RegExp(`ip saddr ${c.ip.replace(/\./g, "\\.")} accept`));
+    for (const [target, want, gone] of [
+      ["nftables", /meta mark & 0x00001000 == 0x00001000 accept/, /ip saddr 10\.76/],
+      ["iptables", /ip saddr 10\.76\.0\.\d+ accept/, /meta mark/],
+    ] as const) {
+      const flow = await startFlow(c.ns, "tcp", OUT_V4, 9000);
+      const r = JSON.parse(await cliOk(h, ["migrate", "--to", target, "--json"])) as { ok: boolean };
+      assert.ok(r.ok);
+      await new Promise((res) => setTimeout(res, 500));
+      const st = await flow.stop();
+      assert.deepEqual(st.errors, [], JSON.stringify(st));
+      assert.ok(st.sent > 50 && st.received === st.sent, `to ${target}: ${JSON.stringify(st)}`);
+      const chain = await hostChain();
+      assert.match(chain, want, `on ${target}`);
+      assert.doesNotMatch(chain, gone, `on ${target}`);
+      await cliOk(h, ["check", network, c.ns.path], { CNI_CONTAINERID: "mgf-c1" });
+    }
+    await cliOk(h, ["del", network, c.ns.path], { CNI_CONTAINERID: "mgf-c1" });
+    assert.doesNotMatch(await hostChain(), /accept/);
+  });
+
   test("SIGKILL at several points: every component stays whole somewhere; a rerun completes", async () => {
     const k = await makeHost(nets, "mgD", tmp.path);
     const network = `mg${process.pid}d`;
@@ -394,9 +452,25 @@ describe("cni-nft migrate with live flows", () => {
       join(k.dirs.conf, "10-d.conflist"),
       JSON.stringify(conflist(network, "10.74.0.0/24", k.dirs.data)),
     );
-    const ctrs = [];
+    const ctrs: Array<{ ns: Netns; ip: string }> = [];
     for (let i = 0; i < 6; i++)
       ctrs.push(await attach(k, nets, network, `mgd-c${i}`, { tcp: 8200 + i, udp: 5400 + i }));
+    for (const c of ctrs) servers.push(await startEchoServer(c.ns, "tcp", "0.0.0.0", 80));
+    servers.push(await startEchoServer(k.out, "tcp", "0.0.0.0", 9100));
+    /** Real packets: each container answers on its host port and reaches the outside (masquerade). */
+    const allWork = async (when: string): Promise<void> => {
+      const results = await Promise.all(
+        ctrs.map(async (c, j) => [
+          await echo(k.out, "tcp", HOST_V4, 8200 + j),
+          await echo(c.ns, "tcp", OUT_V4, 9100),
+        ]),
+      );
+      for (const [j, [inbound, outbound]] of results.entries()) {
+        assert.ok(inbound, `${when}: container ${j} does not answer on its host port`);
+        assert.equal(outbound, HOST_V4, `${when}: container ${j} does not reach the outside`);
+      }
+    };
+    await allWork("before");
     for (const [i, delay] of [150, 400, 700, 1000, 1500].entries()) {
       const target = i % 2 === 0 ? "nftables" : "iptables";
       const child = spawn(
@@ -420,6 +494,7 @@ describe("cni-nft migrate with live flows", () => {
         assert.match(state, dnat, `after a kill at ${delay} ms: container ${j} has a host port on neither`);
         void ids;
       }
+      await allWork(`after a kill at ${delay} ms`);
     }
     const done = JSON.parse(await cliOk(k, ["migrate", "--to", "nftables", "--json"])) as { ok: boolean };
     assert.ok(done.ok);
