@@ -4,7 +4,7 @@
  * config (backend, iptablesAdminChainName, firewalldZone, ingressPolicy) with three backends
  * behind one interface: iptables (upstream's rules exactly), firewalld (zone sources over D-Bus)
  * and nftables (cni-nft's own table). docs/firewall.md describes each and what an operator of
- * an nftables host firewall must add.
+ * an nftables host firewall must add, or `hostForward` adds for them (firewall_host_forward.ts).
  */
 import {
   CniError,
