@@ -37,7 +37,14 @@ async function nftJson(args: string[]): Promise<Array<Record<string, unknown>>> 
   return items;
 }
 
-/** Base chains at the forward hook with policy drop, in tables that are not cni-nft's. */
+/** An accept of the firewall's mark, as hostForward writes it (or an operator by hand). */
+const MARK_ACCEPT_NFT = /meta mark & (0x[0-9a-f]+) == \1 accept/;
+const MARK_ACCEPT_IPT = /^-A (FORWARD|CNI-FORWARD) -m mark --mark (0x[0-9a-f]+)\/\2 .*-j ACCEPT$/m;
+
+/**
+ * Base chains at the forward hook with policy drop, in tables that are not cni-nft's, and
+ * iptables FORWARD DROP, unless the firewall's mark is accepted there already.
+ */
 async function forwardDrops(out: Finding[]): Promise<void> {
   if (onPath("nft"))
     for (const item of await nftJson(["list", "chains"])) {
@@ -52,6 +59,9 @@ async function forwardDrops(out: Finding[]): Promise<void> {
         (c["family"] === "ip" || c["family"] === "ip6")
       )
         continue;
+      // Handled already: hostForward's accept (or one by hand) of the firewall's mark is there.
+      const listed = await systemRunner.run({ argv: ["nft", "list", "chain", ...where.split(" ")] });
+      if (MARK_ACCEPT_NFT.test(listed.stdout)) continue;
       out.push({
         kind: "forward-policy-drop",
         message: `nftables chain ${where} drops forwarded packets it does not accept (policy drop): an accept in cni-nft's table does not override it`,
@@ -63,7 +73,7 @@ async function forwardDrops(out: Finding[]): Promise<void> {
     const r = await systemRunner.run({
       argv: [family === 4 ? "iptables-save" : "ip6tables-save", "-t", "filter"],
     });
-    if (r.code === 0 && /^:FORWARD DROP /m.test(r.stdout))
+    if (r.code === 0 && /^:FORWARD DROP /m.test(r.stdout) && !MARK_ACCEPT_IPT.test(r.stdout))
       out.push({
         kind: "forward-policy-drop",
         message: `${family === 4 ? "iptables" : "ip6tables"} FORWARD policy is DROP (as Docker sets it): containers on the nftables firewall backend are dropped there`,

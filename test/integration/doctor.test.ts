@@ -91,6 +91,30 @@ test("a broken host: every finding named, with what to do", async () => {
     /cni_hostport: rule of container ghost1/,
   );
   for (const f of report.findings) assert.ok(f.fix.length > 10, JSON.stringify(f));
+  // With hostForward's accepts in place (what its fix says to set), the policies are handled.
+  await host.sh([
+    "nft",
+    "insert",
+    "rule",
+    "inet",
+    "opsfw",
+    "fwdpol",
+    "meta",
+    "mark",
+    "and",
+    "0x1000",
+    "==",
+    "0x1000",
+    "accept",
+  ]);
+  await host.sh(["iptables", "-N", "CNI-FORWARD"]);
+  await host.sh(["iptables", "-A", "CNI-FORWARD", "-m", "mark", "--mark", "0x1000/0x1000", "-j", "ACCEPT"]);
+  assert.deepEqual(
+    (await doctor()).report.findings.filter((f) => f.kind === "forward-policy-drop"),
+    [],
+  );
+  await host.sh(["iptables", "-F", "CNI-FORWARD"]);
+  await host.sh(["iptables", "-X", "CNI-FORWARD"]);
   await host.sh(["nft", "delete", "table", "inet", "opsfw"]);
   await host.sh(["nft", "delete", "table", "ip", "cni_hostport"]);
   await host.sh(["iptables", "-P", "FORWARD", "ACCEPT"]);
