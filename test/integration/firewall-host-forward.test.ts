@@ -153,6 +153,22 @@ for (const { policy, backend, n } of cases) {
       assert.equal(await reach(c2, 1000), undefined);
     });
 
+    if (backend === "nftables")
+      test("parallel ADDs and DELs of one network: one accept while any is left, none after", async () => {
+        const ids = Array.from({ length: 8 }, (_, i) => `hfp${i}`);
+        const prev = (i: number) => ({ cniVersion: "1.1.0", ips: [{ address: `${subnet}.${100 + i}/24` }] });
+        const call = (verb: string, i: number) =>
+          cniOk(host, "firewall", verb, fw(prev(i), true), { containerId: ids[i]!, netns: c1.path });
+        await Promise.all(ids.map((_, i) => call("ADD", i)));
+        assert.equal(ours(await hostRules()), 1, await hostRules());
+        await Promise.all(ids.slice(1).map((_, i) => call("DEL", i + 1)));
+        assert.equal(ours(await hostRules()), 1, await hostRules());
+        await Promise.all([call("DEL", 0), call("ADD", 1)]);
+        assert.equal(ours(await hostRules()), 1, "the ADD racing the last DEL keeps its accept");
+        await call("DEL", 1);
+        assert.equal(ours(await hostRules()), 0, await hostRules());
+      });
+
     if (n === 1)
       test("config: refused with code 7 naming the field, before any change", async () => {
         const prev = { cniVersion: "1.1.0", ips: [{ address: `${subnet}.50/24` }] };
