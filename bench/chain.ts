@@ -306,7 +306,8 @@ async function inside(f: Flavour, p: Params, store: string): Promise<Record<stri
 
 function printTable(saved: Array<{ flavour: string; figures: Record<string, number | undefined> }>): void {
   const keys = [...new Set(saved.flatMap((s) => Object.keys(s.figures)))];
-  const base = saved[0]!.figures;
+  // Ratios only against upstream 1.1.1 (left out with --only, then no ratios).
+  const base = saved[0]!.flavour.startsWith("upstream 1.1.1") ? saved[0]!.figures : {};
   const cell = (k: string, v: number | undefined, isBase: boolean): string => {
     if (v === undefined) return "n/a";
     if (k.startsWith("processes")) return String(v);
