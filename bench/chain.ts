@@ -115,12 +115,33 @@ interface Attached {
   result: unknown;
 }
 
-function withPort(f: Flavour, port: number): Flavour {
-  const chain = f.chain.map((c) =>
-    c["type"] === "portmap"
-      ? { ...c, runtimeConfig: { portMappings: [{ hostPort: port, containerPort: 80, protocol: "tcp" }] } }
-      : c,
-  );
+/** Containers per network of a population: a Linux bridge takes at most 1,024 ports. */
+const PER_BRIDGE = 1000;
+
+/**
+ * The chain of the population's i-th container: its own host port, and from the 1,000th on a
+ * network (bridge, subnet) of its own per thousand. Host state (rules, sets, maps) is shared by
+ * every network, so the timed chain still sees all of it.
+ */
+function populationMember(f: Flavour, i: number): Flavour {
+  const k = Math.floor(i / PER_BRIDGE);
+  const chain = f.chain.map((c) => {
+    const net = k === 0 ? c : { ...c, name: `${String(c["name"])}${k}` };
+    if (c["type"] === "portmap")
+      return {
+        ...net,
+        runtimeConfig: { portMappings: [{ hostPort: 20000 + i, containerPort: 80, protocol: "tcp" }] },
+      };
+    if (c["type"] === "bridge" && k > 0) {
+      const ipam = c["ipam"] as Conf;
+      return {
+        ...net,
+        bridge: `${String(c["bridge"]).slice(0, 12)}${k}`,
+        ipam: { ...ipam, ranges: [[{ subnet: `10.${123 + k}.0.0/16` }]] },
+      };
+    }
+    return net;
+  });
   return { ...f, chain };
 }
 
@@ -149,7 +170,7 @@ async function fill(
   netnsBatch("add", names);
   const jobs = names.map((ns, k) => async () => {
     const i = from + k;
-    const flavour = withPort(f, 20000 + i);
+    const flavour = populationMember(f, i);
     const id = `pop${i}`;
     const result = await runChainAsync(flavour, "ADD", id, `/var/run/netns/${ns}`);
     attached.push({ ns, id, flavour, result });
