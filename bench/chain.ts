@@ -86,6 +86,13 @@ function flavours(upstreamCurrent: string | undefined, store: string): Flavour[]
       bin: OURS,
       chain: chainFor("nftables", "nftables", "oursnft", store),
     },
+    // The same plugins with libnftables hidden: nft as a command, the compiled plugins' fallback.
+    {
+      label: "cni-nft, nftables, nft command",
+      bin: OURS,
+      chain: chainFor("nftables", "nftables", "oursnftc", store),
+      env: { CNI_NFT_LIBNFTABLES: "off" },
+    },
   ];
   // Upstream's firewall has no nftables backend: its own default (iptables) there.
   if (upstreamCurrent)

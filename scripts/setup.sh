@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v nft >/dev/null || need+=(nftables)
+# libnftables1 (nft's own library, a dependency of nftables): the compiled plugins call it in-process.
+/sbin/ldconfig -p 2>/dev/null | grep -q 'libnftables\.so\.1 ' || need+=(libnftables1)
 command -v iptables >/dev/null || need+=(iptables)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)

@@ -15,26 +15,32 @@ export const MFD_CLOEXEC = 1;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
 
-/** A failed system call: `code` is the errno name (`ENOENT`), `errno` its number. */
+/**
+ * A failed system call: `code` is the errno name (`ENOENT`), `errno` its number, `description`
+ * what strerror says ("No such file or directory": the text tools print and the project's
+ * message classifiers read).
+ */
 export class LibcError extends Error {
   override readonly name = "LibcError";
   readonly code: string;
+  readonly description: string;
   constructor(
     readonly syscall: string,
     readonly errno: number,
     what: string,
   ) {
-    const code = errnoName(errno) ?? `errno ${errno}`;
-    super(`${syscall} ${what}: ${code}`);
+    const [code, text] = errorMap().get(-errno) ?? [`errno ${errno}`, `errno ${errno}`];
+    const description = text.charAt(0).toUpperCase() + text.slice(1);
+    super(`${syscall} ${what}: ${description}`);
     this.code = code;
+    this.description = description;
   }
 }
 
-/** node:os loaded on first use: at import it costs every plugin start about a millisecond. */
+/** node:os and node:util loaded on first use: at import they cost every plugin start about a millisecond. */
 const errnos = (): Record<string, number> => process.getBuiltinModule("node:os").constants.errno;
-let errnoNames: Map<number, string> | undefined;
-const errnoName = (n: number): string | undefined =>
-  (errnoNames ??= new Map(Object.entries(errnos()).map(([name, v]) => [v, name]))).get(n);
+const errorMap = (): Map<number, [string, string]> =>
+  process.getBuiltinModule("node:util").getSystemErrorMap();
 
 const SYMBOLS = {
   open: { args: ["ptr", "i32", "u32"], returns: "i32" },

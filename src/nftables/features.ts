@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { systemRunner, type Runner } from "../process/runner.js";
-import { execNft, type ExecOptions } from "./exec.js";
+import { execNft, type ExecOptions, type NftExec } from "./exec.js";
 import type { Features } from "./types.js";
 
 /** Where probed features are remembered; CNI_NFT_STATE_DIR overrides, "" turns it off. */
@@ -56,17 +56,18 @@ function remember(id: string, features: Features): void {
 }
 
 const cache = new Map<string, Promise<Features>>();
-/** An injected runner (a fake) has features of its own, never shared with the host's nft. */
-const runnerIds = new WeakMap<Runner, number>();
-let runnersSeen = 0;
+/** An injected runner (a fake) or exec has features of its own, never shared with the host's nft. */
+const injectedIds = new WeakMap<Runner | NftExec, number>();
+let injectedSeen = 0;
+
+function idOf(x: Runner | NftExec | undefined): string {
+  if (!x || x === systemRunner) return "";
+  if (!injectedIds.has(x)) injectedIds.set(x, ++injectedSeen);
+  return String(injectedIds.get(x));
+}
 
 function key(opts: ExecOptions): string {
-  let runner = "";
-  if (opts.runner && opts.runner !== systemRunner) {
-    if (!runnerIds.has(opts.runner)) runnerIds.set(opts.runner, ++runnersSeen);
-    runner = String(runnerIds.get(opts.runner));
-  }
-  return `${opts.nftPath ?? "nft"}\0${opts.netns ?? ""}\0${runner}`;
+  return `${opts.nftPath ?? "nft"}\0${opts.netns ?? ""}\0${idOf(opts.runner)}\0${idOf(opts.exec)}`;
 }
 
 export function probeFeatures(opts: ExecOptions): Promise<Features> {
@@ -86,7 +87,7 @@ export function resetFeatureCache(): void {
 }
 
 async function doProbe(opts: ExecOptions): Promise<Features> {
-  const injected = opts.runner !== undefined && opts.runner !== systemRunner;
+  const injected = (opts.runner !== undefined && opts.runner !== systemRunner) || opts.exec !== undefined;
   const id = injected ? undefined : nftIdentity(opts);
   const known = id !== undefined ? readRemembered(id) : undefined;
   if (known) return known;

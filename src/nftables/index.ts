@@ -1,7 +1,7 @@
 /** The nftables library: one table per instance, atomic transactions in nft's text syntax. */
 export * from "./types.js";
 export * from "./errors.js";
-export type { ExecOptions, ExecResult } from "./exec.js";
+export { commandExec, libraryExec, type ExecOptions, type ExecResult, type NftExec } from "./exec.js";
 export { isInterrupted, INTERRUPTED_ATTEMPTS } from "./retry.js";
 export { Transaction, type RenderedTransaction } from "./transaction.js";
 export { NFTables, type NFTablesOptions } from "./nftables.js";

@@ -50,7 +50,7 @@ export class NFTables implements Interface {
 
   constructor(opts: NFTablesOptions) {
     ({ family: this.family, table: this.table } = validateScope(opts.family, opts.table));
-    this.exec = { nftPath: opts.nftPath, netns: opts.netns, runner: opts.runner };
+    this.exec = { nftPath: opts.nftPath, netns: opts.netns, runner: opts.runner, exec: opts.exec };
   }
 
   newTransaction(): Transaction {

@@ -11,6 +11,7 @@ import {
   NftError,
   applyTransactions,
   type ExecResult,
+  type NftExec,
 } from "../../src/nftables/index.js";
 import { FakeRunner } from "../../src/process/fake.js";
 
@@ -71,4 +72,18 @@ test("other failures are not retried", async () => {
   tx.delete({ kind: "chain", name: "c" });
   await assert.rejects(nft.run(tx), (e: unknown) => e instanceof NftError && e.code === "ENOENT");
   assert.equal(runner.calls.length, 1);
+});
+
+test("the retry wraps whatever exec runs nft (libnftables in-process gives the same text)", async () => {
+  let left = 1;
+  const seen: string[] = [];
+  const exec: NftExec = {
+    run: (args, stdin, netns) => {
+      seen.push(`[${netns ?? ""}] ${args.join(" ")} <<< ${stdin ?? ""}`);
+      return Promise.resolve(left-- > 0 ? EINTR : OK);
+    },
+  };
+  const nft = new NFTables({ family: "inet", table: "t", netns: "/run/netns/y", exec });
+  await nft.run(nft.newTransaction().add({ kind: "table" }));
+  assert.deepEqual(seen, Array(2).fill("[/run/netns/y] -f - <<< add table inet t\n"));
 });
