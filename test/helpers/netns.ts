@@ -4,7 +4,7 @@
  * before new ones are made. Nothing here touches the root namespace's links or rules.
  */
 import { execFile } from "node:child_process";
-import { readdirSync, existsSync } from "node:fs";
+import { readdirSync, existsSync, readFileSync } from "node:fs";
 import { promisify } from "node:util";
 
 const execFileP = promisify(execFile);
@@ -150,4 +150,15 @@ export function killedAt(syscall: string, k: number): string[] {
     "-e",
     `inject=${syscall}:signal=SIGKILL:when=${k}`,
   ];
+}
+
+/** argv prefix that records every program a command starts (execve, children too) in `file`. */
+export function tracingExecs(file: string): string[] {
+  return ["strace", "-f", "-qq", "-e", "trace=execve", "-o", file];
+}
+
+/** The names of the programs a {@link tracingExecs} trace started, in order. */
+export function programsStarted(file: string): string[] {
+  const trace = readFileSync(file, "utf8");
+  return [...trace.matchAll(/execve\("[^"]*\/([^"/]+)", .*\) = 0/g)].map((m) => m[1]!);
 }

@@ -6,12 +6,12 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUN, haveBun, runBun } from "../helpers/bun.js";
 import { ROOT, cniOk } from "../helpers/cni.js";
-import { NetnsPool, run, sweepStaleNamespaces } from "../helpers/netns.js";
+import { NetnsPool, programsStarted, run, sweepStaleNamespaces, tracingExecs } from "../helpers/netns.js";
 
 const COMPILED = join(ROOT, "dist", "compiled");
 const nets = new NetnsPool();
@@ -102,18 +102,14 @@ async function bridgeExecs(env: string[]): Promise<{ programs: string[]; dumps: 
     ipMasqBackend: "nftables",
     ipam: { type: "host-local", subnet: "10.198.0.0/24", dataDir: store },
   };
-  const wrap = ["env", ...env, "strace", "-f", "-qq", "-e", "trace=execve", "-o", trace];
+  const wrap = ["env", ...env, ...tracingExecs(trace)];
   const call = { containerId: "ctr-lib", netns: ctr.path, bin: COMPILED, wrap };
   const programs: string[] = [];
   const dumps: string[] = [];
   try {
     for (const verb of ["ADD", "DEL"]) {
       await cniOk(host, "bridge", verb, conf, call);
-      programs.push(
-        ...[...readFileSync(trace, "utf8").matchAll(/execve\("[^"]*\/([^"/]+)", .*\) = 0/g)].map(
-          (m) => m[1]!,
-        ),
-      );
+      programs.push(...programsStarted(trace));
       dumps.push(await host.sh(["nft", "list", "table", "inet", "cni_plugins_masquerade"]).catch(() => ""));
     }
   } finally {
