@@ -8,23 +8,39 @@
  *
  * Files live on tmpfs (`/run`), like the ruleset they describe: both are gone after a reboot. The
  * directory carries the network namespace's inode, so two host namespaces on one machine (tests)
- * never read each other's.
+ * never read each other's. A write goes to `<owner>.<pid>.tmp` and is renamed, so a reader never
+ * sees half a record; what a kill before the rename leaves, `remove` of that owner takes too
+ * (`unfinished` lists it for a GC). The directory exists only while it holds something.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
+import { staleOwner, type Attachment } from "../cni/attachment.js";
 
 export interface AttachmentRecords {
   /** Write (replace) the record of `owner` (an nftables owner hash). */
   write(owner: string, data: unknown): void;
   /** The record, or undefined when there is none or it cannot be read. */
   read(owner: string): unknown;
+  /** Removes the record and what a write killed before its rename left of it; gone is fine. */
   remove(owner: string): void;
   /** Owners that have a record. */
   owners(): string[];
+  /** Owners of writes killed before their rename (a temporary file and no record). */
+  unfinished(): string[];
 }
 
 const RECORDS_ROOT = "/run/cni-nft/records";
 const OWNER_RE = /^[0-9a-f]{16}-[0-9a-f]{16}$/;
+const UNFINISHED_RE = /^([0-9a-f]{16}-[0-9a-f]{16})\.\d+\.tmp$/;
 
 function checkOwner(owner: string): string {
   if (!OWNER_RE.test(owner)) throw new Error(`not an owner hash: ${JSON.stringify(owner)}`);
@@ -38,19 +54,29 @@ export function fileRecords(
   root = RECORDS_ROOT,
 ): AttachmentRecords {
   let dir: string | undefined;
-  const where = (): string => {
-    if (dir === undefined) {
-      dir = join(root, component, `netns-${statSync(netns).ino}`);
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const where = (): string => (dir ??= join(root, component, `netns-${statSync(netns).ino}`));
+  const names = (): string[] => {
+    try {
+      return readdirSync(where());
+    } catch {
+      return [];
     }
-    return dir;
   };
   return {
     write(owner, data) {
       const path = join(where(), checkOwner(owner));
       const tmp = `${path}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify(data));
-      renameSync(tmp, path);
+      // A concurrent remove takes the directory away once it is empty: create it again.
+      for (let attempt = 0; ; attempt++) {
+        mkdirSync(where(), { recursive: true, mode: 0o700 });
+        try {
+          writeFileSync(tmp, JSON.stringify(data));
+          renameSync(tmp, path);
+          return;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "ENOENT" || attempt >= 3) throw e;
+        }
+      }
     },
     read(owner) {
       try {
@@ -60,10 +86,21 @@ export function fileRecords(
       }
     },
     remove(owner) {
-      rmSync(join(where(), checkOwner(owner)), { force: true });
+      checkOwner(owner);
+      for (const name of names())
+        if (name === owner || UNFINISHED_RE.exec(name)?.[1] === owner)
+          rmSync(join(where(), name), { force: true });
+      try {
+        rmdirSync(where());
+      } catch {
+        // not empty (or gone): other attachments' records
+      }
     },
     owners() {
-      return readdirSync(where()).filter((f) => OWNER_RE.test(f));
+      return names().filter((f) => OWNER_RE.test(f));
+    },
+    unfinished() {
+      return [...new Set(names().flatMap((f) => UNFINISHED_RE.exec(f)?.[1] ?? []))];
     },
   };
 }
@@ -80,5 +117,18 @@ export function memoryRecords(): AttachmentRecords & { readonly files: Map<strin
     },
     remove: (owner) => void files.delete(checkOwner(owner)),
     owners: () => [...files.keys()],
+    unfinished: () => [],
   };
+}
+
+/**
+ * Owners of `network` with a record or an unfinished one whose attachment is not in `valid`:
+ * what a GC of a backend that keeps records removes.
+ */
+export function staleOwners(
+  records: AttachmentRecords,
+  network: string,
+  valid: readonly Attachment[],
+): string[] {
+  return [...new Set([...records.owners(), ...records.unfinished()])].filter(staleOwner(network, valid));
 }

@@ -48,6 +48,15 @@ function stable(text: string): string {
     .join("\n");
 }
 
+/** The plugins' per-attachment record directories of the namespace at `netns` (src/hoststate/records.ts). */
+export function recordDirs(netns: string, root = "/run/cni-nft/records"): string[] {
+  if (!existsSync(root)) return [];
+  const ino = statSync(netns).ino;
+  return readdirSync(root)
+    .sort()
+    .map((component) => join(root, component, `netns-${ino}`));
+}
+
 export async function hostState(namespaces: Netns[], dirs: string[] = []): Promise<string> {
   const ns = await Promise.all(namespaces.map(async (n) => `== ${n.name}\n${await netnsState(n)}`));
   return [...ns, ...dirs.map((d) => `== ${d}\n${files(d).join("\n")}`)].join("\n");

@@ -4,7 +4,7 @@
  * k-th rename (a host-local reservation), for every k until its ADD gets through. Then what a
  * runtime does after a failed ADD: DEL of the chain (once with the partial result as prevResult, once without, as after a lost
  * result), then GC with no valid attachment. The host must be as before the ADD: links,
- * addresses, routes, nft ruleset, iptables rules, IP reservations. Both backends.
+ * addresses, routes, nft ruleset, iptables rules, IP reservations, per-attachment records. Both backends.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { NetnsPool, killedAt, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
 import { tempDir } from "../helpers/cni.js";
 import { chainAdd, chainConfs, chainDel, chainGc, type Backend } from "../helpers/chain.js";
-import { hostState, stateDiff } from "../helpers/state.js";
+import { hostState, recordDirs, stateDiff } from "../helpers/state.js";
 
 const PLUGINS = ["bridge", "portmap", "firewall"];
 /** k beyond a plugin's count of a syscall lets its ADD through; this only bounds the loop. */
@@ -39,8 +39,12 @@ for (const backend of ["nftables", "iptables"] as Backend[]) {
       subnet: "10.241.0.0/24",
     });
     // host-local's round-robin cursor moves on; every other file must be as before.
+    // The per-attachment records of the host namespace too: DEL and GC must remove them.
     const state = async (): Promise<string> =>
-      (await hostState([host], [join(dir.path)])).replace(/^.*last_reserved_ip.*$/gm, "");
+      (await hostState([host], [join(dir.path), ...recordDirs(host.path)])).replace(
+        /^.*last_reserved_ip.*$/gm,
+        "",
+      );
     let n = 0;
 
     before(async () => {
@@ -61,13 +65,7 @@ for (const backend of ["nftables", "iptables"] as Backend[]) {
 
     for (const plugin of PLUGINS)
       for (const syscall of KILL_POINTS) {
-        // Known defect (issue 15): upstream's iptables layout carries no owner, so a DEL without
-        // prevResult after the rules were written cannot find them; needs intent records.
-        const todo =
-          backend === "iptables" && plugin === "firewall" && syscall !== "vfork"
-            ? "iptables firewall rules written before the kill are not found by DEL without prevResult"
-            : undefined;
-        test(`${plugin} killed at each ${syscall}`, { todo }, async (t) => {
+        test(`${plugin} killed at each ${syscall}`, async (t) => {
           let completed = false;
           let kills = 0;
           // Each k twice: the DEL after it with the partial result as prevResult, then without.

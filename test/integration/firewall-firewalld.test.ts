@@ -7,7 +7,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { recordDirs } from "../helpers/state.js";
 import { join } from "node:path";
 import { NetnsPool, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
 import { OUR_BIN, ROOT, firewallState, tempDir } from "../helpers/cni.js";
@@ -147,6 +148,42 @@ describe("firewall firewalld backend against a real firewalld", { skip }, () => 
       0,
     );
     assert.equal(await query("internal", "10.93.0.6/32"), false);
+  });
+
+  test("DEL without prevResult and GC remove the sources the records name (upstream leaves them)", async () => {
+    const noPrev = (c: object): object => ({ ...c, prevResult: undefined });
+    for (const [id, ip] of [
+      ["r1", "10.93.0.7/24"],
+      ["r2", "10.93.0.8/24"],
+      ["r3", "10.93.0.9/24"],
+    ] as const) {
+      const r = await plugin("ADD", conf("firewalld", ip, { firewalldZone: "internal" }), id);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+    }
+    const del = await plugin(
+      "DEL",
+      noPrev(conf("firewalld", "10.93.0.7/24", { firewalldZone: "internal" })),
+      "r1",
+    );
+    assert.equal(del.code, 0, del.stdout);
+    assert.equal(await query("internal", "10.93.0.7/32"), false);
+    assert.equal(await query("internal", "fd93::7/128"), false);
+    const gc = {
+      ...noPrev(conf("firewalld", "10.93.0.0/24", { firewalldZone: "internal" })),
+      cniVersion: "1.1.0",
+      "cni.dev/valid-attachments": [{ containerID: "r3", ifname: "eth0" }],
+    };
+    const r = await plugin("GC", gc, "");
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(await query("internal", "10.93.0.8/32"), false, "GC removed the attachment not valid");
+    assert.ok(await query("internal", "10.93.0.9/32"), "GC kept the valid one");
+    assert.equal((await plugin("DEL", noPrev(conf("firewalld", "10.93.0.9/24")), "r3")).code, 0);
+    assert.equal(await query("internal", "10.93.0.9/32"), false);
+    assert.deepEqual(
+      recordDirs(ns.path).filter((d) => existsSync(d) && readdirSync(d).length),
+      [],
+      "no record left",
+    );
   });
 
   test("after a firewalld reload, the unit's D-Bus listener runs cni-nft restore and the sources come back", async () => {

@@ -2,8 +2,8 @@
 import type { Host, HostStateBackend } from "../../../src/hoststate/index.js";
 import type { FirewallSpec, HostForward, IsolationSpec } from "./firewall_backend.js";
 import { HostForwardRules } from "./firewall_host_forward.js";
-import { FirewalldFirewall } from "./firewall_firewalld.js";
-import { IptablesFirewall, IptablesIsolation } from "./firewall_iptables.js";
+import { RECORDS as FIREWALLD_RECORDS, FirewalldFirewall } from "./firewall_firewalld.js";
+import { RECORDS as IPTABLES_RECORDS, IptablesFirewall, IptablesIsolation } from "./firewall_iptables.js";
 import { NFT_TABLE, NftablesFirewall, NftablesIsolation } from "./firewall_nftables.js";
 
 export { FirewalldFirewall, IptablesFirewall, IptablesIsolation, NftablesFirewall, NftablesIsolation };
@@ -15,9 +15,9 @@ export { FirewalldFirewall, IptablesFirewall, IptablesIsolation, NftablesFirewal
 export function firewallBackends(host: Host, hostForward?: HostForward): HostStateBackend<FirewallSpec>[] {
   const hf = hostForward && new HostForwardRules(host, hostForward);
   return [
-    new IptablesFirewall(host.iptables, hf),
+    new IptablesFirewall(host.iptables, host.records(IPTABLES_RECORDS), hf),
     new NftablesFirewall(host.nft("inet", NFT_TABLE), host.tools, hf),
-    new FirewalldFirewall(),
+    new FirewalldFirewall(undefined, undefined, host.records(FIREWALLD_RECORDS)),
   ];
 }
 

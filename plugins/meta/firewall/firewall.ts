@@ -20,6 +20,7 @@ import {
   chooseBackend,
   gcEverywhere,
   removeEverywhere,
+  runEvery,
   systemHost,
   type BackendName,
   type Host,
@@ -33,8 +34,9 @@ import {
   type IsolationSpec,
 } from "./firewall_backend.js";
 import { firewallBackends, isolationBackends } from "./backends.js";
-import { isFirewalldRunning } from "./firewall_firewalld.js";
+import { RECORDS as FIREWALLD_RECORDS, isFirewalldRunning } from "./firewall_firewalld.js";
 import { readNetworkRecord, requireFramework } from "../../../src/framework/index.js";
+import { nftOwnerHash } from "../../../src/cni/attachment.js";
 
 /**
  * Upstream's choice for an empty backend: firewalld when it runs, else the host's default. A
@@ -64,6 +66,10 @@ function isolationBackend(host: Host, s: IsolationSpec): ReturnType<typeof isola
   return backendNamed(isolationBackends(host), name);
 }
 
+function partition<T>(xs: readonly T[], keep: (x: T) => boolean): [T[], T[]] {
+  return [xs.filter(keep), xs.filter((x) => !keep(x))];
+}
+
 function wrap(e: unknown): CniError {
   return CniError.from(e);
 }
@@ -87,19 +93,31 @@ async function cmdAdd(args: CmdArgs<FirewallNetConf>, host: Host = systemHost())
 
 /**
  * Every backend present, so a change of backend leaves nothing behind; firewalld only when it is
- * the one in use (asking D-Bus whether it runs costs a process). DEL needs no prevResult for the
- * nftables backend (elements carry their owner); the iptables and firewalld backends, like
- * upstream's, remove the addresses prevResult names. Isolation stays (upstream's choice too: the
- * bridge may still have other containers).
+ * the one in use or it holds an intent record of the attachment (asking D-Bus whether it runs
+ * costs a process). DEL needs no prevResult: nftables elements carry their owner, and the
+ * iptables and firewalld backends remove the addresses prevResult or their intent record names
+ * (upstream's need prevResult). Isolation stays (upstream's choice too: the bridge may still
+ * have other containers).
  */
 async function cmdDel(args: CmdArgs<FirewallNetConf>, host: Host = systemHost()): Promise<void> {
   const spec = firewallSpec(args, args.prevResult);
   const name = await backendFor(args.config, host);
-  const backends = firewallBackends(host, args.config.hostForward).filter(
-    (b) => b.name !== "firewalld" || name === "firewalld",
+  const a = attachmentOf(args);
+  const [netfilter, firewalld] = partition(
+    firewallBackends(host, args.config.hostForward),
+    (b) => b.name !== "firewalld",
   );
+  // firewalld's remove asks D-Bus only when there is a source to remove, and drops the record
+  // even when firewalld is gone (its runtime sources went with it).
+  const useFirewalld =
+    name === "firewalld" || host.records(FIREWALLD_RECORDS).read(nftOwnerHash(a)) !== undefined;
   try {
-    await removeEverywhere(backends, attachmentOf(args), spec);
+    await runEvery([
+      ["firewall (netfilter)", () => removeEverywhere(netfilter, a, spec)],
+      ...(useFirewalld ? firewalld : []).map(
+        (b) => ["firewall (firewalld)", () => b.remove(a, spec)] as const,
+      ),
+    ]);
   } catch (e) {
     throw wrap(e);
   }
@@ -130,10 +148,20 @@ export const plugin = definePlugin<FirewallNetConf>(
     del: (args) => cmdDel(args),
     check: (args) => cmdCheck(args),
     async gc(args) {
-      // Only the nftables backend records owners; upstream's layouts cannot tell stale entries.
+      // nftables elements carry their owner; iptables and firewalld work from their intent
+      // records. firewalld's GC is not gated on firewalld running: without records it asks
+      // nothing, and with firewalld gone its runtime sources are gone too (the records go).
       const host = systemHost();
-      const backends = firewallBackends(host, args.config.hostForward).filter((b) => b.name !== "firewalld");
-      await gcEverywhere(backends, args.config.name, args.validAttachments).catch((e: unknown) => {
+      const [netfilter, firewalld] = partition(
+        firewallBackends(host, args.config.hostForward),
+        (b) => b.name !== "firewalld",
+      );
+      await runEvery([
+        ["firewall (netfilter)", () => gcEverywhere(netfilter, args.config.name, args.validAttachments)],
+        ...firewalld.map(
+          (b) => ["firewall (firewalld)", () => b.gc(args.config.name, args.validAttachments)] as const,
+        ),
+      ]).catch((e: unknown) => {
         throw wrap(e);
       });
     },

@@ -131,6 +131,19 @@ export function isolationOf(spec: FirewallSpec): IsolationSpec | undefined {
   return { bridge: spec.bridge, isolated: spec.ingressPolicy === "isolated", families, mark: spec.mark };
 }
 
+/** What the iptables and firewalld backends record before they write (src/hoststate/records.ts). */
+export interface AddressRecord {
+  addresses: string[];
+  /** firewalld: the zone the addresses became sources of. */
+  zone?: string;
+}
+
+/** A record's addresses (a record is a file: anything else in it counts for nothing). */
+export function recordedAddresses(data: unknown): string[] {
+  const list = (data as Partial<AddressRecord> | undefined)?.addresses;
+  return Array.isArray(list) ? list.filter((x): x is string => typeof x === "string") : [];
+}
+
 /** Host prefixes (`10.88.0.5/32`) in the canonical form iptables-save prints, and their family. */
 export { familyOf, hostPrefix } from "../../../src/address/index.js";
 

@@ -8,9 +8,19 @@ import { existsSync } from "node:fs";
 import { CniError, ErrorCode } from "../../../src/cni/index.js";
 import { systemRunner, type Runner } from "../../../src/process/index.js";
 import { onPath } from "../../../src/iptables/iptables.js";
-import type { Attachment } from "../../../src/cni/attachment.js";
-import { NO_EFFECTS, type Effects, type HostStateBackend } from "../../../src/hoststate/index.js";
-import type { FirewallSpec } from "./firewall_backend.js";
+import { nftOwnerHash, type Attachment } from "../../../src/cni/attachment.js";
+import {
+  NO_EFFECTS,
+  memoryRecords,
+  staleOwners,
+  type AttachmentRecords,
+  type Effects,
+  type HostStateBackend,
+} from "../../../src/hoststate/index.js";
+import { hostPrefix, recordedAddresses, type AddressRecord, type FirewallSpec } from "./firewall_backend.js";
+
+/** This backend's records (src/hoststate/records.ts): the zone sources an ADD is about to add. */
+export const RECORDS = "firewall-firewalld";
 
 const FIREWALLD = "org.fedoraproject.FirewallD1";
 const FIREWALLD_PATH = "/org/fedoraproject/FirewallD1";
@@ -105,10 +115,14 @@ async function requireRunning(runner: Runner, has: (tool: string) => boolean): P
 export class FirewalldFirewall implements HostStateBackend<FirewallSpec> {
   readonly component = "firewall";
   readonly name = "firewalld";
-  /** `runner` and `has`: the host's by default; a fake runner's scripted D-Bus in tests. */
+  /**
+   * `runner` and `has`: the host's by default; a fake runner's scripted D-Bus in tests.
+   * `records`: where ADD records the sources it is about to add (the plugin's: host.records).
+   */
   constructor(
     private readonly runner: Runner = systemRunner,
     private readonly has: (tool: string) => boolean = onPath,
+    private readonly records: AttachmentRecords = memoryRecords(),
   ) {}
 
   /** As upstream: present when firewalld runs (one dbus-send). */
@@ -120,9 +134,16 @@ export class FirewalldFirewall implements HostStateBackend<FirewallSpec> {
     return isFirewalldRunning(this.runner, this.has);
   }
 
-  async setUp(_a: Attachment, conf: FirewallSpec): Promise<Effects> {
+  /** The sources are recorded first: they carry no owner, so DEL and GC find them by the record. */
+  async setUp(a: Attachment, conf: FirewallSpec): Promise<Effects> {
     if (conf.addresses.length === 0) return NO_EFFECTS;
     await requireRunning(this.runner, this.has);
+    const before = this.records.read(nftOwnerHash(a)) as Partial<AddressRecord> | undefined;
+    const kept = before?.zone === conf.zone ? recordedAddresses(before) : [];
+    this.records.write(nftOwnerHash(a), {
+      addresses: [...new Set([...kept, ...conf.addresses])],
+      zone: conf.zone,
+    } satisfies AddressRecord);
     for (const ip of conf.addresses) {
       const r = await zoneCall(this.runner, "addSource", conf.zone, ip);
       if (!r.ok && !r.error.includes("ZONE_ALREADY_SET"))
@@ -134,11 +155,24 @@ export class FirewalldFirewall implements HostStateBackend<FirewallSpec> {
     return NO_EFFECTS;
   }
 
-  /** As upstream, errors are ignored: the source may be gone already, or firewalld restarted. */
-  async remove(_a: Attachment, conf?: FirewallSpec): Promise<Effects> {
-    if (!conf || conf.addresses.length === 0 || !(await this.running())) return NO_EFFECTS;
-    for (const ip of conf.addresses) await zoneCall(this.runner, "removeSource", conf.zone, ip);
+  /**
+   * The sources prevResult and the record name. As upstream, errors are ignored: the source may
+   * be gone already, or firewalld restarted (which drops runtime sources: nothing is left then).
+   */
+  async remove(a: Attachment, conf?: FirewallSpec): Promise<Effects> {
+    await this.removeOwner(nftOwnerHash(a), conf);
     return NO_EFFECTS;
+  }
+
+  private async removeOwner(owner: string, conf?: FirewallSpec): Promise<void> {
+    const recorded = this.records.read(owner) as Partial<AddressRecord> | undefined;
+    const zone = typeof recorded?.zone === "string" ? recorded.zone : "trusted";
+    const sources = new Map<string, string>();
+    for (const ip of recordedAddresses(recorded)) sources.set(hostPrefix(ip), zone);
+    for (const ip of conf?.addresses ?? []) sources.set(ip, conf!.zone);
+    if (sources.size && (await this.running()))
+      for (const [ip, z] of sources) await zoneCall(this.runner, "removeSource", z, ip);
+    this.records.remove(owner);
   }
 
   /** One of its addresses is a source of the zone (sources carry no owner). */
@@ -162,8 +196,9 @@ export class FirewalldFirewall implements HostStateBackend<FirewallSpec> {
     return missing;
   }
 
-  /** firewalld sources carry no container identity; nothing to collect. */
-  gc(): Promise<Effects> {
-    return Promise.resolve(NO_EFFECTS);
+  /** From the records (sources carry no owner); without any, not even a D-Bus call. */
+  async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
+    for (const owner of staleOwners(this.records, network, valid)) await this.removeOwner(owner);
+    return NO_EFFECTS;
   }
 }

@@ -15,8 +15,14 @@
  * Our own calls are serialised by a lock file so concurrent ADDs do not append a rule twice.
  */
 import { withFlock } from "../../../src/cni/index.js";
-import type { Attachment } from "../../../src/cni/attachment.js";
-import { NO_EFFECTS, type Effects, type HostStateBackend } from "../../../src/hoststate/index.js";
+import { nftOwnerHash, type Attachment } from "../../../src/cni/attachment.js";
+import {
+  NO_EFFECTS,
+  staleOwners,
+  type AttachmentRecords,
+  type Effects,
+  type HostStateBackend,
+} from "../../../src/hoststate/index.js";
 import {
   deleteLine,
   insertFirst,
@@ -25,13 +31,22 @@ import {
   type IptablesRunner,
   type SavedTable,
 } from "../../../src/iptables/iptables.js";
-import { familyOf, isolationOf, type FirewallSpec, type IsolationSpec } from "./firewall_backend.js";
+import {
+  familyOf,
+  hostPrefix,
+  isolationOf,
+  recordedAddresses,
+  type FirewallSpec,
+  type IsolationSpec,
+} from "./firewall_backend.js";
 import type { HostForwardRules } from "./firewall_host_forward.js";
 
 export const PRIV_CHAIN = "CNI-FORWARD";
 export const STAGE1 = "CNI-ISOLATION-STAGE-1";
 export const STAGE2 = "CNI-ISOLATION-STAGE-2";
 export const LOCK_FILE = "/run/cni-nft-firewall.lock";
+/** This backend's records (src/hoststate/records.ts): the addresses an ADD is about to accept. */
+export const RECORDS = "firewall-iptables";
 
 const c = (text: string): string => `-m comment --comment ${quoteArg(text)}`;
 
@@ -165,6 +180,7 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
    */
   constructor(
     private readonly ipt: IptablesRunner,
+    private readonly records: AttachmentRecords,
     private readonly hostForward?: HostForwardRules,
   ) {
     this.filter = new FilterTable(ipt);
@@ -174,9 +190,19 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
     return this.ipt.available(4);
   }
 
+  /**
+   * The addresses are recorded before a rule is written: upstream's accept rules carry no owner,
+   * so after a kill DEL without prevResult and GC find them only through the record.
+   */
   async setUp(a: Attachment, conf: FirewallSpec): Promise<Effects> {
     // First: a host chain the config names but the host lacks then changes nothing.
     await this.hostForward?.setUpAddresses(a, conf.addresses);
+    if (conf.addresses.length) {
+      const before = recordedAddresses(this.records.read(nftOwnerHash(a)));
+      this.records.write(nftOwnerHash(a), {
+        addresses: [...new Set([...before, ...conf.addresses])],
+      });
+    }
     for (const family of familiesOf(conf)) {
       const mine = conf.addresses.filter((a) => familyOf(a) === family).flatMap(rules.perAddress);
       await this.filter.change(family, async (saved) => {
@@ -195,16 +221,24 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
     return NO_EFFECTS;
   }
 
-  /** As upstream: the accept rules of the addresses prevResult names (they carry no owner). */
+  /** The accept rules of every address prevResult or the record names; the record goes last. */
   async remove(a: Attachment, conf?: FirewallSpec): Promise<Effects> {
     // The host chain's accepts carry their owner: found without prevResult.
     await this.hostForward?.removeAddresses(a);
-    if (!conf) return NO_EFFECTS;
-    for (const family of familiesOf(conf).filter((f) => this.ipt.available(f))) {
-      const mine = new Set(conf.addresses.filter((a) => familyOf(a) === family).flatMap(rules.perAddress));
+    const recorded = recordedAddresses(this.records.read(nftOwnerHash(a)));
+    await this.removeAddresses([...(conf?.addresses ?? []), ...recorded]);
+    this.records.remove(nftOwnerHash(a));
+    return NO_EFFECTS;
+  }
+
+  private async removeAddresses(addresses: readonly string[]): Promise<void> {
+    // A record is ours, but it is a file: its addresses pass the same parser as prevResult's.
+    const all = [...new Set(addresses.map((ip) => hostPrefix(ip)))];
+    for (const family of ([4, 6] as const).filter((f) => this.ipt.available(f))) {
+      const mine = new Set(all.filter((ip) => familyOf(ip) === family).flatMap(rules.perAddress));
+      if (mine.size === 0) continue;
       await this.filter.change(family, (saved) => saved.rules.filter((r) => mine.has(r)).map(deleteLine));
     }
-    return NO_EFFECTS;
   }
 
   /** An accept rule of one of its addresses (they carry no owner: upstream's layout), or a hostForward accept. */
@@ -237,12 +271,12 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
     return missing;
   }
 
-  /**
-   * The accept rules carry no container identity (upstream's layout), so there is nothing to
-   * collect there; hostForward's accepts in the host chain carry their owner.
-   */
+  /** From the records (the rules carry no container identity): every attachment not valid goes. */
   async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
     await this.hostForward?.gcAddresses(network, valid);
+    const stale = staleOwners(this.records, network, valid);
+    await this.removeAddresses(stale.flatMap((owner) => recordedAddresses(this.records.read(owner))));
+    for (const owner of stale) this.records.remove(owner);
     return NO_EFFECTS;
   }
 }

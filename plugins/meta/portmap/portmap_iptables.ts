@@ -7,8 +7,13 @@
  */
 import { withFlock } from "../../../src/cni/index.js";
 import { hostPrefix } from "../../../src/address/index.js";
-import { iptablesChainName, type Attachment } from "../../../src/cni/attachment.js";
-import type { Effects, HostStateBackend } from "../../../src/hoststate/index.js";
+import { iptablesChainName, nftOwnerHash, type Attachment } from "../../../src/cni/attachment.js";
+import {
+  staleOwners,
+  type AttachmentRecords,
+  type Effects,
+  type HostStateBackend,
+} from "../../../src/hoststate/index.js";
 import {
   deleteLine,
   quoteArg,
@@ -21,6 +26,18 @@ export const TOP_DNAT = "CNI-HOSTPORT-DNAT";
 export const SETMARK = "CNI-HOSTPORT-SETMARK";
 export const MARK_MASQ = "CNI-HOSTPORT-MASQ";
 export const OLD_TOP_SNAT = "CNI-HOSTPORT-SNAT";
+/** This backend's records (src/hoststate/records.ts): the chain an ADD is about to write. */
+export const RECORDS = "portmap-iptables";
+
+interface ChainRecord {
+  chain: string;
+}
+
+/** The chain a record names, when it is one of ours (a record is a file). */
+function recordedChain(data: unknown): string[] {
+  const chain = (data as Partial<ChainRecord> | undefined)?.chain;
+  return typeof chain === "string" && /^CNI-DN-[0-9a-f]{21}$/.test(chain) ? [chain] : [];
+}
 
 export function dnatChainName(network: string, containerId: string): string {
   return iptablesChainName({ network, containerId }, "DN-");
@@ -128,7 +145,10 @@ function removeChainLines(saved: SavedTable, chain: string, entryChain: string):
 export class IptablesPortMapper implements HostStateBackend<PortMapSpec> {
   readonly component = "portmap";
   readonly name = "iptables";
-  constructor(private readonly ipt: IptablesRunner) {}
+  constructor(
+    private readonly ipt: IptablesRunner,
+    private readonly records: AttachmentRecords,
+  ) {}
 
   present(): boolean {
     return this.ipt.available(4) || this.ipt.available(6);
@@ -140,6 +160,11 @@ export class IptablesPortMapper implements HostStateBackend<PortMapSpec> {
 
   async setUp(a: Attachment, spec: PortMapSpec): Promise<Effects> {
     const c: PortMapConf = { ...a, ...spec };
+    // Recorded before the chain exists: GC finds it by the record even when a flush of
+    // CNI-HOSTPORT-DNAT took the commented entry rules away.
+    this.records.write(nftOwnerHash(a), {
+      chain: dnatChainName(a.network, a.containerId),
+    } satisfies ChainRecord);
     await withFlock(LOCK_FILE, () =>
       Promise.all(
         c.containers.map(async (ct) => {
@@ -197,48 +222,65 @@ export class IptablesPortMapper implements HostStateBackend<PortMapSpec> {
   }
 
   async remove(a: Attachment): Promise<Effects> {
-    const chain = dnatChainName(a.network, a.containerId);
-    const oldSnat = iptablesChainName(a, "SN-");
+    const udp = await this.removeChains([a]);
+    this.records.remove(nftOwnerHash(a));
+    return { udpPorts: udp };
+  }
+
+  /** The chains of `attachments` (and upstream's old SNAT chains) and their entry rules; UDP host ports of their DNATs. */
+  private async removeChains(
+    attachments: readonly Attachment[],
+    more: readonly string[] = [],
+  ): Promise<number[]> {
+    const chains = [
+      ...new Set([...attachments.map((a) => dnatChainName(a.network, a.containerId)), ...more]),
+    ];
+    const oldSnat = attachments.map((a) => iptablesChainName(a, "SN-"));
     const udp: number[] = [];
     await withFlock(LOCK_FILE, () =>
       Promise.all(
         this.families().map(async (family) => {
           const saved = await this.ipt.save(family, "nat");
           for (const r of saved.rules)
-            if (r.startsWith(`-A ${chain} `) && r.includes(" -j DNAT ") && r.includes(" -p udp ")) {
+            if (
+              chains.some((chain) => r.startsWith(`-A ${chain} `)) &&
+              r.includes(" -j DNAT ") &&
+              r.includes(" -p udp ")
+            ) {
               const p = / --dport (\d+)/.exec(r)?.[1];
               if (p) udp.push(Number(p));
             }
           const lines = [
-            ...removeChainLines(saved, chain, TOP_DNAT),
-            ...removeChainLines(saved, oldSnat, OLD_TOP_SNAT),
+            ...chains.flatMap((chain) => removeChainLines(saved, chain, TOP_DNAT)),
+            ...oldSnat.flatMap((chain) => removeChainLines(saved, chain, OLD_TOP_SNAT)),
           ];
-          await this.ipt.restore(family, "nat", lines);
+          if (lines.length) await this.ipt.restore(family, "nat", lines);
         }),
       ),
     );
-    return { udpPorts: [...new Set(udp)] };
+    return [...new Set(udp)];
   }
 
-  /** Upstream has no GC; the entry comment names network and container, so ours can. */
+  /**
+   * From the records, and (for chains upstream's portmap made) the entry comments, which name
+   * network and container: every chain of `network` whose attachment is not valid goes.
+   */
   async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
+    const stale = staleOwners(this.records, network, valid);
     const keep = new Set(valid.map((a) => dnatChainName(network, a.containerId)));
     const marker = `--comment ${quoteArg(`dnat name: "${network}" id: "`).slice(0, -1)}`;
-    await withFlock(LOCK_FILE, () =>
-      Promise.all(
-        this.families().map(async (family) => {
-          const saved = await this.ipt.save(family, "nat");
-          const stale = new Set<string>();
-          for (const r of saved.rules) {
-            const m = / -j (CNI-DN-[0-9a-f]{21})$/.exec(r);
-            if (r.startsWith(`-A ${TOP_DNAT} `) && m && r.includes(marker) && !keep.has(m[1]!))
-              stale.add(m[1]!);
-          }
-          const lines = [...stale].flatMap((chain) => removeChainLines(saved, chain, TOP_DNAT));
-          await this.ipt.restore(family, "nat", lines);
-        }),
-      ),
-    );
+    const commented = new Set<string>();
+    for (const family of this.families()) {
+      const saved = await this.ipt.save(family, "nat");
+      for (const r of saved.rules) {
+        const m = / -j (CNI-DN-[0-9a-f]{21})$/.exec(r);
+        if (r.startsWith(`-A ${TOP_DNAT} `) && m && r.includes(marker) && !keep.has(m[1]!))
+          commented.add(m[1]!);
+      }
+    }
+    const recorded = stale.flatMap((owner) => recordedChain(this.records.read(owner)));
+    if (recorded.length || commented.size) await this.removeChains([], [...recorded, ...commented]);
+    for (const owner of stale) this.records.remove(owner);
     return {};
   }
 }

@@ -170,9 +170,13 @@ test("hostForward, iptables backend: the attachment's address accepts in the hos
   // DEL without prevResult: the host chain's rules carry their owner.
   await b.remove(A);
   assert.equal(await host.nft("inet", "hostfw").dump(), HOSTFW_ADDRESSES_B);
-  // (its CNI-FORWARD rules stay, as upstream's without prevResult)
+  // (its CNI-FORWARD rules go too: the intent record names them; upstream's would stay)
   assert.deepEqual(await b.check(A, SPEC_A), [
     "hostForward: the accepts of the container in chain inet hostfw forward",
+    "iptables rule -A CNI-FORWARD -d 10.88.0.5/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    "iptables rule -A CNI-FORWARD -s 10.88.0.5/32 -j ACCEPT",
+    "ip6tables rule -A CNI-FORWARD -d fd00::5/128 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    "ip6tables rule -A CNI-FORWARD -s fd00::5/128 -j ACCEPT",
   ]);
   await b.gc("net1", [B]);
   assert.equal(await host.nft("inet", "hostfw").dump(), HOSTFW_ADDRESSES_B);

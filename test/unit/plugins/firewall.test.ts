@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeHost } from "../../../src/hoststate/fake.js";
+import { nftOwnerHash } from "../../../src/cni/attachment.js";
 import type { HostStateBackend } from "../../../src/hoststate/index.js";
 import { firewallBackends, isolationBackends } from "../../../plugins/meta/firewall/backends.js";
 import type { FirewallSpec } from "../../../plugins/meta/firewall/firewall_backend.js";
@@ -307,10 +308,11 @@ test("firewall nftables: DEL needs no prevResult (elements carry their owner)", 
   assert.equal(await host.dump(), NFTABLES_DEL);
 });
 
-test("firewall iptables: DEL without prevResult cannot tell the rules (as upstream) and changes nothing", async () => {
+test("firewall iptables: DEL without prevResult removes what the record names (upstream cannot)", async () => {
   const [host, b] = await threeAttached("iptables");
   await b.remove(A);
-  assert.equal(await host.dump(), IPTABLES_ADD);
+  assert.equal(await host.dump(), IPTABLES_DEL);
+  assert.equal(host.records("firewall-iptables").read(nftOwnerHash(A)), undefined, "the record goes last");
 });
 
 test("firewall nftables: GC removes this network's stale entries only", async () => {
@@ -319,10 +321,14 @@ test("firewall nftables: GC removes this network's stale entries only", async ()
   assert.equal(await host.dump(), NFTABLES_DEL);
 });
 
-test("firewall iptables: GC cannot tell owners (upstream's layout) and changes nothing", async () => {
+test("firewall iptables: GC removes this network's attachments that are not valid, from the records", async () => {
   const [host, b] = await threeAttached("iptables");
   await b.gc("net1", [B]);
-  assert.equal(await host.dump(), IPTABLES_ADD);
+  assert.equal(await host.dump(), IPTABLES_DEL);
+  assert.deepEqual([...host.records("firewall-iptables").files.values()].sort(), [
+    '{"addresses":["10.88.0.6/32"]}',
+    '{"addresses":["10.99.0.7/32"]}',
+  ]);
 });
 
 test("firewall nftables: nftablesMark rewrites the forward rules for the new mark, the old mark's counter goes", async () => {
