@@ -14,8 +14,10 @@ import {
   address,
   prefix,
   isNotFound,
+  missingRules,
   type Interface,
   type Rule,
+  type SkeletonChain,
   type SkeletonPlan,
   type Transaction,
 } from "../nftables/index.js";
@@ -24,6 +26,14 @@ import { COMPONENT, type MasqSpec } from "./ipmasq.js";
 
 export const MASQ_TABLE = "cni_plugins_masquerade";
 export const MASQ_CHAIN = "masq_checks";
+
+/** The shared rules, as upstream writes them: multicast is never masqueraded. */
+const SKELETON: SkeletonChain[] = [
+  {
+    chain: "postrouting",
+    rules: ["ip daddr 224.0.0.0/4 return", "ip6 daddr ff00::/8 return", `goto ${MASQ_CHAIN}`],
+  },
+];
 
 async function rulesOrNone(nft: Interface, chain: string, text = true): Promise<Rule[]> {
   try {
@@ -65,10 +75,12 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
         comment: "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet",
       });
       tx.add({ kind: "chain", name: "postrouting", type: "nat", hook: "postrouting", priority: "srcnat" });
-      tx.flush({ kind: "chain", name: "postrouting" });
-      tx.add({ kind: "rule", chain: "postrouting", rule: "ip daddr 224.0.0.0/4 return" });
-      tx.add({ kind: "rule", chain: "postrouting", rule: "ip6 daddr ff00::/8 return" });
-      tx.add({ kind: "rule", chain: "postrouting", rule: `goto ${MASQ_CHAIN}` });
+    }
+    // The shared rules every time: an ADD after `nft flush table` or `nft flush chain` (chains
+    // kept, rules gone) puts them back; a missing chain is ENOENT and so the full transaction.
+    for (const { chain, rules } of SKELETON) {
+      tx.flush({ kind: "chain", name: chain });
+      for (const rule of rules) tx.add({ kind: "rule", chain, rule });
     }
     for (const handle of stale) tx.delete({ kind: "rule", chain: MASQ_CHAIN, rule: "", handle });
     const comment = nftOwnerComment(a);
@@ -135,16 +147,19 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
 
   async check(a: Attachment, s: MasqSpec): Promise<string[]> {
     const hash = nftOwnerHash(a);
-    const [chain, base] = await Promise.all([
+    const [chain, base, chains] = await Promise.all([
       rulesOrNone(this.nft, MASQ_CHAIN),
       rulesOrNone(this.nft, "postrouting"),
+      this.nft.list("chains").catch((e: unknown): string[] => {
+        if (isNotFound(e)) return [];
+        throw e;
+      }),
     ]);
     const rules = chain.filter((r) => r.comment?.startsWith(hash));
-    const missing: string[] = [];
-    // ADD only declares the shared chains when the table is missing: CHECK is where a damaged
-    // skeleton shows up.
-    if (!base.some((r) => r.rule === `goto ${MASQ_CHAIN}`))
-      missing.push(`the postrouting base chain jumping to ${MASQ_CHAIN} in table inet ${MASQ_TABLE}`);
+    // The shared skeleton as it should be (a flushed table keeps its chains, empty).
+    const table = `inet ${MASQ_TABLE}`;
+    const missing = missingRules({ chains, rules: new Map([["postrouting", base]]) }, SKELETON, table);
+    if (!chains.includes(MASQ_CHAIN)) missing.push(`chain ${MASQ_CHAIN} in table ${table}`);
     for (const x of s.addresses) {
       const ip = addressOf(x);
       if (!rules.some((r) => r.rule.split(" ").includes(ip) && r.rule.includes("masquerade")))

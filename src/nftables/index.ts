@@ -34,4 +34,4 @@ export { probeFeatures, resetFeatureCache } from "./features.js";
 export { compareVersions } from "./version.js";
 export { renderDump, priorityValue, type TableState } from "./dump.js";
 export { applyTransactions } from "./batch.js";
-export { applyWithSkeleton, type SkeletonPlan } from "./skeleton.js";
+export { applyWithSkeleton, missingRules, type SkeletonChain, type SkeletonPlan } from "./skeleton.js";

@@ -6,7 +6,7 @@
  */
 import { isNotFound } from "./errors.js";
 import type { Transaction } from "./transaction.js";
-import type { Interface } from "./types.js";
+import type { Interface, Rule } from "./types.js";
 
 /** The two ways of making one change: without and with the shared objects it needs. */
 export interface SkeletonPlan {
@@ -22,4 +22,51 @@ export async function applyWithSkeleton(nft: Interface, plan: SkeletonPlan): Pro
     if (!isNotFound(e)) throw e;
     await nft.runAll(plan.full);
   }
+}
+
+/** A chain of a skeleton and the rules it should hold, in order, as they are written. */
+export interface SkeletonChain {
+  chain: string;
+  rules: readonly string[];
+}
+
+/** Words that tell a skeleton's rules apart whatever nft's printing does to the rest. */
+const TELLING = new Set(["jump", "goto", "accept", "drop", "return", "masquerade", "dnat", "snat"]);
+const TELLING_TOO = new Set(["vmap", "map", "saddr", "daddr", "fib", "local"]);
+
+/** What a rule refers to (`@set`, jump targets) and does (verdicts, NAT), in order. */
+function shape(rule: string): string {
+  const words = rule.trim().split(/\s+/);
+  return words
+    .filter(
+      (w, i) =>
+        w.startsWith("@") || TELLING.has(w) || TELLING_TOO.has(w) || /^(jump|goto)$/.test(words[i - 1] ?? ""),
+    )
+    .join(" ");
+}
+
+/**
+ * What `state` (a listing with rule text) lacks of the skeleton `want`, in words: chains that are
+ * gone and rules that are (after `nft flush table` or `nft flush chain` the chains stay empty).
+ * Rules are compared by what they refer to and do, so nft's canonical printing does not matter.
+ */
+export function missingRules(
+  state: { chains: readonly string[]; rules: ReadonlyMap<string, readonly Rule[]> },
+  want: readonly SkeletonChain[],
+  table: string,
+): string[] {
+  const missing: string[] = [];
+  for (const { chain, rules } of want) {
+    if (!state.chains.includes(chain)) {
+      missing.push(`chain ${chain} in table ${table}`);
+      continue;
+    }
+    const have = (state.rules.get(chain) ?? []).map((r) => shape(r.rule));
+    for (const rule of rules) {
+      const i = have.indexOf(shape(rule));
+      if (i >= 0) have.splice(i, 1);
+      else missing.push(`rule "${rule}" in chain ${chain} of table ${table}`);
+    }
+  }
+  return missing;
 }

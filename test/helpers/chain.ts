@@ -112,6 +112,29 @@ export async function chainDel(
   return failures;
 }
 
+/** CHECK in order with the final result as prevResult, every plugin; returns the failures. */
+export async function chainCheck(
+  host: Netns,
+  confs: Conf[],
+  a: Attachment,
+  prevResult: unknown,
+): Promise<ChainStep[]> {
+  const failures: ChainStep[] = [];
+  for (const base of confs) {
+    const conf = withRuntimeConfig(base, a);
+    const plugin = String(conf["type"]);
+    const r = await cni(
+      host,
+      plugin,
+      "CHECK",
+      { ...conf, prevResult },
+      { containerId: a.containerId, netns: a.netns },
+    );
+    if (r.code !== 0) failures.push({ plugin, result: r });
+  }
+  return failures;
+}
+
 /** GC of every plugin of the chain with the attachments still valid. */
 export async function chainGc(host: Netns, confs: Conf[], valid: Attachment[]): Promise<ChainStep[]> {
   const failures: ChainStep[] = [];

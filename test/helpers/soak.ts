@@ -2,19 +2,47 @@
  * The soak: `cycles` ADD/DEL cycles of the whole chain, `width` at a time, in one host; each cycle
  * a fresh container namespace. Returns every ADD's latency and what was left: host state against
  * the state after a warm-up cycle (links, addresses, routes, rules, set and map elements, IP
- * reservations), lock files, plugin processes still running.
+ * reservations, the host namespace's per-attachment records), the plugins' lock files and
+ * state files directly under /run (not other namespaces' records: other tests write those), processes still running (plugins, or anything in the host namespace) and the open file
+ * descriptors of this process. The chain starts no daemon (dhcp is not in it).
  */
 import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { NetnsPool, type Netns } from "./netns.js";
+import { NetnsPool, run, type Netns } from "./netns.js";
 import { chainAdd, chainConfs, chainDel, pool, type Backend } from "./chain.js";
-import { hostState, stateDiff } from "./state.js";
+import { hostState, recordDirs, stateDiff } from "./state.js";
 
 export interface SoakReport {
   addMs: number[];
   failures: string[];
   leftover: string;
   processes: string[];
+  /** Files of ours under /run (lock files, the state directory) that appeared during the run. */
+  runFiles: string[];
+  /** Open descriptors of this process after the warm-up and at the end. */
+  fds: { before: number; after: number };
+}
+
+/**
+ * Lock files of ours under /run and the files directly in /run/cni-nft (their names never
+ * depend on a container; per-namespace records are in the compared state instead).
+ */
+function runFiles(): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync("/run"))
+    if (name.startsWith("cni-nft")) {
+      const path = join("/run", name);
+      out.push(path);
+      if (name === "cni-nft" && existsSync(path))
+        for (const inner of readdirSync(path, { withFileTypes: true }))
+          if (!inner.isDirectory()) out.push(join(path, inner.name));
+    }
+  return out.sort();
+}
+
+function openFds(): number {
+  return readdirSync("/proc/self/fd").length;
 }
 
 /** Plugin processes (ours) still running: none may outlive its call. */
@@ -40,7 +68,10 @@ export async function soak(o: {
       subnet: "10.243.0.0/16",
     });
     const state = async (): Promise<string> =>
-      (await hostState([host], [join(o.dataDir)])).replace(/^.*last_reserved_ip.*$/gm, "");
+      (await hostState([host], [join(o.dataDir), ...recordDirs(host.path)])).replace(
+        /^.*last_reserved_ip.*$/gm,
+        "",
+      );
     const cycle = async (i: number): Promise<{ ms: number; failure?: string }> => {
       const c = await nets.create(`s${i % 1000}`);
       try {
@@ -61,12 +92,17 @@ export async function soak(o: {
     };
     await cycle(-1);
     const baseline = await state();
+    const files = new Set(runFiles());
+    const fdsBefore = openFds();
     const runs = await pool(o.cycles, o.width, cycle);
+    const inHost = (await run(["ip", "netns", "pids", host.name])).stdout.split("\n").filter(Boolean);
     return {
       addMs: runs.map((r) => r.ms),
       failures: runs.flatMap((r) => (r.failure ? [r.failure] : [])),
       leftover: stateDiff(baseline, await state()),
-      processes: pluginProcesses(o.bin),
+      processes: [...pluginProcesses(o.bin), ...inHost.map((pid) => `pid ${pid} in the host namespace`)],
+      runFiles: runFiles().filter((f) => !files.has(f)),
+      fds: { before: fdsBefore, after: openFds() },
     };
   } finally {
     await nets.destroyAll();

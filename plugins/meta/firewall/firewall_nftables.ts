@@ -38,8 +38,11 @@ import {
 import {
   ifname,
   isNotFound,
+  missingRules,
   type Element,
   type Interface,
+  type Rule,
+  type SkeletonChain,
   type Transaction,
 } from "../../../src/nftables/index.js";
 import { familyOf, isolationOf, type FirewallSpec, type IsolationSpec } from "./firewall_backend.js";
@@ -57,6 +60,46 @@ function markCounter(mark: number): string {
 }
 
 export { markHex };
+
+/** The rules of the table's own chains, in order (`admin` is the operator's: never written). */
+export function skeletonRules(mark: number): SkeletonChain[] {
+  const m = markHex(mark);
+  return [
+    {
+      chain: "isolation",
+      rules: [
+        "iifname . oifname @isolated_pairs drop",
+        "iifname . oifname @bridge_pairs return",
+        "iifname @bridges oifname @bridges drop",
+      ],
+    },
+    {
+      chain: "forward",
+      rules: [
+        "jump isolation",
+        "jump admin",
+        ...(["ip", "ip6"] as const).flatMap((ip) => {
+          const set = SETS[ip === "ip" ? 4 : 6];
+          return [
+            `${ip} daddr @${set} ct state established,related meta mark set meta mark | ${m} accept`,
+            `${ip} saddr @${set} meta mark set meta mark | ${m} accept`,
+          ];
+        }),
+      ],
+    },
+  ];
+}
+
+/**
+ * Flushes the chains and writes their rules: every ADD does, so an ADD after `nft flush table`
+ * (sets and chains kept, rules gone) puts them back; a missing chain makes it ENOENT.
+ */
+function writeSkeletonRules(tx: Transaction, mark: number): void {
+  for (const { chain, rules } of skeletonRules(mark)) {
+    tx.flush({ kind: "chain", name: chain });
+    for (const rule of rules) tx.add({ kind: "rule", chain, rule });
+  }
+}
 
 export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
   readonly component = "firewall";
@@ -94,7 +137,6 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
    * `stale`: counters of other marks, deleted.
    */
   private base(tx: Transaction, mark: number, stale: readonly string[]): void {
-    const m = markHex(mark);
     tx.add({
       kind: "table",
       comment: "cni-nft firewall plugin: forward accept for containers, bridge isolation",
@@ -125,10 +167,6 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     tx.add({ kind: "set", name: "isolated_pairs", type: "ifname . ifname" });
     tx.add({ kind: "chain", name: "admin", comment: "operator rules, never flushed by cni-nft" });
     tx.add({ kind: "chain", name: "isolation" });
-    tx.flush({ kind: "chain", name: "isolation" });
-    tx.add({ kind: "rule", chain: "isolation", rule: "iifname . oifname @isolated_pairs drop" });
-    tx.add({ kind: "rule", chain: "isolation", rule: "iifname . oifname @bridge_pairs return" });
-    tx.add({ kind: "rule", chain: "isolation", rule: "iifname @bridges oifname @bridges drop" });
     tx.add({
       kind: "chain",
       name: "forward",
@@ -137,24 +175,7 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
       priority: NFT_PRIORITY,
       policy: "accept",
     });
-    tx.flush({ kind: "chain", name: "forward" });
-    tx.add({ kind: "rule", chain: "forward", rule: "jump isolation" });
-    tx.add({ kind: "rule", chain: "forward", rule: "jump admin" });
-    for (const [ip, set] of [
-      ["ip", SETS[4]],
-      ["ip6", SETS[6]],
-    ] as const) {
-      tx.add({
-        kind: "rule",
-        chain: "forward",
-        rule: `${ip} daddr @${set} ct state established,related meta mark set meta mark | ${m} accept`,
-      });
-      tx.add({
-        kind: "rule",
-        chain: "forward",
-        rule: `${ip} saddr @${set} meta mark set meta mark | ${m} accept`,
-      });
-    }
+    writeSkeletonRules(tx, mark);
   }
 
   async setUp(a: Attachment, conf: FirewallSpec): Promise<Effects> {
@@ -163,7 +184,10 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     const build = (skeleton: boolean, stale: readonly string[] = []): Transaction => {
       const tx = this.nft.newTransaction();
       if (skeleton) this.base(tx, conf.mark, stale);
-      else tx.reset({ kind: "counter", name: markCounter(conf.mark) });
+      else {
+        tx.reset({ kind: "counter", name: markCounter(conf.mark) });
+        writeSkeletonRules(tx, conf.mark);
+      }
       for (const a of conf.addresses) {
         const set = SETS[familyOf(a)];
         const key = [a.split("/")[0]!];
@@ -246,8 +270,12 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
       if (isNotFound(e)) return [`nftables table inet ${NFT_TABLE}`];
       throw e;
     }
-    for (const ch of ["forward", "admin", "isolation"])
-      if (!chains.includes(ch)) missing.push(`chain ${ch} in table inet ${NFT_TABLE}`);
+    if (!chains.includes("admin")) missing.push(`chain admin in table inet ${NFT_TABLE}`);
+    const rules = new Map<string, Rule[]>();
+    for (const ch of ["forward", "isolation"])
+      if (chains.includes(ch)) rules.set(ch, await this.nft.listRules(ch, { text: true }));
+    // The shared rules as they should be: a flushed table keeps its chains and sets, not its rules.
+    missing.push(...missingRules({ chains, rules }, skeletonRules(conf.mark), `inet ${NFT_TABLE}`));
     const comment = nftOwnerComment(a);
     const mine = new Set((await this.owned((c) => c === comment)).map((e) => e.key[0]));
     for (const x of conf.addresses) {

@@ -195,6 +195,16 @@ export class IptablesPortMapper implements HostStateBackend<PortMapSpec> {
     for (const ct of c.containers) {
       const saved = await this.ipt.save(ct.family, "nat");
       const tool = ct.family === 4 ? "iptables" : "ip6tables";
+      // The shared chains and rules first (what ADD would add): after `iptables -t nat -F` the
+      // chains stay, empty, and no container's mapping works.
+      for (const line of sharedLines(saved, c)) {
+        const declared = /^:(\S+) /.exec(line)?.[1];
+        missing.push(
+          declared
+            ? `${tool} chain ${declared} in table nat`
+            : `${tool} rule ${line.replace(/^-I (\S+) 1/, "-A $1")}`,
+        );
+      }
       if (!saved.chains.has(chain)) {
         missing.push(`${tool} chain ${chain} in table nat`);
         continue;

@@ -36,9 +36,11 @@ import {
   isAlreadyExists,
   isElementNotFound,
   isNotFound,
+  missingRules,
   NftError,
   type Element,
   type Interface,
+  type Rule,
   type Transaction,
 } from "../../../src/nftables/index.js";
 import {
@@ -54,8 +56,11 @@ import {
   keyText,
   ownerElement,
   ownerElementOf,
+  skeletonRules,
+  snatChainRules,
   snatChainTransaction,
   staticTransaction,
+  writeSkeletonRules,
   valueText,
   NFT_TABLE,
   OWNERS_SET,
@@ -70,6 +75,7 @@ interface TableState {
   elements: Element[];
   chains: string[];
   sets: string[];
+  rules: Map<string, Rule[]>;
 }
 
 /** What an attachment's record holds: the keys, guard chains and subnet chains its ADD wrote. */
@@ -113,14 +119,18 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     return this.tools.has("nft");
   }
 
-  /** Everything in our table in one nft run, or undefined when the table does not exist. */
-  async state(): Promise<TableState | undefined> {
+  /**
+   * Everything in our table in one nft run (rule texts in a second, with `text`), or undefined
+   * when the table does not exist.
+   */
+  async state(opts: { text?: boolean } = {}): Promise<TableState | undefined> {
     try {
-      const t = await this.nft.listTable();
+      const t = await this.nft.listTable(opts);
       return {
         elements: [...t.elements.values()].flat(),
         chains: t.chains.map((c) => c.name),
         sets: t.sets.map((x) => x.name),
+        rules: t.rules,
       };
     } catch (e) {
       if (isNotFound(e)) return undefined;
@@ -165,9 +175,11 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     if (want.elements.length === 0 && want.guards.length === 0) return effects;
     this.remember(a, want);
     const fast = this.nft.newTransaction();
+    // The skeleton's rules every time (a flushed table or chain keeps the rest); the table, maps
+    // and chains are declared only when nft reports them missing: half the cost of an ADD.
+    writeSkeletonRules(fast);
     this.own(fast, a, want, "create");
     try {
-      // The static table is declared only when nft reports it missing: half the cost of an ADD.
       await this.nft.run(fast);
       return effects;
     } catch (e) {
@@ -224,11 +236,19 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
 
   /** What is missing from cni-nft's own table (in the previous layout on a host not yet upgraded). */
   async checkOwn(c: PortMapConf): Promise<string[]> {
-    const state = await this.state();
-    const have = new Map((state?.elements ?? []).map((e) => [keyText(e), e]));
-    const missing: string[] = [];
+    const state = await this.state({ text: true });
+    if (!state) return [`table inet ${NFT_TABLE}`];
+    const have = new Map(state.elements.map((e) => [keyText(e), e]));
     const want = desired(c);
-    const legacy = state !== undefined && isLegacy(state.sets);
+    const legacy = isLegacy(state.sets);
+    // The shared skeleton first: with its rules gone (a flushed table or chain) no element works.
+    const missing = legacy
+      ? []
+      : missingRules(
+          state,
+          [...skeletonRules(), ...want.snatChains.map(snatChainRules)],
+          `inet ${NFT_TABLE}`,
+        );
     const hash = nftOwnerHash(c);
     const wrong = (e: Element): boolean => {
       const old = have.get(keyText(e));
@@ -244,10 +264,10 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     }
     const chains = [
       ...want.guards.map((g) => g.chain),
-      ...(legacy ? [] : want.snatChains.map((s) => s.chain)),
+      // (subnet chains: missingRules above reports a missing one)
     ];
     for (const ch of chains)
-      if (!state?.chains.includes(ch)) missing.push(`chain ${ch} in table inet ${NFT_TABLE}`);
+      if (!state.chains.includes(ch)) missing.push(`chain ${ch} in table inet ${NFT_TABLE}`);
     return missing;
   }
 

@@ -17,7 +17,13 @@ import {
   sha512Hex,
   type Attachment,
 } from "../../../src/cni/attachment.js";
-import { concat, prefix, type Element, type Transaction } from "../../../src/nftables/index.js";
+import {
+  concat,
+  prefix,
+  type Element,
+  type SkeletonChain,
+  type Transaction,
+} from "../../../src/nftables/index.js";
 import { mappingsFor, type Family, type Mapping, type PortMapConf } from "./config.js";
 
 export const NFT_TABLE = "cni_nft_portmap";
@@ -93,40 +99,51 @@ export function staticTransaction(tx: Transaction): void {
     comment: "owner tag . element tag, one per element (comment: owner)",
   });
   tx.add({ kind: "chain", name: SNAT_ALL_CHAIN });
-  tx.flush({ kind: "chain", name: SNAT_ALL_CHAIN });
-  tx.add({ kind: "rule", chain: SNAT_ALL_CHAIN, rule: "masquerade" });
   tx.add({ kind: "chain", name: "hostports" });
-  tx.flush({ kind: "chain", name: "hostports" });
-  for (const f of FAMILIES) {
+  for (const [chain, hook] of [
+    ["prerouting", "prerouting"],
+    ["output", "output"],
+  ] as const)
+    // nft names dstnat only for prerouting; -100 is its value, upstream's choice for output too.
+    tx.add({ kind: "chain", name: chain, type: "nat", hook, priority: -100 });
+  tx.add({ kind: "chain", name: "postrouting", type: "nat", hook: "postrouting", priority: "srcnat" });
+  writeSkeletonRules(tx);
+}
+
+/** The rules of the skeleton's chains, in order: what CHECK compares and every ADD rewrites. */
+export function skeletonRules(): SkeletonChain[] {
+  const hostports = FAMILIES.flatMap((f) => {
     const n = names(f);
     const ip = ipx(f);
     const nfproto = f === 4 ? "ipv4" : "ipv6";
-    const rules = [
+    return [
       `${ip} daddr . meta l4proto . th dport vmap @${n.guardIp}`,
       `dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @${n.dnatIp}`,
       `meta nfproto ${nfproto} meta l4proto . th dport vmap @${n.guardAny}`,
       `meta nfproto ${nfproto} dnat ${ip} to meta l4proto . th dport map @${n.dnatAny}`,
     ];
-    for (const rule of rules) tx.add({ kind: "rule", chain: "hostports", rule });
-  }
-  for (const [chain, hook] of [
-    ["prerouting", "prerouting"],
-    ["output", "output"],
-  ] as const) {
-    // nft names dstnat only for prerouting; -100 is its value, upstream's choice for output too.
-    tx.add({ kind: "chain", name: chain, type: "nat", hook, priority: -100 });
+  });
+  const snat = FAMILIES.map(
+    (f) => `ct status dnat ${ipx(f)} daddr . meta l4proto . th dport vmap @${names(f).snat}`,
+  );
+  return [
+    { chain: SNAT_ALL_CHAIN, rules: ["masquerade"] },
+    { chain: "hostports", rules: hostports },
+    { chain: "prerouting", rules: ["fib daddr type local jump hostports"] },
+    { chain: "output", rules: ["fib daddr type local jump hostports"] },
+    { chain: "postrouting", rules: snat },
+  ];
+}
+
+/**
+ * Flushes the skeleton's chains and writes their rules: in every ADD's fast transaction too, so
+ * an ADD after `nft flush table` or `nft flush chain` (chains, maps and elements kept, rules
+ * gone) puts them back; the chains must exist (ENOENT otherwise: the slow path declares them).
+ */
+export function writeSkeletonRules(tx: Transaction): void {
+  for (const { chain, rules } of skeletonRules()) {
     tx.flush({ kind: "chain", name: chain });
-    tx.add({ kind: "rule", chain, rule: "fib daddr type local jump hostports" });
-  }
-  tx.add({ kind: "chain", name: "postrouting", type: "nat", hook: "postrouting", priority: "srcnat" });
-  tx.flush({ kind: "chain", name: "postrouting" });
-  for (const f of FAMILIES) {
-    const ip = ipx(f);
-    tx.add({
-      kind: "rule",
-      chain: "postrouting",
-      rule: `ct status dnat ${ip} daddr . meta l4proto . th dport vmap @${names(f).snat}`,
-    });
+    for (const rule of rules) tx.add({ kind: "rule", chain, rule });
   }
 }
 
@@ -218,12 +235,18 @@ export function desired(c: PortMapConf): Desired {
  * the traffic upstream's iptables backend marks. Rewritten by every ADD that needs it: it is the
  * same text for every container of the subnet, and the transaction is atomic.
  */
-export function snatChainTransaction(tx: Transaction, s: SnatChain): void {
+/** The rules of a subnet's masquerade chain (what CHECK compares too). */
+export function snatChainRules(s: SnatChain): SkeletonChain {
   const ip = ipx(s.family);
+  const rules = [concat(ip, "saddr", prefix(s.subnet), "masquerade")];
+  if (s.family === 4) rules.push("ip saddr 127.0.0.1 masquerade");
+  return { chain: s.chain, rules };
+}
+
+export function snatChainTransaction(tx: Transaction, s: SnatChain): void {
   tx.add({ kind: "chain", name: s.chain });
   tx.flush({ kind: "chain", name: s.chain });
-  tx.add({ kind: "rule", chain: s.chain, rule: concat(ip, "saddr", prefix(s.subnet), "masquerade") });
-  if (s.family === 4) tx.add({ kind: "rule", chain: s.chain, rule: "ip saddr 127.0.0.1 masquerade" });
+  for (const rule of snatChainRules(s).rules) tx.add({ kind: "rule", chain: s.chain, rule });
 }
 
 export function guardTransaction(tx: Transaction, g: Desired["guards"][number]): void {

@@ -357,6 +357,7 @@ test("firewall nftables: CHECK names the missing element and chain after damage"
   );
   assert.deepEqual(await b.check(A, SPEC_A), [
     "chain admin in table inet cni_nft_firewall",
+    'rule "jump admin" in chain forward of table inet cni_nft_firewall',
     "element fd00::5 of set containers6 in table inet cni_nft_firewall",
   ]);
   await nft.run(nft.newTransaction().delete({ kind: "table" }));
