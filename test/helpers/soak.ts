@@ -11,10 +11,16 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { NetnsPool, run, type Netns } from "./netns.js";
 import { chainAdd, chainConfs, chainDel, pool, type Backend } from "./chain.js";
+import { cni } from "./cni.js";
 import { hostState, recordDirs, stateDiff } from "./state.js";
 
 export interface SoakReport {
   addMs: number[];
+  /**
+   * Per cycle, right after its ADD: VERSION of each plugin of the chain (the same process starts,
+   * no host state): what the machine's load alone does to latency, to compare drift against.
+   */
+  refMs: number[];
   failures: string[];
   leftover: string;
   processes: string[];
@@ -72,20 +78,27 @@ export async function soak(o: {
         /^.*last_reserved_ip.*$/gm,
         "",
       );
-    const cycle = async (i: number): Promise<{ ms: number; failure?: string }> => {
+    const reference = async (): Promise<number> => {
+      const t0 = process.hrtime.bigint();
+      for (const conf of confs)
+        await cni(host, String(conf["type"]), "VERSION", { cniVersion: "1.0.0" }, { containerId: "" });
+      return Number(process.hrtime.bigint() - t0) / 1e6;
+    };
+    const cycle = async (i: number): Promise<{ ms: number; ref: number; failure?: string }> => {
       const c = await nets.create(`s${i % 1000}`);
       try {
         const a = { containerId: `soak${i}`, netns: c.path, hostPort: 20000 + (i % o.width) };
         const t0 = process.hrtime.bigint();
         const r = await chainAdd(host, confs, a);
         const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        const ref = await reference();
         const del = await chainDel(host, confs, a, r.result);
         const failure = r.failed
           ? `ADD ${r.failed.plugin}: ${r.failed.result.stdout.trim()}`
           : del.length
             ? `DEL ${del.map((d) => `${d.plugin}: ${d.result.stdout.trim()}`).join("; ")}`
             : undefined;
-        return failure ? { ms, failure } : { ms };
+        return failure ? { ms, ref, failure } : { ms, ref };
       } finally {
         await c.destroy();
       }
@@ -98,6 +111,7 @@ export async function soak(o: {
     const inHost = (await run(["ip", "netns", "pids", host.name])).stdout.split("\n").filter(Boolean);
     return {
       addMs: runs.map((r) => r.ms),
+      refMs: runs.map((r) => r.ref),
       failures: runs.flatMap((r) => (r.failure ? [r.failure] : [])),
       leftover: stateDiff(baseline, await state()),
       processes: [...pluginProcesses(o.bin), ...inHost.map((pid) => `pid ${pid} in the host namespace`)],
