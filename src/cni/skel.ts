@@ -246,6 +246,9 @@ export async function runPlugin<C>(
     if (obj.prevResult !== undefined && obj.prevResult !== null) {
       cmd.prevResult = parseResult(obj.prevResult, confVersion);
       validatePrevResult(cmd.prevResult);
+      // A chained plugin answers ADD with its prevResult: one the config's version cannot carry
+      // (a pre-0.3.0 result without addresses) must be refused before the plugin changes anything.
+      if (verb === "ADD") formatResult(cmd.prevResult, confVersion);
     }
     switch (verb) {
       case "ADD": {

@@ -256,3 +256,14 @@ test("CNI_ARGS helpers", () => {
   assert.throws(() => validateIfname("a b"));
   assert.throws(() => validateIfname(""), /empty/);
 });
+
+test("ADD with a prevResult the config's version cannot carry is refused before the plugin runs", async () => {
+  calls.length = 0;
+  const out = await run(
+    env,
+    conf({ cniVersion: "0.2.0", prevResult: { cniVersion: "1.0.0", interfaces: [{ name: "eth0" }] } }),
+  );
+  assert.equal(out.exitCode, 1);
+  assert.match(out.stdout, /cannot convert: no valid IP addresses/);
+  assert.equal(calls.length, 0);
+});
