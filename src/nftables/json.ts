@@ -3,6 +3,7 @@
  * understood; anything else in the same family is skipped, never fatal.
  */
 import { NftError } from "./errors.js";
+import { exactCopy } from "./json_fast.js";
 import type {
   Chain,
   ChainHook,
@@ -158,6 +159,7 @@ export function elementsFromJson(kind: "set" | "map", name: string, b: JsonObjec
   if (!Array.isArray(elems)) return [];
   // A plain loop building each element in one go: sets and maps run to 100,000s of elements.
   const out: Element[] = new Array<Element>(elems.length);
+  const scratch: string[] = [];
   for (let i = 0; i < elems.length; i++) {
     const raw = elems[i];
     let keyJson: Json | undefined = raw;
@@ -170,11 +172,14 @@ export function elementsFromJson(kind: "set" | "map", name: string, b: JsonObjec
     let w: Json | undefined;
     if (isObject(keyJson) && isObject((w = keyJson["elem"]))) keyJson = w["val"];
     else w = undefined;
-    const key = valueText(keyJson);
-    const e: Element =
-      kind === "set"
-        ? { kind: "element", set: name, key }
-        : { kind: "element", map: name, key, value: valueText(valueJson) };
+    scratch.length = 0;
+    const key = exactCopy(valueText(keyJson, scratch));
+    let e: Element;
+    if (kind === "set") e = { kind: "element", set: name, key };
+    else {
+      scratch.length = 0;
+      e = { kind: "element", map: name, key, value: exactCopy(valueText(valueJson, scratch)) };
+    }
     if (isObject(w)) {
       const timeout = num(w["timeout"]);
       if (timeout !== undefined) e.timeout = timeout;

@@ -20,6 +20,7 @@ import { Transaction } from "./transaction.js";
 import { applyTransactions } from "./batch.js";
 import { validateObject } from "./objects.js";
 import { parseGetElements, parseListingExtras, parseObjectComments, parseRuleTexts } from "./text.js";
+import { fastElements, fastRules } from "./json_fast.js";
 import {
   FAMILIES,
   byFamilyThenName,
@@ -154,11 +155,12 @@ export class NFTables implements Interface {
   async listRules(chain: string, opts: { text?: boolean } = {}): Promise<Rule[]> {
     validateName("chain", chain);
     // Both listings at once: nft's text listing of a long chain takes as long as its JSON.
-    const [entries, res] = await Promise.all([
-      this.listJson(["list", "chain", this.family, this.table, chain]),
+    const [json, res] = await Promise.all([
+      execNft(["--json", "list", "chain", this.family, this.table, chain], this.exec),
       opts.text ? execNft(["-a", "list", "chain", this.family, this.table, chain], this.exec) : undefined,
     ]);
-    const rules = entries.filter(([k]) => k === "rule").map(([, b]) => ruleFromJson(b));
+    failOnError(json, ["list", "chain", this.family, this.table, chain]);
+    const rules = rulesOfListing(json.stdout);
     if (res) {
       failOnError(res, ["list", "chain", chain]);
       const texts = parseRuleTexts(res.stdout);
@@ -169,9 +171,10 @@ export class NFTables implements Interface {
 
   async listElements(kind: "set" | "map", name: string): Promise<Element[]> {
     validateName(kind, name);
-    const entries = await this.listJson(["list", kind, this.family, this.table, name]);
-    const body = entries.find(([k]) => k === kind)?.[1];
-    return body ? elementsFromJson(kind, name, body) : [];
+    const args = ["--json", "list", kind, this.family, this.table, name];
+    const res = await execNft(args, this.exec);
+    failOnError(res, args.slice(1));
+    return elementsOfListing(res.stdout, kind, name);
   }
 
   async listCounters(): Promise<Counter[]> {
@@ -249,4 +252,22 @@ function failOnError(res: ExecResult, args: string[]): void {
       "this nft was built without JSON support, which listing needs (install a distribution nft)",
     );
   throw new NftError(codeFromMessage(msg), `nft ${args.join(" ")}: ${msg}`, undefined, undefined, res.stderr);
+}
+
+/** The rules of a `nft --json list chain` (handle, comment; no text): the fast reader, else JSON. */
+export function rulesOfListing(stdout: string): Rule[] {
+  return (
+    fastRules(stdout) ??
+    parseListing(stdout)
+      .filter(([k]) => k === "rule")
+      .map(([, b]) => ruleFromJson(b))
+  );
+}
+
+/** The elements of a `nft --json list set|map`: the fast reader, else JSON. */
+export function elementsOfListing(stdout: string, kind: "set" | "map", name: string): Element[] {
+  const fast = fastElements(stdout, kind, name);
+  if (fast) return fast;
+  const body = parseListing(stdout).find(([k]) => k === kind)?.[1];
+  return body ? elementsFromJson(kind, name, body) : [];
 }

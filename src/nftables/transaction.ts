@@ -17,10 +17,16 @@ import type { Element, Features, NftObject, Operation, Rule, Verb } from "./type
 const ELEMENTS_PER_COMMAND = 1000;
 
 /** The text of a transaction and, per line, which operations produced it. */
+/** The operations of one rendered line, with each one's column span on that line. */
+export type LineSpans =
+  | Array<{ op: number; from: number; to: number }>
+  /** A batch of elements: operation `first` + k is `parts[k]`, the first part at column `col`. */
+  | { first: number; col: number; parts: readonly string[] };
+
 export interface RenderedTransaction {
   text: string;
-  /** lines[i] lists the operation indices of line i+1, with each one's column span on that line. */
-  lines: Array<Array<{ op: number; from: number; to: number }>>;
+  /** lines[i]: the operations of line i+1. */
+  lines: LineSpans[];
 }
 
 export class Transaction {
@@ -144,28 +150,19 @@ export class Transaction {
         continue;
       }
       // Batch consecutive element operations on the same set/map with the same verb.
-      const target = elementTarget(op.object);
+      const first = op.object;
       let j = i;
-      while (
-        j < this.ops.length &&
-        j - i < ELEMENTS_PER_COMMAND &&
-        this.ops[j]!.verb === op.verb &&
-        this.ops[j]!.object.kind === "element" &&
-        elementTarget(this.ops[j]!.object as Element) === target
-      )
+      while (j < this.ops.length && j - i < ELEMENTS_PER_COMMAND) {
+        const o = this.ops[j]!;
+        if (o.verb !== op.verb || o.object.kind !== "element" || !sameTarget(o.object, first)) break;
         j++;
+      }
       const batch = this.ops.slice(i, j).map((o) => o.object as Element);
-      const start = i;
+      // Spans of a batch are worked out only when nft reports an error in it: batches run to
+      // 100,000s of elements and a span object each was most of render()'s time.
       for (const cmd of renderElements(this.scope, op.verb, batch, features)) {
         out.push(elementCommandText(cmd));
-        let col = cmd.head.length + 3;
-        lines.push(
-          cmd.parts.map((part, k) => {
-            const span = { op: start + k, from: col + 1, to: col + part.length };
-            col += part.length + 2;
-            return span;
-          }),
-        );
+        lines.push({ first: i, col: cmd.head.length + 4, parts: cmd.parts });
       }
       i = j;
     }
@@ -175,13 +172,23 @@ export class Transaction {
   /** The operation(s) nft's error position points at. */
   operationAt(rendered: RenderedTransaction, line: number, column: number): number | undefined {
     const spans = rendered.lines[line - 1];
-    if (!spans || spans.length === 0) return undefined;
+    if (!spans) return undefined;
+    if (!Array.isArray(spans)) {
+      let col = spans.col;
+      for (let k = 0; k < spans.parts.length; k++) {
+        const to = col + spans.parts[k]!.length - 1;
+        if (column >= col && column <= to) return spans.first + k;
+        col = to + 3;
+      }
+      return spans.first;
+    }
+    if (spans.length === 0) return undefined;
     return (spans.find((s) => column >= s.from && column <= s.to) ?? spans[0])!.op;
   }
 }
 
-function elementTarget(e: Element): string {
-  return e.set !== undefined ? `s:${e.set}` : `m:${e.map ?? ""}`;
+function sameTarget(a: Element, b: Element): boolean {
+  return a.set === b.set && a.map === b.map;
 }
 
 /** Operations keep a copy so later changes by the caller do not alter a queued transaction. */
