@@ -37,19 +37,32 @@ async function tableRules(nft: Interface): Promise<Map<string, Rule[]>> {
   }
 }
 
+/** Whether upstream's table of a family exists: one JSON run that fails fast when it does not. */
+async function present(nft: Interface, family: Family): Promise<boolean> {
+  try {
+    await table(nft, family).listTable();
+    return true;
+  } catch (e) {
+    if (isNotFound(e)) return false;
+    throw e;
+  }
+}
+
 /**
  * Every rule of upstream's layout that names a container, optionally only those of one
- * container. One nft run finds the tables; only a host that has them pays for reading them.
+ * container. Each table is looked for by name (`nft list tables` costs O(every element of every
+ * table) in nft 1.0.6: 0.9 s with 5,000 containers in ours); only a host that has them pays for
+ * reading them.
  */
 export async function readUpstreamPortmap(
   nft: Interface,
   containerId?: string,
 ): Promise<UpstreamPortmapRule[]> {
-  const present = (await nft.listTables())
-    .filter((t) => t.name === UPSTREAM_TABLE && (t.family === "ip" || t.family === "ip6"))
-    .map((t): Family => (t.family === "ip" ? 4 : 6));
+  const families = [4, 6] as const;
+  const found = await Promise.all(families.map((f) => present(nft, f)));
+  const here = families.filter((_, i) => found[i]);
   const lists = await Promise.all(
-    present.map(async (family) => {
+    here.map(async (family) => {
       const rules = await tableRules(table(nft, family));
       return CHAINS.flatMap((chain) =>
         (rules.get(chain) ?? []).flatMap((r): UpstreamPortmapRule[] =>
