@@ -1,26 +1,50 @@
 /**
- * portmap benchmark (root; throwaway namespaces). For our nftables backend, our iptables backend
- * and upstream 1.1.1's iptables portmap, with N = 0, 100, 1,000 and 5,000 mappings already in
- * place: the wall time of one more ADD and its DEL (median of a few), and the time to open a new
- * TCP connection from outside through the mapped port (median of many). Ratios are against the
- * same backend at N = 0. The N existing mappings are written in bulk in the exact form each
- * backend writes them (one nft run / one iptables-restore), not by N plugin runs.
+ * portmap benchmark (root; throwaway namespaces). For our nftables backend, our iptables backend,
+ * upstream 1.1.1's iptables portmap and, when its directory is given, upstream's current build
+ * with its nftables backend, with N = 0, 1,000, 5,000 and 10,000 mappings already in place: the
+ * wall time of one more ADD and its DEL (median of a few), and the time to open a new TCP
+ * connection from outside through the mapped port (median of many); then the same for
+ * masquerade (bridge ADD/DEL with ipMasq on the nftables backend, bench/lib/masquerade.ts).
+ * Ratios are against the same backend at N = 0.
  *
- * Run with `npm run bench` or `node --import tsx bench/portmap.ts`. Environment: BENCH_PORTMAP_N
- * (comma list, default 0,100,1000,5000), BENCH_PORTMAP_ROUNDS (ADD/DEL pairs, default 5),
- * BENCH_PORTMAP_CONNS (connections per figure, default 200).
+ * The N containers of the nftables backends are added through the plugin itself (bench/lib/fill.ts:
+ * one portmap process per container, BENCH_PORTMAP_FILL_PARALLEL at a time), and the time that
+ * takes is the fill figure; the iptables ones are written in bulk in the exact form each backend
+ * writes them (one iptables-restore), as filling them through the plugin takes hours.
+ *
+ * Run with `npm run bench` or `node --import tsx bench/portmap.ts [--upstream-current DIR]`.
+ * Environment: BENCH_PORTMAP_N (comma list, default 0,1000,5000,10000), BENCH_PORTMAP_ROUNDS
+ * (ADD/DEL pairs, default 5), BENCH_PORTMAP_CONNS (connections per figure, default 200),
+ * BENCH_PORTMAP_FILL_PARALLEL (default 4), BENCH_UPSTREAM_CURRENT (same as --upstream-current),
+ * BENCH_UPSTREAM_NFT_MAX (largest N for upstream's nftables portmap, default 5000: it fills
+ * slowly), BENCH_PORTMAP_BACKENDS (comma list, default all).
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { NFTables } from "../src/nftables/index.js";
-import { NFT_TABLE, desired } from "../plugins/meta/portmap/portmap_nftables.js";
+import { parseArgs } from "node:util";
 import { containerRules, dnatChainName } from "../plugins/meta/portmap/portmap_iptables.js";
 import type { PortMapConf } from "../plugins/meta/portmap/config.js";
+import { nftOwnerHash } from "../src/cni/attachment.js";
+import { NFTables } from "../src/nftables/index.js";
+import {
+  NFT_TABLE,
+  desired,
+  ownTransaction,
+  staticTransaction,
+} from "../plugins/meta/portmap/portmap_nftables_layout.js";
 import { saveResults } from "./lib/results.js";
+import { fillerAddr, fillerPort } from "./lib/fill.js";
+import { benchMasquerade, type MasqRow } from "./lib/masquerade.js";
 
-const NS = (process.env["BENCH_PORTMAP_N"] ?? "0,100,1000,5000").split(",").map(Number);
+const ARGS = parseArgs({ options: { "upstream-current": { type: "string" } } }).values;
+const UPSTREAM_CURRENT = ARGS["upstream-current"] ?? process.env["BENCH_UPSTREAM_CURRENT"];
+/** `bulk`: write the nftables backend's containers in one nft run (its exact layout) instead of through the plugin. */
+const FILL_MODE = process.env["BENCH_PORTMAP_FILL"] ?? "plugin";
+const FILL_PARALLEL = Number(process.env["BENCH_PORTMAP_FILL_PARALLEL"] ?? 4);
+const UPSTREAM_NFT_MAX = Number(process.env["BENCH_UPSTREAM_NFT_MAX"] ?? 5000);
+const NS = (process.env["BENCH_PORTMAP_N"] ?? "0,1000,5000,10000").split(",").map(Number);
 const ROUNDS = Number(process.env["BENCH_PORTMAP_ROUNDS"] ?? 5);
 const CONNS = Number(process.env["BENCH_PORTMAP_CONNS"] ?? 200);
 // The plugins as they ship (compiled) when built, else the node shims.
@@ -33,7 +57,8 @@ const OUR_BIN = fileURLToPath(
 const UPSTREAM_BIN = "/usr/lib/cni";
 const TAG = `pmb${process.pid}`;
 
-type Backend = "nftables" | "iptables" | "upstream";
+type Backend = "nftables" | "iptables" | "upstream" | "upstream-nft";
+const FILL = fileURLToPath(new URL("./lib/fill.ts", import.meta.url));
 
 function run(
   argv: string[],
@@ -110,22 +135,49 @@ function conf(containerId: string, address: string, hostPort: number): PortMapCo
     containers: [{ family: 4, address, subnet: "10.99.0.0/16" }],
   };
 }
-const fillerAddr = (i: number): string => `10.99.${1 + (i >> 8)}.${i & 255}`;
+const binOf = (b: Backend): string =>
+  b === "upstream" ? UPSTREAM_BIN : b === "upstream-nft" ? UPSTREAM_CURRENT! : OUR_BIN;
 
-/** Adds mappings from..to-1 as the backend itself writes them, in one run. */
+/** Milliseconds spent filling, per backend (only the backends filled through the plugin). */
+const fillMs = new Map<Backend, Array<{ to: number; ms: number }>>();
+
+/**
+ * Adds containers from..to-1: through the plugin for the nftables backends (timed: the fill
+ * figure), in bulk as the backend writes them for the iptables ones.
+ */
 async function populate(b: Backend, host: string, from: number, to: number): Promise<void> {
   if (to <= from) return;
-  if (b === "nftables") {
+  if (b === "nftables" && FILL_MODE === "bulk") {
     const nft = new NFTables({ family: "inet", table: NFT_TABLE, netns: `/var/run/netns/${host}` });
     const tx = nft.newTransaction();
-    for (let i = from; i < to; i++)
-      for (const e of desired(conf(`fill${i}`, fillerAddr(i), 10000 + i)).elements) tx.add(e);
+    staticTransaction(tx);
+    for (let i = from; i < to; i++) {
+      const c = conf(`fill${i}`, fillerAddr(i), fillerPort(i));
+      ownTransaction(tx, nftOwnerHash(c), desired(c), "add");
+    }
     await nft.run(tx);
+    return;
+  }
+  if (b === "nftables" || b === "upstream-nft") {
+    const out = await sh(
+      inNs(host, [
+        process.execPath,
+        "--import",
+        "tsx",
+        FILL,
+        binOf(b),
+        String(from),
+        String(to),
+        String(FILL_PARALLEL),
+        "nftables",
+      ]),
+    );
+    fillMs.set(b, [...(fillMs.get(b) ?? []), { to, ms: Number(out.trim()) }]);
     return;
   }
   const lines: string[] = [];
   for (let i = from; i < to; i++) {
-    const c = conf(`fill${i}`, fillerAddr(i), 10000 + i);
+    const c = conf(`fill${i}`, fillerAddr(i), fillerPort(i));
     const { rules, entries } = containerRules(c, 4, fillerAddr(i), "10.99.0.0/16");
     lines.push(`:${dnatChainName(c.network, c.containerId)} - [0:0]`, ...rules, ...entries);
   }
@@ -133,12 +185,12 @@ async function populate(b: Backend, host: string, from: number, to: number): Pro
 }
 
 async function plugin(b: Backend, host: string, verb: string): Promise<number> {
-  const bin = b === "upstream" ? UPSTREAM_BIN : OUR_BIN;
+  const bin = binOf(b);
   const stdin = JSON.stringify({
     cniVersion: "1.0.0",
     name: "benchnet",
     type: "portmap",
-    ...(b === "upstream" ? {} : { backend: b }),
+    ...(b === "upstream" ? {} : { backend: b === "upstream-nft" ? "nftables" : b }),
     runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }] },
     prevResult: {
       cniVersion: "1.0.0",
@@ -180,57 +232,112 @@ interface Row {
   add: number;
   del: number;
   conn: number;
+  /** The same, measured in alternation on an empty host of the same backend (shared load). */
+  empty: { add: number; del: number; conn: number };
 }
 
+/**
+ * One backend's curve. Every figure is taken in alternation with the same on an empty host of the
+ * same backend (a second set of namespaces), so a machine whose load changes during the run
+ * moves both alike: `empty` is the baseline of each ratio.
+ */
 async function benchBackend(b: Backend): Promise<Row[]> {
   const t = await topology(b.slice(0, 3));
+  const e = await topology(`${b.slice(0, 3)}e`);
   const rows: Row[] = [];
   try {
     let have = 0;
     // Shared chains/table first, as a real host would have them.
-    await plugin(b, t.host, "ADD");
-    await plugin(b, t.host, "DEL");
+    for (const h of [t.host, e.host]) {
+      await plugin(b, h, "ADD");
+      await plugin(b, h, "DEL");
+    }
     for (const n of NS) {
+      if (b === "upstream-nft" && n > UPSTREAM_NFT_MAX) break;
       await populate(b, t.host, have, n);
       have = Math.max(have, n);
-      const adds: number[] = [];
-      const dels: number[] = [];
+      const m = { add: [] as number[], del: [] as number[], eAdd: [] as number[], eDel: [] as number[] };
       const rounds = n >= 5000 && b !== "nftables" ? Math.min(ROUNDS, 3) : ROUNDS;
       for (let i = 0; i < rounds; i++) {
-        adds.push(await plugin(b, t.host, "ADD"));
-        dels.push(await plugin(b, t.host, "DEL"));
+        m.add.push(await plugin(b, t.host, "ADD"));
+        m.eAdd.push(await plugin(b, e.host, "ADD"));
+        m.del.push(await plugin(b, t.host, "DEL"));
+        m.eDel.push(await plugin(b, e.host, "DEL"));
       }
-      await plugin(b, t.host, "ADD");
+      for (const h of [t.host, e.host]) await plugin(b, h, "ADD");
       await connectTime(t.out); // warm up (ARP, caches)
+      await connectTime(e.out);
       const conn = await connectTime(t.out);
-      await plugin(b, t.host, "DEL");
-      rows.push({ backend: b, n, add: median(adds), del: median(dels), conn });
+      const eConn = await connectTime(e.out);
+      for (const h of [t.host, e.host]) await plugin(b, h, "DEL");
+      const row: Row = {
+        backend: b,
+        n,
+        add: median(m.add),
+        del: median(m.del),
+        conn,
+        empty: { add: median(m.eAdd), del: median(m.eDel), conn: eConn },
+      };
+      rows.push(row);
       console.log(
-        `  ${b.padEnd(9)} N=${String(n).padStart(5)}  ADD ${median(adds).toFixed(1)} ms  DEL ${median(dels).toFixed(1)} ms  connect ${conn.toFixed(3)} ms`,
+        `  ${b.padEnd(9)} N=${String(n).padStart(5)}  ADD ${row.add.toFixed(1)} ms (empty ${row.empty.add.toFixed(1)})  DEL ${row.del.toFixed(1)} ms (empty ${row.empty.del.toFixed(1)})  connect ${conn.toFixed(3)} ms (empty ${eConn.toFixed(3)})`,
       );
     }
   } finally {
-    t.server();
-    for (const ns of [t.host, t.out, t.ctr]) await run(["ip", "netns", "del", ns]);
+    for (const x of [t, e]) {
+      x.server();
+      for (const ns of [x.host, x.out, x.ctr]) await run(["ip", "netns", "del", ns]);
+    }
   }
   return rows;
 }
 
 const all: Row[] = [];
 console.log(
-  `portmap benchmark: N = ${NS.join(", ")}; ${ROUNDS} ADD/DEL pairs; median of ${CONNS} connections`,
+  `portmap benchmark: N = ${NS.join(", ")}; ${ROUNDS} ADD/DEL pairs; median of ${CONNS} connections; ` +
+    `fill ${FILL_PARALLEL} at a time; upstream current: ${UPSTREAM_CURRENT ?? "not given"}`,
 );
-for (const b of ["nftables", "iptables", "upstream"] as const) all.push(...(await benchBackend(b)));
+const wanted = (
+  process.env["BENCH_PORTMAP_BACKENDS"] ?? "nftables,iptables,upstream,upstream-nft,masquerade"
+).split(",");
+for (const b of ["nftables", "iptables", "upstream", "upstream-nft"] as const) {
+  if (!wanted.includes(b)) continue;
+  if (b === "upstream-nft" && !(UPSTREAM_CURRENT && existsSync(`${UPSTREAM_CURRENT}/portmap`))) continue;
+  all.push(...(await benchBackend(b)));
+}
+const masq: MasqRow[] = wanted.includes("masquerade")
+  ? await benchMasquerade(run, OUR_BIN, TAG, NS, ROUNDS)
+  : [];
 
-console.log("\nbackend     N      ADD ms  (xN=0)   DEL ms  (xN=0)   connect ms  (xN=0)");
-for (const r of all) {
-  const base = all.find((x) => x.backend === r.backend && x.n === NS[0])!;
-  const x = (a: number, b0: number): string => `(${(a / b0).toFixed(2)}x)`.padStart(8);
+const x = (a: number, b0: number): string => `(${(a / b0).toFixed(2)}x)`.padStart(8);
+console.log(
+  "\nbackend         N      ADD ms  (x empty)   DEL ms  (x empty)   connect ms  (x empty)   (x empty: against an empty host measured in alternation)",
+);
+for (const r of all)
   console.log(
-    `${r.backend.padEnd(9)} ${String(r.n).padStart(5)}  ${r.add.toFixed(1).padStart(8)} ${x(r.add, base.add)} ${r.del.toFixed(1).padStart(8)} ${x(r.del, base.del)} ${r.conn.toFixed(3).padStart(10)} ${x(r.conn, base.conn)}`,
+    `${r.backend.padEnd(12)} ${String(r.n).padStart(5)}  ${r.add.toFixed(1).padStart(8)} ${x(r.add, r.empty.add)}    ${r.del.toFixed(1).padStart(8)} ${x(r.del, r.empty.del)}    ${r.conn.toFixed(3).padStart(10)} ${x(r.conn, r.empty.conn)}`,
+  );
+for (const r of masq) {
+  const base = masq.find((y) => y.n === NS[0])!;
+  console.log(
+    `${"masquerade".padEnd(12)} ${String(r.n).padStart(5)}  ${r.add.toFixed(1).padStart(8)} ${x(r.add, base.add)} ${r.del.toFixed(1).padStart(8)} ${x(r.del, base.del)}   (bridge ADD/DEL, ipMasq nftables)`,
   );
 }
-saveResults("portmap", { mappings: NS, rounds: ROUNDS, connections: CONNS }, all);
+const fills: Record<string, Array<{ to: number; ms: number }>> = {};
+for (const [b, segs] of fillMs) {
+  fills[b] = segs;
+  let total = 0;
+  const parts = segs.map((seg) => {
+    total += seg.ms;
+    return `${(total / 1000).toFixed(1)} s to ${seg.to}`;
+  });
+  console.log(`fill through the plugin, ${b}: ${parts.join(", ")} (${FILL_PARALLEL} at a time)`);
+}
+saveResults(
+  "portmap",
+  { mappings: NS, rounds: ROUNDS, connections: CONNS, fillParallel: FILL_PARALLEL, fills },
+  [...all, ...masq],
+);
 const last = NS.at(-1)!;
 const at = (b: Backend): Row | undefined => all.find((r) => r.backend === b && r.n === last);
 const nft = at("nftables");

@@ -16,11 +16,12 @@ const RESULTS = fileURLToPath(new URL("../results", import.meta.url));
 const CHARTS = fileURLToPath(new URL("../../docs/charts", import.meta.url));
 
 interface PortmapRow {
-  backend: "nftables" | "iptables" | "upstream";
+  backend: "nftables" | "iptables" | "upstream" | "upstream-nft" | "masquerade";
   n: number;
   add: number;
   del: number;
-  conn: number;
+  /** Absent for masquerade (bridge ADD/DEL). */
+  conn?: number;
 }
 
 interface ChainRow {
@@ -32,8 +33,13 @@ const IMPLEMENTATION: Record<PortmapRow["backend"], string> = {
   nftables: "cni-nft, nftables",
   iptables: "cni-nft, iptables",
   upstream: "upstream 1.1.1 (iptables)",
+  "upstream-nft": "upstream current (nftables)",
+  masquerade: "cni-nft masquerade, nftables (bridge ADD/DEL)",
 };
-const COLOURS = { domain: Object.values(IMPLEMENTATION), range: ["#1b7837", "#5aae61", "#b2182b"] };
+const COLOURS = {
+  domain: Object.values(IMPLEMENTATION),
+  range: ["#1b7837", "#5aae61", "#b2182b", "#f4a582", "#2166ac"],
+};
 
 async function svgOf(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
@@ -93,7 +99,13 @@ export async function render(resultsDir = RESULTS, chartsDir = CHARTS): Promise<
     await write("portmap-del", lineChart("portmap DEL of that container", "DEL ms", rows, "del", portmap));
     await write(
       "portmap-connect",
-      lineChart("A new TCP connection through a mapped port", "connect ms", rows, "conn", portmap),
+      lineChart(
+        "A new TCP connection through a mapped port",
+        "connect ms",
+        rows.filter((r) => r.conn !== undefined),
+        "conn",
+        portmap,
+      ),
     );
   }
   const chain = readRun<ChainRow[]>(resultsDir, "chain");

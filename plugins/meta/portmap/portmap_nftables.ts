@@ -58,6 +58,7 @@ import {
   ownerElementOf,
   skeletonRules,
   snatChainRules,
+  ownTransaction,
   snatChainTransaction,
   staticTransaction,
   writeSkeletonRules,
@@ -138,15 +139,8 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     }
   }
 
-  /** This container's part of a transaction: chains first, then each element with its owner. */
   private own(tx: Transaction, a: Attachment, want: Desired, verb: "create" | "add"): void {
-    const hash = nftOwnerHash(a);
-    for (const s of want.snatChains) snatChainTransaction(tx, s);
-    for (const g of want.guards) guardTransaction(tx, g);
-    for (const e of want.elements) {
-      tx[verb](e);
-      tx.add(ownerElement(e, hash, e.comment));
-    }
+    ownTransaction(tx, nftOwnerHash(a), want, verb);
   }
 
   /** Remembers what this ADD is about to write (merged with what earlier ADDs wrote). */

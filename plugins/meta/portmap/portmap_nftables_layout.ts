@@ -255,3 +255,13 @@ export function guardTransaction(tx: Transaction, g: Desired["guards"][number]):
   tx.add({ kind: "rule", chain: g.chain, rule: concat(g.conditions, "return") });
   tx.add({ kind: "rule", chain: g.chain, rule: "accept" });
 }
+
+/** One attachment's part of a transaction: chains first, then each element with its owner element. */
+export function ownTransaction(tx: Transaction, owner: string, want: Desired, verb: "create" | "add"): void {
+  for (const s of want.snatChains) snatChainTransaction(tx, s);
+  for (const g of want.guards) guardTransaction(tx, g);
+  for (const e of want.elements) {
+    tx[verb](e);
+    tx.add(ownerElement(e, owner, e.comment));
+  }
+}
