@@ -30,7 +30,7 @@ async function populate(host: string, from: number, to: number): Promise<void> {
   for (let start = from; start < to; start += 2000) {
     const txs = [];
     for (let i = start; i < Math.min(to, start + 2000); i++) {
-      const plan = m.plan(
+      const plan = await m.plan(
         { network: "masqnet", containerId: `mfill${i}`, ifname: "eth0" },
         { addresses: [addr(i)] },
       );
