@@ -8,7 +8,8 @@
  *
  * Files live on tmpfs (`/run`), like the ruleset they describe: both are gone after a reboot. The
  * directory carries the network namespace's inode, so two host namespaces on one machine (tests)
- * never read each other's. A write goes to `<owner>.<pid>.tmp` and is renamed, so a reader never
+ * never read each other's. An inode is reused once its namespace is gone: a namespace that gets it
+ * finds the dead one's records, which are then stale hints (above) that its GC removes. A write goes to `<owner>.<pid>.tmp` and is renamed, so a reader never
  * sees half a record; what a kill before the rename leaves, `remove` of that owner takes too
  * (`unfinished` lists it for a GC). The directory exists only while it holds something.
  */

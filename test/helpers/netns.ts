@@ -4,12 +4,30 @@
  * before new ones are made. Nothing here touches the root namespace's links or rules.
  */
 import { execFile } from "node:child_process";
-import { readdirSync, existsSync, readFileSync } from "node:fs";
+import { readdirSync, existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { promisify } from "node:util";
 
 const execFileP = promisify(execFile);
 export const NETNS_PREFIX = "cnt";
 let counter = 0;
+const RECORDS_ROOT = "/run/cni-nft/records";
+
+/**
+ * Removes the plugins' records (src/hoststate/records.ts) of the namespace at `path` before it
+ * goes: a later namespace that gets the same inode would otherwise find them as its own.
+ */
+function dropRecords(path: string): void {
+  if (!existsSync(RECORDS_ROOT)) return;
+  let ino: number;
+  try {
+    ino = statSync(path).ino;
+  } catch {
+    return;
+  }
+  for (const component of readdirSync(RECORDS_ROOT))
+    rmSync(join(RECORDS_ROOT, component, `netns-${ino}`), { recursive: true, force: true });
+}
 
 export interface RunResult {
   stdout: string;
@@ -67,7 +85,10 @@ export async function sweepStaleNamespaces(): Promise<void> {
   if (!existsSync("/var/run/netns")) return;
   for (const name of readdirSync("/var/run/netns")) {
     const m = new RegExp(`^${NETNS_PREFIX}-(\\d+)-`).exec(name);
-    if (m && !alive(Number(m[1]))) await run(["ip", "netns", "del", name]);
+    if (m && !alive(Number(m[1]))) {
+      dropRecords(`/var/run/netns/${name}`);
+      await run(["ip", "netns", "del", name]);
+    }
   }
 }
 
@@ -104,6 +125,7 @@ export class Netns {
   }
 
   async destroy(): Promise<void> {
+    dropRecords(this.path);
     await run(["ip", "netns", "del", this.name]);
   }
 }
