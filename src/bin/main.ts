@@ -6,6 +6,7 @@
 import { writeSync } from "node:fs";
 import { basename } from "node:path";
 import { versionReply } from "../cni/version.js";
+import { PLUGIN_NAMES } from "./names.js";
 
 /** Plugins whose issue has not landed: they answer VERSION and refuse the rest clearly. */
 const PLANNED: string[] = [];
@@ -26,21 +27,31 @@ async function main(): Promise<void> {
     writeSync(1, versionReply()); // not process.stdout: its setup costs Bun more than the answer
     return;
   }
-  const { PLUGINS } = await import("./plugins.js");
-  const { pluginMain } = await import("../cni/skel.js");
   // The name the binary was started as wins (busybox style; a compiled binary reached through a
   // link named after the plugin); node shims name the plugin in CNI_NFT_PLUGIN. The variable is
   // dropped so it never leaks into plugins this one executes (IPAM delegation).
   // Under Node argv[1] is the script; a compiled Bun binary sees the link it was started as in argv0.
-  const known = (n: string): boolean => n in PLUGINS || PLANNED.includes(n);
+  const known = (n: string): boolean =>
+    (PLUGIN_NAMES as readonly string[]).includes(n) || PLANNED.includes(n);
   const invoked = [basename(process.argv0), basename(process.argv[1] ?? "")].find(known);
   const name = invoked ?? process.env["CNI_NFT_PLUGIN"] ?? "";
   delete process.env["CNI_NFT_PLUGIN"];
+  // A warm resident daemon, when one serves this caller, runs the call; nothing of the plugins
+  // is loaded here then (docs/resident.md). Otherwise stdin, already read, goes to the plugin.
+  let stdin: string | undefined;
+  if ((PLUGIN_NAMES as readonly string[]).includes(name) && process.argv.length <= 2) {
+    const { throughResident } = await import("../resident/call.js");
+    const handed = await throughResident(name);
+    if (handed.served) return;
+    stdin = handed.stdin;
+  }
+  const { PLUGINS } = await import("./plugins.js");
+  const { pluginMain } = await import("../cni/skel.js");
   const load = PLUGINS[name];
   if (load) {
     const { plugin, subcommand } = await load();
     if (subcommand && (await subcommand(process.argv.slice(2)))) return;
-    await pluginMain(plugin.funcs, plugin.about);
+    await pluginMain(plugin.funcs, plugin.about, stdin);
     return;
   }
   if (PLANNED.includes(name)) {

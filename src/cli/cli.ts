@@ -67,6 +67,7 @@ Host commands (docs/migration.md):
   migrate --to nftables|iptables [--dry-run] [NETWORK...]   move cached attachments' host state
   restore [--dry-run] [NETWORK...]                          re-create it after a firewall flush or reload
   doctor                                                    what on this host will break containers
+  resident [--socket PATH] [--idle-exit SECONDS]            serve plugin calls from a warm process (docs/resident.md)
 
 NETNS is a path (/run/netns/x) or a name under /run/netns. 'cni-nft COMMAND --help' for details.
 
@@ -222,6 +223,7 @@ export async function cli(argv: string[], io: Io): Promise<number> {
   if (argv[0] === "restore") return (await import("./restore.js")).restoreMain(argv.slice(1), io);
   if (argv[0] === "doctor") return (await import("./doctor.js")).doctorMain(argv.slice(1), io);
   if (argv[0] === "inspect") return (await import("./inspect.js")).inspect(argv.slice(1), io);
+  if (argv[0] === "resident") return (await import("./resident.js")).residentMain(argv.slice(1), io);
   if (argv[0] === "completion") return (await import("./completion.js")).completion(argv.slice(1), io);
   let json = argv.includes("--json");
   try {

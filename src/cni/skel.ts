@@ -315,9 +315,16 @@ async function writeAll(fd: 1 | 2, text: string): Promise<void> {
   }
 }
 
-/** Runs the plugin as this process: CNI_* from process.env, config from stdin. Sets the exit code. */
-export async function pluginMain<C>(funcs: PluginFuncs<C>, about: PluginAbout<C>): Promise<void> {
-  const out = await runPlugin({ funcs, about }, process.env, readStdin);
+/**
+ * Runs the plugin as this process: CNI_* from process.env, config from stdin (or `stdin`, when the
+ * caller read it already). Sets the exit code.
+ */
+export async function pluginMain<C>(
+  funcs: PluginFuncs<C>,
+  about: PluginAbout<C>,
+  stdin?: string,
+): Promise<void> {
+  const out = await runPlugin({ funcs, about }, process.env, stdin ?? readStdin);
   if (out.stderr) await writeAll(2, out.stderr);
   if (out.stdout) await writeAll(1, out.stdout);
   process.exitCode = out.exitCode;

@@ -14,6 +14,8 @@ export const CLONE_NEWNET = 0x40000000;
 export const MFD_CLOEXEC = 1;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
 
 /**
  * A failed system call: `code` is the errno name (`ENOENT`), `errno` its number, `description`
@@ -51,6 +53,7 @@ const SYMBOLS = {
   socket: { args: ["i32", "i32", "i32"], returns: "i32" },
   bind: { args: ["i32", "ptr", "u32"], returns: "i32" },
   setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+  getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
   send: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
   recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
   __errno_location: { args: [], returns: "ptr" },
@@ -119,6 +122,19 @@ export class Libc {
       `fd ${fd} ${level}/${option}`,
       this.native.setsockopt(fd, level, option, value, value.byteLength) as number,
     );
+  }
+
+  /** SO_PEERCRED of a connected Unix socket: who connected (pid as this process's namespace sees it). */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number } {
+    const cred = new Uint8Array(12); // struct ucred: pid_t pid; uid_t uid; gid_t gid
+    const len = new Uint32Array([cred.byteLength]);
+    this.check(
+      "getsockopt",
+      `fd ${fd} SO_PEERCRED`,
+      this.native.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) as number,
+    );
+    const v = new DataView(cred.buffer);
+    return { pid: v.getInt32(0, true), uid: v.getUint32(4, true), gid: v.getUint32(8, true) };
   }
 
   /** send(2) of the whole buffer; returns the bytes sent. */

@@ -8,10 +8,11 @@
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Framework } from "./choose.js";
+import { ambientEnv } from "../cni/ambient.js";
 
 export const DEFAULT_NETWORKS_DIR = "/var/lib/cni-nft/networks";
 
-export function networksDir(env: Record<string, string | undefined> = process.env): string {
+export function networksDir(env: Readonly<Record<string, string | undefined>> = ambientEnv()): string {
   return env["CNI_NFT_NETWORKS_DIR"] || DEFAULT_NETWORKS_DIR;
 }
 

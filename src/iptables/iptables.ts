@@ -9,6 +9,7 @@ import { accessSync, constants } from "node:fs";
 import { classifyMessage } from "../process/errors.js";
 import { systemRunner, type Runner } from "../process/runner.js";
 import { SystemKernelTables, type KernelTables } from "./tables.js";
+import { ambientEnv } from "../cni/ambient.js";
 
 export type IpFamily = 4 | 6;
 
@@ -121,7 +122,7 @@ export function quoteArg(s: string): string {
 
 /** Whether an executable is on PATH, checked without starting a process. */
 export function onPath(cmd: string): boolean {
-  for (const dir of (process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
+  for (const dir of (ambientEnv()["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
     try {
       accessSync(`${dir}/${cmd}`, constants.X_OK);
       return true;

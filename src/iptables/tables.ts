@@ -14,6 +14,7 @@
 import { readFileSync, realpathSync } from "node:fs";
 import { NFTables, type TableRef } from "../nftables/index.js";
 import type { Runner } from "../process/runner.js";
+import { ambientEnv } from "../cni/ambient.js";
 
 export type IptablesVariant = "nft" | "legacy" | "unknown";
 
@@ -26,7 +27,7 @@ export interface KernelTables {
 
 /** The variant behind `iptables-save` on PATH (xtables-nft-multi, xtables-legacy-multi, ...). */
 export function iptablesVariant(
-  path = process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+  path = ambientEnv()["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin",
 ): IptablesVariant {
   for (const dir of path.split(":")) {
     let real: string;

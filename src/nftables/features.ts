@@ -8,17 +8,18 @@ import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "no
 import { systemRunner, type Runner } from "../process/runner.js";
 import { execNft, type ExecOptions, type NftExec } from "./exec.js";
 import type { Features } from "./types.js";
+import { ambientEnv } from "../cni/ambient.js";
 
 /** Where probed features are remembered; CNI_NFT_STATE_DIR overrides, "" turns it off. */
 function stateDir(): string {
-  return process.env["CNI_NFT_STATE_DIR"] ?? "/run/cni-nft";
+  return ambientEnv()["CNI_NFT_STATE_DIR"] ?? "/run/cni-nft";
 }
 
 function nftIdentity(opts: ExecOptions): string | undefined {
   const nft = opts.nftPath ?? "nft";
   const candidates = nft.includes("/")
     ? [nft]
-    : (process.env["PATH"] ?? "/usr/sbin:/usr/bin").split(":").map((d) => `${d}/${nft}`);
+    : (ambientEnv()["PATH"] ?? "/usr/sbin:/usr/bin").split(":").map((d) => `${d}/${nft}`);
   for (const path of candidates) {
     try {
       const st = statSync(path);

@@ -118,6 +118,27 @@ export class LibNftables {
     }
   }
 
+  /**
+   * Frees the contexts of every namespace but this process's own. A context's netlink socket keeps
+   * its namespace alive: a long-lived process (the resident daemon) drops them after each call so
+   * that a container's namespace goes when the container does.
+   */
+  releaseOtherNamespaces(): number {
+    let freed = 0;
+    for (const [key, ctx] of [...this.contexts]) {
+      if (key === "") continue;
+      this.contexts.delete(key);
+      this.nft.nft_ctx_free(ctx);
+      freed++;
+    }
+    return freed;
+  }
+
+  /** Contexts kept, by namespace ("" is this process's own). */
+  get contextCount(): number {
+    return this.contexts.size;
+  }
+
   /** `nft --version`: the version and release name nft puts in every JSON listing. */
   private version(netns: string | undefined): ExecResult {
     const res = this.run(["--json", "list", "tables", "inet"], undefined, netns)!;
@@ -192,6 +213,11 @@ function gone(path: string, e: unknown): ExecResult {
 }
 
 let loaded: Promise<LibNftables | undefined> | undefined;
+
+/** The library if this process loaded it already (never loads it). */
+export async function loadedLibNftables(): Promise<LibNftables | undefined> {
+  return loaded ? await loaded : undefined;
+}
 
 /**
  * The library when this process can use it (Bun, libc and libnftables load), else undefined.

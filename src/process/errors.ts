@@ -4,6 +4,7 @@
  * `kind`, never on message text.
  */
 import { existsSync } from "node:fs";
+import { ambientEnv } from "../cni/ambient.js";
 
 export type ProcessFailureKind =
   | "not-found" // the program (or, through nsenter, its target) does not exist
@@ -33,7 +34,7 @@ export function isProcessError(e: unknown, kind?: ProcessFailureKind): e is Proc
 }
 
 function onPath(prog: string): boolean {
-  const dirs = prog.includes("/") ? [""] : (process.env["PATH"] ?? "").split(":").map((d) => `${d || "."}/`);
+  const dirs = prog.includes("/") ? [""] : (ambientEnv()["PATH"] ?? "").split(":").map((d) => `${d || "."}/`);
   return dirs.some((d) => existsSync(d + prog));
 }
 

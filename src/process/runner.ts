@@ -7,6 +7,7 @@
  */
 import { bunSpawner, runWithBun } from "./bun-spawn.js";
 import { ProcessError, exitFailure, spawnFailure } from "./errors.js";
+import { callEnv } from "../cni/ambient.js";
 
 export interface Command {
   argv: readonly string[];
@@ -19,7 +20,7 @@ export interface Command {
   netns?: string;
   /** Kill the program (SIGKILL) after this many milliseconds; default: no limit. */
   timeoutMs?: number;
-  /** The whole environment of the program; default: this process's. */
+  /** The whole environment of the program; default: this process's (the call's, in the daemon). */
   env?: Readonly<Record<string, string | undefined>>;
   /** Open descriptors the program inherits as its fd 3, 4, ... (flock(1) locks fd 3). */
   passFds?: readonly number[];
@@ -75,15 +76,17 @@ export class SystemRunner implements Runner {
     const bun = bunSpawner();
     if (bun) {
       if (cmd.argv.length === 0) return Promise.reject(new ProcessError("spawn", [], "empty command"));
-      return runWithBun(bun, cmd, argvInNetns(cmd.netns, cmd.argv), signalNumber);
+      const env = cmd.env ?? callEnv();
+      return runWithBun(bun, env ? { ...cmd, env } : cmd, argvInNetns(cmd.netns, cmd.argv), signalNumber);
     }
     return new Promise((resolve, reject) => {
       if (cmd.argv.length === 0) throw new ProcessError("spawn", [], "empty command");
       const [file, ...args] = argvInNetns(cmd.netns, cmd.argv);
       const { spawn } = process.getBuiltinModule("node:child_process");
+      const env = cmd.env ?? callEnv();
       const child = spawn(file!, args, {
         stdio: ["pipe", "pipe", "pipe", ...(cmd.passFds ?? [])],
-        ...(cmd.env ? { env: cmd.env } : {}),
+        ...(env ? { env } : {}),
       });
       const out: Buffer[] = [];
       const err: Buffer[] = [];

@@ -4,7 +4,7 @@
  * threaded, DEL in reverse with the final result (or without one, as after a lost ADD). Used by
  * the reliability tests (parallel ADDs, crash safety, soak) and bench/soak.ts.
  */
-import { OUR_BIN, cni, type CniResult } from "./cni.js";
+import { OUR_BIN, cni, type CniCall, type CniResult } from "./cni.js";
 import type { Netns } from "./netns.js";
 
 export type Backend = "iptables" | "nftables";
@@ -73,7 +73,7 @@ export async function chainAdd(
   host: Netns,
   confs: Conf[],
   a: Attachment,
-  opts: { wrap?: (plugin: string) => string[] | undefined } = {},
+  opts: { wrap?: (plugin: string) => string[] | undefined; call?: Partial<CniCall> } = {},
 ): Promise<{ result: unknown; steps: ChainStep[]; failed?: ChainStep }> {
   let prev: unknown;
   const steps: ChainStep[] = [];
@@ -82,6 +82,7 @@ export async function chainAdd(
     const plugin = String(conf["type"]);
     const input = prev !== undefined ? { ...conf, prevResult: prev } : conf;
     const r = await cni(host, plugin, "ADD", input, {
+      ...opts.call,
       containerId: a.containerId,
       netns: a.netns,
       wrap: opts.wrap?.(plugin),
@@ -100,13 +101,14 @@ export async function chainDel(
   confs: Conf[],
   a: Attachment,
   prevResult?: unknown,
+  call: Partial<CniCall> = {},
 ): Promise<ChainStep[]> {
   const failures: ChainStep[] = [];
   for (const base of [...confs].reverse()) {
     const conf = withRuntimeConfig(base, a);
     const plugin = String(conf["type"]);
     const input = prevResult !== undefined ? { ...conf, prevResult } : conf;
-    const r = await cni(host, plugin, "DEL", input, { containerId: a.containerId, netns: a.netns });
+    const r = await cni(host, plugin, "DEL", input, { ...call, containerId: a.containerId, netns: a.netns });
     if (r.code !== 0) failures.push({ plugin, result: r });
   }
   return failures;
@@ -136,13 +138,18 @@ export async function chainCheck(
 }
 
 /** GC of every plugin of the chain with the attachments still valid. */
-export async function chainGc(host: Netns, confs: Conf[], valid: Attachment[]): Promise<ChainStep[]> {
+export async function chainGc(
+  host: Netns,
+  confs: Conf[],
+  valid: Attachment[],
+  call: Partial<CniCall> = {},
+): Promise<ChainStep[]> {
   const failures: ChainStep[] = [];
   const attachments = valid.map((a) => ({ containerID: a.containerId, ifname: "eth0" }));
   for (const conf of confs) {
     const plugin = String(conf["type"]);
     const input = { ...conf, cniVersion: "1.1.0", "cni.dev/valid-attachments": attachments };
-    const r = await cni(host, plugin, "GC", input, { containerId: "", bin: OUR_BIN });
+    const r = await cni(host, plugin, "GC", input, { bin: OUR_BIN, ...call, containerId: "" });
     if (r.code !== 0) failures.push({ plugin, result: r });
   }
   return failures;

@@ -103,6 +103,14 @@ export interface CniCall {
   path?: string;
   /** Command the plugin runs under (e.g. strace with fault injection). */
   wrap?: string[];
+  /** More environment (e.g. CNI_NFT_RESIDENT_SOCKET). */
+  env?: Record<string, string>;
+  /**
+   * Enter the host namespace with nsenter (network namespace only) instead of `ip netns exec`,
+   * which also makes a mount namespace of its own per run: the resident daemon serves only
+   * callers in its own mount namespace.
+   */
+  nsenter?: boolean;
 }
 
 export interface CniResult {
@@ -128,8 +136,10 @@ export async function cni(
     CNI_IFNAME: call.ifname ?? "eth0",
     CNI_ARGS: call.args ?? "",
     CNI_PATH: call.path ?? bin,
+    ...call.env,
   };
-  const r = await host.run([...(call.wrap ?? []), `${bin}/${plugin}`], {
+  const argv = [...(call.wrap ?? []), `${bin}/${plugin}`];
+  const r = await run(call.nsenter ? ["nsenter", `--net=${host.path}`, "--", ...argv] : host.argv(argv), {
     input: JSON.stringify(conf),
     env,
     timeoutMs: 60_000,

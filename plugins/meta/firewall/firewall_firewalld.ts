@@ -18,6 +18,7 @@ import {
   type HostStateBackend,
 } from "../../../src/hoststate/index.js";
 import { hostPrefix, recordedAddresses, type AddressRecord, type FirewallSpec } from "./firewall_backend.js";
+import { ambientEnv } from "../../../src/cni/ambient.js";
 
 /** This backend's records (src/hoststate/records.ts): the zone sources an ADD is about to add. */
 export const RECORDS = "firewall-firewalld";
@@ -66,7 +67,9 @@ const DEFAULT_SYSTEM_BUS = "/var/run/dbus/system_bus_socket";
  * the default socket) is a `unix:path=` whose file does not exist. Other kinds of address are
  * left to dbus-send. This spares a dbus-send per firewall call on hosts without D-Bus.
  */
-export function systemBusMayBeThere(env: NodeJS.ProcessEnv = process.env): boolean {
+export function systemBusMayBeThere(
+  env: Readonly<Record<string, string | undefined>> = ambientEnv(),
+): boolean {
   const address = env["DBUS_SYSTEM_BUS_ADDRESS"] ?? `unix:path=${DEFAULT_SYSTEM_BUS}`;
   const paths = address.split(";").map((a) => /^unix:(?:.*,)?path=([^,]+)/.exec(a)?.[1]);
   if (paths.some((p) => p === undefined)) return true; // abstract, tcp, ...: ask dbus-send

@@ -1,0 +1,76 @@
+/**
+ * A resident daemon (docs/resident.md) for a test: started from the compiled binary inside a
+ * throwaway host namespace (nsenter: network namespace only, so it shares the test's mount
+ * namespace, as plugins started the same way do), its socket in a root-only temporary directory
+ * that only the calls given `env` use, stopped with SIGTERM.
+ */
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ROOT } from "./cni.js";
+import { startBackground, waitFor, type Background } from "./background.js";
+import type { Netns } from "./netns.js";
+
+export const COMPILED = join(ROOT, "dist", "compiled");
+export const haveCompiled = existsSync(join(COMPILED, "cni-nft-plugins"));
+
+export interface Resident {
+  socket: string;
+  /** What plugin calls need to use it. */
+  env: Record<string, string>;
+  pid: number;
+  log(): string;
+  /** Lines of the log that match. */
+  lines(re: RegExp): string[];
+  /** Open descriptors and resident memory (KiB), from /proc. */
+  usage(): { fds: number; rssKiB: number };
+  stop(): Promise<void>;
+}
+
+export async function startResident(
+  host: Netns,
+  opts: { args?: string[]; enter?: "nsenter" | "ip-netns-exec" } = {},
+): Promise<Resident> {
+  const dir = mkdtempSync(join(tmpdir(), "cni-nft-resident-"));
+  const socket = join(dir, "plugins.sock");
+  const log = join(dir, "daemon.log");
+  const argv = [
+    join(COMPILED, "cni-nft"),
+    "resident",
+    "--socket",
+    socket,
+    "--log-calls",
+    ...(opts.args ?? []),
+  ];
+  const enter =
+    opts.enter === "ip-netns-exec"
+      ? ["ip", "netns", "exec", host.name]
+      : ["nsenter", `--net=${host.path}`, "--"];
+  const bg: Background = startBackground([...enter, ...argv], log);
+  await waitFor("the resident daemon to listen", () =>
+    bg.output().includes("listening on") ? true : undefined,
+  );
+  const pid = Number(/\(pid (\d+),/.exec(bg.output())?.[1]);
+  return {
+    socket,
+    env: { CNI_NFT_RESIDENT_SOCKET: socket },
+    pid,
+    log: () => bg.output(),
+    lines: (re) =>
+      bg
+        .output()
+        .split("\n")
+        .filter((l) => re.test(l)),
+    usage() {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      return {
+        fds: readdirSync(`/proc/${pid}/fd`).length,
+        rssKiB: Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1]),
+      };
+    },
+    async stop() {
+      await bg.stop(10_000);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
