@@ -25,15 +25,9 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { containerRules, dnatChainName } from "../plugins/meta/portmap/portmap_iptables.js";
-import type { PortMapConf } from "../plugins/meta/portmap/config.js";
-import { nftOwnerHash } from "../src/cni/attachment.js";
 import { NFTables } from "../src/nftables/index.js";
-import {
-  NFT_TABLE,
-  desired,
-  ownTransaction,
-  staticTransaction,
-} from "../plugins/meta/portmap/portmap_nftables_layout.js";
+import { NFT_TABLE } from "../plugins/meta/portmap/portmap_nftables_layout.js";
+import { benchConf, bulkFill } from "./lib/portmap-bulk.js";
 import { saveResults } from "./lib/results.js";
 import { fillerAddr, fillerPort } from "./lib/fill.js";
 import { benchMasquerade, type MasqRow } from "./lib/masquerade.js";
@@ -121,20 +115,7 @@ async function topology(b: string): Promise<{ host: string; out: string; ctr: st
   return { host, out, ctr, server: () => srv.kill("SIGKILL") };
 }
 
-function conf(containerId: string, address: string, hostPort: number): PortMapConf {
-  return {
-    network: "benchnet",
-    containerId,
-    ifname: "eth0",
-    snat: true,
-    masqAll: false,
-    markMasqBit: 13,
-    conditionsV4: [],
-    conditionsV6: [],
-    mappings: [{ hostPort, containerPort: 80, protocol: "tcp" }],
-    containers: [{ family: 4, address, subnet: "10.99.0.0/16" }],
-  };
-}
+const conf = benchConf;
 const binOf = (b: Backend): string =>
   b === "upstream" ? UPSTREAM_BIN : b === "upstream-nft" ? UPSTREAM_CURRENT! : OUR_BIN;
 
@@ -148,14 +129,11 @@ const fillMs = new Map<Backend, Array<{ to: number; ms: number }>>();
 async function populate(b: Backend, host: string, from: number, to: number): Promise<void> {
   if (to <= from) return;
   if (b === "nftables" && FILL_MODE === "bulk") {
-    const nft = new NFTables({ family: "inet", table: NFT_TABLE, netns: `/var/run/netns/${host}` });
-    const tx = nft.newTransaction();
-    staticTransaction(tx);
-    for (let i = from; i < to; i++) {
-      const c = conf(`fill${i}`, fillerAddr(i), fillerPort(i));
-      ownTransaction(tx, nftOwnerHash(c), desired(c), "add");
-    }
-    await nft.run(tx);
+    await bulkFill(
+      new NFTables({ family: "inet", table: NFT_TABLE, netns: `/var/run/netns/${host}` }),
+      from,
+      to,
+    );
     return;
   }
   if (b === "nftables" || b === "upstream-nft") {

@@ -9,9 +9,14 @@
  * Files live on tmpfs (`/run`), like the ruleset they describe: both are gone after a reboot. The
  * directory carries the network namespace's inode, so two host namespaces on one machine (tests)
  * never read each other's. An inode is reused once its namespace is gone: a namespace that gets it
- * finds the dead one's records, which are then stale hints (above) that its GC removes. A write goes to `<owner>.<pid>.tmp` and is renamed, so a reader never
- * sees half a record; what a kill before the rename leaves, `remove` of that owner takes too
- * (`unfinished` lists it for a GC). The directory exists only while it holds something.
+ * finds the dead one's records, which are then stale hints (above) that its GC removes. A write goes to
+ * `.tmp/<owner>.<pid>` beside the records and is renamed into place, so a reader never sees half a
+ * record; what a kill before the rename leaves, `remove` of that owner takes too (`unfinished`
+ * lists it for a GC). Temporary files live in their own directory so that `remove` never reads
+ * the directory of every attachment's record (10,000 names with 10,000 containers): it deletes
+ * its file by name and reads only `.tmp`, which is empty but for writes under way. Directories
+ * exist only while they hold something. (A temporary file that a killed write of an earlier
+ * version left beside the records, `<owner>.<pid>.tmp`, is no record and goes at reboot.)
  */
 import {
   mkdirSync,
@@ -41,7 +46,9 @@ export interface AttachmentRecords {
 
 const RECORDS_ROOT = "/run/cni-nft/records";
 const OWNER_RE = /^[0-9a-f]{16}-[0-9a-f]{16}$/;
-const UNFINISHED_RE = /^([0-9a-f]{16}-[0-9a-f]{16})\.\d+\.tmp$/;
+/** A write under way or killed: `.tmp/<owner>.<pid>`. */
+const UNFINISHED_RE = /^([0-9a-f]{16}-[0-9a-f]{16})\.\d+$/;
+const TMP = ".tmp";
 
 function checkOwner(owner: string): string {
   if (!OWNER_RE.test(owner)) throw new Error(`not an owner hash: ${JSON.stringify(owner)}`);
@@ -56,27 +63,40 @@ export function fileRecords(
 ): AttachmentRecords {
   let dir: string | undefined;
   const where = (): string => (dir ??= join(root, component, `netns-${statSync(netns).ino}`));
-  const names = (): string[] => {
+  const names = (sub = ""): string[] => {
     try {
-      return readdirSync(where());
+      return readdirSync(join(where(), sub));
     } catch {
       return [];
     }
   };
+  const tidy = (): void => {
+    for (const d of [join(where(), TMP), where()])
+      try {
+        rmdirSync(d);
+      } catch {
+        // not empty (or gone): other attachments' records or writes
+      }
+  };
   return {
     write(owner, data) {
       const path = join(where(), checkOwner(owner));
-      const tmp = `${path}.${process.pid}.tmp`;
-      // A concurrent remove takes the directory away once it is empty: create it again.
+      const tmp = join(where(), TMP, `${owner}.${process.pid}`);
+      // A concurrent remove takes the directories away once they are empty: create them again.
       for (let attempt = 0; ; attempt++) {
-        mkdirSync(where(), { recursive: true, mode: 0o700 });
+        mkdirSync(join(where(), TMP), { recursive: true, mode: 0o700 });
         try {
           writeFileSync(tmp, JSON.stringify(data));
           renameSync(tmp, path);
-          return;
+          break;
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== "ENOENT" || attempt >= 3) throw e;
         }
+      }
+      try {
+        rmdirSync(join(where(), TMP));
+      } catch {
+        // another write under way
       }
     },
     read(owner) {
@@ -87,21 +107,16 @@ export function fileRecords(
       }
     },
     remove(owner) {
-      checkOwner(owner);
-      for (const name of names())
-        if (name === owner || UNFINISHED_RE.exec(name)?.[1] === owner)
-          rmSync(join(where(), name), { force: true });
-      try {
-        rmdirSync(where());
-      } catch {
-        // not empty (or gone): other attachments' records
-      }
+      rmSync(join(where(), checkOwner(owner)), { force: true });
+      for (const name of names(TMP))
+        if (UNFINISHED_RE.exec(name)?.[1] === owner) rmSync(join(where(), TMP, name), { force: true });
+      tidy();
     },
     owners() {
       return names().filter((f) => OWNER_RE.test(f));
     },
     unfinished() {
-      return [...new Set(names().flatMap((f) => UNFINISHED_RE.exec(f)?.[1] ?? []))];
+      return [...new Set(names(TMP).flatMap((f) => UNFINISHED_RE.exec(f)?.[1] ?? []))];
     },
   };
 }

@@ -87,15 +87,15 @@ test("file store: a write killed before its rename leaves a temporary file DEL o
     const where = readdirSync(join(dir, "firewall-iptables")).map((d) =>
       join(dir, "firewall-iptables", d),
     )[0]!;
-    mkdirSync(where, { recursive: true });
+    mkdirSync(join(where, ".tmp"), { recursive: true });
     // What a SIGKILL at the rename leaves: the whole content under the temporary name.
-    writeFileSync(join(where, `${a}.4242.tmp`), JSON.stringify({ addresses: ["10.88.0.5/32"] }));
-    writeFileSync(join(where, `${gone}.4243.tmp`), "{");
+    writeFileSync(join(where, ".tmp", `${a}.4242`), JSON.stringify({ addresses: ["10.88.0.5/32"] }));
+    writeFileSync(join(where, ".tmp", `${gone}.4243`), "{");
     assert.equal(records.read(a!), undefined);
     assert.deepEqual(records.owners(), [b]);
     assert.deepEqual(records.unfinished().sort(), [a, gone].sort());
     records.remove(a!);
-    assert.equal(existsSync(join(where, `${a}.4242.tmp`)), false, "DEL removes its own");
+    assert.equal(existsSync(join(where, ".tmp", `${a}.4242`)), false, "DEL removes its own");
     for (const owner of staleOwners(records, "net1", [B])) records.remove(owner);
     assert.deepEqual(readdirSync(where), [b], "GC removes those of attachments not valid");
   }));

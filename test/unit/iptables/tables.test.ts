@@ -1,38 +1,45 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeRunner } from "../../../src/process/fake.js";
+import { FakeRunner, type Answer, type RecordedCommand } from "../../../src/process/fake.js";
 import { SystemIptables } from "../../../src/iptables/iptables.js";
 import { SystemKernelTables, legacyTables } from "../../../src/iptables/tables.js";
 
-const listing = (tables: Array<[string, string]>): string =>
-  JSON.stringify({
-    nftables: [
-      { metainfo: { version: "1.0.6", json_schema_version: 1 } },
-      ...tables.map(([family, name], handle) => ({ table: { family, name, handle } })),
-    ],
-  });
+/** nft checking `create table`: File exists for the tables in `present`, success otherwise. */
+const nftWith =
+  (present: string[]) =>
+  (cmd: RecordedCommand): Answer => {
+    const table = /^create table (\S+ \S+)/.exec(cmd.stdin)?.[1] ?? "";
+    return present.includes(table)
+      ? { code: 1, stderr: `/dev/stdin:1:14-20: Error: Could not process rule: File exists\n${cmd.stdin}` }
+      : { code: 0 };
+  };
 
-test("iptables-nft: a table the kernel lacks is read without iptables-save, one listing for every read", async () => {
-  const runner = new FakeRunner().on(["nft"], {
-    stdout: listing([
-      ["inet", "cni_nft_portmap"],
-      ["ip6", "nat"],
-    ]),
-  });
+test("iptables-nft: a table the kernel lacks is read without iptables-save, each table checked once by name", async () => {
+  const runner = new FakeRunner().on(["nft"], nftWith(["ip6 nat"]));
   const ipt = new SystemIptables(runner, new SystemKernelTables({ runner, variant: "nft" }));
   runner.on(["ip6tables-save"], { stdout: "*nat\n:PREROUTING ACCEPT [0:0]\n:CNI-X - [0:0]\nCOMMIT\n" });
   const [v4, v6, filter] = await Promise.all([ipt.save(4, "nat"), ipt.save(6, "nat"), ipt.save(4, "filter")]);
+  await ipt.save(4, "nat");
   assert.deepEqual([...v4.chains], ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]);
   assert.deepEqual(v4.rules, []);
   assert.deepEqual([...v6.chains], ["PREROUTING", "CNI-X"]);
   assert.deepEqual([...filter.chains], ["INPUT", "FORWARD", "OUTPUT"]);
-  assert.deepEqual(runner.commandLines(), ["nft --json list tables", "ip6tables-save -t nat"]);
+  assert.deepEqual(runner.commandLines(), [
+    "nft --check -f -",
+    "nft --check -f -",
+    "nft --check -f -",
+    "ip6tables-save -t nat",
+  ]);
+  assert.deepEqual(
+    runner.calls.filter((c) => c.argv[0] === "nft").map((c) => c.stdin),
+    ["create table ip nat\n", "create table ip6 nat\n", "create table ip filter\n"],
+  );
 });
 
-test("iptables-nft: after this process changes iptables the tables are listed again", async () => {
+test("iptables-nft: after this process changes iptables the tables are checked again", async () => {
   const runner = new FakeRunner()
-    .once(["nft"], { stdout: listing([]) })
-    .on(["nft"], { stdout: listing([["ip", "nat"]]) })
+    .once(["nft"], nftWith([]))
+    .on(["nft"], nftWith(["ip nat"]))
     .on(["iptables-restore"], {})
     .on(["iptables-save"], { stdout: "*nat\n:POSTROUTING ACCEPT [0:0]\n:CNI-A - [0:0]\nCOMMIT\n" });
   const ipt = new SystemIptables(runner, new SystemKernelTables({ runner, variant: "nft" }));
@@ -40,14 +47,14 @@ test("iptables-nft: after this process changes iptables the tables are listed ag
   await ipt.restore(4, "nat", [":CNI-A - [0:0]"]);
   assert.ok((await ipt.save(4, "nat")).chains.has("CNI-A"));
   assert.deepEqual(runner.commandLines(), [
-    "nft --json list tables",
+    "nft --check -f -",
     "iptables-restore -w --noflush",
-    "nft --json list tables",
+    "nft --check -f -",
     "iptables-save -t nat",
   ]);
 });
 
-test("a failed listing, or an unknown variant, runs iptables-save as before", async () => {
+test("a failed check, or an unknown variant, runs iptables-save as before", async () => {
   for (const kernel of [
     (r: FakeRunner) =>
       new SystemKernelTables({ runner: r.on(["nft"], { code: 1, stderr: "boom" }), variant: "nft" }),
