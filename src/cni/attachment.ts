@@ -57,6 +57,16 @@ export function nftOwnerComment(a: Attachment): string {
     .replace(/\uFFFD+$/, "");
 }
 
+/**
+ * A tag for an owner element (`<tag of the owner hash> . <tag of the element's key>`, set type
+ * `ifname . ifname`): 15 hex characters of sha512, quoted, which nft takes as one string key part
+ * (16 bytes with the NUL). A DEL deletes the owner element with the element in one transaction,
+ * which fails unless the element is still its own (docs/portmap.md, docs/firewall.md).
+ */
+export function nftOwnerTag(s: string): string {
+  return `"${sha512Hex(s).slice(0, 15)}"`;
+}
+
 /** The owner hash a comment written by {@link nftOwnerComment} starts with. */
 export function ownerHashOf(comment: string): string {
   return comment.split(",")[0]!;

@@ -15,7 +15,8 @@
  * lists it for a GC). Temporary files live in their own directory so that `remove` never reads
  * the directory of every attachment's record (10,000 names with 10,000 containers): it deletes
  * its file by name and reads only `.tmp`, which is empty but for writes under way. Directories
- * exist only while they hold something. (A temporary file that a killed write of an earlier
+ * exist only while they hold something (`.tmp` stays empty while records are there; the last
+ * `remove` takes both). (A temporary file that a killed write of an earlier
  * version left beside the records, `<owner>.<pid>.tmp`, is no record and goes at reboot.)
  */
 import {
@@ -88,15 +89,10 @@ export function fileRecords(
         try {
           writeFileSync(tmp, JSON.stringify(data));
           renameSync(tmp, path);
-          break;
+          return;
         } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== "ENOENT" || attempt >= 3) throw e;
+          if ((e as NodeJS.ErrnoException).code !== "ENOENT" || attempt >= 10) throw e;
         }
-      }
-      try {
-        rmdirSync(join(where(), TMP));
-      } catch {
-        // another write under way
       }
     },
     read(owner) {

@@ -191,6 +191,8 @@ for (const backend of ["iptables", "nftables"]) {
             `${ip4(r).replace(/\./g, "\\.")}(/32)? (-m conntrack|-j ACCEPT)|\\b${ip4(r).replace(/\./g, "\\.")} comment`,
           ),
         );
+      // No owner element outlives its address (nftables: DEL deletes both by key, never listing).
+      assert.doesNotMatch(final, /set owners \{[^}]*elements/);
       assert.notEqual(final, baseline); // chains and isolation stay, as upstream's do
     });
   });

@@ -77,7 +77,7 @@ describe("veth host state: a second ADD on the kernel", () => {
 
   test("firewall nftables: another nftablesMark rewrites the rules, the old mark's counter goes; and back", async () => {
     const h = systemHost({ netns: host.path });
-    const fw = new NftablesFirewall(h.nft("inet", NFT_TABLE), h.tools);
+    const fw = new NftablesFirewall(h.nft("inet", NFT_TABLE), h.tools, h.records("firewall-nftables"));
     const spec = (mark: number): FirewallSpec => ({
       addresses: ["10.78.0.5/32"],
       adminChain: "CNI-ADMIN",

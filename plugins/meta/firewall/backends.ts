@@ -4,7 +4,12 @@ import type { FirewallSpec, HostForward, IsolationSpec } from "./firewall_backen
 import { HostForwardRules } from "./firewall_host_forward.js";
 import { RECORDS as FIREWALLD_RECORDS, FirewalldFirewall } from "./firewall_firewalld.js";
 import { RECORDS as IPTABLES_RECORDS, IptablesFirewall, IptablesIsolation } from "./firewall_iptables.js";
-import { NFT_TABLE, NftablesFirewall, NftablesIsolation } from "./firewall_nftables.js";
+import {
+  NFT_TABLE,
+  RECORDS as NFTABLES_RECORDS,
+  NftablesFirewall,
+  NftablesIsolation,
+} from "./firewall_nftables.js";
 
 export { FirewalldFirewall, IptablesFirewall, IptablesIsolation, NftablesFirewall, NftablesIsolation };
 
@@ -16,7 +21,7 @@ export function firewallBackends(host: Host, hostForward?: HostForward): HostSta
   const hf = hostForward && new HostForwardRules(host, hostForward);
   return [
     new IptablesFirewall(host.iptables, host.records(IPTABLES_RECORDS), hf),
-    new NftablesFirewall(host.nft("inet", NFT_TABLE), host.tools, hf),
+    new NftablesFirewall(host.nft("inet", NFT_TABLE), host.tools, host.records(NFTABLES_RECORDS), hf),
     new FirewalldFirewall(undefined, undefined, host.records(FIREWALLD_RECORDS)),
   ];
 }
@@ -25,6 +30,8 @@ export function firewallBackends(host: Host, hostForward?: HostForward): HostSta
 export function isolationBackends(host: Host): HostStateBackend<IsolationSpec>[] {
   return [
     new IptablesIsolation(host.iptables),
-    new NftablesIsolation(new NftablesFirewall(host.nft("inet", NFT_TABLE), host.tools)),
+    new NftablesIsolation(
+      new NftablesFirewall(host.nft("inet", NFT_TABLE), host.tools, host.records(NFTABLES_RECORDS)),
+    ),
   ];
 }

@@ -13,8 +13,14 @@
  *                      iifname @bridges oifname @bridges drop   (bridge to another bridge)
  *
  * A container is elements, not rules: its addresses, each with a comment that starts with the
- * instance hash (as the masquerade backend's rules), so ADD is one nft run with no listing and the
- * chains never grow. DEL and GC list the two sets and delete the elements they own.
+ * instance hash (as the masquerade backend's rules), and for each one an element of set `owners`
+ * (`<owner tag> . <element tag>`, as portmap's), so ADD is one nft run with no listing and the
+ * chains never grow. DEL never reads nft either: it deletes each address together with its owner
+ * element in one transaction, which fails for an address that is not (or no longer) its own; nft
+ * names that operation, the address is skipped and the rest retried. Its addresses come from
+ * prevResult, else from the attachment's record (src/hoststate/records.ts), written before the
+ * first nft run. GC lists the sets once. (nft 1.0.6 fetches every element of the table before
+ * any read: a listing costs O(containers).)
  *
  * An accept here only ends this table's chain: every other base chain at the forward hook still
  * runs, and its drop wins. That is why accepted packets carry a mark that another table (a host
@@ -26,17 +32,22 @@ import {
   nftNetworkHash,
   nftOwnerComment,
   nftOwnerHash,
+  nftOwnerTag,
+  ownerHashOf,
   staleOwner,
   type Attachment,
 } from "../../../src/cni/attachment.js";
 import {
   NO_EFFECTS,
+  type AttachmentRecords,
   type Effects,
   type HostStateBackend,
   type HostTools,
 } from "../../../src/hoststate/index.js";
 import {
   ifname,
+  isAlreadyExists,
+  isElementNotFound,
   isNotFound,
   missingRules,
   type Element,
@@ -45,13 +56,42 @@ import {
   type SkeletonChain,
   type Transaction,
 } from "../../../src/nftables/index.js";
-import { familyOf, isolationOf, type FirewallSpec, type IsolationSpec } from "./firewall_backend.js";
+import {
+  familyOf,
+  isolationOf,
+  recordedAddresses,
+  type FirewallSpec,
+  type IsolationSpec,
+} from "./firewall_backend.js";
 import { markHex, type HostForwardRules } from "./firewall_host_forward.js";
 
 export const NFT_TABLE = "cni_nft_firewall";
 export const NFT_PRIORITY = "filter - 10";
 export const NFT_LOCK_FILE = "/run/cni-nft-firewall-nft.lock";
 const SETS = { 4: "containers4", 6: "containers6" } as const;
+/** One element per address element: `<owner tag> . <element tag>` (comment: the owner). */
+export const OWNERS_SET = "owners";
+/** This backend's records (src/hoststate/records.ts): the addresses an ADD is about to accept. */
+export const RECORDS = "firewall-nftables";
+
+/** The address element of `ip` (no prefix length), with its owner's comment when given. */
+function addressElement(ip: string, comment?: string): Element {
+  const bare = ip.split("/")[0]!;
+  return { kind: "element", set: SETS[familyOf(bare)], key: [bare], ...(comment ? { comment } : {}) };
+}
+
+/** An owner element's key without quotes (nft lists strings without them). */
+const tagText = (e: Element): string => e.key.map((k) => k.replace(/^"|"$/g, "")).join(" . ");
+
+/** The owner element saying `e` (an address element) belongs to the owner hash `owner`. */
+export function ownerElement(e: Element, owner: string, comment?: string): Element {
+  return {
+    kind: "element",
+    set: OWNERS_SET,
+    key: [nftOwnerTag(owner), nftOwnerTag(`${e.set}|${e.key[0]}`)],
+    ...(comment !== undefined ? { comment } : {}),
+  };
+}
 
 const MARK_PREFIX = "mark_";
 
@@ -111,6 +151,7 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
   constructor(
     readonly nft: Interface,
     private readonly tools: HostTools,
+    private readonly records: AttachmentRecords,
     private readonly hostForward?: HostForwardRules,
   ) {}
 
@@ -163,6 +204,12 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
       type: "ifname",
       comment: "bridges with ingressPolicy same-bridge or isolated",
     });
+    tx.add({
+      kind: "set",
+      name: OWNERS_SET,
+      type: "ifname . ifname",
+      comment: "owner tag . address tag, one per address (comment: owner)",
+    });
     tx.add({ kind: "set", name: "bridge_pairs", type: "ifname . ifname" });
     tx.add({ kind: "set", name: "isolated_pairs", type: "ifname . ifname" });
     tx.add({ kind: "chain", name: "admin", comment: "operator rules, never flushed by cni-nft" });
@@ -180,78 +227,168 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
 
   async setUp(a: Attachment, conf: FirewallSpec): Promise<Effects> {
     const comment = nftOwnerComment(a);
+    const hash = nftOwnerHash(a);
     const isolation = isolationOf(conf);
-    const build = (skeleton: boolean, stale: readonly string[] = []): Transaction => {
-      const tx = this.nft.newTransaction();
-      if (skeleton) this.base(tx, conf.mark, stale);
-      else {
-        tx.reset({ kind: "counter", name: markCounter(conf.mark) });
-        writeSkeletonRules(tx, conf.mark);
-      }
-      for (const a of conf.addresses) {
-        const set = SETS[familyOf(a)];
-        const key = [a.split("/")[0]!];
-        // Replace an element left by a container that had this address before (another owner).
-        tx.destroy({ kind: "element", set, key });
-        tx.add({ kind: "element", set, key, comment });
-      }
-      if (isolation) this.isolationElements(tx, isolation);
-      return tx;
-    };
-    // The table and its rules are rewritten only when missing or made for another mark. The
-    // host's accept first (a chain the config names but the host lacks then changes nothing), in
-    // the same lock as the elements, so a racing DEL of the network's last container cannot
-    // remove it between the two.
+    const want = [...new Set(conf.addresses.map((x) => x.split("/")[0]!))].map((ip) =>
+      addressElement(ip, comment),
+    );
+    if (want.length) {
+      const before = recordedAddresses(this.records.read(hash));
+      this.records.write(hash, { addresses: [...new Set([...before, ...want.map((e) => e.key[0]!)])] });
+    }
+    // The table and its rules are rewritten only when missing or made for another mark; an
+    // address that exists (a repeated ADD, or another container's stale one) fails `create` and
+    // is taken over after a listing. The host's accept first (a chain the config names but the
+    // host lacks then changes nothing), in the same lock as the elements, so a racing DEL of the
+    // network's last container cannot remove it between the two.
     await withFlock(NFT_LOCK_FILE, async () => {
       await this.hostForward?.setUpMark(a.network, conf.mark);
-      try {
-        await this.nft.run(build(false));
-      } catch (e) {
-        if (!isNotFound(e)) throw e;
-        await this.nft.run(build(true, await this.otherMarks(conf.mark)));
+      const fast = this.nft.newTransaction();
+      fast.reset({ kind: "counter", name: markCounter(conf.mark) });
+      writeSkeletonRules(fast, conf.mark);
+      for (const e of want) {
+        fast.create(e);
+        fast.add(ownerElement(e, hash, comment));
       }
+      if (isolation) this.isolationElements(fast, isolation);
+      try {
+        await this.nft.run(fast);
+        return;
+      } catch (e) {
+        if (!isNotFound(e) && !isAlreadyExists(e)) throw e;
+      }
+      const listed = await this.listAddresses();
+      const tx = this.nft.newTransaction();
+      this.base(tx, conf.mark, await this.otherMarks(conf.mark));
+      // A table of the layout before owner elements: every address gets its own.
+      if (!listed.owners)
+        for (const e of listed.elements)
+          if (e.comment !== undefined) tx.add(ownerElement(e, ownerHashOf(e.comment), e.comment));
+      const have = new Map(listed.elements.map((e) => [`${e.set}|${e.key[0]}`, e]));
+      for (const e of want) {
+        const old = have.get(`${e.set}|${e.key[0]}`);
+        if (old?.comment !== comment) {
+          if (old) this.disown(tx, old);
+          tx.add(e);
+        }
+        tx.add(ownerElement(e, hash, comment));
+      }
+      if (isolation) this.isolationElements(tx, isolation);
+      await this.nft.run(tx);
     });
     return NO_EFFECTS;
   }
 
-  /** Both families' sets listed at once: DEL waits for one nft listing, not two in a row. */
-  private async owned(match: (comment: string) => boolean): Promise<Element[]> {
-    const lists = await Promise.all(
-      Object.values(SETS).map((set) =>
-        this.nft.listElements("set", set).catch((e: unknown) => {
-          if (isNotFound(e)) return [];
-          throw e;
-        }),
-      ),
-    );
-    return lists.flat().filter((e) => e.comment !== undefined && match(e.comment));
+  /**
+   * Deletes a listed address element and its owner element (which a previous layout lacks;
+   * `owners`: the set exists, or this transaction declares it).
+   */
+  private disown(tx: Transaction, old: Element, owners = true): void {
+    tx.delete({ kind: "element", set: old.set!, key: old.key });
+    if (owners && old.comment !== undefined) tx.destroy(ownerElement(old, ownerHashOf(old.comment)));
   }
 
-  /** Removes the elements `match` selects; then the network's host accept once none of it is left. */
+  /**
+   * Both families' address sets (listed at once), and whether the owners set exists; no table
+   * means no elements.
+   */
+  private async listAddresses(): Promise<{ elements: Element[]; owners: Element[] | undefined }> {
+    const list = (set: string): Promise<Element[] | undefined> =>
+      this.nft.listElements("set", set).then(
+        (es) => es.map((e) => ({ ...e, set })),
+        (e: unknown) => {
+          if (isNotFound(e)) return undefined;
+          throw e;
+        },
+      );
+    const [v4, v6, owners] = await Promise.all([list(SETS[4]), list(SETS[6]), list(OWNERS_SET)]);
+    return { elements: [...(v4 ?? []), ...(v6 ?? [])], owners };
+  }
+
+  /** Listed address elements whose comment `match` accepts. */
+  private async owned(match: (comment: string) => boolean): Promise<Element[]> {
+    return (await this.listAddresses()).elements.filter((e) => e.comment !== undefined && match(e.comment));
+  }
+
+  /**
+   * Deletes listed elements (and their owner elements); then the network's host accept once
+   * none of the network is left (GC: from the same listing).
+   */
   private async removeOwned(network: string, match: (comment: string) => boolean): Promise<void> {
     await withFlock(NFT_LOCK_FILE, async () => {
-      const gone = await this.owned(match);
+      const listed = await this.listAddresses();
+      const gone = listed.elements.filter((e) => e.comment !== undefined && match(e.comment));
       if (gone.length) {
         const tx = this.nft.newTransaction();
-        for (const e of gone) tx.delete({ kind: "element", set: e.set!, key: e.key });
+        for (const e of gone) this.disown(tx, e, listed.owners !== undefined);
         await this.nft.run(tx);
       }
-      if (!this.hostForward) return;
       const net = nftNetworkHash(network);
-      if ((await this.owned((c) => c.startsWith(net))).length === 0)
-        await this.hostForward.removeMark(network);
+      const left = listed.elements.some((e) => !gone.includes(e) && e.comment?.startsWith(net));
+      if (this.hostForward && !left) await this.hostForward.removeMark(network);
     });
   }
 
-  /** Needs no prevResult: the elements are found by the attachment's comment. */
-  async remove(a: Attachment): Promise<Effects> {
+  /**
+   * The addresses prevResult or the record names, each deleted with its owner element without
+   * reading; false when the table is not in this layout (no owners set) or nothing is known.
+   */
+  private async removeKnown(a: Attachment, conf?: FirewallSpec): Promise<boolean> {
     const hash = nftOwnerHash(a);
-    await this.removeOwned(a.network, (c) => c.startsWith(hash));
+    const ips = new Set(
+      [...(conf?.addresses ?? []), ...recordedAddresses(this.records.read(hash))].map(
+        (x) => x.split("/")[0]!,
+      ),
+    );
+    // A record is ours, but it is a file: its addresses pass the address check before nft.
+    // Each as [owner element, address element]; an address gone without its owner element (a
+    // flushed set) leaves only the owner element to delete.
+    let left = [...ips].map((ip) => {
+      const e = addressElement(ip);
+      return [ownerElement(e, hash), e];
+    });
+    if (left.length === 0) return false;
+    return withFlock(NFT_LOCK_FILE, async () => {
+      for (;;) {
+        const tx = this.nft.newTransaction();
+        const ops = left.flat();
+        for (const e of ops) tx.delete(e);
+        try {
+          if (ops.length) await this.nft.run(tx);
+          return true;
+        } catch (e) {
+          if (!isElementNotFound(e) || e.operationIndex >= ops.length) {
+            if (isNotFound(e)) return false;
+            throw e;
+          }
+          // Not its own (or gone): skip it; the address only: keep deleting its owner element.
+          const failed = ops[e.operationIndex]!;
+          left = left
+            .map((pair) => (pair[0] === failed ? [] : pair.filter((x) => x !== failed)))
+            .filter((pair) => pair.length > 0);
+        }
+      }
+    });
+  }
+
+  /**
+   * Needs no prevResult: the addresses come from it or from the record, and are deleted without
+   * a listing; a table of the previous layout (no owner elements), or an attachment nothing
+   * names, is found by listing the sets. With hostForward, whether the network has any address
+   * left takes a listing too.
+   */
+  async remove(a: Attachment, conf?: FirewallSpec): Promise<Effects> {
+    const hash = nftOwnerHash(a);
+    const done = await this.removeKnown(a, conf);
+    if (!done || this.hostForward) await this.removeOwned(a.network, (c) => c.startsWith(hash));
+    this.records.remove(hash);
     return NO_EFFECTS;
   }
 
   async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
-    await this.removeOwned(network, staleOwner(network, valid));
+    const stale = staleOwner(network, valid);
+    await this.removeOwned(network, stale);
+    for (const owner of this.records.owners()) if (stale(owner)) this.records.remove(owner);
     return NO_EFFECTS;
   }
 
@@ -277,10 +414,15 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     // The shared rules as they should be: a flushed table keeps its chains and sets, not its rules.
     missing.push(...missingRules({ chains, rules }, skeletonRules(conf.mark), `inet ${NFT_TABLE}`));
     const comment = nftOwnerComment(a);
-    const mine = new Set((await this.owned((c) => c === comment)).map((e) => e.key[0]));
+    const listed = await this.listAddresses();
+    const mine = new Set(listed.elements.filter((e) => e.comment === comment).map((e) => e.key[0]));
+    const tags = new Set((listed.owners ?? []).map(tagText));
     for (const x of conf.addresses) {
-      const ip = x.split("/")[0]!;
-      if (!mine.has(ip)) missing.push(`element ${ip} of set ${SETS[familyOf(x)]} in table inet ${NFT_TABLE}`);
+      const e = addressElement(x);
+      const ip = e.key[0]!;
+      if (!mine.has(ip)) missing.push(`element ${ip} of set ${e.set} in table inet ${NFT_TABLE}`);
+      else if (!tags.has(tagText(ownerElement(e, nftOwnerHash(a)))))
+        missing.push(`the owner element of ${ip} in set ${OWNERS_SET} of table inet ${NFT_TABLE}`);
     }
     if (this.hostForward) missing.push(...(await this.hostForward.missingMark(a.network, conf.mark)));
     return missing;

@@ -13,6 +13,7 @@
 import {
   nftOwnerComment,
   nftOwnerHash,
+  nftOwnerTag,
   ownerHashOf,
   sha512Hex,
   type Attachment,
@@ -59,8 +60,7 @@ export function snatChain(f: Family, subnet: string): string {
   return `snat${f}-${sha512Hex(subnet).slice(0, 12)}`;
 }
 
-/** What nft takes as one 15-character string key part (ifname type: 16 bytes with the NUL). */
-const tag = (s: string): string => `"${sha512Hex(s).slice(0, 15)}"`;
+const tag = nftOwnerTag;
 
 /** The `owners` element that says `e` belongs to the owner whose hash is `owner`. */
 export function ownerElement(e: Element, owner: string, comment?: string): Element {

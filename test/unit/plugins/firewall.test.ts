@@ -10,7 +10,7 @@ import { nftOwnerHash } from "../../../src/cni/attachment.js";
 import type { HostStateBackend } from "../../../src/hoststate/index.js";
 import { firewallBackends, isolationBackends } from "../../../plugins/meta/firewall/backends.js";
 import type { FirewallSpec } from "../../../plugins/meta/firewall/firewall_backend.js";
-import { NFT_TABLE } from "../../../plugins/meta/firewall/firewall_nftables.js";
+import { NFT_TABLE, type NftablesFirewall } from "../../../plugins/meta/firewall/firewall_nftables.js";
 
 type Name = "iptables" | "nftables";
 const A = { network: "net1", containerId: "ctr1", ifname: "eth0" };
@@ -58,6 +58,7 @@ add set inet cni_nft_firewall bridges { type ifname ; comment "bridges with ingr
 add set inet cni_nft_firewall containers4 { type ipv4_addr ; comment "container addresses (comment: owner)" ; }
 add set inet cni_nft_firewall containers6 { type ipv6_addr ; comment "container addresses (comment: owner)" ; }
 add set inet cni_nft_firewall isolated_pairs { type ifname . ifname ; }
+add set inet cni_nft_firewall owners { type ifname . ifname ; comment "owner tag . address tag, one per address (comment: owner)" ; }
 add rule inet cni_nft_firewall forward jump isolation
 add rule inet cni_nft_firewall forward jump admin
 add rule inet cni_nft_firewall forward ip daddr @containers4 ct state established,related meta mark set meta mark | 0x00001000 accept
@@ -72,6 +73,7 @@ add element inet cni_nft_firewall bridges { cni0, cni1 }
 add element inet cni_nft_firewall containers4 { 10.88.0.5 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 10.88.0.6 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 10.99.0.7 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" }
 add element inet cni_nft_firewall containers6 { fd00::5 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
 add element inet cni_nft_firewall isolated_pairs { cni1 . cni1 }
+add element inet cni_nft_firewall owners { 8911529e0e42a90 . a23eb55d14a2658 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 9fb6ac25b24dfdc . d83d413b92abbe8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . fd363a112c5ccf5 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", c341cbe82cf3de1 . ef143157fb8f78d comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
 `;
 const NFTABLES_DEL = String.raw`add table inet cni_nft_firewall { comment "cni-nft firewall plugin: forward accept for containers, bridge isolation" ; }
 add counter inet cni_nft_firewall mark_0x00001000 { comment "the accept mark of the forward rules" ; }
@@ -83,6 +85,7 @@ add set inet cni_nft_firewall bridges { type ifname ; comment "bridges with ingr
 add set inet cni_nft_firewall containers4 { type ipv4_addr ; comment "container addresses (comment: owner)" ; }
 add set inet cni_nft_firewall containers6 { type ipv6_addr ; comment "container addresses (comment: owner)" ; }
 add set inet cni_nft_firewall isolated_pairs { type ifname . ifname ; }
+add set inet cni_nft_firewall owners { type ifname . ifname ; comment "owner tag . address tag, one per address (comment: owner)" ; }
 add rule inet cni_nft_firewall forward jump isolation
 add rule inet cni_nft_firewall forward jump admin
 add rule inet cni_nft_firewall forward ip daddr @containers4 ct state established,related meta mark set meta mark | 0x00001000 accept
@@ -96,6 +99,7 @@ add element inet cni_nft_firewall bridge_pairs { cni0 . cni0, cni1 . cni1 }
 add element inet cni_nft_firewall bridges { cni0, cni1 }
 add element inet cni_nft_firewall containers4 { 10.88.0.6 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 10.99.0.7 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" }
 add element inet cni_nft_firewall isolated_pairs { cni1 . cni1 }
+add element inet cni_nft_firewall owners { 8911529e0e42a90 . a23eb55d14a2658 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", c341cbe82cf3de1 . ef143157fb8f78d comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
 `;
 const NFTABLES_ISOLATION = String.raw`add table inet cni_nft_firewall { comment "cni-nft firewall plugin: forward accept for containers, bridge isolation" ; }
 add counter inet cni_nft_firewall mark_0x00001000 { comment "the accept mark of the forward rules" ; }
@@ -107,6 +111,7 @@ add set inet cni_nft_firewall bridges { type ifname ; comment "bridges with ingr
 add set inet cni_nft_firewall containers4 { type ipv4_addr ; comment "container addresses (comment: owner)" ; }
 add set inet cni_nft_firewall containers6 { type ipv6_addr ; comment "container addresses (comment: owner)" ; }
 add set inet cni_nft_firewall isolated_pairs { type ifname . ifname ; }
+add set inet cni_nft_firewall owners { type ifname . ifname ; comment "owner tag . address tag, one per address (comment: owner)" ; }
 add rule inet cni_nft_firewall forward jump isolation
 add rule inet cni_nft_firewall forward jump admin
 add rule inet cni_nft_firewall forward ip daddr @containers4 ct state established,related meta mark set meta mark | 0x00001000 accept
@@ -219,6 +224,7 @@ add set inet cni_nft_firewall bridges { type ifname ; comment "bridges with ingr
 add set inet cni_nft_firewall containers4 { type ipv4_addr ; comment "container addresses (comment: owner)" ; }
 add set inet cni_nft_firewall containers6 { type ipv6_addr ; comment "container addresses (comment: owner)" ; }
 add set inet cni_nft_firewall isolated_pairs { type ifname . ifname ; }
+add set inet cni_nft_firewall owners { type ifname . ifname ; comment "owner tag . address tag, one per address (comment: owner)" ; }
 add rule inet cni_nft_firewall forward jump isolation
 add rule inet cni_nft_firewall forward jump admin
 add rule inet cni_nft_firewall forward ip daddr @containers4 ct state established,related meta mark set meta mark | 0x00004000 accept
@@ -233,6 +239,7 @@ add element inet cni_nft_firewall bridges { cni0, cni1 }
 add element inet cni_nft_firewall containers4 { 10.88.0.5 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 10.88.0.6 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", 10.99.0.7 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" }
 add element inet cni_nft_firewall containers6 { fd00::5 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
 add element inet cni_nft_firewall isolated_pairs { cni1 . cni1 }
+add element inet cni_nft_firewall owners { 8911529e0e42a90 . a23eb55d14a2658 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 9fb6ac25b24dfdc . d83d413b92abbe8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . fd363a112c5ccf5 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", c341cbe82cf3de1 . ef143157fb8f78d comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
 `;
 
 for (const name of ["nftables", "iptables"] as const) {
@@ -407,4 +414,54 @@ test("firewall iptables: the operator's admin chain is created, never flushed", 
 COMMIT
 `,
   );
+});
+
+/** The nft reads the backend makes from now on (its Interface's listing methods, counted). */
+function spyReads(b: HostStateBackend<FirewallSpec>): string[] {
+  const nft = (b as NftablesFirewall).nft as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const reads: string[] = [];
+  for (const m of ["listElements", "listTable", "list", "listRules", "listCounters", "getElements"]) {
+    const orig = nft[m]!.bind(nft);
+    nft[m] = (...args: unknown[]) => {
+      reads.push(m);
+      return orig(...args);
+    };
+  }
+  return reads;
+}
+
+test("firewall nftables: DEL reads nothing: each address goes with its owner element, by prevResult or the record", async () => {
+  for (const spec of [undefined, SPEC_A]) {
+    const [host, b] = await threeAttached("nftables");
+    if (spec) host.records("firewall-nftables").files.clear();
+    const reads = spyReads(b);
+    await b.remove(A, spec);
+    assert.equal(await host.dump(), NFTABLES_DEL);
+    assert.deepEqual(reads, [], spec ? "addresses from prevResult" : "addresses from the record");
+    assert.equal(host.records("firewall-nftables").read(nftOwnerHash(A)), undefined, "the record goes last");
+  }
+});
+
+test("firewall nftables: an address another container took over is left to it by the first one's DEL", async () => {
+  const [host, b] = await threeAttached("nftables");
+  const D = { ...A, containerId: "ctr4" };
+  await b.setUp(D, { ...SPEC_A, addresses: ["10.88.0.5/32"] });
+  await b.remove(A);
+  const dump = await host.dump();
+  assert.match(dump, /10\.88\.0\.5 comment "[0-9a-f-]+, net: net1, if: eth0, id: ctr4"/);
+  assert.doesNotMatch(dump, /fd00::5|id: ctr1/);
+  await b.remove(D);
+  assert.equal(await host.dump(), NFTABLES_DEL);
+});
+
+test("firewall nftables: a table of the layout before owner elements: DEL finds its addresses by listing, the next ADD gives every address its owner element", async () => {
+  const [host, b] = await threeAttached("nftables");
+  const nft = host.nft("inet", NFT_TABLE);
+  await nft.run(nft.newTransaction().delete({ kind: "set", name: "owners" }));
+  host.records("firewall-nftables").files.clear();
+  await b.remove(A);
+  const ownersLines = /^add (set|element) inet cni_nft_firewall owners .*\n/gm;
+  assert.equal(await host.dump(), NFTABLES_DEL.replace(ownersLines, ""));
+  await b.setUp(A, SPEC_A);
+  assert.equal(await host.dump(), NFTABLES_ADD);
 });
