@@ -74,7 +74,7 @@ const STEPS: Step[] = [
     undoElements(elementsOf((m) => m.startsWith("dnat_"))),
   ],
   [
-    "snat jump element + owner",
+    "snat element + owner",
     addElements(elementsOf((m) => m.startsWith("snat"))),
     undoElements(elementsOf((m) => m.startsWith("snat"))),
   ],

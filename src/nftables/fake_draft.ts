@@ -6,6 +6,7 @@ import {
   checkReferences,
   fail,
   keyOf,
+  isCounterMap,
   objectUser,
   sameStrings,
   unquote,
@@ -321,6 +322,9 @@ export class Draft {
           const target = verdictTarget(value);
           if (target !== undefined && !this.requireTable().chains.has(target))
             fail("ENOENT", `chain ${target} (verdict of element ${key}) does not exist`);
+          const counter = isCounterMap(set.def) ? value?.[0] : undefined;
+          if (counter !== undefined && !this.requireTable().counters.has(counter))
+            fail("ENOENT", `counter ${counter} (value of element ${key}) does not exist`);
         }
         if (old) {
           if (verb === "create") fail("EEXIST", `element ${key} exists`);

@@ -88,6 +88,8 @@ const NAME = String.raw`[A-Za-z_][A-Za-z0-9_./-]*`;
 const JUMP_RE = new RegExp(String.raw`\b(?:jump|goto) (${NAME})`, "g");
 const AT_RE = new RegExp(String.raw`(\bflow (?:add|offload) )?@(${NAME})`, "g");
 const COUNTER_RE = new RegExp(String.raw`\bcounter name "?(${NAME})"?`, "g");
+/** `counter name <key> map @m`: the counter comes from an object map, the rule uses the map. */
+const OBJECT_MAP_RE = new RegExp(String.raw`\bcounter name [^;"@]*? map @(${NAME})`, "g");
 
 /** What a rule text refers to by name. */
 interface References {
@@ -99,7 +101,7 @@ interface References {
 
 export function referencesOf(text: string): References {
   const refs: References = { chains: [], sets: [], counters: [], flowtables: [] };
-  for (const m of text.matchAll(COUNTER_RE)) refs.counters.push(m[1]!);
+  for (const m of text.replace(OBJECT_MAP_RE, "").matchAll(COUNTER_RE)) refs.counters.push(m[1]!);
   const bare = withoutStrings(text);
   for (const m of bare.matchAll(JUMP_RE)) refs.chains.push(m[1]!);
   for (const m of bare.matchAll(AT_RE)) (m[1] ? refs.flowtables : refs.sets).push(m[2]!);
@@ -142,7 +144,18 @@ export function objectUser(
     for (const r of c.rules)
       if (!r.deleted && referencesOf(r.rule)[kind].includes(name))
         return `rule ${r.handle} of chain ${c.def.name}`;
+  if (kind === "counters")
+    for (const s of t.sets.values()) {
+      if (!isCounterMap(s.def)) continue;
+      for (const e of s.elements.values())
+        if (e.value?.[0] === name) return `element ${keyOf(e.key)} of map ${s.def.name}`;
+    }
   return undefined;
+}
+
+/** A map whose values name counters (`type ... : counter`). */
+export function isCounterMap(def: { kind: string; type?: string }): boolean {
+  return def.kind === "map" && /:\s*counter$/.test(def.type ?? "");
 }
 
 /** Fails with ENOENT for a rule text that refers to something the table does not have. */

@@ -296,7 +296,7 @@ describe("cni-nft migrate with live flows", () => {
     await cliOk(u, ["migrate", "--to", "nftables", network]);
     const upstreamLayout = async (): Promise<void> => {
       await u.host.sh(["nft", "flush", "map", "inet", "cni_nft_portmap", "dnat_any4"]);
-      await u.host.sh(["nft", "flush", "map", "inet", "cni_nft_portmap", "snat4"]);
+      await u.host.sh(["nft", "flush", "map", "inet", "cni_nft_portmap", "snat_sub4"]);
       await u.host.sh(["nft", "flush", "set", "inet", "cni_nft_portmap", "owners"]);
       await u.host.sh(
         ["nft", "-f", "-"],

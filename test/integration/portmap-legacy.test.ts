@@ -5,13 +5,16 @@
  * working through CHECK, a DEL without mappings before any upgrade, the upgrade that the first
  * ADD of the new code makes (outside and hairpin traffic of the remaining old container), and
  * DEL after it. The same was checked once against a build of the previous code (docs/portmap.md).
+ * Then the same for the layout after it (verdict maps snat4/snat6 jumping to a chain per subnet,
+ * owner elements), which the current one replaced.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { NetnsPool, link, type Netns } from "../helpers/netns.js";
 import { echo, startEchoServer, type EchoServer } from "../helpers/echo.js";
 import { cniOk } from "../helpers/cni.js";
-import { nftOwnerComment } from "../../src/cni/attachment.js";
+import { nftOwnerComment, nftOwnerHash, sha512Hex } from "../../src/cni/attachment.js";
+import { ownerElement } from "../../plugins/meta/portmap/portmap_nftables_layout.js";
 
 const TABLE = "cni_nft_portmap";
 const HOST = "203.0.113.1";
@@ -65,89 +68,188 @@ function legacyState(owners: Array<{ comment: string; ip: string; hostPort: numb
   return lines.join("\n") + "\n";
 }
 
-describe("portmap nftables: the previous layout on an upgraded host", () => {
-  const nets = new NetnsPool();
-  let host: Netns;
-  let out: Netns;
-  let ctr: Netns;
-  let server: EchoServer;
-  const ips = ["10.77.0.2", "10.77.0.3", "10.77.0.4"];
-  const prev = (ip: string): object => ({
-    cniVersion: "1.1.0",
-    interfaces: [{ name: "eth0", sandbox: ctr.path }],
-    ips: [{ address: `${ip}/24`, gateway: GW, interface: 0 }],
-  });
-  const conf = (hostPort: number, ip?: string): object => ({
-    cniVersion: "1.1.0",
-    name: NETWORK,
-    type: "portmap",
-    backend: "nftables",
-    capabilities: { portMappings: true },
-    runtimeConfig: hostPort ? { portMappings: [{ hostPort, containerPort: 80, protocol: "tcp" }] } : {},
-    ...(ip ? { prevResult: prev(ip) } : {}),
-  });
-  const call = (id: string): { containerId: string; netns: string } => ({ containerId: id, netns: ctr.path });
-  const elements = async (): Promise<string> => host.sh(["nft", "list", "table", "inet", TABLE]);
+interface Upgraded {
+  host: Netns;
+  out: Netns;
+  ctr: Netns;
+  ips: string[];
+  conf: (hostPort: number, ip?: string) => object;
+  call: (id: string) => { containerId: string; netns: string };
+  table: () => Promise<string>;
+}
 
-  before(async () => {
-    [host, out, ctr] = (await Promise.all(["lgh", "lgo", "lgc"].map((t) => nets.create(t)))) as [
-      Netns,
-      Netns,
-      Netns,
-    ];
-    await link(host, "uplink", out, "eth0");
-    await link(host, "ct0", ctr, "eth0");
-    await host.sh(["ip", "addr", "add", `${HOST}/24`, "dev", "uplink"]);
-    await host.sh(["ip", "addr", "add", `${GW}/24`, "dev", "ct0"]);
-    await host.sh(["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.route_localnet=1"]);
-    await out.sh(["ip", "addr", "add", `${OUT}/24`, "dev", "eth0"]);
-    // One namespace answers for the three container addresses (each is a DNAT target).
-    for (const ip of ips) await ctr.sh(["ip", "addr", "add", `${ip}/24`, "dev", "eth0"]);
-    await ctr.sh(["ip", "route", "add", "default", "via", GW]);
-    server = await startEchoServer(ctr, "tcp", "::", 80);
-    // Comments as the previous code wrote them: owner hash, network, interface, container.
-    const comment = (id: string): string =>
-      nftOwnerComment({ network: NETWORK, containerId: id, ifname: "eth0" });
-    await host.sh(
-      ["nft", "-f", "-"],
-      legacyState([
-        { comment: comment("old1"), ip: ips[0]!, hostPort: 8090 },
-        { comment: comment("old2"), ip: ips[1]!, hostPort: 8091 },
-      ]),
-    );
-  });
-  after(async () => {
-    server?.stop();
-    await nets.destroyAll();
-  });
+/**
+ * A host, an outside namespace and one container namespace answering for three addresses, with
+ * `state` (an old layout's table for old1 on ips[0]:8090 and old2 on ips[1]:8091) written by nft.
+ */
+function onUpgradedHost(
+  title: string,
+  tag: string,
+  state: (ips: string[]) => string,
+  body: (u: Upgraded) => Promise<void>,
+): void {
+  describe(title, () => {
+    const nets = new NetnsPool();
+    let server: EchoServer | undefined;
+    const ips = ["10.77.0.2", "10.77.0.3", "10.77.0.4"];
+    const u = { ips } as Upgraded;
+    const prev = (ip: string): object => ({
+      cniVersion: "1.1.0",
+      interfaces: [{ name: "eth0", sandbox: u.ctr.path }],
+      ips: [{ address: `${ip}/24`, gateway: GW, interface: 0 }],
+    });
+    u.conf = (hostPort, ip) => ({
+      cniVersion: "1.1.0",
+      name: NETWORK,
+      type: "portmap",
+      backend: "nftables",
+      capabilities: { portMappings: true },
+      runtimeConfig: hostPort ? { portMappings: [{ hostPort, containerPort: 80, protocol: "tcp" }] } : {},
+      ...(ip ? { prevResult: prev(ip) } : {}),
+    });
+    u.call = (id) => ({ containerId: id, netns: u.ctr.path });
+    u.table = () => u.host.sh(["nft", "list", "table", "inet", TABLE]);
 
-  test("CHECK, DEL without mappings, upgrade by ADD, traffic of the old container, DEL after it", async () => {
-    assert.equal(await echo(out, "tcp", HOST, 8090), v4(OUT));
-    await cniOk(host, "portmap", "CHECK", conf(8090, ips[0]), call("old1"));
-    await cniOk(host, "portmap", "CHECK", conf(8091, ips[1]), call("old2"));
+    before(async () => {
+      [u.host, u.out, u.ctr] = (await Promise.all(["h", "o", "c"].map((t) => nets.create(`${tag}${t}`)))) as [
+        Netns,
+        Netns,
+        Netns,
+      ];
+      await link(u.host, "uplink", u.out, "eth0");
+      await link(u.host, "ct0", u.ctr, "eth0");
+      await u.host.sh(["ip", "addr", "add", `${HOST}/24`, "dev", "uplink"]);
+      await u.host.sh(["ip", "addr", "add", `${GW}/24`, "dev", "ct0"]);
+      await u.host.sh(["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.route_localnet=1"]);
+      await u.out.sh(["ip", "addr", "add", `${OUT}/24`, "dev", "eth0"]);
+      // One namespace answers for the three container addresses (each is a DNAT target).
+      for (const ip of ips) await u.ctr.sh(["ip", "addr", "add", `${ip}/24`, "dev", "eth0"]);
+      await u.ctr.sh(["ip", "route", "add", "default", "via", GW]);
+      server = await startEchoServer(u.ctr, "tcp", "::", 80);
+      await u.host.sh(["nft", "-f", "-"], state(ips));
+    });
+    after(async () => {
+      server?.stop();
+      await nets.destroyAll();
+    });
+
+    test("CHECK, DEL without mappings, upgrade by ADD, traffic of the old container, DEL after it", () =>
+      body(u));
+  });
+}
+
+/** After the upgrade: CHECK old2 and new1, DEL both (new1 without mappings), their ports closed. */
+async function checkThenDelete(u: Upgraded): Promise<void> {
+  await cniOk(u.host, "portmap", "CHECK", u.conf(8091, u.ips[1]), u.call("old2"));
+  await cniOk(u.host, "portmap", "CHECK", u.conf(8092, u.ips[2]), u.call("new1"));
+
+  await cniOk(u.host, "portmap", "DEL", u.conf(8091, u.ips[1]), u.call("old2"));
+  await cniOk(u.host, "portmap", "DEL", u.conf(0), u.call("new1"));
+  assert.equal(await echo(u.out, "tcp", HOST, 8091, 1000), undefined);
+  assert.equal(await echo(u.out, "tcp", HOST, 8092, 1000), undefined);
+}
+
+/** Comments as the previous code wrote them: owner hash, network, interface, container. */
+const comment = (id: string): string =>
+  nftOwnerComment({ network: NETWORK, containerId: id, ifname: "eth0" });
+
+onUpgradedHost(
+  "portmap nftables: the interval-set layout on an upgraded host",
+  "lg",
+  (ips) =>
+    legacyState([
+      { comment: comment("old1"), ip: ips[0]!, hostPort: 8090 },
+      { comment: comment("old2"), ip: ips[1]!, hostPort: 8091 },
+    ]),
+  async (u) => {
+    assert.equal(await echo(u.out, "tcp", HOST, 8090), v4(OUT));
+    await cniOk(u.host, "portmap", "CHECK", u.conf(8090, u.ips[0]), u.call("old1"));
+    await cniOk(u.host, "portmap", "CHECK", u.conf(8091, u.ips[1]), u.call("old2"));
 
     // DEL of an old container that carries nothing (no prevResult, no mappings): found by owner.
-    await cniOk(host, "portmap", "DEL", conf(0), call("old1"));
-    assert.equal(await echo(out, "tcp", HOST, 8090, 1000), undefined);
-    assert.doesNotMatch(await elements(), new RegExp(`${ips[0]!.replaceAll(".", "\\.")} \\.`));
+    await cniOk(u.host, "portmap", "DEL", u.conf(0), u.call("old1"));
+    assert.equal(await echo(u.out, "tcp", HOST, 8090, 1000), undefined);
+    assert.doesNotMatch(await u.table(), new RegExp(`${u.ips[0]!.replaceAll(".", "\\.")} \\.`));
 
     // The first ADD of the new code upgrades the table in place.
-    await cniOk(host, "portmap", "ADD", conf(8092, ips[2]), call("new1"));
-    const upgraded = await elements();
+    await cniOk(u.host, "portmap", "ADD", u.conf(8092, u.ips[2]), u.call("new1"));
+    const upgraded = await u.table();
     assert.doesNotMatch(upgraded, /masq[46]/);
     assert.match(upgraded, /set owners/);
     // The old container: outside, hairpin (masqueraded to the gateway) and localhost still work.
-    assert.equal(await echo(out, "tcp", HOST, 8091), v4(OUT));
-    assert.equal(await echo(ctr, "tcp", HOST, 8091), v4(GW));
-    assert.equal(await echo(host, "tcp", "127.0.0.1", 8091), v4(GW));
-    assert.equal(await echo(out, "tcp", HOST, 8092), v4(OUT));
-    await cniOk(host, "portmap", "CHECK", conf(8091, ips[1]), call("old2"));
-    await cniOk(host, "portmap", "CHECK", conf(8092, ips[2]), call("new1"));
+    assert.equal(await echo(u.out, "tcp", HOST, 8091), v4(OUT));
+    assert.equal(await echo(u.ctr, "tcp", HOST, 8091), v4(GW));
+    assert.equal(await echo(u.host, "tcp", "127.0.0.1", 8091), v4(GW));
+    assert.equal(await echo(u.out, "tcp", HOST, 8092), v4(OUT));
+    await checkThenDelete(u);
+    assert.doesNotMatch(await u.table(), /comment "[0-9a-f]{16}-/, "no element of any container is left");
+  },
+);
 
-    await cniOk(host, "portmap", "DEL", conf(8091, ips[1]), call("old2"));
-    await cniOk(host, "portmap", "DEL", conf(0), call("new1"));
-    assert.equal(await echo(out, "tcp", HOST, 8091, 1000), undefined);
-    assert.equal(await echo(out, "tcp", HOST, 8092, 1000), undefined);
-    assert.doesNotMatch(await elements(), /comment "[0-9a-f]{16}-/, "no element of any container is left");
-  });
-});
+/** The layout before the current one (portmap_nftables_v2.ts): skeleton and containers' elements. */
+function v2State(owners: Array<{ id: string; ip: string; hostPort: number }>): string {
+  const t = `inet ${TABLE}`;
+  const sub = `snat4-${sha512Hex("10.77.0.0/24").slice(0, 12)}`;
+  const lines = legacyState([])
+    .split("\n")
+    .filter((l) => l && !/masq[46]/.test(l));
+  lines.push(
+    `add set ${t} owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }`,
+    `add map ${t} snat4 { type ipv4_addr . inet_proto . inet_service : verdict ; }`,
+    `add map ${t} snat6 { type ipv6_addr . inet_proto . inet_service : verdict ; }`,
+    `add chain ${t} snat_all`,
+    `add rule ${t} snat_all masquerade`,
+    `add chain ${t} ${sub}`,
+    `add rule ${t} ${sub} ip saddr 10.77.0.0/24 masquerade`,
+    `add rule ${t} ${sub} ip saddr 127.0.0.1 masquerade`,
+    `add rule ${t} postrouting ct status dnat ip daddr . meta l4proto . th dport vmap @snat4`,
+    `add rule ${t} postrouting ct status dnat ip6 daddr . meta l4proto . th dport vmap @snat6`,
+  );
+  for (const o of owners) {
+    const a = { network: NETWORK, containerId: o.id, ifname: "eth0" };
+    const comment = nftOwnerComment(a);
+    const own = (map: string, key: string[]): string =>
+      ownerElement({ kind: "element", map, key }, nftOwnerHash(a)).key.join(" . ");
+    lines.push(
+      `add element ${t} dnat_any4 { tcp . ${o.hostPort} comment "${comment}" : ${o.ip} . 80 }`,
+      `add element ${t} snat4 { ${o.ip} . tcp . 80 comment "${comment}" : jump ${sub} }`,
+      `add element ${t} owners { ${own("dnat_any4", ["tcp", String(o.hostPort)])} comment "${comment}", ${own("snat4", [o.ip, "tcp", "80"])} comment "${comment}" }`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+onUpgradedHost(
+  "portmap nftables: the layout with snat verdict maps on an upgraded host",
+  "v2",
+  (ips) =>
+    v2State([
+      { id: "old1", ip: ips[0]!, hostPort: 8090 },
+      { id: "old2", ip: ips[1]!, hostPort: 8091 },
+    ]),
+  async (u) => {
+    assert.equal(await echo(u.out, "tcp", HOST, 8090), v4(OUT));
+    assert.equal(await echo(u.ctr, "tcp", HOST, 8091), v4(GW), "hairpin through the old layout");
+    await cniOk(u.host, "portmap", "CHECK", u.conf(8090, u.ips[0]), u.call("old1"));
+    await cniOk(u.host, "portmap", "CHECK", u.conf(8091, u.ips[1]), u.call("old2"));
+
+    await cniOk(u.host, "portmap", "DEL", u.conf(0), u.call("old1"));
+    assert.equal(await echo(u.out, "tcp", HOST, 8090, 1000), undefined);
+
+    await cniOk(u.host, "portmap", "ADD", u.conf(8092, u.ips[2]), u.call("new1"));
+    const upgraded = await u.table();
+    assert.doesNotMatch(upgraded, /map snat[46] |chain snat_all|chain snat4-|jump snat/);
+    assert.match(
+      upgraded,
+      /map snat_sub4 \{[^}]*10\.77\.0\.3 \. tcp \. 80 comment "[^"]*old2" : "?snat_sub4-/,
+    );
+    assert.equal(await echo(u.out, "tcp", HOST, 8091), v4(OUT));
+    assert.equal(await echo(u.ctr, "tcp", HOST, 8091), v4(GW), "hairpin after the upgrade");
+    assert.equal(await echo(u.host, "tcp", "127.0.0.1", 8091), v4(GW));
+    assert.equal(await echo(u.ctr, "tcp", HOST, 8092), v4(GW));
+    await checkThenDelete(u);
+    const left = await u.table();
+    assert.doesNotMatch(left, /comment "[0-9a-f]{16}-/, "no element of any container is left");
+    assert.doesNotMatch(left, /snat_sub4-/, "the subnet's chain and counter go with its last container");
+  },
+);

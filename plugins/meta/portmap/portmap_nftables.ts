@@ -11,9 +11,12 @@
  *     l4proto . dport vmap @guard_any4
  *     dnat to l4proto . dport map @dnat_any4          mappings for any local address
  *   guard4-<instance> (only with conditionsV4): <conditions> return; accept (= no DNAT)
- *   postrouting (nat, srcnat): ct status dnat daddr . l4proto . dport vmap @snat4
- *     snat4: container . proto . port : jump snat4-<subnet> (subnet or localhost: masquerade)
- *                                       or jump snat_all (masqAll)
+ *   postrouting (nat, srcnat): ct status dnat daddr . l4proto . dport @snat_all4 masquerade
+ *     snat_all4: container . proto . port (masqAll)
+ *   snat_sub4-<subnet> (nat, srcnat; one per subnet, with a counter of the same name):
+ *     ct status dnat daddr <subnet> saddr <subnet> (or 127.0.0.1)
+ *       counter name daddr . l4proto . dport map @snat_sub4 masquerade
+ *     snat_sub4: container . proto . port : "snat_sub4-<subnet>" (no verdicts: see the layout)
  *   owners: one (owner tag . key tag) element per element above
  *
  * ADD creates its elements with `create`, so it fails rather than overwrites when a key exists;
@@ -68,6 +71,7 @@ import {
   type Desired,
 } from "./portmap_nftables_layout.js";
 import { isLegacy, legacyDesired, upgradeTransaction } from "./portmap_nftables_legacy.js";
+import { currentRecordNames, isV2, upgradeV2Transaction, v2Desired } from "./portmap_nftables_v2.js";
 import { LOCK_FILE, type PortMapConf, type PortMapSpec } from "./config.js";
 
 export { NFT_TABLE, desired, guardChain, names } from "./portmap_nftables_layout.js";
@@ -185,12 +189,15 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     return effects;
   }
 
-  /** The slow path of ADD: skeleton (upgraded from the previous layout), and keys taken over. */
+  /** The slow path of ADD: skeleton (upgraded from a previous layout), and keys taken over. */
   private async repair(a: Attachment, want: Desired): Promise<void> {
-    const state = await this.state();
+    let state = await this.state();
+    // The layout before: its subnets are in its chains' rule texts.
+    if (state && isV2(state.sets)) state = await this.state({ text: true });
     const tx = this.nft.newTransaction();
     staticTransaction(tx);
     if (state && isLegacy(state.sets)) upgradeTransaction(tx, state.elements, state.sets);
+    if (state && isV2(state.sets)) upgradeV2Transaction(tx, state);
     const have = new Map((state?.elements ?? []).map((e) => [keyText(e), e]));
     const comment = nftOwnerComment(a);
     const hash = nftOwnerHash(a);
@@ -234,7 +241,7 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     if (!state) return [`table inet ${NFT_TABLE}`];
     const have = new Map(state.elements.map((e) => [keyText(e), e]));
     const want = desired(c);
-    const legacy = isLegacy(state.sets);
+    const legacy = isLegacy(state.sets) || isV2(state.sets);
     // The shared skeleton first: with its rules gone (a flushed table or chain) no element works.
     const missing = legacy
       ? []
@@ -248,7 +255,12 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
       const old = have.get(keyText(e));
       return !old || old.comment !== e.comment || valueText(old) !== valueText(e);
     };
-    for (const e of legacy ? legacyDesired(c) : want.elements) {
+    const expected = isLegacy(state.sets)
+      ? legacyDesired(c)
+      : isV2(state.sets)
+        ? v2Desired(c)
+        : want.elements;
+    for (const e of expected) {
       if (wrong(e))
         missing.push(`element ${e.key.join(" . ")} of ${e.map ?? e.set} in table inet ${NFT_TABLE}`);
       else if (!legacy && wrong(ownerElement(e, hash, e.comment)))
@@ -295,9 +307,15 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
       // Elements first: a guard chain cannot go while a verdict map element jumps to it.
       for (const ch of state.chains) if (/^guard[46]-/.test(ch) && chains(ch)) dropChain(tx, ch);
       await this.nft.run(tx);
-      await this.dropUnused(
-        gone.flatMap((e) => (e.value?.[0] ?? "").match(/^jump (snat[46]-\S+)$/)?.[1] ?? []),
-      );
+      await this.dropUnused([
+        ...new Set(
+          gone.flatMap((e) =>
+            e.map?.startsWith("snat_sub") && e.value?.[0]
+              ? [e.value[0]]
+              : ((e.value?.[0] ?? "").match(/^jump (snat[46]-\S+)$/)?.[1] ?? []),
+          ),
+        ),
+      ]);
       return udpPorts(gone);
     });
   }
@@ -318,9 +336,11 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     return withFlock(LOCK_FILE, async () => {
       for (;;) {
         const tx = this.nft.newTransaction();
+        // The element first: in a table of a previous layout its map is missing (not an element),
+        // which sends the caller to the listing.
         for (const e of left) {
-          tx.delete(ownerElement(e, hash));
           tx.delete(keyOnly(e));
+          tx.delete(ownerElement(e, hash));
         }
         for (const ch of chains) dropChain(tx, ch);
         try {
@@ -339,20 +359,25 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
   }
 
   /**
-   * Deletes the subnet chains no element jumps to any more (nft refuses, EBUSY, while one does;
-   * the transaction is atomic, so a chain another container still uses is left whole).
+   * Deletes the subnets' chains and counters no snat element names any more: nft refuses to
+   * delete a counter an element names (EBUSY; a chain of the previous layout, one an element
+   * jumps to), and the transaction is atomic, so a subnet another container still uses is left
+   * whole. Chains or counters already gone are fine.
    */
   private async dropUnused(chains: readonly string[]): Promise<void> {
     let left = [...chains];
     while (left.length > 0) {
       const tx = this.nft.newTransaction();
-      for (const ch of left) dropChain(tx, ch);
+      for (const ch of left) {
+        tx.destroy({ kind: "counter", name: ch });
+        dropChain(tx, ch);
+      }
       try {
         await this.nft.run(tx);
         return;
       } catch (e) {
         if (!(e instanceof NftError) || e.code !== "EBUSY" || e.operationIndex === undefined) throw e;
-        const at = Math.floor(e.operationIndex / 3);
+        const at = Math.floor(e.operationIndex / 4);
         left = left.filter((_, i) => i !== at);
       }
     }
@@ -385,15 +410,16 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
   private async removeOwn(a: Attachment, spec?: PortMapSpec): Promise<number[] | undefined> {
     const want = spec ? desired({ ...a, ...spec }) : { elements: [], guards: [], snatChains: [] };
     const rec = this.records.read(nftOwnerHash(a));
+    const recorded = isRecord(rec)
+      ? currentRecordNames(rec.elements, rec.shared ?? [])
+      : { elements: [], shared: [] };
     const keys = new Map<string, Element>();
-    for (const e of [...want.elements.map(keyOnly), ...(isRecord(rec) ? rec.elements : [])])
-      keys.set(keyText(e), e);
+    for (const e of [...want.elements.map(keyOnly), ...recorded.elements]) keys.set(keyText(e), e);
     const chains = new Set([...want.guards.map((g) => g.chain), ...(isRecord(rec) ? rec.chains : [])]);
     if (keys.size === 0 && chains.size === 0) return undefined;
     const gone = await this.removeKeys(a, [...keys.values()], [...chains]);
     if (gone) {
-      const rs = isRecord(rec) ? (rec.shared ?? []) : [];
-      await this.dropUnused([...new Set([...want.snatChains.map((x) => x.chain), ...rs])]);
+      await this.dropUnused([...new Set([...want.snatChains.map((x) => x.chain), ...recorded.shared])]);
       return udpPorts(gone);
     }
     return spec ? this.removeLegacyKnown({ ...a, ...spec }) : undefined;

@@ -4,11 +4,17 @@
  *
  * Every set is a hash of exact keys, so adding or deleting one container's elements costs the
  * same however many other containers are there (the interval set of the previous layout,
- * portmap_nftables_legacy.ts, made every delete cost O(elements) in the kernel). Masquerade is a
- * verdict map from the DNATed destination (container address . protocol . port) to the chain of
- * the container's subnet, and `owners` holds one element per element of a container, keyed by
- * (owner tag . key tag): a DEL deletes both in one transaction, which fails unless the element is
- * still its own, so DEL never needs to read.
+ * portmap_nftables_legacy.ts, made every delete cost O(elements) in the kernel), and no container
+ * has a verdict element: the kernel validates every jump of every verdict map of the table on
+ * each commit that adds a rule or a jump, so per-container jumps made every ADD O(containers)
+ * (the layout before, portmap_nftables_v2.ts). Masquerade is an object map from the DNATed
+ * destination (container address . protocol . port) to the counter of the container's subnet:
+ * the subnet's own base chain at postrouting looks the destination up there (`counter name ...
+ * map`, which ends the rule when the key is missing), and while an element names the counter,
+ * nft refuses to delete it (EBUSY), which tells a DEL whether the subnet's chain is still used.
+ * `owners` holds one element per element of a container, keyed by (owner tag . key tag): a DEL
+ * deletes both in one transaction, which fails unless the element is still its own, so DEL never
+ * needs to read.
  */
 import {
   nftOwnerComment,
@@ -39,25 +45,29 @@ export function names(f: Family): {
   dnatAny: string;
   guardIp: string;
   guardAny: string;
+  /** Object map: destination : the subnet's counter (hairpin and localhost masquerade). */
   snat: string;
+  /** Set of destinations whose every connection is masqueraded (masqAll). */
+  snatAll: string;
 } {
   return {
     dnatIp: `dnat_ip${f}`,
     dnatAny: `dnat_any${f}`,
     guardIp: `guard_ip${f}`,
     guardAny: `guard_any${f}`,
-    snat: `snat${f}`,
+    snat: `snat_sub${f}`,
+    snatAll: `snat_all${f}`,
   };
 }
 
 /** The set that says which owner each element belongs to (see the header). */
 export const OWNERS_SET = "owners";
-/** The chain masquerading every DNATed connection (masqAll). */
-export const SNAT_ALL_CHAIN = "snat_all";
-
-/** The chain that masquerades hairpin and localhost traffic to containers of `subnet`. */
+/**
+ * The base chain (and its counter, of the same name) that masquerades hairpin and localhost
+ * traffic to containers of `subnet`.
+ */
 export function snatChain(f: Family, subnet: string): string {
-  return `snat${f}-${sha512Hex(subnet).slice(0, 12)}`;
+  return `snat_sub${f}-${sha512Hex(subnet).slice(0, 12)}`;
 }
 
 const tag = nftOwnerTag;
@@ -90,7 +100,8 @@ export function staticTransaction(tx: Transaction): void {
     tx.add({ kind: "map", name: n.dnatAny, type: `inet_proto . inet_service : ${a} . inet_service` });
     tx.add({ kind: "map", name: n.guardIp, type: `${a} . inet_proto . inet_service : verdict` });
     tx.add({ kind: "map", name: n.guardAny, type: `inet_proto . inet_service : verdict` });
-    tx.add({ kind: "map", name: n.snat, type: `${a} . inet_proto . inet_service : verdict` });
+    tx.add({ kind: "map", name: n.snat, type: `${a} . inet_proto . inet_service : counter` });
+    tx.add({ kind: "set", name: n.snatAll, type: `${a} . inet_proto . inet_service` });
   }
   tx.add({
     kind: "set",
@@ -98,7 +109,6 @@ export function staticTransaction(tx: Transaction): void {
     type: "ifname . ifname",
     comment: "owner tag . element tag, one per element (comment: owner)",
   });
-  tx.add({ kind: "chain", name: SNAT_ALL_CHAIN });
   tx.add({ kind: "chain", name: "hostports" });
   for (const [chain, hook] of [
     ["prerouting", "prerouting"],
@@ -124,10 +134,9 @@ export function skeletonRules(): SkeletonChain[] {
     ];
   });
   const snat = FAMILIES.map(
-    (f) => `ct status dnat ${ipx(f)} daddr . meta l4proto . th dport vmap @${names(f).snat}`,
+    (f) => `ct status dnat ${ipx(f)} daddr . meta l4proto . th dport @${names(f).snatAll} masquerade`,
   );
   return [
-    { chain: SNAT_ALL_CHAIN, rules: ["masquerade"] },
     { chain: "hostports", rules: hostports },
     { chain: "prerouting", rules: ["fib daddr type local jump hostports"] },
     { chain: "output", rules: ["fib daddr type local jump hostports"] },
@@ -171,7 +180,7 @@ export interface SnatChain {
 export interface Desired {
   elements: Element[];
   guards: Array<{ family: Family; chain: string; conditions: string[] }>;
-  /** The subnet chains the snat elements jump to (shared by the subnet's containers). */
+  /** The subnets' chains and counters the snat elements name (shared by the subnet's containers). */
   snatChains: SnatChain[];
 }
 
@@ -218,11 +227,14 @@ export function desired(c: PortMapConf): Desired {
           comment,
         });
       if (c.snat) {
-        const to = c.masqAll ? SNAT_ALL_CHAIN : snatChain(f, ct.subnet);
-        if (!c.masqAll && !snatChains.some((x) => x.chain === to))
-          snatChains.push({ family: f, chain: to, subnet: ct.subnet });
         const key = [ct.address, m.protocol, String(m.containerPort)];
-        push({ kind: "element", map: n.snat, key, value: [`jump ${to}`], comment });
+        if (c.masqAll) push({ kind: "element", set: n.snatAll, key, comment });
+        else {
+          const to = snatChain(f, ct.subnet);
+          if (!snatChains.some((x) => x.chain === to))
+            snatChains.push({ family: f, chain: to, subnet: ct.subnet });
+          push({ kind: "element", map: n.snat, key, value: [to], comment });
+        }
       }
     }
   }
@@ -230,21 +242,25 @@ export function desired(c: PortMapConf): Desired {
 }
 
 /**
- * A subnet's chain: masquerade what comes from the subnet (hairpin: another container of the
- * bridge reaches the host port even with bridge-nf-call-iptables 0) or from localhost, exactly
- * the traffic upstream's iptables backend marks. Rewritten by every ADD that needs it: it is the
- * same text for every container of the subnet, and the transaction is atomic.
+ * A subnet's base chain at postrouting: masquerade what was DNATed to one of the subnet's
+ * containers (its key in the snat map, which names this chain's counter) and comes from the
+ * subnet (hairpin: another container of the bridge reaches the host port even with
+ * bridge-nf-call-iptables 0) or from localhost, exactly the traffic upstream's iptables backend
+ * marks. Rewritten by every ADD that needs it: it is the same text for every container of the
+ * subnet, and the transaction is atomic. These are the rules CHECK compares too.
  */
-/** The rules of a subnet's masquerade chain (what CHECK compares too). */
 export function snatChainRules(s: SnatChain): SkeletonChain {
   const ip = ipx(s.family);
-  const rules = [concat(ip, "saddr", prefix(s.subnet), "masquerade")];
-  if (s.family === 4) rules.push("ip saddr 127.0.0.1 masquerade");
+  const lookup = `counter name ${ip} daddr . meta l4proto . th dport map @${names(s.family).snat} masquerade`;
+  const to = concat("ct status dnat", ip, "daddr", prefix(s.subnet));
+  const rules = [concat(to, ip, "saddr", prefix(s.subnet), lookup)];
+  if (s.family === 4) rules.push(concat(to, "ip saddr 127.0.0.1", lookup));
   return { chain: s.chain, rules };
 }
 
 export function snatChainTransaction(tx: Transaction, s: SnatChain): void {
-  tx.add({ kind: "chain", name: s.chain });
+  tx.add({ kind: "counter", name: s.chain, comment: `masquerade to ${s.subnet}, named by the snat map` });
+  tx.add({ kind: "chain", name: s.chain, type: "nat", hook: "postrouting", priority: "srcnat" });
   tx.flush({ kind: "chain", name: s.chain });
   for (const rule of snatChainRules(s).rules) tx.add({ kind: "rule", chain: s.chain, rule });
 }

@@ -15,7 +15,6 @@ import {
   ownerElementOf,
   snatChain,
   snatChainTransaction,
-  SNAT_ALL_CHAIN,
   type SnatChain,
 } from "./portmap_nftables_layout.js";
 
@@ -44,7 +43,10 @@ export function legacyMasqElements(c: PortMapConf): Element[] {
 
 /** Every element the previous layout gave this instance (dnat and guard ones are unchanged). */
 export function legacyDesired(c: PortMapConf): Element[] {
-  return [...desired(c).elements.filter((e) => !e.map?.startsWith("snat")), ...legacyMasqElements(c)];
+  return [
+    ...desired(c).elements.filter((e) => !(e.map ?? e.set ?? "").startsWith("snat")),
+    ...legacyMasqElements(c),
+  ];
 }
 
 /** Whether a listed table is in the previous layout. */
@@ -55,7 +57,8 @@ export function isLegacy(sets: readonly string[]): boolean {
 /**
  * Adds to `tx` (which already declares the new skeleton and has flushed postrouting, the only
  * user of the old sets) what turns the listed old elements into the new layout: each masquerade
- * entry becomes its snat element, every element gets its owner element, and the old sets go.
+ * entry becomes its snat element (of the current layout), every element gets its owner element,
+ * and the old sets go.
  */
 export function upgradeTransaction(
   tx: Transaction,
@@ -84,20 +87,18 @@ export function upgradeTransaction(
     // The localhost entry rides on the subnet one (the subnet's chain masquerades 127.0.0.1 too).
     if (src === "127.0.0.1") continue;
     const subnet = src.includes("/") ? src : `${src}/${f === 4 ? 32 : 128}`;
-    const chain = all ? SNAT_ALL_CHAIN : snatChain(f, subnet);
+    const chain = snatChain(f, subnet);
     if (!all && !chains.has(chain)) chains.set(chain, { family: f, chain, subnet });
-    const snat: Element = {
-      kind: "element",
-      map: names(f).snat,
-      key: [addr, proto, port],
-      value: [`jump ${chain}`],
-      ...(e.comment !== undefined ? { comment: e.comment } : {}),
-    };
+    const key = [addr, proto, port];
+    const comment = e.comment !== undefined ? { comment: e.comment } : {};
+    const snat: Element = all
+      ? { kind: "element", set: names(f).snatAll, key, ...comment }
+      : { kind: "element", map: names(f).snat, key, value: [chain], ...comment };
     if (added.has(keyText(snat))) continue;
     added.add(keyText(snat));
     snats.push(snat);
   }
-  // A verdict map element needs the chain it jumps to.
+  // An element of the snat map needs the counter it names.
   for (const s of chains.values()) snatChainTransaction(tx, s);
   for (const e of snats) {
     tx.add(e);

@@ -22,15 +22,17 @@ async function threeAttached(name: Name): Promise<[FakeHost, HostStateBackend<Po
   return [host, b];
 }
 const NFTABLES_ADD = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
+add counter inet cni_nft_portmap snat_sub4-15f04f2f13e6 { comment "masquerade to 10.88.0.0/24, named by the snat map" ; }
+add counter inet cni_nft_portmap snat_sub4-9d8797614eb1 { comment "masquerade to 10.99.0.0/16, named by the snat map" ; }
+add counter inet cni_nft_portmap snat_sub6-ef330fd8e3d4 { comment "masquerade to fd00::/64, named by the snat map" ; }
 add chain inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c
 add chain inet cni_nft_portmap hostports
 add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
 add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
 add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -100 ; policy accept ; }
-add chain inet cni_nft_portmap snat4-15f04f2f13e6
-add chain inet cni_nft_portmap snat4-9d8797614eb1
-add chain inet cni_nft_portmap snat6-ef330fd8e3d4
-add chain inet cni_nft_portmap snat_all
+add chain inet cni_nft_portmap snat_sub4-15f04f2f13e6 { type nat hook postrouting priority 100 ; policy accept ; }
+add chain inet cni_nft_portmap snat_sub4-9d8797614eb1 { type nat hook postrouting priority 100 ; policy accept ; }
+add chain inet cni_nft_portmap snat_sub6-ef330fd8e3d4 { type nat hook postrouting priority 100 ; policy accept ; }
 add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
@@ -40,8 +42,10 @@ add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdi
 add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
 add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
 add set inet cni_nft_portmap owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
-add map inet cni_nft_portmap snat4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap snat6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
+add set inet cni_nft_portmap snat_all4 { type ipv4_addr . inet_proto . inet_service ; }
+add set inet cni_nft_portmap snat_all6 { type ipv6_addr . inet_proto . inet_service ; }
+add map inet cni_nft_portmap snat_sub4 { type ipv4_addr . inet_proto . inet_service : counter ; }
+add map inet cni_nft_portmap snat_sub6 { type ipv6_addr . inet_proto . inet_service : counter ; }
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c ip saddr 192.168.0.0/16 return
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c accept
 add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
@@ -53,32 +57,32 @@ add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . t
 add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
 add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
 add rule inet cni_nft_portmap output fib daddr type local jump hostports
-add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport vmap @snat4
-add rule inet cni_nft_portmap postrouting ct status dnat ip6 daddr . meta l4proto . th dport vmap @snat6
+add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport @snat_all4 masquerade
+add rule inet cni_nft_portmap postrouting ct status dnat ip6 daddr . meta l4proto . th dport @snat_all6 masquerade
 add rule inet cni_nft_portmap prerouting fib daddr type local jump hostports
-add rule inet cni_nft_portmap snat4-15f04f2f13e6 ip saddr 10.88.0.0/24 masquerade
-add rule inet cni_nft_portmap snat4-15f04f2f13e6 ip saddr 127.0.0.1 masquerade
-add rule inet cni_nft_portmap snat4-9d8797614eb1 ip saddr 10.99.0.0/16 masquerade
-add rule inet cni_nft_portmap snat4-9d8797614eb1 ip saddr 127.0.0.1 masquerade
-add rule inet cni_nft_portmap snat6-ef330fd8e3d4 ip6 saddr fd00::/64 masquerade
-add rule inet cni_nft_portmap snat_all masquerade
+add rule inet cni_nft_portmap snat_sub4-15f04f2f13e6 ct status dnat ip daddr 10.88.0.0/24 ip saddr 10.88.0.0/24 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
+add rule inet cni_nft_portmap snat_sub4-15f04f2f13e6 ct status dnat ip daddr 10.88.0.0/24 ip saddr 127.0.0.1 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
+add rule inet cni_nft_portmap snat_sub4-9d8797614eb1 ct status dnat ip daddr 10.99.0.0/16 ip saddr 10.99.0.0/16 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
+add rule inet cni_nft_portmap snat_sub4-9d8797614eb1 ct status dnat ip daddr 10.99.0.0/16 ip saddr 127.0.0.1 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
+add rule inet cni_nft_portmap snat_sub6-ef330fd8e3d4 ct status dnat ip6 daddr fd00::/64 ip6 saddr fd00::/64 counter name ip6 daddr . meta l4proto . th dport map @snat_sub6 masquerade
 add element inet cni_nft_portmap dnat_any4 { tcp . 7070 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : 10.99.0.7 . 70, tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80, udp . 5353 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 53 }
 add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80, udp . 5353 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 53 }
 add element inet cni_nft_portmap dnat_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : 10.88.0.6 . 90 }
 add element inet cni_nft_portmap guard_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump guard4-8e48f37d5de60467-a09553539d4cc24c }
-add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . a2a20028bb9be90 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 9fb6ac25b24dfdc . 20b7aba123edc9e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 5e920e465d78dbe comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 81292901f8358b8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . d8b40ac236356ad comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . dc876e2eb6e1bc8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . df2d924ec2520a7 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", c341cbe82cf3de1 . 2bbb4493146f896 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . dc1e736ba5289cf comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
-add element inet cni_nft_portmap snat4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat4-15f04f2f13e6, 10.88.0.5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat4-15f04f2f13e6, 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump snat4-15f04f2f13e6, 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : jump snat4-9d8797614eb1 }
-add element inet cni_nft_portmap snat6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4, fd00::5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4 }
+add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . d372df98d9382d0 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 9fb6ac25b24dfdc . 32cdd17bca7675f comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 7e8376e935a5d6a comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 81292901f8358b8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . b71c41a2f953881 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . cb6a6e31ab3183b comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . df2d924ec2520a7 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", c341cbe82cf3de1 . 1d7b3dee6d13454 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . dc1e736ba5289cf comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
+add element inet cni_nft_portmap snat_sub4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub4-15f04f2f13e6, 10.88.0.5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub4-15f04f2f13e6, 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : snat_sub4-15f04f2f13e6, 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : snat_sub4-9d8797614eb1 }
+add element inet cni_nft_portmap snat_sub6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4, fd00::5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4 }
 `;
 const NFTABLES_DEL = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
+add counter inet cni_nft_portmap snat_sub4-15f04f2f13e6 { comment "masquerade to 10.88.0.0/24, named by the snat map" ; }
+add counter inet cni_nft_portmap snat_sub4-9d8797614eb1 { comment "masquerade to 10.99.0.0/16, named by the snat map" ; }
 add chain inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c
 add chain inet cni_nft_portmap hostports
 add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
 add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
 add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -100 ; policy accept ; }
-add chain inet cni_nft_portmap snat4-15f04f2f13e6
-add chain inet cni_nft_portmap snat4-9d8797614eb1
-add chain inet cni_nft_portmap snat_all
+add chain inet cni_nft_portmap snat_sub4-15f04f2f13e6 { type nat hook postrouting priority 100 ; policy accept ; }
+add chain inet cni_nft_portmap snat_sub4-9d8797614eb1 { type nat hook postrouting priority 100 ; policy accept ; }
 add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
@@ -88,8 +92,10 @@ add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdi
 add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
 add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
 add set inet cni_nft_portmap owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
-add map inet cni_nft_portmap snat4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap snat6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
+add set inet cni_nft_portmap snat_all4 { type ipv4_addr . inet_proto . inet_service ; }
+add set inet cni_nft_portmap snat_all6 { type ipv6_addr . inet_proto . inet_service ; }
+add map inet cni_nft_portmap snat_sub4 { type ipv4_addr . inet_proto . inet_service : counter ; }
+add map inet cni_nft_portmap snat_sub6 { type ipv6_addr . inet_proto . inet_service : counter ; }
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c ip saddr 192.168.0.0/16 return
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c accept
 add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
@@ -101,19 +107,18 @@ add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . t
 add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
 add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
 add rule inet cni_nft_portmap output fib daddr type local jump hostports
-add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport vmap @snat4
-add rule inet cni_nft_portmap postrouting ct status dnat ip6 daddr . meta l4proto . th dport vmap @snat6
+add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport @snat_all4 masquerade
+add rule inet cni_nft_portmap postrouting ct status dnat ip6 daddr . meta l4proto . th dport @snat_all6 masquerade
 add rule inet cni_nft_portmap prerouting fib daddr type local jump hostports
-add rule inet cni_nft_portmap snat4-15f04f2f13e6 ip saddr 10.88.0.0/24 masquerade
-add rule inet cni_nft_portmap snat4-15f04f2f13e6 ip saddr 127.0.0.1 masquerade
-add rule inet cni_nft_portmap snat4-9d8797614eb1 ip saddr 10.99.0.0/16 masquerade
-add rule inet cni_nft_portmap snat4-9d8797614eb1 ip saddr 127.0.0.1 masquerade
-add rule inet cni_nft_portmap snat_all masquerade
+add rule inet cni_nft_portmap snat_sub4-15f04f2f13e6 ct status dnat ip daddr 10.88.0.0/24 ip saddr 10.88.0.0/24 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
+add rule inet cni_nft_portmap snat_sub4-15f04f2f13e6 ct status dnat ip daddr 10.88.0.0/24 ip saddr 127.0.0.1 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
+add rule inet cni_nft_portmap snat_sub4-9d8797614eb1 ct status dnat ip daddr 10.99.0.0/16 ip saddr 10.99.0.0/16 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
+add rule inet cni_nft_portmap snat_sub4-9d8797614eb1 ct status dnat ip daddr 10.99.0.0/16 ip saddr 127.0.0.1 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
 add element inet cni_nft_portmap dnat_any4 { tcp . 7070 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : 10.99.0.7 . 70 }
 add element inet cni_nft_portmap dnat_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : 10.88.0.6 . 90 }
 add element inet cni_nft_portmap guard_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump guard4-8e48f37d5de60467-a09553539d4cc24c }
-add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . a2a20028bb9be90 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", c341cbe82cf3de1 . 2bbb4493146f896 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . dc1e736ba5289cf comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
-add element inet cni_nft_portmap snat4 { 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump snat4-15f04f2f13e6, 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : jump snat4-9d8797614eb1 }
+add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . d372df98d9382d0 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", c341cbe82cf3de1 . 1d7b3dee6d13454 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . dc1e736ba5289cf comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
+add element inet cni_nft_portmap snat_sub4 { 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : snat_sub4-15f04f2f13e6, 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : snat_sub4-9d8797614eb1 }
 `;
 const IPTABLES_ADD = String.raw`# iptables
 *nat
@@ -432,14 +437,14 @@ test("portmap iptables: masqAll: 0.0.0.0/0 and ::/0 as masquerade source", async
   );
 });
 
-test("portmap nftables: masqAll: every DNATed connection to the container jumps to snat_all", async () => {
+test("portmap nftables: masqAll: every DNATed connection to the container is masqueraded (set snat_all)", async () => {
   assert.equal(
     await optionLines("nftables", { masqAll: true }),
     String.raw`add element inet cni_nft_portmap dnat_any4 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80 }
 add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
-add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 5e920e465d78dbe comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . dc876e2eb6e1bc8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
-add element inet cni_nft_portmap snat4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat_all }
-add element inet cni_nft_portmap snat6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat_all }
+add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . bc2d25c64f9105c comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . d8300efca13ab2d comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap snat_all4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap snat_all6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
 `,
   );
 });
@@ -502,9 +507,9 @@ add rule inet cni_nft_portmap guard6-8e48f37d5de60467-7883a6f9ce71eedb accept
 add element inet cni_nft_portmap dnat_any4 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80 }
 add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
 add element inet cni_nft_portmap guard_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump guard6-8e48f37d5de60467-7883a6f9ce71eedb }
-add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 5e920e465d78dbe comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 65e2930b7fa7ba6 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . dc876e2eb6e1bc8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
-add element inet cni_nft_portmap snat4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat4-15f04f2f13e6 }
-add element inet cni_nft_portmap snat6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4 }
+add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 32cdd17bca7675f comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 65e2930b7fa7ba6 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . cb6a6e31ab3183b comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap snat_sub4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub4-15f04f2f13e6 }
+add element inet cni_nft_portmap snat_sub6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4 }
 `,
   );
 });
@@ -540,8 +545,8 @@ test("portmap nftables: a hostIP of the other family maps that family only", asy
       mappings: [{ hostPort: 8080, containerPort: 80, protocol: "sctp", hostIP: "fd00::1", hostFamily: 6 }],
     }),
     String.raw`add element inet cni_nft_portmap dnat_ip6 { fd00::1 . sctp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
-add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 229df1a041db2b0 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 6de05e2a2bb955d comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
-add element inet cni_nft_portmap snat6 { fd00::5 . sctp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4 }
+add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 229df1a041db2b0 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 5bbce87911b9dfe comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap snat_sub6 { fd00::5 . sctp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4 }
 `,
   );
 });

@@ -74,7 +74,7 @@ const HOSTPORTS_MISSING = [
 const JUMP = "fib daddr type local jump hostports";
 const POSTROUTING_MISSING = ["ip", "ip6"].map(
   (ip) =>
-    `rule "ct status dnat ${ip} daddr . meta l4proto . th dport vmap @snat${ip === "ip" ? 4 : 6}" in chain postrouting of ${PM}`,
+    `rule "ct status dnat ${ip} daddr . meta l4proto . th dport @snat_all${ip === "ip" ? 4 : 6} masquerade" in chain postrouting of ${PM}`,
 );
 
 const CASES: Array<Case<unknown>> = [
@@ -85,14 +85,14 @@ const CASES: Array<Case<unknown>> = [
     spec: portmap,
     damage: (h) => flushTable(h.nft("inet", PORTMAP_TABLE))(),
     missing: [
-      `rule "masquerade" in chain snat_all of ${PM}`,
       ...HOSTPORTS_MISSING,
       `rule "${JUMP}" in chain prerouting of ${PM}`,
       `rule "${JUMP}" in chain output of ${PM}`,
       ...POSTROUTING_MISSING,
       // The subnet's masquerade chain (shared by the subnet's containers: any ADD there repairs it).
-      ...["ip saddr 10.88.0.0/16 masquerade", "ip saddr 127.0.0.1 masquerade"].map(
-        (r) => `rule "${r}" in chain snat4-${SUBNET_HASH} of ${PM}`,
+      ...["10.88.0.0/16", "127.0.0.1"].map(
+        (from) =>
+          `rule "ct status dnat ip daddr 10.88.0.0/16 ip saddr ${from} counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade" in chain snat_sub4-${SUBNET_HASH} of ${PM}`,
       ),
     ],
   },
