@@ -18,8 +18,8 @@
  *                                    [--upstream-current /tmp/upstream-cni/bin] [--only LABEL,...]
  *   node --import tsx bench/chain.ts [runs] [population]          (the old form: 0 and that population)
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -86,6 +86,17 @@ function flavours(upstreamCurrent: string | undefined, store: string): Flavour[]
       bin: OURS,
       chain: chainFor("nftables", "nftables", "oursnft", store),
     },
+    // The same plugins as thin clients of a warm resident daemon (docs/resident.md).
+    ...(OURS.endsWith("compiled")
+      ? [
+          {
+            label: "cni-nft nftables, resident",
+            bin: OURS,
+            chain: chainFor("nftables", "nftables", "oursres", store),
+            resident: true,
+          },
+        ]
+      : []),
     // The same plugins with libnftables hidden: nft as a command, the compiled plugins' fallback.
     {
       label: "cni-nft, nftables, nft command",
@@ -197,25 +208,81 @@ async function empty(attached: Attached[], parallel: number): Promise<void> {
   attached.length = 0;
 }
 
-function timeChain(f: Flavour, length: number, runs: number): { add: number; del: number } {
+/** The flavour's resident daemon, when it has one (started by `inside`). */
+let daemon: { pid: number; stop(): Promise<void> } | undefined;
+const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/** user + system ticks of a /proc/PID/stat, with (children) or without its waited-for children. */
+function ticksOf(pid: number | "self", children: boolean): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  const [ut, st, cut, cst] = [11, 12, 13, 14].map((i) => Number(fields[i]));
+  return children ? cut! + cst! : ut! + st! + cut! + cst!;
+}
+
+/**
+ * CPU ticks so far of every process a chain runs: the plugin processes (and what they start) are
+ * this driver's waited-for children; a resident daemon's own time and its children's are added.
+ */
+function cpuTicks(): number {
+  return ticksOf("self", true) + (daemon ? ticksOf(daemon.pid, false) : 0);
+}
+
+function timeChain(
+  f: Flavour,
+  length: number,
+  runs: number,
+): { add: number; del: number; addCpu: number; delCpu: number } {
   const sub: Flavour = { ...f, chain: f.chain.slice(0, length) };
   const adds: number[] = [];
   const dels: number[] = [];
+  let addTicks = 0;
+  let delTicks = 0;
   for (let i = 0; i < runs; i++) {
     const ns = `${PREFIX}c`;
     sh(["ip", "netns", "add", ns]);
     try {
+      let c = cpuTicks();
       let t = process.hrtime.bigint();
       const result = runChain(sub, "ADD", `bench${i}`, `/var/run/netns/${ns}`);
       adds.push(Number(process.hrtime.bigint() - t) / 1e6);
+      addTicks += cpuTicks() - c;
+      c = cpuTicks();
       t = process.hrtime.bigint();
       runChain(sub, "DEL", `bench${i}`, `/var/run/netns/${ns}`, result);
       dels.push(Number(process.hrtime.bigint() - t) / 1e6);
+      delTicks += cpuTicks() - c;
     } finally {
       sh(["ip", "netns", "del", ns]);
     }
   }
-  return { add: median(adds), del: median(dels) };
+  // Ticks are coarse (10 ms): the mean over the runs, not a median of per-run counts.
+  const ms = (ticks: number): number => (ticks * 1000) / CLK_TCK / runs;
+  return { add: median(adds), del: median(dels), addCpu: ms(addTicks), delCpu: ms(delTicks) };
+}
+
+/** Starts the flavour's resident daemon beside this driver (same namespaces); its socket in `store`. */
+async function startDaemon(
+  store: string,
+): Promise<{ pid: number; env: Record<string, string>; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(store, "resident-"));
+  const socket = join(dir, "plugins.sock");
+  const log = openSync(join(dir, "daemon.log"), "a");
+  const child: ChildProcess = spawn(join(OURS, "cni-nft"), ["resident", "--socket", socket], {
+    stdio: ["ignore", log, log],
+  });
+  closeSync(log);
+  for (let i = 0; i < 300 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!existsSync(socket))
+    throw new Error(`the resident daemon did not listen: ${readFileSync(join(dir, "daemon.log"), "utf8")}`);
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  return {
+    pid: child.pid!,
+    env: { CNI_NFT_RESIDENT_SOCKET: socket },
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
 }
 
 function versionMs(f: Flavour, runs: number): number {
@@ -239,13 +306,30 @@ function processes(f: Flavour, store: string): { add?: number; del?: number } {
   for (const log of Object.values(logs)) rmSync(log, { force: true });
   const wrap = (log: string): string[] => ["strace", "-f", "-qq", "-A", "-e", "trace=execve", "-o", log];
   sh(["ip", "netns", "add", ns]);
+  // A resident daemon's children are not the driver's: strace follows it too, for each window.
+  const traced = (log: string, fn: () => unknown): number => {
+    const d = daemon
+      ? spawn("strace", ["-f", "-qq", "-e", "trace=execve", "-p", String(daemon.pid), "-o", `${log}.daemon`])
+      : undefined;
+    if (d) spawnSync("sleep", ["0.5"]); // strace attaches
+    try {
+      fn();
+    } finally {
+      d?.kill("SIGINT");
+      if (d) spawnSync("sleep", ["0.5"]);
+    }
+    const own = processesOf(readFileSync(log, "utf8"));
+    return own + (d && existsSync(`${log}.daemon`) ? processesOf(readFileSync(`${log}.daemon`, "utf8")) : 0);
+  };
   try {
-    const result = runChain(f, "ADD", "strace", `/var/run/netns/${ns}`, undefined, wrap(logs.ADD));
-    runChain(f, "DEL", "strace", `/var/run/netns/${ns}`, result, wrap(logs.DEL));
-    return {
-      add: processesOf(readFileSync(logs.ADD, "utf8")),
-      del: processesOf(readFileSync(logs.DEL, "utf8")),
-    };
+    let result: unknown;
+    const add = traced(logs.ADD, () => {
+      result = runChain(f, "ADD", "strace", `/var/run/netns/${ns}`, undefined, wrap(logs.ADD));
+    });
+    const del = traced(logs.DEL, () =>
+      runChain(f, "DEL", "strace", `/var/run/netns/${ns}`, result, wrap(logs.DEL)),
+    );
+    return { add, del };
   } catch {
     return {};
   } finally {
@@ -281,7 +365,21 @@ function peakMemoryMiB(f: Flavour): number | undefined {
   }
 }
 
-async function inside(f: Flavour, p: Params, store: string): Promise<Record<string, number | undefined>> {
+async function inside(given: Flavour, p: Params, store: string): Promise<Record<string, number | undefined>> {
+  let f = given;
+  if (f.resident) {
+    const d = await startDaemon(store);
+    daemon = d;
+    f = { ...f, env: { ...f.env, ...d.env } };
+  }
+  try {
+    return await measure(f, p, store);
+  } finally {
+    await daemon?.stop();
+  }
+}
+
+async function measure(f: Flavour, p: Params, store: string): Promise<Record<string, number | undefined>> {
   const figures: Record<string, number | undefined> = {};
   try {
     const probe = `${PREFIX}w`;
@@ -311,6 +409,9 @@ async function inside(f: Flavour, p: Params, store: string): Promise<Record<stri
   figures["processes per chain ADD"] = procs.add;
   figures["processes per chain DEL"] = procs.del;
   figures["peak RSS bridge ADD MiB"] = peakMemoryMiB(f);
+  if (daemon)
+    figures["resident daemon RSS MiB"] =
+      Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${daemon.pid}/status`, "utf8"))?.[1]) / 1024;
   const attached: Attached[] = [];
   try {
     for (const n of [...p.populations].sort((a, b) => a - b)) {
@@ -322,6 +423,8 @@ async function inside(f: Flavour, p: Params, store: string): Promise<Record<stri
       figures[`chain ADD ms${at}`] = chain.add;
       figures[`chain DEL ms${at}`] = chain.del;
       figures[`chain ADD+DEL ms${at}`] = chain.add + chain.del;
+      figures[`chain ADD CPU ms${at}`] = chain.addCpu;
+      figures[`chain DEL CPU ms${at}`] = chain.delCpu;
     }
   } finally {
     await empty(attached, p.parallel);

@@ -14,6 +14,8 @@ export interface Flavour {
   chain: Conf[];
   /** Environment of every plugin run of this flavour (e.g. CNI_NFT_LIBNFTABLES=off). */
   env?: Record<string, string>;
+  /** The plugins are clients of a resident daemon the flavour's driver starts (docs/resident.md). */
+  resident?: boolean;
 }
 
 export const median = (xs: readonly number[]): number => {

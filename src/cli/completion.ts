@@ -66,6 +66,8 @@ export const COMMAND_SPECS: CommandSpec[] = [
       "--pod-cidr",
       "--pod-cidr-from-node",
       "--source",
+      "--resident",
+      "--systemd-dir",
       "--force",
       "--json",
       "--help",
@@ -91,10 +93,16 @@ export const COMMAND_SPECS: CommandSpec[] = [
     args: ["network"],
   },
   { name: "doctor", about: "diagnose the host", flags: ["--json", "--help"], args: [] },
+  {
+    name: "resident",
+    about: "serve plugin calls from a warm process",
+    flags: ["--socket", "--idle-exit", "--log-calls", "--help"],
+    args: [],
+  },
   { name: "completion", about: "print a shell completion script", flags: ["--help"], args: ["shell"] },
 ];
 
-const DIR_FLAGS = ["--netconf-path", "--cache-dir", "--bin-dir", "--conf-dir", "--source"];
+const DIR_FLAGS = ["--netconf-path", "--cache-dir", "--bin-dir", "--conf-dir", "--source", "--systemd-dir"];
 const FILE_FLAGS = ["--conflist"];
 const VALUE_FLAGS = [
   "--ifname",
@@ -105,6 +113,8 @@ const VALUE_FLAGS = [
   "--pod-cidr-from-node",
   "--to",
   "--parallel",
+  "--socket",
+  "--idle-exit",
 ];
 
 export const COMPLETION_HELP = `Usage: cni-nft completion bash|zsh

@@ -25,6 +25,9 @@ Options:
   --pod-cidr CIDR[,CIDR]     give these subnets to every host-local in the conflist that has no range
   --pod-cidr-from-node NAME  the same, from the Node's spec.podCIDRs (in-cluster service account)
   --source DIR               where the plugins are (default: beside this executable, or dist/compiled)
+  --resident                 also install the resident daemon's systemd units (docs/resident.md) into
+                             the systemd dir; enable with systemctl enable --now cni-nft-resident.socket
+  --systemd-dir DIR          where --resident puts them                (default /etc/systemd/system)
   --force                    replace files cni-nft did not install
   --json                     print what was done as JSON
   -h, --help                 this help
@@ -91,6 +94,8 @@ export async function install(argv: string[], io: Io): Promise<number> {
         "kube-api": { type: "string" },
         "kube-token-file": { type: "string" },
         source: { type: "string" },
+        resident: { type: "boolean" },
+        "systemd-dir": { type: "string" },
         force: { type: "boolean" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -132,7 +137,15 @@ export async function install(argv: string[], io: Io): Promise<number> {
         mode: 0o644,
       });
     }
-    for (const dir of [binDir, confDir])
+    // The resident daemon only when asked: an operator may not want a daemon (docs/resident.md).
+    const systemdDir = resolve(values["systemd-dir"] ?? "/etc/systemd/system");
+    if (values["systemd-dir"] && !values.resident) throw configError("--systemd-dir needs --resident");
+    if (values.resident) {
+      const { residentUnits } = await import("./resident-units.js");
+      for (const [name, text] of Object.entries(residentUnits(binDir)))
+        files.push({ path: join(systemdDir, name), data: Buffer.from(text), mode: 0o644 });
+    }
+    for (const dir of [binDir, confDir, ...(values.resident ? [systemdDir] : [])])
       if (existsSync(dir) && !statSync(dir).isDirectory())
         throw new CniError(ErrorCode.InvalidEnvironment, `${dir} is not a directory`);
     const manifest = readManifest(binDir);
@@ -150,6 +163,8 @@ export async function install(argv: string[], io: Io): Promise<number> {
     else
       for (const f of report.files)
         if (f.action !== "unchanged") io.out(`${f.action.padEnd(15)} ${f.path}\n`);
+    if (values.resident && !json)
+      io.out("resident daemon: systemctl daemon-reload && systemctl enable --now cni-nft-resident.socket\n");
     return 0;
   } catch (e) {
     const err =

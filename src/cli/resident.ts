@@ -21,7 +21,11 @@ Options:
   --log-calls           a log line when each call starts and ends
   -h, --help            this help
 
-Under systemd (LISTEN_FDS) it listens on the socket it is given instead.`;
+Under systemd (LISTEN_FDS) it listens on the socket it is given instead.
+
+Examples:
+  cni-nft resident --idle-exit 600                     # by hand, in the runtime's namespaces
+  cni-nft install --resident && systemctl enable --now cni-nft-resident.socket`;
 
 export async function residentMain(argv: string[], io: Io): Promise<number> {
   let values;

@@ -263,3 +263,26 @@ test("the shipped plugins, installed, run from their new place", async (t) => {
     "installing from the installed copy changes nothing",
   );
 });
+
+test("--resident adds the resident daemon's systemd units, pointed at the bin dir; without it, none", async () => {
+  const d = dirs();
+  const systemd = join(d.bin, "..", "systemd");
+  const plain = await install(["--source", src, "--bin-dir", d.bin]);
+  assert.equal(plain.code, 0, plain.stderr + plain.stdout);
+  assert.deepEqual(listing(systemd), []);
+  const r = await install(["--source", src, "--bin-dir", d.bin, "--resident", "--systemd-dir", systemd]);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.deepEqual(listing(systemd), ["cni-nft-resident.service", "cni-nft-resident.socket"]);
+  assert.match(
+    readFileSync(join(systemd, "cni-nft-resident.service"), "utf8"),
+    new RegExp(`^ExecStart=${d.bin}/cni-nft resident --idle-exit 600$`, "m"),
+  );
+  const files = r.json["files"] as { path: string; action: string }[];
+  assert.deepEqual(
+    files.filter((f) => f.path.startsWith(systemd)).map((f) => f.action),
+    ["install", "install"],
+  );
+  const lone = await install(["--source", src, "--bin-dir", d.bin, "--systemd-dir", systemd]);
+  assert.equal(lone.code, 1);
+  assert.match(JSON.stringify(lone.json), /--systemd-dir needs --resident/);
+});
