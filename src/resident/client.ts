@@ -75,7 +75,13 @@ export function callResident(socket: string, header: RequestHeader, stdin: Uint8
     let result: ResultHeader | undefined;
     let stdout: Uint8Array | undefined;
     let settled = false;
-    let pending = encodeRequest(header, stdin);
+    let pending: Uint8Array;
+    try {
+      pending = encodeRequest(header, stdin);
+    } catch (e) {
+      resolve({ served: false, why: (e as Error).message }); // a stdin past the frame limit
+      return;
+    }
     const settle = (o: Outcome, s?: BunSocket): void => {
       if (settled) return;
       settled = true;

@@ -46,6 +46,13 @@ export interface DaemonCounters {
   skipped: number;
 }
 
+/** Garbage collection once the daemon is this long without a call, or after this many calls. */
+const COLLECT_AFTER_IDLE_MS = 200;
+const COLLECT_EVERY_CALLS = 100;
+
+/** A connection must bring its whole request within this time. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
 type Loader = (name: string) => Promise<{ plugin: Parameters<typeof runPlugin>[0] } | undefined>;
 
 /** Makes the socket's directory root-only and removes a socket nobody listens on any more. */
@@ -143,6 +150,20 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
     server.close(); // no new connections; the running calls finish
     maybeFinish();
   };
+  // Descriptors Bun keeps for a finished program (the memfd of its stdin) and memory go with the
+  // garbage they belong to: collected when the daemon is between calls, and every so many calls
+  // under a steady load, so neither grows with the calls served.
+  let collect: ReturnType<typeof setTimeout> | undefined;
+  let sinceCollected = 0;
+  const gc = (): void => {
+    sinceCollected = 0;
+    (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(true);
+  };
+  const collectSoon = (): void => {
+    clearTimeout(collect);
+    if (++sinceCollected >= COLLECT_EVERY_CALLS) gc();
+    else if (inFlight === 0) collect = setTimeout(gc, COLLECT_AFTER_IDLE_MS);
+  };
   const armIdle = (): void => {
     clearTimeout(idle);
     if (o.idleExitMs > 0 && inFlight === 0 && !draining)
@@ -163,6 +184,10 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
     const frames: Frame[] = [];
     let closed = false;
     let taken = false;
+    // A peer that never sends a whole request does not keep a descriptor for ever.
+    sock.setTimeout(REQUEST_TIMEOUT_MS, () => {
+      if (!taken) sock.destroy();
+    });
     sock.on("close", () => (closed = true));
     sock.on("error", () => (closed = true));
     sock.on("data", (chunk: Buffer) => {
@@ -174,6 +199,7 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
       }
       if (frames.length < 2) return;
       taken = true;
+      sock.setTimeout(0);
       let header: RequestHeader;
       try {
         header = parseRequestHeader(frames[0]!);
@@ -250,6 +276,7 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
     } finally {
       inFlight--;
       (await loadedLibNftables())?.releaseOtherNamespaces();
+      collectSoon();
       if (!sock.destroyed) sock.end();
       armIdle();
       maybeFinish();

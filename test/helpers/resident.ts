@@ -4,7 +4,7 @@
  * namespace, as plugins started the same way do), its socket in a root-only temporary directory
  * that only the calls given `env` use, stopped with SIGTERM.
  */
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./cni.js";
@@ -23,7 +23,7 @@ export interface Resident {
   /** Lines of the log that match. */
   lines(re: RegExp): string[];
   /** Open descriptors and resident memory (KiB), from /proc. */
-  usage(): { fds: number; rssKiB: number };
+  usage(): { fds: number; rssKiB: number; fdTargets: string[] };
   stop(): Promise<void>;
 }
 
@@ -63,9 +63,18 @@ export async function startResident(
         .filter((l) => re.test(l)),
     usage() {
       const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const fds = readdirSync(`/proc/${pid}/fd`);
+      const target = (fd: string): string => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`).replace(/\d+/g, "N");
+        } catch {
+          return "gone";
+        }
+      };
       return {
-        fds: readdirSync(`/proc/${pid}/fd`).length,
+        fds: fds.length,
         rssKiB: Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1]),
+        fdTargets: fds.map(target).sort(),
       };
     },
     async stop() {
