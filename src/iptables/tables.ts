@@ -5,7 +5,8 @@
  *
  * iptables-legacy lists its tables in /proc/net/ip_tables_names (ip6_tables_names): a file
  * read. iptables-nft keeps them as nftables tables `ip nat`, `ip6 filter`, ...: each is asked for
- * by name, with a `create table` that nft only checks (`--check`: EEXIST when it exists, nothing
+ * by name (both families in one run first; one run per family only when that fails), with a
+ * `create table` that nft only checks (`--check`: EEXIST when it exists, nothing
  * changed either way; in-process when the nftables library runs libnftables, one `nft` run
  * otherwise), remembered per family and table, forgotten as soon as this process changes iptables
  * and after {@link LISTING_TTL_MS} (for long-lived callers like the CLI: other processes add
@@ -15,7 +16,7 @@
  * hold", so iptables-save runs as before.
  */
 import { readFileSync, realpathSync } from "node:fs";
-import { NFTables } from "../nftables/index.js";
+import { applyTransactions, NFTables } from "../nftables/index.js";
 import type { Runner } from "../process/runner.js";
 import { ambientEnv } from "../cni/ambient.js";
 
@@ -82,29 +83,30 @@ export class SystemKernelTables implements KernelTables {
     this.variant ??= iptablesVariant();
     if (this.variant === "legacy") return legacyTables(family, this.opts.read).includes(table);
     if (this.variant !== "nft") return true;
-    const key = `${family} ${table}`;
-    const memo = this.known.get(key);
+    const memo = this.known.get(`${family} ${table}`);
     if (memo && Date.now() - memo.at <= LISTING_TTL_MS) return memo.holds;
-    const holds = this.exists(family === 4 ? "ip" : "ip6", table);
-    this.known.set(key, { at: Date.now(), holds });
-    return holds;
+    // Both families at once: one nft run answers the common case (neither exists).
+    const both = this.missing([4, 6], table);
+    for (const f of [4, 6] as const) {
+      const holds = both.then((none) => (none ? false : this.missing([f], table).then((no) => !no)));
+      this.known.set(`${f} ${table}`, { at: Date.now(), holds });
+    }
+    return this.known.get(`${family} ${table}`)!.holds;
   }
 
-  /** True unless nft says the table is surely missing (a checked create that would succeed). */
-  private async exists(family: "ip" | "ip6", table: string): Promise<boolean> {
-    let nft: NFTables;
+  /** True when nft says every one of these tables is missing (checked creates that would succeed). */
+  private async missing(families: ReadonlyArray<4 | 6>, table: string): Promise<boolean> {
+    const runner = this.opts.runner ? { runner: this.opts.runner } : {};
     try {
-      nft = new NFTables({ family, table, ...(this.opts.runner ? { runner: this.opts.runner } : {}) });
-    } catch {
-      return true; // not a name nft takes: let iptables-save answer
-    }
-    const tx = nft.newTransaction().create({ kind: "table" });
-    try {
-      await nft.check(tx);
-      return false;
-    } catch {
-      // File exists; or anything else, which must not hide a table
+      const txs = families.map((f) => {
+        const nft = new NFTables({ family: f === 4 ? "ip" : "ip6", table, ...runner });
+        return nft.newTransaction().create({ kind: "table" });
+      });
+      await applyTransactions(txs, runner, true);
       return true;
+    } catch {
+      // File exists; or anything else (a name nft refuses too), which must not hide a table
+      return false;
     }
   }
 
