@@ -95,13 +95,17 @@ export async function chainAdd(
   return { result: prev, steps };
 }
 
-/** DEL in reverse order, every plugin even after a failure (as libcni does not: it stops). */
+/**
+ * DEL in reverse order, every plugin even after a failure (as libcni does not: it stops).
+ * Returns the failures; `steps` receives every step.
+ */
 export async function chainDel(
   host: Netns,
   confs: Conf[],
   a: Attachment,
   prevResult?: unknown,
   call: Partial<CniCall> = {},
+  steps?: ChainStep[],
 ): Promise<ChainStep[]> {
   const failures: ChainStep[] = [];
   for (const base of [...confs].reverse()) {
@@ -109,6 +113,7 @@ export async function chainDel(
     const plugin = String(conf["type"]);
     const input = prevResult !== undefined ? { ...conf, prevResult } : conf;
     const r = await cni(host, plugin, "DEL", input, { ...call, containerId: a.containerId, netns: a.netns });
+    steps?.push({ plugin, result: r });
     if (r.code !== 0) failures.push({ plugin, result: r });
   }
   return failures;

@@ -8,24 +8,39 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { LOCK_FILE as PORTMAP_LOCK } from "../../plugins/meta/portmap/config.js";
+import { LOCK_FILE as FIREWALL_LOCK } from "../../plugins/meta/firewall/firewall_iptables.js";
+import { NFT_LOCK_FILE as FIREWALL_NFT_LOCK } from "../../plugins/meta/firewall/firewall_nftables.js";
 import { NetnsPool, run, type Netns } from "./netns.js";
-import { chainAdd, chainConfs, chainDel, pool, type Backend } from "./chain.js";
+import { chainAdd, chainConfs, chainDel, pool, type Backend, type ChainStep } from "./chain.js";
 import { cni } from "./cni.js";
 import { hostState, recordDirs, stateDiff } from "./state.js";
+import { CPU_TIMED, cpuMs, sample, type SoakSample } from "./soak-growth.js";
 
 export interface SoakReport {
   addMs: number[];
+  /** Per cycle: CPU time (user + system) of the chain ADD's plugin processes. */
+  addCpuMs: number[];
+  /** Per cycle, per plugin of the chain: CPU time of its ADD. */
+  addCpuByPlugin: Record<string, number[]>;
+  delMs: number[];
+  delCpuMs: number[];
   /**
    * Per cycle, right after its ADD: VERSION of each plugin of the chain (the same process starts,
    * no host state): what the machine's load alone does to latency, to compare drift against.
    */
   refMs: number[];
+  refCpuMs: number[];
+  /** What could grow, every `sampleEvery` cycles (test/helpers/soak-growth.ts). */
+  samples: SoakSample[];
   failures: string[];
   leftover: string;
   processes: string[];
   /** Files of ours under /run (lock files, the state directory) that appeared during the run. */
   runFiles: string[];
+  /** Lock files under /run that appeared but no plugin of the chain makes (another build's). */
+  otherRunFiles: string[];
   /** Open descriptors of this process after the warm-up and at the end. */
   fds: { before: number; after: number };
 }
@@ -51,10 +66,24 @@ function openFds(): number {
   return readdirSync("/proc/self/fd").length;
 }
 
-/** Plugin processes (ours) still running: none may outlive its call. */
+/**
+ * Plugin processes (ours: started from `bin`, an absolute path, so another build's daemon on the
+ * same machine does not count) still running: none may outlive its call.
+ */
 function pluginProcesses(bin: string): string[] {
+  const dir = `${resolve(bin)}/`;
   const out = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
-  return out.split("\n").filter((l) => l.includes(bin) && !l.includes("ps -eo"));
+  return out.split("\n").filter((l) => l.trim().split(/\s+/)[1]?.startsWith(dir));
+}
+
+/**
+ * Whether a new file under /run can be the chain's: its plugins' lock files and what they keep
+ * directly in /run/cni-nft. Other builds on a shared machine make files there too (a component
+ * that this build does not have): those are listed apart and do not fail the soak.
+ */
+const CHAIN_LOCKS = new Set([PORTMAP_LOCK, FIREWALL_LOCK, FIREWALL_NFT_LOCK]);
+export function chainsFile(path: string): boolean {
+  return CHAIN_LOCKS.has(path) || !path.endsWith(".lock");
 }
 
 export async function soak(o: {
@@ -63,7 +92,11 @@ export async function soak(o: {
   cycles: number;
   width: number;
   bin: string;
+  /** Sample what could grow every this many cycles (default: 50). */
+  sampleEvery?: number;
 }): Promise<SoakReport> {
+  const every = o.sampleEvery ?? 50;
+  const samples: SoakSample[] = [];
   const nets = new NetnsPool();
   try {
     const host: Netns = await nets.create(`soak${o.backend.slice(0, 3)}`);
@@ -73,49 +106,83 @@ export async function soak(o: {
       dataDir: o.dataDir,
       subnet: "10.243.0.0/16",
     });
+    // Record directories of components that exist: another build on the machine may add one.
     const state = async (): Promise<string> =>
-      (await hostState([host], [join(o.dataDir), ...recordDirs(host.path)])).replace(
-        /^.*last_reserved_ip.*$/gm,
-        "",
-      );
-    const reference = async (): Promise<number> => {
+      (
+        await hostState([host], [join(o.dataDir), ...recordDirs(host.path).filter((d) => existsSync(d))])
+      ).replace(/^.*last_reserved_ip.*$/gm, "");
+    const reference = async (): Promise<{ ms: number; cpu: number }> => {
       const t0 = process.hrtime.bigint();
-      for (const conf of confs)
-        await cni(host, String(conf["type"]), "VERSION", { cniVersion: "1.0.0" }, { containerId: "" });
-      return Number(process.hrtime.bigint() - t0) / 1e6;
+      let cpu = 0;
+      for (const conf of confs) {
+        const r = await cni(
+          host,
+          String(conf["type"]),
+          "VERSION",
+          { cniVersion: "1.0.0" },
+          { containerId: "", wrap: CPU_TIMED },
+        );
+        cpu += cpuMs(r.stderr);
+      }
+      return { ms: Number(process.hrtime.bigint() - t0) / 1e6, cpu };
     };
-    const cycle = async (i: number): Promise<{ ms: number; ref: number; failure?: string }> => {
+    interface Cycle {
+      ms: number;
+      cpu: Record<string, number>;
+      delMs: number;
+      delCpu: number;
+      ref: { ms: number; cpu: number };
+      failure?: string;
+    }
+    const cycle = async (i: number): Promise<Cycle> => {
       const c = await nets.create(`s${i % 1000}`);
       try {
         const a = { containerId: `soak${i}`, netns: c.path, hostPort: 20000 + (i % o.width) };
         const t0 = process.hrtime.bigint();
-        const r = await chainAdd(host, confs, a);
+        const r = await chainAdd(host, confs, a, { wrap: () => CPU_TIMED });
         const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        const cpu = Object.fromEntries(r.steps.map((s) => [s.plugin, cpuMs(s.result.stderr)]));
         const ref = await reference();
-        const del = await chainDel(host, confs, a, r.result);
+        const t1 = process.hrtime.bigint();
+        const delSteps: ChainStep[] = [];
+        const del = await chainDel(host, confs, a, r.result, { wrap: CPU_TIMED }, delSteps);
+        const delMs = Number(process.hrtime.bigint() - t1) / 1e6;
+        const delCpu = delSteps.reduce((sum, s) => sum + cpuMs(s.result.stderr), 0);
         const failure = r.failed
           ? `ADD ${r.failed.plugin}: ${r.failed.result.stdout.trim()}`
           : del.length
             ? `DEL ${del.map((d) => `${d.plugin}: ${d.result.stdout.trim()}`).join("; ")}`
             : undefined;
-        return failure ? { ms, ref, failure } : { ms, ref };
+        const out: Cycle = { ms, cpu, delMs, delCpu, ref };
+        return failure ? { ...out, failure } : out;
       } finally {
         await c.destroy();
+        if (i >= 0 && i % every === 0) samples.push(await sample(i, host, o.dataDir));
       }
     };
     await cycle(-1);
     const baseline = await state();
     const files = new Set(runFiles());
     const fdsBefore = openFds();
+    samples.push(await sample(-1, host, o.dataDir));
     const runs = await pool(o.cycles, o.width, cycle);
     const inHost = (await run(["ip", "netns", "pids", host.name])).stdout.split("\n").filter(Boolean);
     return {
       addMs: runs.map((r) => r.ms),
-      refMs: runs.map((r) => r.ref),
+      addCpuMs: runs.map((r) => Object.values(r.cpu).reduce((a, b) => a + b, 0)),
+      addCpuByPlugin: Object.fromEntries(
+        confs.map((c) => String(c["type"])).map((p) => [p, runs.map((r) => r.cpu[p] ?? NaN)]),
+      ),
+      delMs: runs.map((r) => r.delMs),
+      delCpuMs: runs.map((r) => r.delCpu),
+      refMs: runs.map((r) => r.ref.ms),
+      refCpuMs: runs.map((r) => r.ref.cpu),
+      samples: [...samples, await sample(o.cycles, host, o.dataDir)].sort((a, b) => a.cycle - b.cycle),
       failures: runs.flatMap((r) => (r.failure ? [r.failure] : [])),
       leftover: stateDiff(baseline, await state()),
       processes: [...pluginProcesses(o.bin), ...inHost.map((pid) => `pid ${pid} in the host namespace`)],
-      runFiles: runFiles().filter((f) => !files.has(f)),
+      runFiles: runFiles().filter((f) => !files.has(f) && chainsFile(f)),
+      otherRunFiles: runFiles().filter((f) => !files.has(f) && !chainsFile(f)),
       fds: { before: fdsBefore, after: openFds() },
     };
   } finally {
