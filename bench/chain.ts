@@ -19,19 +19,21 @@
  *   node --import tsx bench/chain.ts [runs] [population]          (the old form: 0 and that population)
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { saveResults } from "./lib/results.js";
+import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
 import { median, processesOf, runChain, runChainAsync, type Conf, type Flavour } from "./lib/chain-run.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OURS = join(ROOT, "dist", existsSync(join(ROOT, "dist/compiled/cni-nft-plugins")) ? "compiled" : "bin");
 const UPSTREAM = "/usr/lib/cni";
-/** Every namespace of this run starts with it: the parent removes whatever a child left. */
-const PREFIX = `cnb${process.pid}`;
+/** Every namespace of this run starts with it (the child inside a host gets it from the parent): the parent removes whatever a child left. */
+const PREFIX_ENV = "CNI_NFT_BENCH_PREFIX";
+const PREFIX = process.env[PREFIX_ENV] ?? `cnb${process.pid}`;
 
 interface Params {
   runs: number;
@@ -452,10 +454,28 @@ function printTable(saved: Array<{ flavour: string; figures: Record<string, numb
   console.log("\nratios are against upstream 1.1.1 in the same run (below 1.00x: faster)");
 }
 
-function cleanupNamespaces(): void {
-  const left = readdirSync("/run/netns").filter((n) => n.startsWith(PREFIX));
-  netnsBatch("del", left);
-  for (const n of left) rmSync(join("/run/netns", n), { force: true });
+/** The driver inside one flavour's host namespace; its last line of output is the figures. */
+function runInside(host: string, arg: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        host,
+        process.execPath,
+        ...process.execArgv,
+        fileURLToPath(import.meta.url),
+        "--inside",
+        arg,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, [PREFIX_ENV]: PREFIX } },
+    );
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("error", reject);
+    child.on("close", () => resolve(out));
+  });
 }
 
 async function main(): Promise<void> {
@@ -495,6 +515,7 @@ async function main(): Promise<void> {
     `runs per figure: ${p.runs}; populations: ${p.populations.join(", ")} (filled ${p.parallel} at a time); our plugins: ${OURS}\n`,
   );
   const saved: Array<{ flavour: string; figures: Record<string, number | undefined> }> = [];
+  removeNamespacesOnSignals(PREFIX);
   try {
     for (const [k, f] of list.entries()) {
       const host = `${PREFIX}h${k}`;
@@ -502,26 +523,12 @@ async function main(): Promise<void> {
       try {
         sh(["ip", "-n", host, "link", "set", "lo", "up"]);
         const t0 = Date.now();
-        const child = spawnSync(
-          "ip",
-          [
-            "netns",
-            "exec",
-            host,
-            process.execPath,
-            ...process.execArgv,
-            fileURLToPath(import.meta.url),
-            "--inside",
-            JSON.stringify({ f, p, store }),
-          ],
-          { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 },
-        );
-        const last = child.stdout.trim().split("\n").pop() ?? "{}";
+        const stdout = await runInside(host, JSON.stringify({ f, p, store }));
+        const last = stdout.trim().split("\n").pop() ?? "{}";
         saved.push({ flavour: f.label, figures: JSON.parse(last) as Record<string, number | undefined> });
         console.error(`  ${f.label}: done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       } finally {
-        sh(["ip", "netns", "del", host]);
-        cleanupNamespaces();
+        removeNamespaces(PREFIX);
       }
     }
     printTable(saved);

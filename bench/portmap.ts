@@ -31,6 +31,7 @@ import { benchConf, bulkFill } from "./lib/portmap-bulk.js";
 import { saveResults } from "./lib/results.js";
 import { fillerAddr, fillerPort } from "./lib/fill.js";
 import { benchMasquerade, type MasqRow } from "./lib/masquerade.js";
+import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
 
 const ARGS = parseArgs({ options: { "upstream-current": { type: "string" } } }).values;
 const UPSTREAM_CURRENT = ARGS["upstream-current"] ?? process.env["BENCH_UPSTREAM_CURRENT"];
@@ -50,6 +51,7 @@ const OUR_BIN = fileURLToPath(
 );
 const UPSTREAM_BIN = "/usr/lib/cni";
 const TAG = `pmb${process.pid}`;
+removeNamespacesOnSignals(TAG);
 
 type Backend = "nftables" | "iptables" | "upstream" | "upstream-nft";
 const FILL = fileURLToPath(new URL("./lib/fill.ts", import.meta.url));
@@ -264,7 +266,7 @@ async function benchBackend(b: Backend): Promise<Row[]> {
   } finally {
     for (const x of [t, e]) {
       x.server();
-      for (const ns of [x.host, x.out, x.ctr]) await run(["ip", "netns", "del", ns]);
+      removeNamespaces(TAG, [x.host, x.out, x.ctr]);
     }
   }
   return rows;

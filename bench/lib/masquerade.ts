@@ -7,6 +7,7 @@
 import { performance } from "node:perf_hooks";
 import { NFTables } from "../../src/nftables/index.js";
 import { MASQ_TABLE, NftablesMasq } from "../../src/ipmasq/index.js";
+import { removeNamespaces } from "./namespaces.js";
 
 export interface MasqRow {
   backend: "masquerade";
@@ -105,7 +106,7 @@ export async function benchMasquerade(
       );
     }
   } finally {
-    for (const n of [host, ctr]) await run(["ip", "netns", "del", n]);
+    removeNamespaces(tag, [host, ctr]);
     await run(["rm", "-rf", dataDir]);
   }
   return rows;

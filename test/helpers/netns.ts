@@ -17,7 +17,7 @@ const RECORDS_ROOT = "/run/cni-nft/records";
  * Removes the plugins' records (src/hoststate/records.ts) of the namespace at `path` before it
  * goes: a later namespace that gets the same inode would otherwise find them as its own.
  */
-function dropRecords(path: string): void {
+export function dropRecords(path: string): void {
   if (!existsSync(RECORDS_ROOT)) return;
   let ino: number;
   try {
