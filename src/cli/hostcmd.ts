@@ -6,6 +6,8 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { CniError, ErrorCode } from "../cni/index.js";
 import { inBatches, type AttachmentReport } from "../migrate/engine.js";
 import { createProgress } from "./progress.js";
+import { SETTINGS_OPTIONS } from "./settings.js";
+import { painter, useColour, type OutStream, type Paint } from "./table.js";
 
 export interface Io {
   env: Record<string, string | undefined>;
@@ -87,6 +89,44 @@ export async function runCommand(io: Io, json: boolean, body: () => Promise<numb
     const err = CniError.from(e);
     if (json) io.out(JSON.stringify(err.toJSON()) + "\n");
     else io.err(`cni-nft: ${err.message}${err.details ? ` (${err.details})` : ""}\n`);
+    return 1;
+  }
+}
+
+/** The options every host view (`list`, `inspect`) takes. */
+export const VIEW_OPTIONS = {
+  json: { type: "boolean" },
+  "no-color": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  ...SETTINGS_OPTIONS,
+} as const satisfies ParseArgsConfig["options"];
+
+/** Colours on a terminal that takes them, unless --no-color. */
+export function viewPainter(noColor: boolean | undefined, io: Io & { stdout?: OutStream }): Paint {
+  return painter(!noColor && useColour(io.stdout ?? process.stdout, io.env));
+}
+
+/**
+ * The frame of a host view (`list`, `inspect`): `body` runs with whether --json was asked; an
+ * error becomes `cni-nft VERB: message` on stderr (a bad option with a pointer to --help), or
+ * `{"code", "msg"}` on stdout with --json; exit status 1.
+ */
+export async function runHostView(
+  verb: string,
+  argv: readonly string[],
+  io: Io,
+  body: (json: boolean) => Promise<number>,
+): Promise<number> {
+  const json = argv.includes("--json");
+  try {
+    return await body(json);
+  } catch (e) {
+    const err = CniError.from(e);
+    const message = /Unknown option|Unexpected argument/.test(err.message)
+      ? `${err.message}; see 'cni-nft ${verb} --help'`
+      : err.message;
+    if (json) io.out(JSON.stringify({ code: err.code, msg: message }) + "\n");
+    else io.err(`cni-nft ${verb}: ${message}\n`);
     return 1;
   }
 }

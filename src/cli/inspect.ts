@@ -12,8 +12,9 @@ import { systemTools } from "../hoststate/index.js";
 import { systemRunner } from "../process/index.js";
 import { readCache, viewOf, type AttachmentView, type CachedAttachment } from "./attachments.js";
 import { readHost, type Component, type Holding } from "./hostview.js";
-import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsFrom } from "./settings.js";
-import { painter, useColour, type OutStream, type Paint } from "./table.js";
+import { SETTINGS_HELP, settingsFrom } from "./settings.js";
+import { VIEW_OPTIONS, runHostView, viewPainter } from "./hostcmd.js";
+import { type OutStream, type Paint } from "./table.js";
 
 export const INSPECT_HELP = `Usage: cni-nft inspect CONTAINER-ID|ADDRESS|HOST-PORT [--json]
 
@@ -223,17 +224,11 @@ function human(i: Inspection, paint: Paint): string {
 }
 
 export async function inspect(argv: string[], io: InspectIo): Promise<number> {
-  const json = argv.includes("--json");
-  try {
+  return runHostView("inspect", argv, io, async (json) => {
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: {
-        json: { type: "boolean" },
-        "no-color": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        ...SETTINGS_OPTIONS,
-      },
+      options: VIEW_OPTIONS,
     });
     if (values.help) {
       io.out(INSPECT_HELP + "\n");
@@ -259,17 +254,9 @@ export async function inspect(argv: string[], io: InspectIo): Promise<number> {
       );
     if (json) io.out(JSON.stringify(found, null, 2) + "\n");
     else {
-      const paint = painter(!values["no-color"] && useColour(io.stdout ?? process.stdout, io.env));
+      const paint = viewPainter(values["no-color"], io);
       io.out(found.map((f) => human(f, paint)).join("\n"));
     }
     return 0;
-  } catch (e) {
-    const err = CniError.from(e);
-    const message = /Unknown option|Unexpected argument/.test(err.message)
-      ? `${err.message}; see 'cni-nft inspect --help'`
-      : err.message;
-    if (json) io.out(JSON.stringify({ code: err.code, msg: message }) + "\n");
-    else io.err(`cni-nft inspect: ${message}\n`);
-    return 1;
-  }
+  });
 }

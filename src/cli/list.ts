@@ -9,8 +9,9 @@ import { readCache, viewOf, type AttachmentView, type CachedAttachment } from ".
 import { COMPONENTS, readHost } from "./hostview.js";
 import { checkNetworkList, loadNetwork, parseConfList, type NetworkConfigList } from "./libcni.js";
 import { createProgress, type ProgressStream } from "./progress.js";
-import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsFrom, type Settings } from "./settings.js";
-import { painter, renderTable, useColour, type OutStream, type Paint } from "./table.js";
+import { SETTINGS_HELP, settingsFrom, type Settings } from "./settings.js";
+import { VIEW_OPTIONS, runHostView, viewPainter } from "./hostcmd.js";
+import { renderTable, type OutStream, type Paint } from "./table.js";
 
 export const LIST_HELP = `Usage: cni-nft list [--json] [--check] [NETWORK...]
 
@@ -119,18 +120,11 @@ function cells(v: AttachmentView, paint: Paint, check: boolean): string[] {
 }
 
 export async function list(argv: string[], io: ListIo): Promise<number> {
-  const json = argv.includes("--json");
-  try {
+  return runHostView("list", argv, io, async (json) => {
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: {
-        json: { type: "boolean" },
-        check: { type: "boolean" },
-        "no-color": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        ...SETTINGS_OPTIONS,
-      },
+      options: { ...VIEW_OPTIONS, check: { type: "boolean" } },
     });
     if (values.help) {
       io.out(LIST_HELP + "\n");
@@ -163,7 +157,7 @@ export async function list(argv: string[], io: ListIo): Promise<number> {
       );
       return 0;
     }
-    const paint = painter(!values["no-color"] && useColour(io.stdout ?? process.stdout, io.env));
+    const paint = viewPainter(values["no-color"], io);
     const header = [
       "NETWORK",
       "CONTAINER",
@@ -187,13 +181,5 @@ export async function list(argv: string[], io: ListIo): Promise<number> {
       ),
     );
     return 0;
-  } catch (e) {
-    const err = CniError.from(e);
-    const message = /Unknown option|Unexpected argument/.test(err.message)
-      ? `${err.message}; see 'cni-nft list --help'`
-      : err.message;
-    if (json) io.out(JSON.stringify({ code: err.code, msg: message }) + "\n");
-    else io.err(`cni-nft list: ${message}\n`);
-    return 1;
-  }
+  });
 }
