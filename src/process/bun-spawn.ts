@@ -6,6 +6,7 @@
  */
 import { onBun } from "../ffi/bun.js";
 import { spawnFailure } from "./errors.js";
+import { completed, killAfter } from "./outcome.js";
 import type { Command, Completed } from "./runner.js";
 
 /** The subset of Bun.spawn the runner uses, typed here (tsc sees Node's types only). */
@@ -30,12 +31,7 @@ export function bunSpawner(): BunSpawn | undefined {
   return onBun() ? ((globalThis as { Bun?: unknown }).Bun as BunSpawn) : undefined;
 }
 
-export async function runWithBun(
-  bun: BunSpawn,
-  cmd: Command,
-  argv: readonly string[],
-  signalNumber: (signal: string | null) => number,
-): Promise<Completed> {
+export async function runWithBun(bun: BunSpawn, cmd: Command, argv: readonly string[]): Promise<Completed> {
   const env = cmd.env
     ? Object.fromEntries(Object.entries(cmd.env).filter((e): e is [string, string] => e[1] !== undefined))
     : undefined;
@@ -49,25 +45,11 @@ export async function runWithBun(
   } catch (e) {
     throw spawnFailure(cmd.argv, e as NodeJS.ErrnoException);
   }
-  let timedOut = false;
-  const timer =
-    cmd.timeoutMs !== undefined
-      ? setTimeout(() => {
-          timedOut = true;
-          child.kill("SIGKILL");
-        }, cmd.timeoutMs)
-      : undefined;
+  const deadline = killAfter(cmd.timeoutMs, () => child.kill("SIGKILL"));
   const [stdout, stderr] = await Promise.all([
     new Response(child.stdout).text(),
     new Response(child.stderr).text(),
     child.exited,
-  ]).finally(() => clearTimeout(timer));
-  const signal = child.signalCode;
-  return {
-    stdout,
-    stderr,
-    code: child.exitCode ?? 128 + signalNumber(signal),
-    ...(signal ? { signal } : {}),
-    ...(timedOut ? { timedOut } : {}),
-  };
+  ]).finally(() => deadline.clear());
+  return completed(stdout, stderr, child.exitCode, child.signalCode, deadline);
 }

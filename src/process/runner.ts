@@ -8,6 +8,7 @@
 import { bunSpawner, runWithBun } from "./bun-spawn.js";
 import { ProcessError, exitFailure, spawnFailure } from "./errors.js";
 import { callEnv } from "../cni/ambient.js";
+import { completed, killAfter } from "./outcome.js";
 
 export interface Command {
   argv: readonly string[];
@@ -77,7 +78,7 @@ export class SystemRunner implements Runner {
     if (bun) {
       if (cmd.argv.length === 0) return Promise.reject(new ProcessError("spawn", [], "empty command"));
       const env = cmd.env ?? callEnv();
-      return runWithBun(bun, env ? { ...cmd, env } : cmd, argvInNetns(cmd.netns, cmd.argv), signalNumber);
+      return runWithBun(bun, env ? { ...cmd, env } : cmd, argvInNetns(cmd.netns, cmd.argv));
     }
     return new Promise((resolve, reject) => {
       if (cmd.argv.length === 0) throw new ProcessError("spawn", [], "empty command");
@@ -90,39 +91,22 @@ export class SystemRunner implements Runner {
       });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
-      let timedOut = false;
-      const timer =
-        cmd.timeoutMs !== undefined
-          ? setTimeout(() => {
-              timedOut = true;
-              child.kill("SIGKILL");
-            }, cmd.timeoutMs)
-          : undefined;
+      const deadline = killAfter(cmd.timeoutMs, () => child.kill("SIGKILL"));
       child.stdout!.on("data", (b: Buffer) => out.push(b));
       child.stderr!.on("data", (b: Buffer) => err.push(b));
       child.on("error", (e: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
+        deadline.clear();
         reject(spawnFailure(cmd.argv, e));
       });
       child.on("close", (code, signal) => {
-        clearTimeout(timer);
-        resolve({
-          stdout: Buffer.concat(out).toString("utf8"),
-          stderr: Buffer.concat(err).toString("utf8"),
-          code: code ?? 128 + signalNumber(signal),
-          ...(signal ? { signal } : {}),
-          ...(timedOut ? { timedOut } : {}),
-        });
+        deadline.clear();
+        const text = (bufs: Buffer[]): string => Buffer.concat(bufs).toString("utf8");
+        resolve(completed(text(out), text(err), code, signal, deadline));
       });
       child.stdin!.on("error", () => undefined); // the program may exit before reading all input
       child.stdin!.end(cmd.stdin ?? "");
     });
   }
-}
-
-function signalNumber(signal: string | null): number {
-  const signals = process.getBuiltinModule("node:os").constants.signals as Record<string, number>;
-  return signal ? (signals[signal] ?? 0) : 0;
 }
 
 /** The runner every caller uses unless one is injected. */
