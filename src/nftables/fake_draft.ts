@@ -1,28 +1,41 @@
-/** A transaction in progress on one table of the fake: the semantics of nft and the kernel. */
+/**
+ * A transaction in progress on one table of the fake: the semantics of nft and the kernel for
+ * tables, chains and rules here; sets and elements in fake_draft_sets.ts, counters and
+ * flowtables in fake_draft_objects.ts.
+ */
 import { priorityValue } from "./dump.js";
-import type { Chain, Counter, Element, Family, Flowtable, NMap, NSet, Operation, Rule } from "./types.js";
+import { elementOp, setOp } from "./fake_draft_sets.js";
+import { counterOp, flowtableOp } from "./fake_draft_objects.js";
+import type { Chain, Element, Family, Operation, Rule } from "./types.js";
 import {
   chainUser,
   checkReferences,
   fail,
-  keyOf,
-  isCounterMap,
-  objectUser,
-  sameStrings,
-  unquote,
-  verdictTarget,
   type FakeChain,
   type FakeRule,
   type FakeSet,
   type FakeTable,
 } from "./fake_state.js";
 
+/** What the operations on sets, elements and other objects need of a draft. */
+export interface DraftAccess {
+  requireTable(): FakeTable;
+  /** The table's next object handle. */
+  handle(): number;
+  /** A set this draft may change (copied on first change). */
+  mutableSet(name: string): FakeSet | undefined;
+  /** Changes an element in place, logged for rollback. */
+  setElement(set: FakeSet, key: string, elem: Element | undefined): void;
+  /** Marks an object as made by this draft (it may change it without copying). */
+  own(o: object): void;
+}
+
 /**
  * A transaction in progress: a copy of the table that operations change. Chains and sets are
  * copied on first change; element maps are too big to copy for every small transaction, so they
  * are changed in place with an undo log that {@link rollback} replays.
  */
-export class Draft {
+export class Draft implements DraftAccess {
   table: FakeTable | undefined;
   private readonly owned = new WeakSet<object>();
   private readonly undo: Array<[Map<string, Element>, string, Element | undefined]> = [];
@@ -42,12 +55,12 @@ export class Draft {
     };
   }
 
-  private requireTable(): FakeTable {
+  requireTable(): FakeTable {
     if (!this.table) fail("ENOENT", "table does not exist");
     return this.table;
   }
 
-  private handle(): number {
+  handle(): number {
     return this.requireTable().nextHandle++;
   }
 
@@ -62,7 +75,7 @@ export class Draft {
     return copy;
   }
 
-  private mutableSet(name: string): FakeSet | undefined {
+  mutableSet(name: string): FakeSet | undefined {
     const t = this.requireTable();
     const s = t.sets.get(name);
     if (!s || this.owned.has(s)) return s;
@@ -72,7 +85,11 @@ export class Draft {
     return copy;
   }
 
-  private setElement(set: FakeSet, key: string, elem: Element | undefined): void {
+  own(o: object): void {
+    this.owned.add(o);
+  }
+
+  setElement(set: FakeSet, key: string, elem: Element | undefined): void {
     this.undo.push([set.elements, key, set.elements.get(key)]);
     if (elem) set.elements.set(key, elem);
     else set.elements.delete(key);
@@ -103,13 +120,13 @@ export class Draft {
         return this.ruleOp(verb, o);
       case "set":
       case "map":
-        return this.setOp(verb, o);
+        return setOp(this, verb, o);
       case "element":
-        return this.elementOp(verb, o);
+        return elementOp(this, verb, o);
       case "counter":
-        return this.counterOp(verb, o);
+        return counterOp(this, verb, o);
       case "flowtable":
-        return this.flowtableOp(verb, o);
+        return flowtableOp(this, verb, o);
     }
   }
 
@@ -254,182 +271,6 @@ export class Draft {
       }
       default:
         fail("EINVAL", `cannot ${verb} a rule`);
-    }
-  }
-
-  private setOp(verb: Operation["verb"], s: NSet | NMap): void {
-    const t = this.requireTable();
-    const existing = t.sets.get(s.name);
-    const kindMatches = existing?.def.kind === s.kind;
-    switch (verb) {
-      case "add":
-      case "create": {
-        if (existing) {
-          if (verb === "create") fail("EEXIST", `${existing.def.kind} ${s.name} exists`);
-          const old = existing.def;
-          if (
-            !kindMatches ||
-            (old.type ?? old.typeof) !== (s.type ?? s.typeof) ||
-            !sameStrings(old.flags, s.flags) ||
-            old.timeout !== s.timeout
-          )
-            fail("EEXIST", `${old.kind} ${s.name} exists with another type or flags`);
-          return;
-        }
-        const def = { ...s };
-        delete def.handle;
-        if (def.flags) def.flags = [...def.flags];
-        const set: FakeSet = { def, handle: this.handle(), elements: new Map() };
-        this.owned.add(set);
-        t.sets.set(s.name, set);
-        return;
-      }
-      case "delete":
-      case "destroy": {
-        if (!existing || !kindMatches) {
-          if (verb === "delete") fail("ENOENT", `${s.kind} ${s.name} does not exist`);
-          return;
-        }
-        const user = objectUser(this.requireTable(), "sets", s.name);
-        if (user) fail("EBUSY", `${s.kind} ${s.name} is used by ${user}`);
-        t.sets.delete(s.name);
-        return;
-      }
-      case "flush":
-        if (!existing || !kindMatches) fail("ENOENT", `${s.kind} ${s.name} does not exist`);
-        this.mutableSet(s.name)!.elements = new Map();
-        return;
-      default:
-        fail("EINVAL", `cannot ${verb} a ${s.kind}`);
-    }
-  }
-
-  private elementOp(verb: Operation["verb"], e: Element): void {
-    const kind = e.set !== undefined ? "set" : "map";
-    const name = e.set ?? e.map ?? "";
-    const existingSet = this.requireTable().sets.get(name);
-    if (!existingSet || existingSet.def.kind !== kind) fail("ENOENT", `${kind} ${name} does not exist`);
-    const set = this.mutableSet(name)!;
-    const key = keyOf(e.key);
-    const old = set.elements.get(key);
-    switch (verb) {
-      case "add":
-      case "create": {
-        if (e.timeout !== undefined && !set.def.flags?.includes("timeout"))
-          fail("EINVAL", `${kind} ${name} has no timeout flag`);
-        const value = e.value?.map(unquote);
-        if (kind === "map") {
-          const target = verdictTarget(value);
-          if (target !== undefined && !this.requireTable().chains.has(target))
-            fail("ENOENT", `chain ${target} (verdict of element ${key}) does not exist`);
-          const counter = isCounterMap(set.def) ? value?.[0] : undefined;
-          if (counter !== undefined && !this.requireTable().counters.has(counter))
-            fail("ENOENT", `counter ${counter} (value of element ${key}) does not exist`);
-        }
-        if (old) {
-          if (verb === "create") fail("EEXIST", `element ${key} exists`);
-          if (kind === "map" && (old.value ?? []).join(" . ") !== (value ?? []).join(" . "))
-            fail("EEXIST", `element ${key} exists with another value`);
-          return;
-        }
-        const elem: Element =
-          kind === "set"
-            ? { kind: "element", set: name, key: e.key.map(unquote) }
-            : { kind: "element", map: name, key: e.key.map(unquote) };
-        if (value) elem.value = value;
-        if (e.comment !== undefined) elem.comment = e.comment;
-        if (e.timeout !== undefined) elem.timeout = e.timeout;
-        if (e.counter) elem.counter = true;
-        this.setElement(set, key, elem);
-        return;
-      }
-      case "delete":
-      case "destroy":
-        if (!old) {
-          if (verb === "delete") fail("ENOENT", `element ${key} does not exist`);
-          return;
-        }
-        this.setElement(set, key, undefined);
-        return;
-      default:
-        fail("EINVAL", `cannot ${verb} an element`);
-    }
-  }
-
-  private counterOp(verb: Operation["verb"], c: Counter): void {
-    const t = this.requireTable();
-    const existing = t.counters.get(c.name);
-    switch (verb) {
-      case "add":
-      case "create": {
-        if (existing) {
-          if (verb === "create") fail("EEXIST", `counter ${c.name} exists`);
-          return;
-        }
-        const counter: Counter = {
-          kind: "counter",
-          name: c.name,
-          packets: 0,
-          bytes: 0,
-          handle: this.handle(),
-        };
-        if (c.comment !== undefined) counter.comment = c.comment;
-        t.counters.set(c.name, counter);
-        return;
-      }
-      case "delete":
-      case "destroy": {
-        if (!existing) {
-          if (verb === "delete") fail("ENOENT", `counter ${c.name} does not exist`);
-          return;
-        }
-        const user = objectUser(this.requireTable(), "counters", c.name);
-        if (user) fail("EBUSY", `counter ${c.name} is used by ${user}`);
-        t.counters.delete(c.name);
-        return;
-      }
-      case "reset":
-        if (!existing) fail("ENOENT", `counter ${c.name} does not exist`);
-        t.counters.set(c.name, { ...existing, packets: 0, bytes: 0 });
-        return;
-      default:
-        fail("EINVAL", `cannot ${verb} a counter`);
-    }
-  }
-
-  private flowtableOp(verb: Operation["verb"], f: Flowtable): void {
-    const t = this.requireTable();
-    const existing = t.flowtables.get(f.name);
-    switch (verb) {
-      case "add":
-      case "create": {
-        if (existing) {
-          if (verb === "create") fail("EEXIST", `flowtable ${f.name} exists`);
-          return;
-        }
-        const ft: Flowtable & { handle: number } = {
-          kind: "flowtable",
-          name: f.name,
-          priority: f.priority ?? "filter",
-          handle: this.handle(),
-        };
-        if (f.devices?.length) ft.devices = [...f.devices];
-        t.flowtables.set(f.name, ft);
-        return;
-      }
-      case "delete":
-      case "destroy": {
-        if (!existing) {
-          if (verb === "delete") fail("ENOENT", `flowtable ${f.name} does not exist`);
-          return;
-        }
-        const user = objectUser(this.requireTable(), "flowtables", f.name);
-        if (user) fail("EBUSY", `flowtable ${f.name} is used by ${user}`);
-        t.flowtables.delete(f.name);
-        return;
-      }
-      default:
-        fail("EINVAL", `cannot ${verb} a flowtable`);
     }
   }
 }
