@@ -65,18 +65,27 @@ export function prefixOfNetmask(mask: IP): number | undefined {
   return undefined;
 }
 
-/** Parses "addr/prefix" (host bits allowed, like Go's net.ParseCIDR). */
-export function parseCIDR(s: string): CIDR | null {
+function parseWith(s: string, parse: (addr: string) => IP | null): CIDR | null {
   if (typeof s !== "string") return null;
   const i = s.lastIndexOf("/");
   if (i < 0) return null;
-  const ip = parseIP(s.slice(0, i));
+  const ip = parse(s.slice(0, i));
   const p = s.slice(i + 1);
   if (!ip || !/^\d{1,3}$/.test(p)) return null;
   const prefix = Number(p);
   // An IPv4-mapped IPv6 CIDR keeps IPv6 prefix semantics in Go; we refuse it as unusual input.
   if (prefix > bits(ip.family) || (ip.family === 4 && s.slice(0, i).includes(":"))) return null;
   return { ip, prefix };
+}
+
+/** Parses "addr/prefix" (host bits allowed, like Go's net.ParseCIDR). */
+export function parseCIDR(s: string): CIDR | null {
+  return parseWith(s, parseIP);
+}
+
+/** Parses "addr/prefix" as nft and iptables read it: an IPv4-mapped IPv6 prefix stays IPv6. */
+export function parseCIDRLiteral(s: string): CIDR | null {
+  return parseWith(s, parseIPLiteral);
 }
 
 export function formatIP(ip: IP): string {

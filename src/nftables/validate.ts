@@ -3,7 +3,7 @@
  * appear inside a quoted string, and `;`, `#` or a newline end or comment out a command. So
  * values are refused rather than escaped, and the error names the field to fix.
  */
-import ipaddr from "ipaddr.js";
+import { formatCIDR, formatIP, parseCIDRLiteral, parseIPLiteral, type IpFamily } from "../address/index.js";
 import { ValidationError } from "./errors.js";
 import { NFT_KEYWORDS } from "./keywords.js";
 import { FAMILIES, type Family } from "./types.js";
@@ -90,30 +90,33 @@ export function validateIfname(field: string, name: unknown, wildcard = false): 
   return name;
 }
 
-/** A single IPv4 or IPv6 address, returned in canonical form. */
+const FAMILY_OF: Record<"ipv4" | "ipv6", IpFamily> = { ipv4: 4, ipv6: 6 };
+
+/**
+ * A single IPv4 (dotted quad) or IPv6 address, returned in canonical form. An IPv4-mapped IPv6
+ * address stays IPv6, as nft reads it.
+ */
 export function validateAddress(field: string, value: unknown, family?: "ipv4" | "ipv6"): string {
-  if (typeof value !== "string" || !ipaddr.isValid(value) || value.includes("%"))
-    throw new ValidationError(field, `${describe(value)} is not an IP address`);
-  const parsed = ipaddr.parse(value);
-  if (family && parsed.kind() !== family)
+  const ip = typeof value === "string" ? parseIPLiteral(value) : null;
+  if (!ip) throw new ValidationError(field, `${describe(value)} is not an IP address`);
+  if (family && ip.family !== FAMILY_OF[family])
     throw new ValidationError(
       field,
       `${describe(value)} is not an ${family === "ipv4" ? "IPv4" : "IPv6"} address`,
     );
-  return parsed.toString();
+  return formatIP(ip);
 }
 
 /** An address prefix such as `10.0.0.0/8`, returned in canonical form (host bits kept as given). */
 export function validatePrefix(field: string, value: unknown, family?: "ipv4" | "ipv6"): string {
-  if (typeof value !== "string" || !ipaddr.isValidCIDR(value))
-    throw new ValidationError(field, `${describe(value)} is not an address prefix like 10.0.0.0/8`);
-  const [addr, len] = ipaddr.parseCIDR(value);
-  if (family && addr.kind() !== family)
+  const cidr = typeof value === "string" ? parseCIDRLiteral(value) : null;
+  if (!cidr) throw new ValidationError(field, `${describe(value)} is not an address prefix like 10.0.0.0/8`);
+  if (family && cidr.ip.family !== FAMILY_OF[family])
     throw new ValidationError(
       field,
       `${describe(value)} is not an ${family === "ipv4" ? "IPv4" : "IPv6"} prefix`,
     );
-  return `${addr.toString()}/${len}`;
+  return formatCIDR(cidr);
 }
 
 export function validateInteger(field: string, value: unknown, min: number, max: number): number {

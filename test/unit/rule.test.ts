@@ -29,3 +29,14 @@ const refused: Array<[string, () => unknown]> = [
   ["unbalanced brace", () => concat("ip saddr { 1.2.3.4")],
 ];
 for (const [what, fn] of refused) test(`refuses ${what}`, () => assert.throws(fn, ValidationError));
+
+test("addresses and prefixes as nft reads them: dotted quads only, IPv4-mapped IPv6 stays IPv6, canonical", () => {
+  assert.equal(address("2001:DB8:0:0::1").toString(), "2001:db8::1");
+  assert.equal(address("::ffff:10.0.0.1").toString(), "::ffff:a00:1");
+  assert.equal(prefix("2001:db8::1/64").toString(), "2001:db8::1/64");
+  assert.equal(prefix("::ffff:10.0.0.0/104").toString(), "::ffff:a00:0/104");
+  for (const bad of ["10.1", "0x0a.0.0.1", "fe80::1%eth0", "10.0.0.1/8"])
+    assert.throws(() => address(bad), ValidationError, bad);
+  for (const bad of ["10.1/8", "10.0.0.0/33", "10.0.0.0", "::/129"])
+    assert.throws(() => prefix(bad), ValidationError, bad);
+});
