@@ -1,11 +1,15 @@
 // One long-lived flow: sends a numbered message every INTERVAL ms and counts the echoes.
 // Usage: node flow-client.mjs tcp|udp HOST PORT INTERVAL. Prints "flowing" after the first echo;
-// on "stop" (stdin) waits for echoes in flight, prints a JSON summary and exits.
+// on "stop" (stdin) waits for echoes in flight, prints a JSON summary and exits. The summary names
+// the messages never echoed and when each was sent (ms after the first), so a loss in the middle
+// of the flow (a gap in the path) tells itself apart from one at its end (an echo still in flight).
 import { connect } from "node:net";
 import { createSocket } from "node:dgram";
 import { createInterface } from "node:readline";
 const [proto, host, port, interval] = process.argv.slice(2);
-const stats = { sent: 0, received: 0, errors: [], maxGapMs: 0 };
+const stats = { sent: 0, received: 0, errors: [], maxGapMs: 0, missing: [] };
+const echoed = new Set();
+const sentAt = [];
 let last = 0;
 let announced = false;
 const got = (n) => {
@@ -22,7 +26,10 @@ let send;
 let close;
 if (proto === "udp") {
   const sock = createSocket(host.includes(":") ? "udp6" : "udp4");
-  sock.on("message", () => got(1));
+  sock.on("message", (m) => {
+    echoed.add(Number(m.toString()));
+    got(1);
+  });
   sock.on("error", (e) => stats.errors.push(e.message));
   sock.connect(Number(port), host);
   send = (msg) => sock.send(msg);
@@ -35,6 +42,7 @@ if (proto === "udp") {
     buf += d;
     const lines = buf.split("\n");
     buf = lines.pop();
+    for (const l of lines) echoed.add(Number(l));
     got(lines.length);
   });
   sock.on("error", (e) => stats.errors.push(e.message));
@@ -45,6 +53,7 @@ if (proto === "udp") {
 let seq = 0;
 const timer = setInterval(() => {
   stats.sent++;
+  sentAt.push(Date.now());
   try {
     send(String(seq++));
   } catch (e) {
@@ -56,6 +65,9 @@ createInterface({ input: process.stdin }).on("line", (l) => {
   clearInterval(timer);
   setTimeout(() => {
     stats.errors = [...new Set(stats.errors)];
+    for (let i = 0; i < seq; i++)
+      if (!echoed.has(i))
+        stats.missing.push({ seq: i, sentMs: sentAt[i] - sentAt[0], ofMs: sentAt.at(-1) - sentAt[0] });
     console.log(JSON.stringify(stats));
     close();
     process.exit(0);

@@ -15,6 +15,8 @@ export interface FlowStats {
   received: number;
   errors: string[];
   maxGapMs: number;
+  /** Messages never echoed: when each was sent (ms after the first) of how long the flow ran. */
+  missing: { seq: number; sentMs: number; ofMs: number }[];
 }
 
 function start(ns: Netns, args: string[], ready: string): Promise<ChildProcess> {
