@@ -4,6 +4,7 @@
  * namespace, as plugins started the same way do), its socket in a root-only temporary directory
  * that only the calls given `env` use, stopped with SIGTERM.
  */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -82,4 +83,25 @@ export async function startResident(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A plugin call through the daemon started as a runtime starts it, left running (to kill it, or signal the daemon). */
+export function startClient(
+  host: Netns,
+  daemon: Resident,
+  plugin: string,
+  verb: string,
+  containerId: string,
+  netns: string,
+): ChildProcessWithoutNullStreams {
+  const env = {
+    PATH: process.env["PATH"]!,
+    CNI_COMMAND: verb,
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: netns,
+    CNI_IFNAME: "eth0",
+    CNI_PATH: COMPILED,
+    ...daemon.env,
+  };
+  return spawn("nsenter", [`--net=${host.path}`, "--", join(COMPILED, plugin)], { env });
 }

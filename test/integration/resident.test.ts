@@ -12,8 +12,7 @@ import { cni, firewallState, storeFiles, tempDir, type CniCall } from "../helper
 import { chainAdd, chainConfs, chainDel, chainGc, type Conf } from "../helpers/chain.js";
 import { echo, startEchoServer } from "../helpers/echo.js";
 import { waitFor } from "../helpers/background.js";
-import { COMPILED, haveCompiled, startResident, type Resident } from "../helpers/resident.js";
-import { spawn } from "node:child_process";
+import { COMPILED, haveCompiled, startClient, startResident, type Resident } from "../helpers/resident.js";
 import { existsSync } from "node:fs";
 
 const skip = haveCompiled ? false : "no compiled binary (npm run build)";
@@ -152,19 +151,7 @@ describe("resident daemon", { skip }, () => {
       const c = await nets.create(`rsk${cleanup}`);
       const a = { containerId: `rs-kill-${cleanup.toLowerCase()}`, netns: c.path };
       const starts = daemon.lines(/start bridge ADD/).length;
-      const env = {
-        PATH: process.env["PATH"]!,
-        CNI_COMMAND: "ADD",
-        CNI_CONTAINERID: a.containerId,
-        CNI_NETNS: a.netns,
-        CNI_IFNAME: "eth0",
-        CNI_PATH: COMPILED,
-        ...daemon.env,
-      };
-      const child = spawn("nsenter", [`--net=${host.path}`, "--", `${COMPILED}/bridge`], {
-        env,
-        stdio: ["pipe", "ignore", "ignore"],
-      });
+      const child = startClient(host, daemon, "bridge", "ADD", a.containerId, a.netns);
       child.stdin.end(JSON.stringify(confs[0]));
       await waitFor("the daemon to start the ADD", () =>
         daemon.lines(/start bridge ADD/).length > starts ? true : undefined,
@@ -293,16 +280,7 @@ describe("resident daemon: life", { skip }, () => {
       subnet: "10.213.0.0/24",
     })[0]!;
     const daemon = await startResident(host);
-    const env = {
-      PATH: process.env["PATH"]!,
-      CNI_COMMAND: "ADD",
-      CNI_CONTAINERID: "rl-term",
-      CNI_NETNS: c.path,
-      CNI_IFNAME: "eth0",
-      CNI_PATH: COMPILED,
-      ...daemon.env,
-    };
-    const child = spawn("nsenter", [`--net=${host.path}`, "--", `${COMPILED}/bridge`], { env });
+    const child = startClient(host, daemon, "bridge", "ADD", "rl-term", c.path);
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number>((r) => child.once("exit", (code) => r(code ?? -1)));
