@@ -9,7 +9,7 @@ import { FakeHost } from "../../../src/hoststate/fake.js";
 import type { HostStateBackend } from "../../../src/hoststate/index.js";
 import { portmapBackends } from "../../../plugins/meta/portmap/backends.js";
 import type { PortMapSpec } from "../../../plugins/meta/portmap/config.js";
-import { NFT_TABLE } from "../../../plugins/meta/portmap/portmap_nftables.js";
+import { NFT_TABLE, type NftablesPortMapper } from "../../../plugins/meta/portmap/portmap_nftables.js";
 
 import { A, B, C, BASE, SPEC_A, SPEC_C, specB, type Name } from "./portmap-fixtures.js";
 
@@ -591,4 +591,34 @@ test("portmap iptables: externalSetMarkChain: the operator's chain marks, no sha
 -A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \"net1\" id: \"ctr1\"" -m multiport --dports 8080 -j CNI-DN-85373d34c6846b6c53ee2
 `,
   );
+});
+
+test("portmap nftables: ADD and DEL read nothing from nft (with mappings or from the record), the last DEL of a subnet takes its chain and counter", async () => {
+  const [host, b] = await threeAttached("nftables");
+  const nft = (b as NftablesPortMapper).nft as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const reads: string[] = [];
+  for (const m of [
+    "listElements",
+    "listTable",
+    "list",
+    "listRules",
+    "listCounters",
+    "getElements",
+    "listTables",
+  ]) {
+    const orig = nft[m]!.bind(nft);
+    nft[m] = (...args: unknown[]) => {
+      reads.push(m); // (upstream's cni_hostport tables are looked for through forTable, not here)
+      return orig(...args);
+    };
+  }
+  const D = { ...A, containerId: "ctr4" };
+  await b.setUp(D, { ...SPEC_C, mappings: [{ hostPort: 6060, containerPort: 60, protocol: "tcp" }] });
+  await b.remove(D);
+  await b.remove(A, SPEC_A);
+  assert.deepEqual(reads, []);
+  assert.equal(await host.dump(), NFTABLES_DEL);
+  await b.remove(C);
+  await b.remove(B, specB("nftables"));
+  assert.doesNotMatch(await host.dump(), /add element|snat_sub[46]-/);
 });
