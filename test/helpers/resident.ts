@@ -5,12 +5,12 @@
  * that only the calls given `env` use, stopped with SIGTERM.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./cni.js";
 import { startBackground, waitFor, type Background } from "./background.js";
-import type { Netns } from "./netns.js";
+import { run, type Netns } from "./netns.js";
 
 export const COMPILED = join(ROOT, "dist", "compiled");
 export const haveCompiled = existsSync(join(COMPILED, "cni-nft-plugins"));
@@ -104,4 +104,20 @@ export function startClient(
     ...daemon.env,
   };
   return spawn("nsenter", [`--net=${host.path}`, "--", join(COMPILED, plugin)], { env });
+}
+
+/**
+ * Holds a host-local store's lock (flock(1), in the background) so that a call needing it stays
+ * in flight in the daemon until `release`: what happens to a call in the middle is then tested
+ * whatever the machine's speed.
+ */
+export async function holdStoreLock(dataDir: string, network: string): Promise<{ release(): void }> {
+  mkdirSync(join(dataDir, network), { recursive: true });
+  const lock = join(dataDir, network, "lock");
+  // -o: the lock stays with flock itself, not with sleep; the group goes at once on release.
+  const holder = spawn("flock", ["-o", lock, "sleep", "300"], { stdio: "ignore", detached: true });
+  await waitFor("the store lock to be held", async () =>
+    (await run(["flock", "-n", lock, "true"])).code !== 0 ? true : undefined,
+  );
+  return { release: () => process.kill(-holder.pid!, "SIGKILL") };
 }

@@ -12,7 +12,14 @@ import { cni, firewallState, storeFiles, tempDir, type CniCall } from "../helper
 import { chainAdd, chainConfs, chainDel, chainGc, type Conf } from "../helpers/chain.js";
 import { echo, startEchoServer } from "../helpers/echo.js";
 import { waitFor } from "../helpers/background.js";
-import { COMPILED, haveCompiled, startClient, startResident, type Resident } from "../helpers/resident.js";
+import {
+  COMPILED,
+  haveCompiled,
+  holdStoreLock,
+  startClient,
+  startResident,
+  type Resident,
+} from "../helpers/resident.js";
 import { existsSync } from "node:fs";
 
 const skip = haveCompiled ? false : "no compiled binary (npm run build)";
@@ -151,12 +158,14 @@ describe("resident daemon", { skip }, () => {
       const c = await nets.create(`rsk${cleanup}`);
       const a = { containerId: `rs-kill-${cleanup.toLowerCase()}`, netns: c.path };
       const starts = daemon.lines(/start bridge ADD/).length;
+      const lock = await holdStoreLock(store.path, "rsnet"); // the ADD waits for IPAM in the daemon
       const child = startClient(host, daemon, "bridge", "ADD", a.containerId, a.netns);
       child.stdin.end(JSON.stringify(confs[0]));
       await waitFor("the daemon to start the ADD", () =>
         daemon.lines(/start bridge ADD/).length > starts ? true : undefined,
       );
       child.kill("SIGKILL"); // the runtime's timeout
+      lock.release();
       if (cleanup === "DEL") {
         assert.deepEqual(await chainDel(host, confs, a, undefined, through(daemon)), []);
       } else {
@@ -280,6 +289,7 @@ describe("resident daemon: life", { skip }, () => {
       subnet: "10.213.0.0/24",
     })[0]!;
     const daemon = await startResident(host);
+    const lock = await holdStoreLock(store.path, "rlnet");
     const child = startClient(host, daemon, "bridge", "ADD", "rl-term", c.path);
     let stdout = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -289,6 +299,10 @@ describe("resident daemon: life", { skip }, () => {
       daemon.lines(/start bridge ADD/).length ? true : undefined,
     );
     process.kill(daemon.pid, "SIGTERM");
+    await waitFor("the daemon to drain", () =>
+      daemon.log().includes("draining (SIGTERM)") ? true : undefined,
+    );
+    lock.release();
     assert.equal(await exited, 0, stdout);
     assert.match(stdout, /"address": "10\.213\.0\.\d+\/24"/);
     await waitFor("the daemon to stop", () => (daemon.log().includes("stopping:") ? true : undefined));
@@ -314,6 +328,50 @@ describe("resident daemon: life", { skip }, () => {
     await waitFor("its socket to go", () => (existsSync(idle.socket) ? undefined : true));
     assert.match(idle.log(), /draining \(idle for 1 s\)/);
     await idle.stop();
+    store.remove();
+  });
+});
+
+describe("resident daemon: killed", { skip }, () => {
+  test("a daemon killed in the middle of a call: the client says so (code 999) and does not run it again; a stale socket means in-process", async () => {
+    const [host, c] = await Promise.all([nets.create("rxh"), nets.create("rxc")]);
+    const store = tempDir("resident-killed");
+    const conf = chainConfs({
+      name: "rxnet",
+      backend: "nftables",
+      dataDir: store.path,
+      subnet: "10.214.0.0/24",
+    })[0]!;
+    const daemon = await startResident(host);
+    const lock = await holdStoreLock(store.path, "rxnet");
+    const child = startClient(host, daemon, "bridge", "ADD", "rx-kill", c.path);
+    let stdout = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number>((r) => child.once("exit", (code) => r(code ?? -1)));
+    child.stdin.end(JSON.stringify(conf));
+    await waitFor("the daemon to start the ADD", () =>
+      daemon.lines(/start bridge ADD/).length ? true : undefined,
+    );
+    process.kill(daemon.pid, "SIGKILL");
+    assert.equal(await exited, 1);
+    lock.release();
+    const err = JSON.parse(stdout) as { code: number; msg: string; cniVersion: string };
+    assert.equal(err.code, 999);
+    assert.equal(err.cniVersion, "1.0.0");
+    assert.match(err.msg, /resident daemon ended before answering/);
+    assert.ok(existsSync(daemon.socket), "a SIGKILLed daemon leaves its socket");
+    // The runtime's DEL finds the stale socket (connection refused) and runs in-process: it cleans.
+    const call = { containerId: "rx-kill", netns: c.path, bin: COMPILED, nsenter: true, env: daemon.env };
+    const del = await cni(host, "bridge", "DEL", conf, call);
+    assert.equal(del.code, 0, del.stdout);
+    assert.equal(del.stdout + del.stderr, "");
+    assert.deepEqual(
+      Object.keys(storeFiles(`${store.path}/rxnet`)).filter((f) => /^\d/.test(f)),
+      [],
+    );
+    const links = await host.sh(["ip", "-o", "link", "show", "type", "veth"]);
+    assert.equal(links.trim(), "", "no veth left on the host");
+    await daemon.stop();
     store.remove();
   });
 });
