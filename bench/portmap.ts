@@ -297,12 +297,10 @@ for (const r of all)
   console.log(
     `${r.backend.padEnd(12)} ${String(r.n).padStart(5)}  ${r.add.toFixed(1).padStart(8)} ${x(r.add, r.empty.add)}    ${r.del.toFixed(1).padStart(8)} ${x(r.del, r.empty.del)}    ${r.conn.toFixed(3).padStart(10)} ${x(r.conn, r.empty.conn)}`,
   );
-for (const r of masq) {
-  const base = masq.find((y) => y.n === NS[0])!;
+for (const r of masq)
   console.log(
-    `${"masquerade".padEnd(12)} ${String(r.n).padStart(5)}  ${r.add.toFixed(1).padStart(8)} ${x(r.add, base.add)} ${r.del.toFixed(1).padStart(8)} ${x(r.del, base.del)}   (bridge ADD/DEL, ipMasq nftables)`,
+    `${"masquerade".padEnd(12)} ${String(r.n).padStart(5)}  ${r.add.toFixed(1).padStart(8)} ${x(r.add, r.empty.add)}    ${r.del.toFixed(1).padStart(8)} ${x(r.del, r.empty.del)}   (bridge ADD/DEL, ipMasq nftables)`,
   );
-}
 const fills: Record<string, Array<{ to: number; ms: number }>> = {};
 for (const [b, segs] of fillMs) {
   fills[b] = segs;

@@ -28,7 +28,13 @@ export interface Finding {
   fix: string;
 }
 
-const OUR_TABLES = new Set(["cni_nft_firewall", "cni_nft_portmap", "cni_plugins_masquerade", "cni_hostport"]);
+const OUR_TABLES = new Set([
+  "cni_nft_firewall",
+  "cni_nft_portmap",
+  "cni_nft_masquerade",
+  "cni_plugins_masquerade",
+  "cni_hostport",
+]);
 
 async function nftJson(args: string[]): Promise<Array<Record<string, unknown>>> {
   const r = await systemRunner.run({ argv: ["nft", "-j", ...args] });
@@ -159,7 +165,7 @@ async function leftovers(out: Finding[], cached: readonly CachedAttachment[]): P
   const nets = new Set(cached.map((a) => nftNetworkHash(a.network)));
   const stale: string[] = [];
   if (onPath("nft")) {
-    for (const t of ["cni_nft_portmap", "cni_nft_firewall", "cni_plugins_masquerade"])
+    for (const t of ["cni_nft_portmap", "cni_nft_firewall", "cni_nft_masquerade", "cni_plugins_masquerade"])
       for (const item of await nftJson(["list", "table", "inet", t])) {
         const rule = item["rule"] as Record<string, unknown> | undefined;
         const set = (item["set"] ?? item["map"]) as Record<string, unknown> | undefined;

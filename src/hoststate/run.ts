@@ -7,7 +7,7 @@
 import type { Attachment } from "../cni/attachment.js";
 import { CniError } from "../cni/errors.js";
 import { TeardownError } from "../cni/teardown.js";
-import { applyWithSkeleton, type Interface, type SkeletonPlan } from "../nftables/index.js";
+import { applyWithSkeleton, mergePlans, type Interface, type SkeletonPlan } from "../nftables/index.js";
 import { mergeEffects, type Bound, type Effects, type HostStateBackend } from "./contract.js";
 import { presentBackends } from "./select.js";
 
@@ -37,8 +37,7 @@ export async function setUpAll(nft: Interface, parts: readonly Bound[], a: Attac
   const plans: SkeletonPlan[] = await Promise.all(
     parts.flatMap(({ backend, spec }) => (backend.plan ? [backend.plan(a, spec)] : [])),
   );
-  if (plans.length)
-    await applyWithSkeleton(nft, { fast: plans.flatMap((p) => p.fast), full: plans.flatMap((p) => p.full) });
+  if (plans.length) await applyWithSkeleton(nft, mergePlans(nft, plans));
   return mergeEffects(effects);
 }
 

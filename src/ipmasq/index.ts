@@ -7,13 +7,17 @@ import type { Host } from "../hoststate/host.js";
 import type { HostStateBackend } from "../hoststate/contract.js";
 import { IptablesMasq } from "./ipmasq_iptables.js";
 import { MASQ_TABLE, NftablesMasq } from "./ipmasq_nftables.js";
-import type { MasqSpec } from "./ipmasq.js";
+import { COMPONENT, type MasqSpec } from "./ipmasq.js";
 
 export * from "./ipmasq.js";
 export { IptablesMasq, NftablesMasq };
-export { MASQ_CHAIN, MASQ_TABLE } from "./ipmasq_nftables.js";
+export { MASQ_LOCK_FILE, UPSTREAM_MASQ_CHAIN, UPSTREAM_MASQ_TABLE } from "./ipmasq_nftables.js";
+export { MASQ_TABLE };
 
 /** Every masquerade backend, over this host. */
 export function masqueradeBackends(host: Host): HostStateBackend<MasqSpec>[] {
-  return [new IptablesMasq(host.iptables), new NftablesMasq(host.nft("inet", MASQ_TABLE), host.tools)];
+  return [
+    new IptablesMasq(host.iptables),
+    new NftablesMasq(host.nft("inet", MASQ_TABLE), host.tools, host.records(COMPONENT)),
+  ];
 }

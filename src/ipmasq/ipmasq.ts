@@ -1,7 +1,7 @@
 /**
- * IP masquerade for the bridge and ptp plugins, with an iptables and an nftables backend that
- * write exactly what upstream's plugins write, so a container set up by either is torn down by
- * either. DEL and GC always clean both backends.
+ * IP masquerade for the bridge and ptp plugins, with an iptables backend that writes exactly what
+ * upstream's writes and an nftables backend in a table of its own that also reads, checks and
+ * removes upstream's nftables layout (docs/bridge-ptp.md). DEL and GC always clean both backends.
  */
 
 /** What one attachment masquerades. */

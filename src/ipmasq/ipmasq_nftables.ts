@@ -1,113 +1,150 @@
 /**
- * The nftables backend: upstream's layout (table `inet cni_plugins_masquerade`, base chain
- * `postrouting` jumping to `masq_checks`, one rule per container address with a comment that
- * starts with the attachment's owner hash). ADD lists the chain's handles and comments (no rule
- * text) and replaces the attachment's rules in one nft run, so a repeated ADD leaves one copy, as
- * upstream's ADD does; DEL and GC list the chain to find rules by comment.
+ * The nftables backend: cni-nft's own table `inet cni_nft_masquerade` (ipmasq_nftables_layout.ts),
+ * where an attachment is only its elements, so ADD and DEL cost the same with 10,000 containers
+ * as with one, and upstream's table `inet cni_plugins_masquerade` (ipmasq_nftables_upstream.ts),
+ * which upstream's plugins and cni-nft before this layout write, read only to CHECK, DEL and GC
+ * what is there for an attachment. See docs/bridge-ptp.md.
+ *
+ * ADD `create`s its elements, so it fails rather than overwrites when a key exists; only then
+ * does it take the lock, list the table and take the keys over. DEL deletes each element with
+ * its owner element in one transaction (src/hoststate/nft_owners.ts), never reading our table:
+ * its keys come from prevResult, else from the record ADD writes before touching nft. It also
+ * lists upstream's `masq_checks` (by name; a table of rules only) for rules of its owner.
  */
+import { withFlock } from "../cni/lock.js";
 import { nftOwnerComment, nftOwnerHash, staleOwner, type Attachment } from "../cni/attachment.js";
 import { NO_EFFECTS, type Effects, type HostStateBackend } from "../hoststate/contract.js";
 import type { HostTools } from "../hoststate/select.js";
+import { staleOwners, type AttachmentRecords } from "../hoststate/records.js";
+import {
+  deleteOwned,
+  keyOnly,
+  mergedKeys,
+  keyText,
+  ownerElement,
+  takeOver,
+  valueText,
+  dropUnusedSubnets,
+} from "../hoststate/nft_owners.js";
 import {
   applyWithSkeleton,
-  concat,
-  address,
-  prefix,
   isNotFound,
   missingRules,
+  type Element,
   type Interface,
-  type Rule,
-  type SkeletonChain,
   type SkeletonPlan,
-  type Transaction,
 } from "../nftables/index.js";
-import { addressOf, familyOf, subnetOf } from "../address/index.js";
+import type { TableState } from "../nftables/dump.js";
 import { COMPONENT, type MasqSpec } from "./ipmasq.js";
+import {
+  declareSkeleton,
+  desired,
+  ownTransaction,
+  subnetChainRules,
+  writeSubnetChain,
+  MASQ_TABLE,
+  type MasqDesired,
+} from "./ipmasq_nftables_layout.js";
+import {
+  deleteUpstreamRules,
+  holdsUpstream,
+  missingInUpstreamLayout,
+  UPSTREAM_MASQ_TABLE,
+} from "./ipmasq_nftables_upstream.js";
 
-export const MASQ_TABLE = "cni_plugins_masquerade";
-export const MASQ_CHAIN = "masq_checks";
+export { MASQ_TABLE } from "./ipmasq_nftables_layout.js";
+export { UPSTREAM_MASQ_CHAIN, UPSTREAM_MASQ_TABLE } from "./ipmasq_nftables_upstream.js";
 
-/** The shared rules, as upstream writes them: multicast is never masqueraded. */
-const SKELETON: SkeletonChain[] = [
-  {
-    chain: "postrouting",
-    rules: ["ip daddr 224.0.0.0/4 return", "ip6 daddr ff00::/8 return", `goto ${MASQ_CHAIN}`],
-  },
-];
+/** Serialises take-overs (read, then write) with DEL and GC (see docs/bridge-ptp.md). */
+export const MASQ_LOCK_FILE = "/run/cni-nft-masquerade.lock";
 
-async function rulesOrNone(nft: Interface, chain: string, text = true): Promise<Rule[]> {
-  try {
-    return await nft.listRules(chain, { text });
-  } catch (e) {
-    if (isNotFound(e)) return [];
-    throw e;
-  }
+/** What an attachment's record holds: the keys and the subnet chains its ADDs wrote. */
+interface MasqRecord {
+  elements: Element[];
+  chains: string[];
+}
+
+function isRecord(x: unknown): x is MasqRecord {
+  const r = x as Partial<MasqRecord> | undefined;
+  return Array.isArray(r?.elements) && Array.isArray(r?.chains);
+}
+
+/** The subnet counter a listed masq4/masq6 element names. */
+function subnetOfElement(e: Element): string[] {
+  const v = e.value?.[0];
+  return v !== undefined && /^masq[46]$/.test(e.map ?? "") ? [v.replace(/^"(.*)"$/, "$1")] : [];
 }
 
 export class NftablesMasq implements HostStateBackend<MasqSpec> {
   readonly component = COMPONENT;
   readonly name = "nftables";
-  /** `nft`: the Interface of table inet cni_plugins_masquerade. */
+  /** `nft`: the Interface of table inet cni_nft_masquerade (upstream's through forTable). */
   constructor(
     readonly nft: Interface,
     private readonly tools: HostTools,
+    private readonly records: AttachmentRecords,
   ) {}
 
   present(): boolean {
     return this.tools.has("nft");
   }
 
+  /** Upstream's table (and cni-nft's before its own). */
+  get upstream(): Interface {
+    return this.nft.forTable("inet", UPSTREAM_MASQ_TABLE);
+  }
+
+  /** Our table in one nft run, or undefined when it does not exist. */
+  private async state(opts: { text?: boolean } = {}): Promise<TableState | undefined> {
+    try {
+      return await this.nft.listTable(opts);
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
   /**
-   * The transaction of an ADD. `skeleton` also (re)declares the table and the shared chains, as
-   * upstream does on every ADD; without it the transaction only adds this container's rules and
-   * fails with ENOENT when the table is not there, which costs nft half as much.
+   * Remembers what this ADD is about to write (merged with what earlier ADDs wrote, so a DEL
+   * finds all of it), and returns the keys earlier ADDs wrote that this one does not want.
    */
-  private transaction(a: Attachment, s: MasqSpec, skeleton: boolean, stale: readonly number[]): Transaction {
-    const tx = this.nft.newTransaction();
-    if (skeleton) {
-      tx.add({
-        kind: "table",
-        comment: "Masquerading for plugins from github.com/containernetworking/plugins",
-      });
-      tx.add({
-        kind: "chain",
-        name: MASQ_CHAIN,
-        comment: "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet",
-      });
-      tx.add({ kind: "chain", name: "postrouting", type: "nat", hook: "postrouting", priority: "srcnat" });
-    }
-    // The shared rules every time: an ADD after `nft flush table` or `nft flush chain` (chains
-    // kept, rules gone) puts them back; a missing chain is ENOENT and so the full transaction.
-    for (const { chain, rules } of SKELETON) {
-      tx.flush({ kind: "chain", name: chain });
-      for (const rule of rules) tx.add({ kind: "rule", chain, rule });
-    }
-    for (const handle of stale) tx.delete({ kind: "rule", chain: MASQ_CHAIN, rule: "", handle });
-    const comment = nftOwnerComment(a);
-    for (const x of s.addresses) {
-      const ip = familyOf(x) === 6 ? "ip6" : "ip";
-      tx.add({
-        kind: "rule",
-        chain: MASQ_CHAIN,
-        rule: concat(ip, "saddr", address(addressOf(x)), ip, "daddr !=", prefix(subnetOf(x)), "masquerade"),
-        comment,
-      });
-    }
-    return tx;
-  }
-
-  /** Handles of the chain's rules whose comment `match`es ([] when the table is not there). */
-  private async handles(match: (comment: string) => boolean): Promise<number[]> {
-    return (await rulesOrNone(this.nft, MASQ_CHAIN, false)).flatMap((r) =>
-      r.comment !== undefined && r.handle !== undefined && match(r.comment) ? [r.handle] : [],
-    );
-  }
-
-  /** The attachment's rules already there (an earlier ADD) are deleted in the same run. */
-  async plan(a: Attachment, s: MasqSpec): Promise<SkeletonPlan> {
+  private remember(a: Attachment, want: MasqDesired): MasqRecord {
     const hash = nftOwnerHash(a);
-    const stale = await this.handles((c) => c.startsWith(hash));
-    return { fast: [this.transaction(a, s, false, stale)], full: [this.transaction(a, s, true, stale)] };
+    const old = this.records.read(hash);
+    const elements = mergedKeys(isRecord(old) ? old.elements : [], want.elements);
+    const chains = new Set([...(isRecord(old) ? old.chains : []), ...want.chains.map((c) => c.chain)]);
+    this.records.write(hash, { elements, chains: [...chains] } satisfies MasqRecord);
+    const wanted = new Set(want.elements.map(keyText));
+    return {
+      elements: isRecord(old) ? old.elements.filter((e) => !wanted.has(keyText(e))) : [],
+      chains: isRecord(old) ? old.chains.filter((c) => !want.chains.some((w) => w.chain === c)) : [],
+    };
+  }
+
+  /**
+   * The transactions of an ADD, after writing its record. Fast: the base chain's rules, the
+   * subnet chains and the elements; full: the skeleton's declarations too (when nft reports
+   * them missing); repair: when a key exists (see the header).
+   */
+  async plan(a: Attachment, s: MasqSpec): Promise<SkeletonPlan> {
+    const want = desired(a, s);
+    const hash = nftOwnerHash(a);
+    const earlier = this.remember(a, want);
+    // A repeated ADD with other addresses: the earlier ones go first (only while still its own).
+    if (earlier.elements.length)
+      await withFlock(MASQ_LOCK_FILE, () =>
+        deleteOwned(this.nft, hash, earlier.elements).then(() => dropUnusedSubnets(this.nft, earlier.chains)),
+      );
+    const fast = this.nft.newTransaction();
+    ownTransaction(fast, hash, want);
+    const full = this.nft.newTransaction();
+    declareSkeleton(full);
+    ownTransaction(full, hash, want);
+    return {
+      fast: [fast],
+      full: [full],
+      repair: () => withFlock(MASQ_LOCK_FILE, () => this.repair(a, want)),
+    };
   }
 
   async setUp(a: Attachment, s: MasqSpec): Promise<Effects> {
@@ -115,56 +152,107 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
     return NO_EFFECTS;
   }
 
-  private async deleteRules(match: (comment: string) => boolean): Promise<void> {
-    const handles = await this.handles(match);
-    if (handles.length === 0) return;
+  /** The slow path of ADD: the skeleton, and the keys taken over (ours from an earlier ADD, or another container's). */
+  private async repair(a: Attachment, want: MasqDesired): Promise<void> {
+    const state = await this.state();
+    const have = new Map(
+      [...(state?.elements.values() ?? [])].flat().map((e): [string, Element] => [keyText(e), e]),
+    );
     const tx = this.nft.newTransaction();
-    for (const handle of handles) tx.delete({ kind: "rule", chain: MASQ_CHAIN, rule: "", handle });
-    try {
-      await this.nft.run(tx);
-    } catch (e) {
-      // A concurrent DEL removed them first: fine, they are gone.
-      if (!isNotFound(e)) throw e;
-    }
+    declareSkeleton(tx);
+    for (const c of want.chains) writeSubnetChain(tx, c);
+    const [hash, comment] = [nftOwnerHash(a), nftOwnerComment(a)];
+    for (const e of want.elements) takeOver(tx, have, e, hash, comment);
+    await this.nft.run(tx);
   }
 
-  async remove(a: Attachment): Promise<Effects> {
+  /**
+   * DEL: the attachment's elements by their keys (from prevResult and its record), write-only;
+   * `ownOnly` leaves upstream's table alone (a migration removes that only once ours is whole).
+   * Without prevResult and record nothing of it can be in our table (ADD writes the record
+   * first); GC removes what a lost record leaves.
+   */
+  async remove(a: Attachment, spec?: MasqSpec, opts: { ownOnly?: boolean } = {}): Promise<Effects> {
     const hash = nftOwnerHash(a);
-    await this.deleteRules((c) => c.startsWith(hash));
-    return NO_EFFECTS;
-  }
-
-  async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
-    await this.deleteRules(staleOwner(network, valid));
-    return NO_EFFECTS;
-  }
-
-  /** A rule of its owner in the masquerade chain. */
-  async holds(a: Attachment): Promise<boolean> {
-    const hash = nftOwnerHash(a);
-    return (await rulesOrNone(this.nft, MASQ_CHAIN)).some((r) => r.comment?.startsWith(hash));
-  }
-
-  async check(a: Attachment, s: MasqSpec): Promise<string[]> {
-    const hash = nftOwnerHash(a);
-    const [chain, base, chains] = await Promise.all([
-      rulesOrNone(this.nft, MASQ_CHAIN),
-      rulesOrNone(this.nft, "postrouting"),
-      this.nft.list("chains").catch((e: unknown): string[] => {
-        if (isNotFound(e)) return [];
-        throw e;
-      }),
+    await Promise.all([
+      this.removeOwn(a, spec),
+      opts.ownOnly ? undefined : deleteUpstreamRules(this.upstream, (c) => c.startsWith(hash)),
     ]);
-    const rules = chain.filter((r) => r.comment?.startsWith(hash));
-    // The shared skeleton as it should be (a flushed table keeps its chains, empty).
+    this.records.remove(hash);
+    return NO_EFFECTS;
+  }
+
+  private async removeOwn(a: Attachment, spec?: MasqSpec): Promise<void> {
+    const want = spec ? desired(a, spec) : { elements: [], chains: [] };
+    const rec = this.records.read(nftOwnerHash(a));
+    const keys = new Map<string, Element>();
+    for (const e of [...want.elements.map(keyOnly), ...(isRecord(rec) ? rec.elements : [])])
+      keys.set(keyText(e), e);
+    const shared = [...want.chains.map((c) => c.chain), ...(isRecord(rec) ? rec.chains : [])];
+    if (keys.size === 0) return;
+    const gone = await withFlock(MASQ_LOCK_FILE, () =>
+      deleteOwned(this.nft, nftOwnerHash(a), [...keys.values()]),
+    );
+    if (gone) await dropUnusedSubnets(this.nft, shared);
+  }
+
+  /** Elements of this network's attachments not in `valid`, from one listing; then upstream's rules. */
+  async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
+    const stale = staleOwner(network, valid);
+    await withFlock(MASQ_LOCK_FILE, async () => {
+      const state = await this.state();
+      if (!state) return;
+      const gone = [...state.elements.values()]
+        .flat()
+        .filter((e) => e.comment !== undefined && stale(e.comment));
+      if (gone.length === 0) return;
+      const tx = this.nft.newTransaction();
+      for (const e of gone) tx.delete(keyOnly(e));
+      await this.nft.run(tx);
+      await dropUnusedSubnets(this.nft, gone.flatMap(subnetOfElement));
+    });
+    await deleteUpstreamRules(this.upstream, stale);
+    for (const owner of staleOwners(this.records, network, valid)) this.records.remove(owner);
+    return NO_EFFECTS;
+  }
+
+  /** An element of its owner in our table, or a rule of its owner in upstream's. */
+  async holds(a: Attachment): Promise<boolean> {
+    return (await this.holdsOwn(a)) || (await holdsUpstream(this.upstream, a));
+  }
+
+  async holdsOwn(a: Attachment): Promise<boolean> {
+    const comment = nftOwnerComment(a);
+    const state = await this.state();
+    return [...(state?.elements.values() ?? [])].flat().some((e) => e.comment === comment);
+  }
+
+  /** Ours, else upstream's layout: a container added by upstream or before the upgrade checks too. */
+  async check(a: Attachment, s: MasqSpec): Promise<string[]> {
+    const ours = await this.checkOwn(a, s);
+    if (ours.length === 0) return ours;
+    const upstream = await missingInUpstreamLayout(this.upstream, a, s.addresses);
+    return upstream.length === 0 ? upstream : ours;
+  }
+
+  /** What is missing from our table: the skeleton's rules, the subnet chains, each element and its owner element. */
+  async checkOwn(a: Attachment, s: MasqSpec): Promise<string[]> {
     const table = `inet ${MASQ_TABLE}`;
-    const missing = missingRules({ chains, rules: new Map([["postrouting", base]]) }, SKELETON, table);
-    if (!chains.includes(MASQ_CHAIN)) missing.push(`chain ${MASQ_CHAIN} in table ${table}`);
-    for (const x of s.addresses) {
-      const ip = addressOf(x);
-      if (!rules.some((r) => r.rule.split(" ").includes(ip) && r.rule.includes("masquerade")))
-        missing.push(`nftables masquerade rule for ${ip} in table inet ${MASQ_TABLE} chain ${MASQ_CHAIN}`);
-    }
+    const state = await this.state({ text: true });
+    if (!state) return [`table ${table}`];
+    const want = desired(a, s);
+    const have = new Map([...state.elements.values()].flat().map((e): [string, Element] => [keyText(e), e]));
+    const chains = state.chains.map((c) => c.name);
+    const missing = missingRules({ chains, rules: state.rules }, want.chains.map(subnetChainRules), table);
+    const hash = nftOwnerHash(a);
+    const wrong = (e: Element): boolean => {
+      const old = have.get(keyText(e));
+      return !old || old.comment !== e.comment || valueText(old) !== valueText(e);
+    };
+    for (const e of want.elements)
+      if (wrong(e)) missing.push(`element ${e.key[0]} : ${e.value![0]} of map ${e.map} in table ${table}`);
+      else if (wrong(ownerElement(e, hash, e.comment)))
+        missing.push(`the owner element of ${e.key[0]} in set owners of table ${table}`);
     return missing;
   }
 }

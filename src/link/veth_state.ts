@@ -4,7 +4,7 @@
  */
 import type { Attachment } from "../cni/attachment.js";
 import { masqueradeBackends, type MasqSpec } from "../ipmasq/index.js";
-import { MASQ_TABLE } from "../ipmasq/ipmasq_nftables.js";
+import { MASQ_TABLE } from "../ipmasq/ipmasq_nftables_layout.js";
 import {
   backendNamed,
   bind,
@@ -92,10 +92,13 @@ export function checkVethState(host: Host, a: Attachment, plan: VethStatePlan): 
 export async function removeVethState(
   host: Host,
   a: Attachment,
-  what: { ipMasq: boolean; spoof: boolean },
+  what: { ipMasq: boolean; spoof: boolean; addresses?: string[] },
 ): Promise<void> {
+  const spec: MasqSpec | undefined = what.addresses?.length ? { addresses: what.addresses } : undefined;
   await runEvery([
-    ...(what.ipMasq ? [["masquerade", () => removeEverywhere(masqueradeBackends(host), a)] as const] : []),
+    ...(what.ipMasq
+      ? [["masquerade", () => removeEverywhere(masqueradeBackends(host), a, spec)] as const]
+      : []),
     ...(what.spoof ? [["spoof check", () => removeEverywhere([spoofCheck(host)], a)] as const] : []),
   ]);
 }

@@ -5,16 +5,17 @@
  * through each plugin's own config parsing, so a component here is what the plugin's ADD made.
  *
  * Backends are named by layout: `iptables` (upstream 1.1.1's rules, also cni-nft's), `nftables`
- * (cni-nft's tables; for masquerade the same table as upstream's), `upstream-nftables` (upstream's
- * nftables portmap, read and removed only: never a target), `firewalld`.
+ * (cni-nft's tables), `upstream-nftables` (upstream's nftables portmap and masquerade, the latter
+ * also cni-nft's before its own table: read and removed only, never a target), `firewalld`.
  */
 import * as v from "valibot";
 import type { CmdArgs, Result } from "../cni/index.js";
 import { buildOneConfig, type NetworkConfigList, type RuntimeConf } from "../cli/libcni.js";
-import { masqueradeBackends, type MasqSpec } from "../ipmasq/index.js";
+import { masqueradeBackends, type MasqSpec, type NftablesMasq } from "../ipmasq/index.js";
+import * as upstreamMasq from "../ipmasq/ipmasq_nftables_upstream.js";
 import { spoofCheck } from "../link/veth_state.js";
 import { systemHost, type HostStateBackend } from "../hoststate/index.js";
-import type { Attachment } from "../cni/attachment.js";
+import { nftOwnerHash, type Attachment } from "../cni/attachment.js";
 import {
   parseConf,
   schema as portmapSchema,
@@ -125,10 +126,29 @@ function bound<S>(b: HostStateBackend<S>, a: Attachment, spec: S): BoundBackend 
 }
 
 function masquerade(a: Attachment, s: MasqSpec, configured?: Framework): Component {
+  const [ipt, nft] = masqueradeBackends(systemHost()) as [HostStateBackend<MasqSpec>, NftablesMasq];
   return {
     name: "masquerade",
     ...(configured ? { configured } : {}),
-    backends: masqueradeBackends(systemHost()).map((b) => bound(b, a, s)),
+    backends: [
+      bound(ipt, a, s),
+      {
+        ...bound(nft, a, s),
+        // Only cni-nft's own table: upstream's layout (cni-nft's before) is a source, not the target.
+        check: () => nft.checkOwn(a, s),
+        holds: () => nft.holdsOwn(a),
+        remove: async () => void (await nft.remove(a, s, { ownOnly: true })),
+      },
+      {
+        layout: "upstream-nftables",
+        framework: "nftables",
+        target: false,
+        check: () => upstreamMasq.missingInUpstreamLayout(nft.upstream, a, s.addresses),
+        holds: () => upstreamMasq.holdsUpstream(nft.upstream, a),
+        setUp: () => Promise.reject(new Error("upstream's nftables masquerade layout is never written")),
+        remove: () => upstreamMasq.deleteUpstreamRules(nft.upstream, (c) => c.startsWith(nftOwnerHash(a))),
+      },
+    ],
   };
 }
 

@@ -34,4 +34,10 @@ export { probeFeatures, resetFeatureCache } from "./features.js";
 export { compareVersions } from "./version.js";
 export { renderDump, priorityValue, type TableState } from "./dump.js";
 export { applyTransactions } from "./batch.js";
-export { applyWithSkeleton, missingRules, type SkeletonChain, type SkeletonPlan } from "./skeleton.js";
+export {
+  applyWithSkeleton,
+  mergePlans,
+  missingRules,
+  type SkeletonChain,
+  type SkeletonPlan,
+} from "./skeleton.js";

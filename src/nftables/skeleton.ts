@@ -4,7 +4,7 @@
  * itself. So: apply the per-container transactions alone, and only when nft says something they
  * reference is missing (ENOENT), apply the full ones that declare the skeleton too.
  */
-import { isNotFound } from "./errors.js";
+import { isAlreadyExists, isNotFound } from "./errors.js";
 import type { Transaction } from "./transaction.js";
 import type { Interface, Rule } from "./types.js";
 
@@ -12,16 +12,44 @@ import type { Interface, Rule } from "./types.js";
 export interface SkeletonPlan {
   fast: Transaction[];
   full: Transaction[];
+  /**
+   * The slow path of a plan whose transactions `create` keys: when nft reports one exists (a
+   * repeated ADD, a key another attachment holds), this reads and replaces under the plan's own
+   * lock instead.
+   */
+  repair?: () => Promise<void>;
 }
 
-/** Runs `fast` in one atomic run, and `full` in another only when `fast` found something missing. */
+/**
+ * Runs `fast` in one atomic run, `full` in another only when `fast` found something missing, and
+ * the plan's repair when either found a key it creates there already.
+ */
 export async function applyWithSkeleton(nft: Interface, plan: SkeletonPlan): Promise<void> {
+  const repairOr = (e: unknown): Promise<void> => {
+    if (plan.repair && isAlreadyExists(e)) return plan.repair();
+    throw e;
+  };
   try {
     await nft.runAll(plan.fast);
   } catch (e) {
-    if (!isNotFound(e)) throw e;
-    await nft.runAll(plan.full);
+    if (!isNotFound(e)) return repairOr(e);
+    await nft.runAll(plan.full).catch(repairOr);
   }
+}
+
+/**
+ * Several plans as one (one nft run for all); when one of them needs its repair, each is applied
+ * on its own, since nothing of the shared run was committed.
+ */
+export function mergePlans(nft: Interface, plans: readonly SkeletonPlan[]): SkeletonPlan {
+  const merged: SkeletonPlan = { fast: plans.flatMap((p) => p.fast), full: plans.flatMap((p) => p.full) };
+  if (!plans.some((p) => p.repair)) return merged;
+  return {
+    ...merged,
+    repair: async () => {
+      for (const p of plans) await applyWithSkeleton(nft, p);
+    },
+  };
 }
 
 /** A chain of a skeleton and the rules it should hold, in order, as they are written. */

@@ -113,7 +113,15 @@ export async function delAttachment(
         run: () => deleteContainerLinkIfPresent(args.netns, args.ifname),
       },
       ...(what.ipam ? [{ what: "IPAM reservation", run: () => delegateIpam(args) }] : []),
-      { what: "host state", run: () => removeVethState(systemHost(), attachmentOf(args), what) },
+      {
+        what: "host state",
+        run: () =>
+          removeVethState(systemHost(), attachmentOf(args), {
+            ...what,
+            // DEL with prevResult names its masquerade keys; without, the backends use their records.
+            addresses: (args.prevResult?.ips ?? []).map((i) => i.address),
+          }),
+      },
     ],
     { atOnce: true },
   );

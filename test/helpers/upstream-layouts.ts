@@ -1,9 +1,35 @@
 /**
- * State written the way upstream's current nftables portmap writes it (tables ip/ip6
- * cni_hostport; read from upstream's source, compared once by hand with its binary's output).
- * Upstream 1.1.1, the oracle installed in /usr/lib/cni, has no nftables portmap, so tests that
- * need a host in that layout write it with this.
+ * State written the way upstream's current nftables portmap and masquerade write it (tables
+ * ip/ip6 cni_hostport, inet cni_plugins_masquerade; read from upstream's source, compared once
+ * by hand with its binary's output). Upstream 1.1.1, the oracle installed in /usr/lib/cni, has
+ * neither, so tests that need a host in those layouts write them with this.
  */
+import { nftOwnerComment, type Attachment } from "../../src/cni/attachment.js";
+import { addressOf, familyOf, subnetOf } from "../../src/address/index.js";
+
+/**
+ * nft input that adds one container's masquerade as upstream's ADD does (and cni-nft's before
+ * its own table): its table and chains, the base chain rewritten, one rule per address.
+ */
+export function upstreamNftMasq(a: Attachment, addresses: readonly string[]): string {
+  const t = "inet cni_plugins_masquerade";
+  const lines = [
+    `add table ${t} { comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }`,
+    `add chain ${t} masq_checks { comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet" ; }`,
+    `add chain ${t} postrouting { type nat hook postrouting priority srcnat ; }`,
+    `flush chain ${t} postrouting`,
+    `add rule ${t} postrouting ip daddr 224.0.0.0/4 return`,
+    `add rule ${t} postrouting ip6 daddr ff00::/8 return`,
+    `add rule ${t} postrouting goto masq_checks`,
+  ];
+  for (const x of addresses) {
+    const ip = familyOf(x) === 6 ? "ip6" : "ip";
+    lines.push(
+      `add rule ${t} masq_checks ${ip} saddr ${addressOf(x)} ${ip} daddr != ${subnetOf(x)} masquerade comment "${nftOwnerComment(a)}"`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
 export interface UpstreamMapping {
   hostPort: number;
   containerPort: number;

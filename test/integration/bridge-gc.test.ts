@@ -62,16 +62,19 @@ for (const backend of ["nftables", "iptables"]) {
       await cniOk(host, "bridge", "CHECK", prev, { containerId: "keep", netns: a.path });
       // Remove the masquerade entry behind the plugin's back: CHECK must say so.
       if (backend === "nftables")
-        await host.sh(["nft", "flush", "chain", "inet", "cni_plugins_masquerade", "masq_checks"]);
+        await host.sh(["nft", "flush", "map", "inet", "cni_nft_masquerade", "masq4"]);
       else await host.sh(["iptables", "-t", "nat", "-F", "POSTROUTING"]);
       const check = await cni(host, "bridge", "CHECK", prev, { containerId: "keep", netns: a.path });
       assert.notEqual(check.code, 0);
       assert.match(String((check.json as { msg?: string }).msg), /masquerade|POSTROUTING|MASQUERADE/i);
       if (backend === "nftables") {
-        // A damaged shared skeleton (ADD only declares it when the table is missing) shows in CHECK.
-        await host.sh(["nft", "flush", "chain", "inet", "cni_plugins_masquerade", "postrouting"]);
+        // A damaged shared chain (the subnet's) shows in CHECK.
+        const subnetChain = /chain (masq4-[0-9a-f]{12})/.exec(
+          await host.sh(["nft", "list", "table", "inet", "cni_nft_masquerade"]),
+        )![1]!;
+        await host.sh(["nft", "flush", "chain", "inet", "cni_nft_masquerade", subnetChain]);
         const again = await cni(host, "bridge", "CHECK", prev, { containerId: "keep", netns: a.path });
-        assert.match(String((again.json as { msg?: string }).msg), /postrouting/);
+        assert.match(String((again.json as { msg?: string }).msg), new RegExp(`in chain ${subnetChain}`));
       }
       await cniOk(host, "bridge", "DEL", prev, { containerId: "keep", netns: a.path });
     });

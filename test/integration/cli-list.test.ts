@@ -216,9 +216,13 @@ test("inspect --json by container ID, address and host port: rules by table, res
   assert.deepEqual(Object.keys(a.nftables).sort(), [
     "bridge nat",
     "inet cni_nft_firewall",
+    "inet cni_nft_masquerade",
     "inet cni_nft_portmap",
-    "inet cni_plugins_masquerade",
   ]);
+  assert.ok(
+    a.nftables["inet cni_nft_masquerade"]!.some((l) => /: "masq4-[0-9a-f]{12}"/.test(l)),
+    "the masquerade element is shown",
+  );
   for (const lines of Object.values(a.nftables)) assert.ok(lines.length > 0);
   assert.ok(
     Object.values(a.nftables)

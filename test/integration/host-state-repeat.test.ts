@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { NetnsPool, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
 import { systemHost } from "../../src/hoststate/index.js";
+import { NFTables } from "../../src/nftables/index.js";
 import { checkVethState, removeVethState, setUpVethState } from "../../src/link/veth_state.js";
 import { NftablesFirewall, NFT_TABLE } from "../../plugins/meta/firewall/firewall_nftables.js";
 import type { FirewallSpec } from "../../plugins/meta/firewall/firewall_backend.js";
@@ -46,10 +47,14 @@ describe("veth host state: a second ADD on the kernel", () => {
         1,
       );
       if (backend === "nftables") {
-        const masq = await host.sh(["nft", "list", "chain", "inet", "cni_plugins_masquerade", "masq_checks"]);
-        const rules = masq.split("\n").filter((l) => l.includes("masquerade comment"));
+        // One element per address, the last ADD's (the earlier address's element taken away).
+        const nft = new NFTables({ family: "inet", table: "cni_nft_masquerade", netns: host.path });
+        const elements = [
+          ...(await nft.listElements("map", "masq4")),
+          ...(await nft.listElements("map", "masq6")),
+        ].filter((e) => e.comment?.includes(`id: ${a.containerId}`));
         assert.deepEqual(
-          rules.map((l) => l.trim().split(" ")[2]),
+          elements.map((e) => e.key[0]),
           ["10.77.0.9", "fd00:77::5"],
         );
       } else {

@@ -110,7 +110,7 @@ async function bridgeExecs(env: string[]): Promise<{ programs: string[]; dumps: 
     for (const verb of ["ADD", "DEL"]) {
       await cniOk(host, "bridge", verb, conf, call);
       programs.push(...programsStarted(trace));
-      dumps.push(await host.sh(["nft", "list", "table", "inet", "cni_plugins_masquerade"]).catch(() => ""));
+      dumps.push(await host.sh(["nft", "list", "table", "inet", "cni_nft_masquerade"]).catch(() => ""));
     }
   } finally {
     rmSync(store, { recursive: true, force: true });

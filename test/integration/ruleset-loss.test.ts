@@ -41,10 +41,10 @@ const DAMAGES: Record<Backend, Damage[]> = {
       keepsOwnState: true,
     },
     {
-      what: "nft flush table inet cni_plugins_masquerade",
-      argv: [["nft", "flush", "table", "inet", "cni_plugins_masquerade"]],
-      check: [["bridge", /rule "goto masq_checks" in chain postrouting/]],
-      keepsOwnState: false,
+      what: "nft flush table inet cni_nft_masquerade",
+      argv: [["nft", "flush", "table", "inet", "cni_nft_masquerade"]],
+      check: [["bridge", /counter name ip saddr map @masq4 masquerade" in chain masq4-/]],
+      keepsOwnState: true,
     },
     {
       what: "nft flush table inet cni_nft_firewall",

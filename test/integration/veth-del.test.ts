@@ -46,7 +46,7 @@ for (const plugin of ["bridge", "ptp"] as const) {
       const store = join(dir.path, conf.name);
       assert.ok(existsSync(join(store, ip)));
       const masq = async (): Promise<string> =>
-        (await host.run(["nft", "list", "table", "inet", "cni_plugins_masquerade"])).stdout;
+        (await host.run(["nft", "list", "table", "inet", "cni_nft_masquerade"])).stdout;
       assert.match(await masq(), new RegExp(`${ip.replace(/\./g, "\\.")} `));
 
       const failed = await cni(

@@ -29,6 +29,7 @@
  */
 import { withFlock } from "../../../src/cni/index.js";
 import { nftOwnerComment, nftOwnerHash, staleOwner, type Attachment } from "../../../src/cni/attachment.js";
+import { deleteOwned, disown, dropChain, dropUnusedSubnets } from "../../../src/hoststate/nft_owners.js";
 import type {
   AttachmentRecords,
   Effects,
@@ -37,10 +38,8 @@ import type {
 } from "../../../src/hoststate/index.js";
 import {
   isAlreadyExists,
-  isElementNotFound,
   isNotFound,
   missingRules,
-  NftError,
   type Element,
   type Interface,
   type Rule,
@@ -58,7 +57,6 @@ import {
   keyOnly,
   keyText,
   ownerElement,
-  ownerElementOf,
   skeletonRules,
   snatChainRules,
   ownTransaction,
@@ -96,13 +94,6 @@ function udpPorts(elements: readonly Element[]): number[] {
     .filter((e) => e.map?.startsWith("dnat_") && e.key.at(-2) === "udp")
     .map((e) => Number(e.key.at(-1)));
   return [...new Set(ports)];
-}
-
-/** Deletes a chain whether or not it exists (nft refuses to delete a chain that has rules). */
-function dropChain(tx: Transaction, name: string): void {
-  tx.add({ kind: "chain", name });
-  tx.flush({ kind: "chain", name });
-  tx.delete({ kind: "chain", name });
 }
 
 function isRecord(x: unknown): x is PortmapRecord {
@@ -208,22 +199,15 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
       const old = have.get(keyText(e));
       tx.add(ownerElement(e, hash, comment));
       if (old && old.comment === comment && valueText(old) === valueText(e)) continue;
-      if (old) this.disown(tx, old);
+      if (old) disown(tx, old);
       // A key taken from a container with conditions must lose its guard too.
       const guardOf = e.map?.startsWith("dnat_")
         ? have.get(keyText({ ...e, map: e.map.replace("dnat_", "guard_") }))
         : undefined;
-      if (guardOf && !wantKeys.has(keyText(guardOf))) this.disown(tx, guardOf);
+      if (guardOf && !wantKeys.has(keyText(guardOf))) disown(tx, guardOf);
       tx.add(e);
     }
     await this.nft.run(tx);
-  }
-
-  /** Deletes a listed element and its owner element (when it has one). */
-  private disown(tx: Transaction, old: Element): void {
-    tx.delete(keyOnly(old));
-    const o = ownerElementOf(old);
-    if (o) tx.destroy(keyOnly(o));
   }
 
   /** Ours, else upstream's nftables layout: a container ADDed by upstream's portmap checks too. */
@@ -326,36 +310,12 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
    * operation, that key is skipped and the rest retried. Undefined when the table is not in this
    * layout (missing, or the previous one): the caller then reads.
    */
-  private async removeKeys(
+  private removeKeys(
     a: Attachment,
     keys: readonly Element[],
     chains: readonly string[],
   ): Promise<Element[] | undefined> {
-    const hash = nftOwnerHash(a);
-    let left = [...keys];
-    return withFlock(LOCK_FILE, async () => {
-      for (;;) {
-        const tx = this.nft.newTransaction();
-        // The element first: in a table of a previous layout its map is missing (not an element),
-        // which sends the caller to the listing.
-        for (const e of left) {
-          tx.delete(keyOnly(e));
-          tx.delete(ownerElement(e, hash));
-        }
-        for (const ch of chains) dropChain(tx, ch);
-        try {
-          await this.nft.run(tx);
-          return left;
-        } catch (e) {
-          if (!isElementNotFound(e) || e.operationIndex >= 2 * left.length) {
-            if (isNotFound(e)) return undefined;
-            throw e;
-          }
-          const at = Math.floor(e.operationIndex / 2);
-          left = left.filter((_, i) => i !== at);
-        }
-      }
-    });
+    return withFlock(LOCK_FILE, () => deleteOwned(this.nft, nftOwnerHash(a), keys, chains));
   }
 
   /**
@@ -364,23 +324,8 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
    * jumps to), and the transaction is atomic, so a subnet another container still uses is left
    * whole. Chains or counters already gone are fine.
    */
-  private async dropUnused(chains: readonly string[]): Promise<void> {
-    let left = [...chains];
-    while (left.length > 0) {
-      const tx = this.nft.newTransaction();
-      for (const ch of left) {
-        tx.destroy({ kind: "counter", name: ch });
-        dropChain(tx, ch);
-      }
-      try {
-        await this.nft.run(tx);
-        return;
-      } catch (e) {
-        if (!(e instanceof NftError) || e.code !== "EBUSY" || e.operationIndex === undefined) throw e;
-        const at = Math.floor(e.operationIndex / 4);
-        left = left.filter((_, i) => i !== at);
-      }
-    }
+  private dropUnused(chains: readonly string[]): Promise<void> {
+    return dropUnusedSubnets(this.nft, chains);
   }
 
   /** `ownOnly`: leave upstream's layout alone (a migration removes it only once ours is in place). */

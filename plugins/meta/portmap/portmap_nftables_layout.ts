@@ -16,14 +16,8 @@
  * deletes both in one transaction, which fails unless the element is still its own, so DEL never
  * needs to read.
  */
-import {
-  nftOwnerComment,
-  nftOwnerHash,
-  nftOwnerTag,
-  ownerHashOf,
-  sha512Hex,
-  type Attachment,
-} from "../../../src/cni/attachment.js";
+import { nftOwnerComment, nftOwnerHash, sha512Hex, type Attachment } from "../../../src/cni/attachment.js";
+import { declareOwners, keyText, ownerElement } from "../../../src/hoststate/nft_owners.js";
 import {
   concat,
   prefix,
@@ -34,6 +28,14 @@ import {
 import { mappingsFor, type Family, type Mapping, type PortMapConf } from "./config.js";
 
 export const NFT_TABLE = "cni_nft_portmap";
+export {
+  keyOnly,
+  keyText,
+  ownerElement,
+  ownerElementOf,
+  valueText,
+  OWNERS_SET,
+} from "../../../src/hoststate/nft_owners.js";
 
 const FAMILIES = [4, 6] as const;
 const ipx = (f: Family): "ip" | "ip6" => (f === 4 ? "ip" : "ip6");
@@ -60,31 +62,12 @@ export function names(f: Family): {
   };
 }
 
-/** The set that says which owner each element belongs to (see the header). */
-export const OWNERS_SET = "owners";
 /**
  * The base chain (and its counter, of the same name) that masquerades hairpin and localhost
  * traffic to containers of `subnet`.
  */
 export function snatChain(f: Family, subnet: string): string {
   return `snat_sub${f}-${sha512Hex(subnet).slice(0, 12)}`;
-}
-
-const tag = nftOwnerTag;
-
-/** The `owners` element that says `e` belongs to the owner whose hash is `owner`. */
-export function ownerElement(e: Element, owner: string, comment?: string): Element {
-  return {
-    kind: "element",
-    set: OWNERS_SET,
-    key: [tag(owner), tag(keyText(e))],
-    ...(comment !== undefined ? { comment } : {}),
-  };
-}
-
-/** The owner element of an element listed from the kernel (its comment names the owner). */
-export function ownerElementOf(e: Element): Element | undefined {
-  return e.comment === undefined ? undefined : ownerElement(e, ownerHashOf(e.comment), e.comment);
 }
 
 export function guardChain(a: Attachment, f: Family): string {
@@ -103,12 +86,7 @@ export function staticTransaction(tx: Transaction): void {
     tx.add({ kind: "map", name: n.snat, type: `${a} . inet_proto . inet_service : counter` });
     tx.add({ kind: "set", name: n.snatAll, type: `${a} . inet_proto . inet_service` });
   }
-  tx.add({
-    kind: "set",
-    name: OWNERS_SET,
-    type: "ifname . ifname",
-    comment: "owner tag . element tag, one per element (comment: owner)",
-  });
+  declareOwners(tx);
   tx.add({ kind: "chain", name: "hostports" });
   for (const [chain, hook] of [
     ["prerouting", "prerouting"],
@@ -154,21 +132,6 @@ export function writeSkeletonRules(tx: Transaction): void {
     tx.flush({ kind: "chain", name: chain });
     for (const rule of rules) tx.add({ kind: "rule", chain, rule });
   }
-}
-
-/** Canonical text of an element key, for comparing what we want with what nft lists. */
-export function keyText(e: Element): string {
-  // nft lists strings without their quotes and host prefixes without their length.
-  return `${e.set ?? e.map}|${e.key.map((k) => k.replace(/^"(.*)"$/, "$1").replace(/\/(32|128)$/, "")).join(" . ")}`;
-}
-export function valueText(e: Element): string {
-  return (e.value ?? []).join(" . ");
-}
-
-export function keyOnly(e: Element): Element {
-  // nft lists string keys unquoted; an owner tag can start with a digit, so it needs its quotes.
-  const key = e.set === OWNERS_SET ? e.key.map((k) => (k.startsWith('"') ? k : `"${k}"`)) : e.key;
-  return { kind: "element", ...(e.map !== undefined ? { map: e.map } : { set: e.set! }), key };
 }
 
 export interface SnatChain {

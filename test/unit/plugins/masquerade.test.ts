@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeHost } from "../../../src/hoststate/fake.js";
 import { IptablesMasq, NftablesMasq, masqueradeBackends } from "../../../src/ipmasq/index.js";
-import { MASQ_TABLE } from "../../../src/ipmasq/ipmasq_nftables.js";
+import { MASQ_TABLE, UPSTREAM_MASQ_TABLE } from "../../../src/ipmasq/ipmasq_nftables.js";
 import type { HostStateBackend } from "../../../src/hoststate/index.js";
 import type { MasqSpec } from "../../../src/ipmasq/index.js";
 
@@ -32,112 +32,223 @@ async function threeAttached(name: "iptables" | "nftables"): Promise<[FakeHost, 
   return [host, b];
 }
 
-const NFT_SKELETON = String.raw`add table inet cni_plugins_masquerade { comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }
-add chain inet cni_plugins_masquerade masq_checks { comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet" ; }
-add chain inet cni_plugins_masquerade postrouting { type nat hook postrouting priority 100 ; policy accept ; }
+const T = "inet cni_nft_masquerade";
+const OWNER_A = "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1";
+const OWNER_B = "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2";
+const OWNER_C = "a5855bd82c6a57c4-44c6f087a0899083, net: net2, if: eth1, id: ctr3";
+const NFT_HEAD = String.raw`add table ${T} { comment "IP masquerade (cni-nft): container address to its subnet's counter" ; }
 `;
-const NFT_POSTROUTING = String.raw`add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return
-add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return
-add rule inet cni_plugins_masquerade postrouting goto masq_checks
+const NFT_MAPS = String.raw`add map ${T} masq4 { type ipv4_addr : counter ; }
+add map ${T} masq6 { type ipv6_addr : counter ; }
+add set ${T} owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
 `;
-const NFT_A = String.raw`add rule inet cni_plugins_masquerade masq_checks ip saddr 10.88.0.5 ip daddr != 10.88.0.0/24 masquerade comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1"
-add rule inet cni_plugins_masquerade masq_checks ip6 saddr fd00::5 ip6 daddr != fd00::/64 masquerade comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1"
+const S4 = "masq4-15f04f2f13e6"; // 10.88.0.0/24
+const S4C = "masq4-9d8797614eb1"; // 10.99.0.0/16
+const S6 = "masq6-ef330fd8e3d4"; // fd00::/64
+const counter = (name: string, subnet: string, map: string): string =>
+  `add counter ${T} ${name} { comment "masquerade from ${subnet}, named by ${map}" ; }\n`;
+const chain = (name: string): string =>
+  `add chain ${T} ${name} { type nat hook postrouting priority 100 ; policy accept ; }\n`;
+const RULE_S4 = `add rule ${T} ${S4} ip saddr 10.88.0.0/24 ip daddr != 10.88.0.0/24 ip daddr != 224.0.0.0/4 counter name ip saddr map @masq4 masquerade\n`;
+const RULE_S4C = `add rule ${T} ${S4C} ip saddr 10.99.0.0/16 ip daddr != 10.99.0.0/16 ip daddr != 224.0.0.0/4 counter name ip saddr map @masq4 masquerade\n`;
+const RULE_S6 = `add rule ${T} ${S6} ip6 saddr fd00::/64 ip6 daddr != fd00::/64 ip6 daddr != ff00::/8 counter name ip6 saddr map @masq6 masquerade\n`;
+/** All three attached: A (10.88.0.5/24, fd00::5/64), B (10.88.0.6/24), C (10.99.0.7/16, another network). */
+const NFT_ALL =
+  NFT_HEAD +
+  counter(S4, "10.88.0.0/24", "masq4") +
+  counter(S4C, "10.99.0.0/16", "masq4") +
+  counter(S6, "fd00::/64", "masq6") +
+  chain(S4) +
+  chain(S4C) +
+  chain(S6) +
+  NFT_MAPS +
+  RULE_S4 +
+  RULE_S4C +
+  RULE_S6 +
+  String.raw`add element ${T} masq4 { 10.88.0.5 comment "${OWNER_A}" : ${S4}, 10.88.0.6 comment "${OWNER_B}" : ${S4}, 10.99.0.7 comment "${OWNER_C}" : ${S4C} }
+add element ${T} masq6 { fd00::5 comment "${OWNER_A}" : ${S6} }
+add element ${T} owners { 9fb6ac25b24dfdc . 748f85ac71b9b3b comment "${OWNER_A}", 9fb6ac25b24dfdc . e665519043636e4 comment "${OWNER_A}", a433e06bafb74e2 . 3e3bc568900ad45 comment "${OWNER_C}", c341cbe82cf3de1 . 2f06da08de7b72d comment "${OWNER_B}" }
 `;
-const NFT_B = String.raw`add rule inet cni_plugins_masquerade masq_checks ip saddr 10.88.0.6 ip daddr != 10.88.0.0/24 masquerade comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2"
-`;
-const NFT_C = String.raw`add rule inet cni_plugins_masquerade masq_checks ip saddr 10.99.0.7 ip daddr != 10.99.0.0/16 masquerade comment "a5855bd82c6a57c4-44c6f087a0899083, net: net2, if: eth1, id: ctr3"
+/** B and C: A's elements gone, and the IPv6 subnet's counter and chain only A used. */
+const NFT_B_C =
+  NFT_HEAD +
+  counter(S4, "10.88.0.0/24", "masq4") +
+  counter(S4C, "10.99.0.0/16", "masq4") +
+  chain(S4) +
+  chain(S4C) +
+  NFT_MAPS +
+  RULE_S4 +
+  RULE_S4C +
+  String.raw`add element ${T} masq4 { 10.88.0.6 comment "${OWNER_B}" : ${S4}, 10.99.0.7 comment "${OWNER_C}" : ${S4C} }
+add element ${T} owners { a433e06bafb74e2 . 3e3bc568900ad45 comment "${OWNER_C}", c341cbe82cf3de1 . 2f06da08de7b72d comment "${OWNER_B}" }
 `;
 
-test("masquerade nftables: ADD writes upstream's table, one rule per address, owner in the comment", async () => {
+function nftBackend(host: FakeHost): NftablesMasq {
+  return backend(host, "nftables") as NftablesMasq;
+}
+
+test("masquerade nftables: ADD writes cni-nft's table, one element per address and its owner element", async () => {
   const [host] = await threeAttached("nftables");
-  assert.equal(await host.dump(), NFT_SKELETON + NFT_A + NFT_B + NFT_C + NFT_POSTROUTING);
+  assert.equal(await host.dump(), NFT_ALL);
+  // The record names what ADD wrote, before it ran nft.
+  assert.deepEqual(JSON.parse(host.records("masquerade").files.get(OWNER_A.split(",")[0]!)!), {
+    elements: [
+      { kind: "element", map: "masq4", key: ["10.88.0.5"] },
+      { kind: "element", map: "masq6", key: ["fd00::5"] },
+    ],
+    chains: ["masq4-15f04f2f13e6", "masq6-ef330fd8e3d4"],
+  });
 });
 
-test("masquerade nftables: a second ADD replaces the attachment's rules (one copy); DEL removes them", async () => {
+test("masquerade nftables: a repeated ADD changes nothing; DEL with prevResult removes only the attachment's elements", async () => {
   const [host, b] = await threeAttached("nftables");
   await b.setUp(A, SPEC_A);
-  assert.equal(await host.dump(), NFT_SKELETON + NFT_B + NFT_C + NFT_A + NFT_POSTROUTING);
+  assert.equal(await host.dump(), NFT_ALL);
   assert.deepEqual(await b.check(A, SPEC_A), []);
-  await b.remove(A);
-  assert.equal(await host.dump(), NFT_SKELETON + NFT_B + NFT_C + NFT_POSTROUTING);
+  host.records("masquerade").files.clear();
+  await b.remove(A, SPEC_A);
+  assert.equal(await host.dump(), NFT_B_C);
+  await b.remove(A, SPEC_A);
+  assert.equal(await host.dump(), NFT_B_C);
 });
 
-test("masquerade nftables: a second ADD with another address leaves only the new rule", async () => {
+test("masquerade nftables: DEL without prevResult takes the keys from the record, then removes it", async () => {
   const [host, b] = await threeAttached("nftables");
-  await b.setUp(A, { addresses: ["10.88.0.9/24"] });
-  assert.equal(
-    await host.dump(),
-    NFT_SKELETON +
-      NFT_B +
-      NFT_C +
-      NFT_A.split("\n")[0]!.replaceAll("10.88.0.5", "10.88.0.9") +
-      "\n" +
-      NFT_POSTROUTING,
-  );
+  await b.remove(A);
+  assert.equal(await host.dump(), NFT_B_C);
+  assert.equal(host.records("masquerade").files.has(OWNER_A.split(",")[0]!), false);
+  // Neither prevResult nor record: nothing of it can be in the table (ADD writes the record first).
+  await b.remove(A);
+  assert.equal(await host.dump(), NFT_B_C);
 });
 
-test("masquerade nftables: DEL removes only the attachment's rules; DEL again changes nothing", async () => {
+test("masquerade nftables: a stale record cannot delete the element another container took over", async () => {
   const [host, b] = await threeAttached("nftables");
+  const D = { network: "net1", containerId: "ctr4", ifname: "eth0" };
+  // The address went to D (A's DEL never came): D's ADD finds the key and takes it over.
+  await b.setUp(D, { addresses: ["10.88.0.5/24"] });
+  assert.deepEqual(await b.check(D, { addresses: ["10.88.0.5/24"] }), []);
+  assert.deepEqual(await b.check(A, SPEC_A), [`element 10.88.0.5 : ${S4} of map masq4 in table ${T}`]);
+  // A's DEL (its record names 10.88.0.5) deletes its IPv6 element and leaves D's.
   await b.remove(A);
-  const after = NFT_SKELETON + NFT_B + NFT_C + NFT_POSTROUTING;
-  assert.equal(await host.dump(), after);
-  await b.remove(A);
-  assert.equal(await host.dump(), after);
+  assert.deepEqual(await b.check(D, { addresses: ["10.88.0.5/24"] }), []);
+  assert.doesNotMatch(await host.dump(), /id: ctr1/);
 });
 
 test("masquerade nftables: DEL on a host without the table succeeds", async () => {
   const host = new FakeHost();
+  await backend(host, "nftables").remove(A, SPEC_A);
   await backend(host, "nftables").remove(A);
   assert.equal(await host.dump(), "");
 });
 
-test("masquerade nftables: GC keeps the valid attachments and other networks", async () => {
+test("masquerade nftables: GC keeps the valid attachments and other networks, and drops stale records", async () => {
   const [host, b] = await threeAttached("nftables");
   await b.gc("net1", [B]);
-  assert.equal(await host.dump(), NFT_SKELETON + NFT_B + NFT_C + NFT_POSTROUTING);
+  assert.equal(await host.dump(), NFT_B_C);
+  assert.deepEqual(
+    host.records("masquerade").owners().sort(),
+    [OWNER_C, OWNER_B].map((o) => o.split(",")[0]!).sort(),
+  );
 });
 
-test("masquerade nftables: CHECK names the missing rule and a damaged base chain", async () => {
+test("masquerade nftables: CHECK names the missing element, owner element and a flushed subnet chain; ADD repairs", async () => {
   const [host, b] = await threeAttached("nftables");
   assert.deepEqual(await b.check(A, SPEC_A), []);
   const nft = host.nft("inet", MASQ_TABLE);
-  const v6 = (await nft.listRules("masq_checks", { text: true })).find((r) =>
-    r.rule.startsWith("ip6 saddr fd00::5"),
-  )!;
   await nft.run(
-    nft.newTransaction().delete({ kind: "rule", chain: "masq_checks", rule: "", handle: v6.handle! }),
+    nft
+      .newTransaction()
+      .delete({ kind: "element", map: "masq6", key: ["fd00::5"] })
+      .delete({ kind: "element", set: "owners", key: ['"9fb6ac25b24dfdc"', '"e665519043636e4"'] })
+      .flush({ kind: "chain", name: S4 }),
   );
-  await nft.run(nft.newTransaction().flush({ kind: "chain", name: "postrouting" }));
   assert.deepEqual(await b.check(A, SPEC_A), [
-    'rule "ip daddr 224.0.0.0/4 return" in chain postrouting of table inet cni_plugins_masquerade',
-    'rule "ip6 daddr ff00::/8 return" in chain postrouting of table inet cni_plugins_masquerade',
-    'rule "goto masq_checks" in chain postrouting of table inet cni_plugins_masquerade',
-    "nftables masquerade rule for fd00::5 in table inet cni_plugins_masquerade chain masq_checks",
+    `rule "ip saddr 10.88.0.0/24 ip daddr != 10.88.0.0/24 ip daddr != 224.0.0.0/4 counter name ip saddr map @masq4 masquerade" in chain ${S4} of table ${T}`,
+    `the owner element of 10.88.0.5 in set owners of table ${T}`,
+    `element fd00::5 : ${S6} of map masq6 in table ${T}`,
   ]);
-  // ADD repairs its own rules and the shared ones (the fast path rewrites the base chain).
   await b.setUp(A, SPEC_A);
   assert.deepEqual(await b.check(A, SPEC_A), []);
+  assert.equal(await host.dump(), NFT_ALL);
 });
 
-test("masquerade nftables: ADD is one run without the table and chain declarations once the table exists", async () => {
+test("masquerade nftables: ADD is one run, the table's declarations only when they are missing", async () => {
   const host = new FakeHost();
-  const b = new NftablesMasq(host.nft("inet", MASQ_TABLE), host.tools);
+  const b = nftBackend(host);
   const plan = await b.plan(A, SPEC_A);
-  // The container's two rules, and the base chain's flush and three rules (repairs a flush).
+  // Per subnet: counter, base chain, flush, rule; per address: element and owner element.
   assert.deepEqual(
     plan.fast.map((tx) => tx.size),
-    [6],
+    [2 * 4 + 2 * 2],
   );
+  // The table, two maps and the owners set too.
   assert.deepEqual(
     plan.full.map((tx) => tx.size),
-    [9],
+    [4 + 12],
   );
-  await b.setUp(A, SPEC_A);
-  // Planned again: the two rules of the first ADD are deleted in the same run.
-  assert.deepEqual(
-    (await b.plan(A, SPEC_A)).fast.map((tx) => tx.size),
-    [8],
-  );
+});
+
+/** A container in upstream's layout (also cni-nft's before its own table), as upstream's ADD writes it. */
+async function upstreamAdd(host: FakeHost, comment: string, rules: string[]): Promise<void> {
+  const nft = host.nft("inet", UPSTREAM_MASQ_TABLE);
+  const tx = nft
+    .newTransaction()
+    .add({ kind: "table", comment: "Masquerading for plugins from github.com/containernetworking/plugins" })
+    .add({ kind: "chain", name: "masq_checks" })
+    .add({ kind: "chain", name: "postrouting", type: "nat", hook: "postrouting", priority: "srcnat" })
+    .flush({ kind: "chain", name: "postrouting" });
+  for (const rule of ["ip daddr 224.0.0.0/4 return", "ip6 daddr ff00::/8 return", "goto masq_checks"])
+    tx.add({ kind: "rule", chain: "postrouting", rule });
+  for (const rule of rules) tx.add({ kind: "rule", chain: "masq_checks", rule, comment });
+  await nft.run(tx);
+}
+
+const UP = "inet cni_plugins_masquerade";
+const UP_HEAD = String.raw`add table ${UP} { comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }
+add chain ${UP} masq_checks
+add chain ${UP} postrouting { type nat hook postrouting priority 100 ; policy accept ; }
+`;
+const UP_POSTROUTING = String.raw`add rule ${UP} postrouting ip daddr 224.0.0.0/4 return
+add rule ${UP} postrouting ip6 daddr ff00::/8 return
+add rule ${UP} postrouting goto masq_checks
+`;
+
+test("masquerade nftables: containers of upstream's layout CHECK whole, DEL and GC remove only theirs, ADD never writes there", async () => {
+  const host = new FakeHost();
+  const b = nftBackend(host);
+  await upstreamAdd(host, OWNER_A, [
+    "ip saddr 10.88.0.5 ip daddr != 10.88.0.0/24 masquerade",
+    "ip6 saddr fd00::5 ip6 daddr != fd00::/64 masquerade",
+  ]);
+  await upstreamAdd(host, OWNER_B, ["ip saddr 10.88.0.6 ip daddr != 10.88.0.0/24 masquerade"]);
+  await upstreamAdd(host, OWNER_C, ["ip saddr 10.99.0.7 ip daddr != 10.99.0.0/16 masquerade"]);
+  const upB = String.raw`add rule ${UP} masq_checks ip saddr 10.88.0.6 ip daddr != 10.88.0.0/24 masquerade comment "${OWNER_B}"
+`;
+  const upC = String.raw`add rule ${UP} masq_checks ip saddr 10.99.0.7 ip daddr != 10.99.0.0/16 masquerade comment "${OWNER_C}"
+`;
+  assert.deepEqual(await b.check(A, SPEC_A), []);
+  assert.equal(await b.holds(A), true);
+  assert.equal(await b.holdsOwn(A), false);
+  const upstreamPart = async (): Promise<string> => {
+    const dump = await host.dump();
+    return dump.slice(dump.indexOf(`add table ${UP}`));
+  };
+  const upA = String.raw`add rule ${UP} masq_checks ip saddr 10.88.0.5 ip daddr != 10.88.0.0/24 masquerade comment "${OWNER_A}"
+add rule ${UP} masq_checks ip6 saddr fd00::5 ip6 daddr != fd00::/64 masquerade comment "${OWNER_A}"
+`;
+  assert.equal(await upstreamPart(), UP_HEAD + upA + upB + upC + UP_POSTROUTING);
+  // A new container goes to cni-nft's table only.
+  const D = { network: "net1", containerId: "ctr4", ifname: "eth0" };
+  await b.setUp(D, { addresses: ["10.88.0.9/24"] });
+  assert.equal(await upstreamPart(), UP_HEAD + upA + upB + upC + UP_POSTROUTING);
+  // DEL without prevResult and without record still finds A's rules (by comment, in upstream's chain).
+  await b.remove(A);
+  await b.remove(D);
+  assert.equal(await upstreamPart(), UP_HEAD + upB + upC + UP_POSTROUTING);
+  assert.doesNotMatch(await host.dump(), /ctr4/);
+  await b.gc("net1", []);
+  assert.equal(await upstreamPart(), UP_HEAD + upC + UP_POSTROUTING);
 });
 
 const IPT4_HEAD = String.raw`# iptables

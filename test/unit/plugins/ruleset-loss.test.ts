@@ -105,16 +105,14 @@ const CASES: Array<Case<unknown>> = [
     missing: [`rule "${JUMP}" in chain prerouting of ${PM}`],
   },
   {
-    what: "masquerade nftables: nft flush table inet cni_plugins_masquerade",
+    what: "masquerade nftables: nft flush table inet cni_nft_masquerade",
+    keepsOwnState: true,
     backend: (h) => masqueradeBackends(h).find((b) => b.name === "nftables")!,
     spec: masq,
     damage: (h) => flushTable(h.nft("inet", MASQ_TABLE))(),
     missing: [
-      ...["ip daddr 224.0.0.0/4 return", "ip6 daddr ff00::/8 return", "goto masq_checks"].map(
-        (r) => `rule "${r}" in chain postrouting of table inet ${MASQ_TABLE}`,
-      ),
-      // The container's own rule went too: only its own ADD puts it back.
-      `nftables masquerade rule for 10.88.0.5 in table inet ${MASQ_TABLE} chain masq_checks`,
+      // The subnet's base chain is the whole skeleton: the next ADD of the subnet rewrites it.
+      `rule "ip saddr 10.88.0.0/16 ip daddr != 10.88.0.0/16 ip daddr != 224.0.0.0/4 counter name ip saddr map @masq4 masquerade" in chain masq4-${SUBNET_HASH} of table inet ${MASQ_TABLE}`,
     ],
   },
   {

@@ -161,13 +161,17 @@ test("spoof check: a MAC that is not one is refused before anything changes", as
   assert.equal(await host.dump(), "");
 });
 
-const MASQ = `add table inet cni_plugins_masquerade { comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }
-add chain inet cni_plugins_masquerade masq_checks { comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet" ; }
-add chain inet cni_plugins_masquerade postrouting { type nat hook postrouting priority 100 ; policy accept ; }
-add rule inet cni_plugins_masquerade masq_checks ip saddr 10.88.0.5 ip daddr != 10.88.0.0/24 masquerade comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1"
-add rule inet cni_plugins_masquerade postrouting ip daddr 224.0.0.0/4 return
-add rule inet cni_plugins_masquerade postrouting ip6 daddr ff00::/8 return
-add rule inet cni_plugins_masquerade postrouting goto masq_checks
+const MT = "inet cni_nft_masquerade";
+const OWNER_A = "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1";
+const MASQ = `add table ${MT} { comment "IP masquerade (cni-nft): container address to its subnet's counter" ; }
+add counter ${MT} masq4-15f04f2f13e6 { comment "masquerade from 10.88.0.0/24, named by masq4" ; }
+add chain ${MT} masq4-15f04f2f13e6 { type nat hook postrouting priority 100 ; policy accept ; }
+add map ${MT} masq4 { type ipv4_addr : counter ; }
+add map ${MT} masq6 { type ipv6_addr : counter ; }
+add set ${MT} owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
+add rule ${MT} masq4-15f04f2f13e6 ip saddr 10.88.0.0/24 ip daddr != 10.88.0.0/24 ip daddr != 224.0.0.0/4 counter name ip saddr map @masq4 masquerade
+add element ${MT} masq4 { 10.88.0.5 comment "${OWNER_A}" : masq4-15f04f2f13e6 }
+add element ${MT} owners { 9fb6ac25b24dfdc . e665519043636e4 comment "${OWNER_A}" }
 `;
 const PLAN = {
   ipMasq: true,
@@ -224,7 +228,8 @@ test("veth state: DEL removes both and GC cleans this network's masquerade", asy
     await host.dump(),
     HEAD +
       MASQ.split("\n")
-        .filter((l) => !l.includes("ctr1"))
+        // The element, its owner element and the subnet's counter and chain nothing names any more.
+        .filter((l) => !l.includes("ctr1") && !l.includes("masq4-"))
         .join("\n"),
   );
 });

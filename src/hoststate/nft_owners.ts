@@ -1,0 +1,164 @@
+/**
+ * Ownership per element in a flat nftables layout (portmap's and masquerade's tables): every
+ * element of an attachment has a twin in the set `owners`, keyed `owner tag . element tag`, and
+ * both carry the attachment's owner comment. Nothing else in nft says "delete this key, but only
+ * if it is still container A's": deleting the element together with its twin in one transaction
+ * does, because the twin exists only while the element is A's (a take-over by another
+ * container replaced it), so the kernel checks ownership in the very commit that deletes. That
+ * is why DEL never has to read the table (every nft read is O(table) in nft 1.0.6).
+ */
+import { nftOwnerTag, ownerHashOf } from "../cni/attachment.js";
+import {
+  isElementNotFound,
+  isNotFound,
+  NftError,
+  type Element,
+  type Interface,
+  type Transaction,
+} from "../nftables/index.js";
+
+/** The set that says which owner each element belongs to. */
+export const OWNERS_SET = "owners";
+
+/** Declares the owners set (15 hex characters per part: ifname keys hold 16 bytes with the NUL). */
+export function declareOwners(tx: Transaction): void {
+  tx.add({
+    kind: "set",
+    name: OWNERS_SET,
+    type: "ifname . ifname",
+    comment: "owner tag . element tag, one per element (comment: owner)",
+  });
+}
+
+/** Canonical text of an element key, for comparing what we want with what nft lists. */
+export function keyText(e: Element): string {
+  // nft lists strings without their quotes and host prefixes without their length.
+  return `${e.set ?? e.map}|${e.key.map((k) => k.replace(/^"(.*)"$/, "$1").replace(/\/(32|128)$/, "")).join(" . ")}`;
+}
+
+export function valueText(e: Element): string {
+  return (e.value ?? []).join(" . ");
+}
+
+/** The element without value and comment: what a delete names. */
+export function keyOnly(e: Element): Element {
+  // nft lists string keys unquoted; an owner tag can start with a digit, so it needs its quotes.
+  const key = e.set === OWNERS_SET ? e.key.map((k) => (k.startsWith('"') ? k : `"${k}"`)) : e.key;
+  return { kind: "element", ...(e.map !== undefined ? { map: e.map } : { set: e.set! }), key };
+}
+
+/** The keys of `earlier` and `now` (without values), each once: what a record of several ADDs names. */
+export function mergedKeys(earlier: readonly Element[], now: readonly Element[]): Element[] {
+  const keys = new Map<string, Element>();
+  for (const e of [...earlier, ...now.map(keyOnly)]) keys.set(keyText(e), e);
+  return [...keys.values()];
+}
+
+/** The `owners` element that says `e` belongs to the owner whose hash is `owner`. */
+export function ownerElement(e: Element, owner: string, comment?: string): Element {
+  return {
+    kind: "element",
+    set: OWNERS_SET,
+    key: [nftOwnerTag(owner), nftOwnerTag(keyText(e))],
+    ...(comment !== undefined ? { comment } : {}),
+  };
+}
+
+/** The owner element of an element listed from the kernel (its comment names the owner). */
+export function ownerElementOf(e: Element): Element | undefined {
+  return e.comment === undefined ? undefined : ownerElement(e, ownerHashOf(e.comment), e.comment);
+}
+
+/** Deletes a listed element and its owner element (when it has one). */
+export function disown(tx: Transaction, old: Element): void {
+  tx.delete(keyOnly(old));
+  const o = ownerElementOf(old);
+  if (o) tx.destroy(keyOnly(o));
+}
+
+/**
+ * Writes `e` (with its owner element) over what the listing `have` holds at its key: nothing when
+ * it is there already, the old owner's element and twin deleted when it is someone else's.
+ */
+export function takeOver(
+  tx: Transaction,
+  have: ReadonlyMap<string, Element>,
+  e: Element,
+  owner: string,
+  comment: string,
+): void {
+  const old = have.get(keyText(e));
+  tx.add(ownerElement(e, owner, comment));
+  if (old && old.comment === comment && valueText(old) === valueText(e)) return;
+  if (old) disown(tx, old);
+  tx.add(e);
+}
+
+/** Deletes a chain whether or not it exists (nft refuses to delete a chain that has rules). */
+export function dropChain(tx: Transaction, name: string): void {
+  tx.add({ kind: "chain", name });
+  tx.flush({ kind: "chain", name });
+  tx.delete({ kind: "chain", name });
+}
+
+/**
+ * Deletes the owner's `keys` without reading: each element with its owner element, and the
+ * owner's own `chains`, in one transaction. A key that is not (or no longer) the owner's makes
+ * it fail; nft names the operation, that key is skipped and the rest retried. Returns the keys
+ * deleted, or undefined when the table is not in this layout (the element's map or the owners
+ * set missing, not an element: the caller decides). The caller holds the layout's lock (a
+ * take-over reads, then writes).
+ */
+export async function deleteOwned(
+  nft: Interface,
+  owner: string,
+  keys: readonly Element[],
+  chains: readonly string[] = [],
+): Promise<Element[] | undefined> {
+  let left = [...keys];
+  for (;;) {
+    const tx = nft.newTransaction();
+    // The element first: in a table of a previous layout its map is missing (not an element).
+    for (const e of left) {
+      tx.delete(keyOnly(e));
+      tx.delete(ownerElement(e, owner));
+    }
+    for (const ch of chains) dropChain(tx, ch);
+    try {
+      await nft.run(tx);
+      return left;
+    } catch (e) {
+      if (!isElementNotFound(e) || e.operationIndex >= 2 * left.length) {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      }
+      const at = Math.floor(e.operationIndex / 2);
+      left = left.filter((_, i) => i !== at);
+    }
+  }
+}
+
+/**
+ * Deletes the subnets' base chains and counters (each pair named alike) that no element names
+ * any more: nft refuses to delete a counter an element of an object map names (EBUSY), and the
+ * transaction is atomic, so a subnet another container still uses is left whole. Chains or
+ * counters already gone are fine.
+ */
+export async function dropUnusedSubnets(nft: Interface, names: readonly string[]): Promise<void> {
+  let left = [...new Set(names)];
+  while (left.length > 0) {
+    const tx = nft.newTransaction();
+    for (const name of left) {
+      tx.destroy({ kind: "counter", name });
+      dropChain(tx, name);
+    }
+    try {
+      await nft.run(tx);
+      return;
+    } catch (e) {
+      if (!(e instanceof NftError) || e.code !== "EBUSY" || e.operationIndex === undefined) throw e;
+      const at = Math.floor(e.operationIndex / 4);
+      left = left.filter((_, i) => i !== at);
+    }
+  }
+}
