@@ -127,7 +127,10 @@ export async function benchMasquerade(
       );
     }
   } finally {
-    removeNamespaces(tag, sides.flatMap((x) => [x.host, x.ctr]));
+    removeNamespaces(
+      tag,
+      sides.flatMap((x) => [x.host, x.ctr]),
+    );
     await run(["rm", "-rf", dataDir]);
   }
   return rows;
