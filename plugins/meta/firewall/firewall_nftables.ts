@@ -28,11 +28,12 @@
  * priority, so the mark is set when theirs runs. See docs/firewall.md.
  */
 import { withFlock } from "../../../src/cni/index.js";
+// Owner elements as portmap and masquerade write them: an address element's tag is `<set>|<address>`.
+import { OWNERS_SET, ownerElement } from "../../../src/hoststate/nft_owners.js";
 import {
   nftNetworkHash,
   nftOwnerComment,
   nftOwnerHash,
-  nftOwnerTag,
   ownerHashOf,
   staleOwner,
   type Attachment,
@@ -69,8 +70,6 @@ export const NFT_TABLE = "cni_nft_firewall";
 export const NFT_PRIORITY = "filter - 10";
 export const NFT_LOCK_FILE = "/run/cni-nft-firewall-nft.lock";
 const SETS = { 4: "containers4", 6: "containers6" } as const;
-/** One element per address element: `<owner tag> . <element tag>` (comment: the owner). */
-export const OWNERS_SET = "owners";
 /** This backend's records (src/hoststate/records.ts): the addresses an ADD is about to accept. */
 export const RECORDS = "firewall-nftables";
 
@@ -82,16 +81,6 @@ function addressElement(ip: string, comment?: string): Element {
 
 /** An owner element's key without quotes (nft lists strings without them). */
 const tagText = (e: Element): string => e.key.map((k) => k.replace(/^"|"$/g, "")).join(" . ");
-
-/** The owner element saying `e` (an address element) belongs to the owner hash `owner`. */
-export function ownerElement(e: Element, owner: string, comment?: string): Element {
-  return {
-    kind: "element",
-    set: OWNERS_SET,
-    key: [nftOwnerTag(owner), nftOwnerTag(`${e.set}|${e.key[0]}`)],
-    ...(comment !== undefined ? { comment } : {}),
-  };
-}
 
 const MARK_PREFIX = "mark_";
 
