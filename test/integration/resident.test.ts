@@ -34,6 +34,28 @@ function through(r: Resident, extra: Partial<CniCall> = {}): Partial<CniCall> {
   return { bin: COMPILED, nsenter: true, env: r.env, ...extra };
 }
 
+/**
+ * A fresh host with a daemon serving a bridge ADD that waits in it for the IPAM store's lock (held
+ * here), so the call is in flight whatever the machine's speed.
+ */
+async function addInFlight(tag: string, subnet: string, containerId: string) {
+  const [host, c] = await Promise.all([nets.create(`${tag}h`), nets.create(`${tag}c`)]);
+  const store = tempDir(`resident-${tag}`);
+  const name = `${tag}net`;
+  const conf = chainConfs({ name, backend: "nftables", dataDir: store.path, subnet })[0]!;
+  const daemon = await startResident(host);
+  const lock = await holdStoreLock(store.path, name);
+  const child = startClient(host, daemon, "bridge", "ADD", containerId, c.path);
+  let stdout = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  const exited = new Promise<number>((r) => child.once("exit", (code) => r(code ?? -1)));
+  child.stdin.end(JSON.stringify(conf));
+  await waitFor("the daemon to start the ADD", () =>
+    daemon.lines(/start bridge ADD/).length ? true : undefined,
+  );
+  return { host, c, store, conf, daemon, lock, exited, stdout: () => stdout };
+}
+
 describe("resident daemon", { skip }, () => {
   let host: Netns;
   let out: Netns;
@@ -280,31 +302,23 @@ describe("resident daemon: callers it must not serve run in-process", { skip }, 
 
 describe("resident daemon: life", { skip }, () => {
   test("SIGTERM lets the call in flight finish and answer, then the daemon exits; --idle-exit ends an idle one", async () => {
-    const [host, c] = await Promise.all([nets.create("rlh"), nets.create("rlc")]);
-    const store = tempDir("resident-life");
-    const conf = chainConfs({
-      name: "rlnet",
-      backend: "nftables",
-      dataDir: store.path,
-      subnet: "10.213.0.0/24",
-    })[0]!;
-    const daemon = await startResident(host);
-    const lock = await holdStoreLock(store.path, "rlnet");
-    const child = startClient(host, daemon, "bridge", "ADD", "rl-term", c.path);
-    let stdout = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number>((r) => child.once("exit", (code) => r(code ?? -1)));
-    child.stdin.end(JSON.stringify(conf));
-    await waitFor("the daemon to start the ADD", () =>
-      daemon.lines(/start bridge ADD/).length ? true : undefined,
-    );
+    const {
+      host,
+      c,
+      store,
+      conf,
+      daemon,
+      lock,
+      exited,
+      stdout: out,
+    } = await addInFlight("rl", "10.213.0.0/24", "rl-term");
     process.kill(daemon.pid, "SIGTERM");
     await waitFor("the daemon to drain", () =>
       daemon.log().includes("draining (SIGTERM)") ? true : undefined,
     );
     lock.release();
-    assert.equal(await exited, 0, stdout);
-    assert.match(stdout, /"address": "10\.213\.0\.\d+\/24"/);
+    assert.equal(await exited, 0, out());
+    assert.match(out(), /"address": "10\.213\.0\.\d+\/24"/);
     await waitFor("the daemon to stop", () => (daemon.log().includes("stopping:") ? true : undefined));
     assert.match(daemon.log(), /draining \(SIGTERM\)/);
     assert.match(daemon.log(), /stopping: 1 calls served/);
@@ -313,7 +327,7 @@ describe("resident daemon: life", { skip }, () => {
       host,
       "bridge",
       "DEL",
-      { ...conf, prevResult: JSON.parse(stdout) as object },
+      { ...conf, prevResult: JSON.parse(out()) as object },
       {
         containerId: "rl-term",
         netns: c.path,
@@ -334,28 +348,20 @@ describe("resident daemon: life", { skip }, () => {
 
 describe("resident daemon: killed", { skip }, () => {
   test("a daemon killed in the middle of a call: the client says so (code 999) and does not run it again; a stale socket means in-process", async () => {
-    const [host, c] = await Promise.all([nets.create("rxh"), nets.create("rxc")]);
-    const store = tempDir("resident-killed");
-    const conf = chainConfs({
-      name: "rxnet",
-      backend: "nftables",
-      dataDir: store.path,
-      subnet: "10.214.0.0/24",
-    })[0]!;
-    const daemon = await startResident(host);
-    const lock = await holdStoreLock(store.path, "rxnet");
-    const child = startClient(host, daemon, "bridge", "ADD", "rx-kill", c.path);
-    let stdout = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number>((r) => child.once("exit", (code) => r(code ?? -1)));
-    child.stdin.end(JSON.stringify(conf));
-    await waitFor("the daemon to start the ADD", () =>
-      daemon.lines(/start bridge ADD/).length ? true : undefined,
-    );
+    const {
+      host,
+      c,
+      store,
+      conf,
+      daemon,
+      lock,
+      exited,
+      stdout: out,
+    } = await addInFlight("rx", "10.214.0.0/24", "rx-kill");
     process.kill(daemon.pid, "SIGKILL");
     assert.equal(await exited, 1);
     lock.release();
-    const err = JSON.parse(stdout) as { code: number; msg: string; cniVersion: string };
+    const err = JSON.parse(out()) as { code: number; msg: string; cniVersion: string };
     assert.equal(err.code, 999);
     assert.equal(err.cniVersion, "1.0.0");
     assert.match(err.msg, /resident daemon ended before answering/);
