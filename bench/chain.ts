@@ -18,14 +18,15 @@
  *                                    [--upstream-current /tmp/upstream-cni/bin] [--only LABEL,...]
  *   node --import tsx bench/chain.ts [runs] [population]          (the old form: 0 and that population)
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { saveResults } from "./lib/results.js";
 import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
+import { cpuMsOf, describeCounts, startBenchResident, type BenchResident } from "./lib/resident.js";
 import { median, processesOf, runChain, runChainAsync, type Conf, type Flavour } from "./lib/chain-run.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -95,6 +96,12 @@ function flavours(upstreamCurrent: string | undefined, store: string): Flavour[]
             label: "cni-nft nftables, resident",
             bin: OURS,
             chain: chainFor("nftables", "nftables", "oursres", store),
+            resident: true,
+          },
+          {
+            label: "cni-nft iptables, resident",
+            bin: OURS,
+            chain: chainFor("iptables", "", "oursresi", store),
             resident: true,
           },
         ]
@@ -211,22 +218,13 @@ async function empty(attached: Attached[], parallel: number): Promise<void> {
 }
 
 /** The flavour's resident daemon, when it has one (started by `inside`). */
-let daemon: { pid: number; stop(): Promise<void> } | undefined;
-const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-
-/** user + system ticks of a /proc/PID/stat, with (children) or without its waited-for children. */
-function ticksOf(pid: number | "self", children: boolean): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  const [ut, st, cut, cst] = [11, 12, 13, 14].map((i) => Number(fields[i]));
-  return children ? cut! + cst! : ut! + st! + cut! + cst!;
-}
-
+let daemon: BenchResident | undefined;
 /**
- * CPU ticks so far of every process a chain runs: the plugin processes (and what they start) are
+ * CPU ms so far of every process a chain runs: the plugin processes (and what they start) are
  * this driver's waited-for children; a resident daemon's own time and its children's are added.
  */
-function cpuTicks(): number {
-  return ticksOf("self", true) + (daemon ? ticksOf(daemon.pid, false) : 0);
+function cpuMs(): number {
+  return cpuMsOf("self").children + (daemon ? daemon.cpuMs() : 0);
 }
 
 function timeChain(
@@ -237,54 +235,28 @@ function timeChain(
   const sub: Flavour = { ...f, chain: f.chain.slice(0, length) };
   const adds: number[] = [];
   const dels: number[] = [];
-  let addTicks = 0;
-  let delTicks = 0;
+  let addCpu = 0;
+  let delCpu = 0;
   for (let i = 0; i < runs; i++) {
     const ns = `${PREFIX}c`;
     sh(["ip", "netns", "add", ns]);
     try {
-      let c = cpuTicks();
+      let c = cpuMs();
       let t = process.hrtime.bigint();
       const result = runChain(sub, "ADD", `bench${i}`, `/var/run/netns/${ns}`);
       adds.push(Number(process.hrtime.bigint() - t) / 1e6);
-      addTicks += cpuTicks() - c;
-      c = cpuTicks();
+      addCpu += cpuMs() - c;
+      c = cpuMs();
       t = process.hrtime.bigint();
       runChain(sub, "DEL", `bench${i}`, `/var/run/netns/${ns}`, result);
       dels.push(Number(process.hrtime.bigint() - t) / 1e6);
-      delTicks += cpuTicks() - c;
+      delCpu += cpuMs() - c;
     } finally {
       sh(["ip", "netns", "del", ns]);
     }
   }
   // Ticks are coarse (10 ms): the mean over the runs, not a median of per-run counts.
-  const ms = (ticks: number): number => (ticks * 1000) / CLK_TCK / runs;
-  return { add: median(adds), del: median(dels), addCpu: ms(addTicks), delCpu: ms(delTicks) };
-}
-
-/** Starts the flavour's resident daemon beside this driver (same namespaces); its socket in `store`. */
-async function startDaemon(
-  store: string,
-): Promise<{ pid: number; env: Record<string, string>; stop(): Promise<void> }> {
-  const dir = mkdtempSync(join(store, "resident-"));
-  const socket = join(dir, "plugins.sock");
-  const log = openSync(join(dir, "daemon.log"), "a");
-  const child: ChildProcess = spawn(join(OURS, "cni-nft"), ["resident", "--socket", socket], {
-    stdio: ["ignore", log, log],
-  });
-  closeSync(log);
-  for (let i = 0; i < 300 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 100));
-  if (!existsSync(socket))
-    throw new Error(`the resident daemon did not listen: ${readFileSync(join(dir, "daemon.log"), "utf8")}`);
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  return {
-    pid: child.pid!,
-    env: { CNI_NFT_RESIDENT_SOCKET: socket },
-    async stop() {
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
+  return { add: median(adds), del: median(dels), addCpu: addCpu / runs, delCpu: delCpu / runs };
 }
 
 function versionMs(f: Flavour, runs: number): number {
@@ -370,15 +342,22 @@ function peakMemoryMiB(f: Flavour): number | undefined {
 async function inside(given: Flavour, p: Params, store: string): Promise<Record<string, number | undefined>> {
   let f = given;
   if (f.resident) {
-    const d = await startDaemon(store);
-    daemon = d;
-    f = { ...f, env: { ...f.env, ...d.env } };
+    daemon = await startBenchResident(OURS, store);
+    f = { ...f, env: { ...f.env, ...daemon.env } };
   }
+  let figures: Record<string, number | undefined> = {};
   try {
-    return await measure(f, p, store);
+    figures = await measure(f, p, store);
   } finally {
-    await daemon?.stop();
+    const counts = await daemon?.stop();
+    if (counts) {
+      // A refused call ran in-process: the flavour's figures would not be the daemon's.
+      console.error(`  ${f.label}: ${describeCounts(counts)}`);
+      figures["resident calls served"] = counts.served;
+      figures["resident calls refused"] = counts.refused;
+    }
   }
+  return figures;
 }
 
 async function measure(f: Flavour, p: Params, store: string): Promise<Record<string, number | undefined>> {
@@ -443,7 +422,7 @@ function printTable(saved: Array<{ flavour: string; figures: Record<string, numb
   const base = saved[0]!.flavour.startsWith("upstream 1.1.1") ? saved[0]!.figures : {};
   const cell = (k: string, v: number | undefined, isBase: boolean): string => {
     if (v === undefined) return "n/a";
-    if (k.startsWith("processes")) return String(v);
+    if (k.startsWith("processes") || k.startsWith("resident calls")) return String(v);
     const b = base[k];
     const ratio = !isBase && b && !k.startsWith("peak") ? ` (${(v / b).toFixed(2)}x)` : "";
     return `${v.toFixed(1)}${ratio}`;

@@ -1,26 +1,33 @@
 /**
  * Debian's podman 4.3, unmodified, setting up and tearing down a container's network with a
  * published port: on its CNI backend with cni-nft's compiled plugins (nftables and iptables
- * backends) against its netavark backend (Debian's netavark 1.4), side by side, rounds
- * interleaved. Timed: `podman start` of a created container (network setup and the container's
+ * backends, in-process and as thin clients of a resident daemon) against its netavark backend
+ * (Debian's netavark 1.4), side by side, rounds interleaved. Timed: `podman start` of a created container (network setup and the container's
  * start) and `podman stop -t 0` (the container's stop and network teardown); the same with
  * `--network none` gives the part that is not networking, so "network" = with - without.
  *
  * Nothing leaks: podman runs inside a throwaway network namespace (its bridge, rules and
  * container namespaces live there), in a mount namespace of its own where /var/lib/cni and
  * /run/netns are temporary directories, with its own storage, config and run directories.
+ * The resident flavours' daemons (docs/resident.md) are started by the same script, so they share
+ * podman's namespaces (the only callers they serve); each counts the calls it served and refused,
+ * printed beside the table (a refused call runs in-process and would be timed as resident).
+ * On SIGINT, SIGTERM or SIGHUP the script is stopped (its trap removes the containers and stops
+ * the daemons), then what is left in the namespace is killed and everything removed.
  * Needs root, podman, runc and busybox; netavark is taken from /usr/lib/podman/netavark
  * (`apt-get install netavark`). Skips with a message when something is missing.
  *
  *   node --import tsx bench/podman.ts [--rounds 10]
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { median } from "./lib/chain-run.js";
+import { removeNamespaces } from "./lib/namespaces.js";
+import { residentCounts, describeCounts } from "./lib/resident.js";
 import { saveResults } from "./lib/results.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -30,12 +37,19 @@ const NETAVARK = "/usr/lib/podman/netavark";
 const onPath = (t: string): boolean =>
   (process.env["PATH"] ?? "").split(":").some((d) => existsSync(join(d, t)));
 
-/** The backends compared: name, podman's network_backend, how the conflist is switched. */
+/**
+ * The backends compared: name, podman's network_backend, how the conflist is switched, whether
+ * the plugins are clients of a resident daemon.
+ */
 const BACKENDS = [
-  { name: "cni-nft, nftables backends", key: "nft", backend: "cni", nftables: true },
-  { name: "cni-nft, iptables backends", key: "ipt", backend: "cni", nftables: false },
-  { name: "netavark 1.4", key: "nav", backend: "netavark", nftables: false },
+  { name: "cni-nft, nftables backends", key: "nft", backend: "cni", nftables: true, resident: false },
+  { name: "cni-nft, iptables backends", key: "ipt", backend: "cni", nftables: false, resident: false },
+  { name: "cni-nft nftables, resident", key: "nftr", backend: "cni", nftables: true, resident: true },
+  { name: "cni-nft iptables, resident", key: "iptr", backend: "cni", nftables: false, resident: true },
+  { name: "netavark 1.4", key: "nav", backend: "netavark", nftables: false, resident: false },
 ] as const;
+/** Plugin calls a round makes on a CNI backend: ADD and DEL of bridge, portmap, firewall, tuning. */
+const CALLS_PER_ROUND = 8;
 
 /**
  * `ip netns exec` mounts a fresh /sys for the namespace, which hides the cgroup mounts runc needs:
@@ -85,7 +99,8 @@ driver = "overlay"
 graphroot = "${t}/${b.key}/storage"
 runroot = "${t}/${b.key}/run"
 EOF
-env_${b.key}() { CONTAINERS_CONF=${t}/${b.key}/containers.conf CONTAINERS_STORAGE_CONF=${t}/${b.key}/storage.conf "$@"; }
+${b.resident ? startDaemon(t, b.key) : ""}
+env_${b.key}() { ${b.resident ? `CNI_NFT_RESIDENT_SOCKET=${t}/${b.key}/resident/plugins.sock ` : ""}CONTAINERS_CONF=${t}/${b.key}/containers.conf CONTAINERS_STORAGE_CONF=${t}/${b.key}/storage.conf "$@"; }
 env_${b.key} podman import -q ${t}/rootfs.tar localhost/bench-busybox:latest >/dev/null
 env_${b.key} podman network create --disable-dns --subnet 10.89.${100 + i}.0/24 bench${b.key} >/dev/null
 ${b.nftables ? `switch_nft ${t}/${b.key}/net.d/bench${b.key}.conflist` : ""}`,
@@ -99,7 +114,19 @@ ${b.nftables ? `switch_nft ${t}/${b.key}/net.d/bench${b.key}.conflist` : ""}`,
   t2=$(date +%s%N); env_${key} podman stop -t 0 c${key}${net === "none" ? "n" : ""}$i >/dev/null; t3=$(date +%s%N)
   env_${key} podman rm c${key}${net === "none" ? "n" : ""}$i >/dev/null
   echo "RESULT ${label}|$(( (t1 - t0) / 1000 ))|$(( (t3 - t2) / 1000 ))"`;
+  const keys = BACKENDS.map((b) => b.key).join(" ");
   return `set -euo pipefail
+daemons=""
+cleanup() {
+  for k in ${keys}; do
+    env_$k podman rm -af -t 0 >/dev/null 2>&1 || true
+    env_$k podman system reset -f >/dev/null 2>&1 || true
+  done
+  for p in $daemons; do kill -TERM $p 2>/dev/null || true; done
+  for p in $daemons; do while kill -0 $p 2>/dev/null; do sleep 0.1; done; done
+}
+trap cleanup EXIT
+trap 'exit 143' INT TERM HUP
 ip link set lo up
 ${cgroupMounts().join("\n")}
 mkdir -p ${t}/varlibcni ${t}/netns /var/lib/cni
@@ -131,14 +158,62 @@ for i in $(seq 1 ${rounds}); do
 ${BACKENDS.map((b, k) => round(`bench${b.key}`, b.key, 18100 + k, b.name)).join("\n")}
 ${round("none", "nav", 0, "--network none (netavark's podman)")}
 done
-for k in ${BACKENDS.map((b) => b.key).join(" ")}; do
-  env_$k podman rm -af -t 0 >/dev/null 2>&1 || true
-  env_$k podman system reset -f >/dev/null 2>&1 || true
-done
+trap - EXIT
+cleanup
+${BACKENDS.filter((b) => b.resident)
+  .map((b) => `echo "RESIDENT ${b.name}|$(base64 -w0 ${t}/${b.key}/resident.log)"`)
+  .join("\n")}
 `;
 }
 
-function main(): void {
+/** Starts a resident daemon in the script's namespaces (podman's), and waits until it listens. */
+function startDaemon(t: string, key: string): string {
+  return `mkdir -m 700 ${t}/${key}/resident
+${join(OURS, "cni-nft")} resident --socket ${t}/${key}/resident/plugins.sock 2>${t}/${key}/resident.log &
+daemons="$daemons $!"
+for k in $(seq 1 300); do grep -q "listening on" ${t}/${key}/resident.log && break; sleep 0.1; done
+grep -q "listening on" ${t}/${key}/resident.log || { cat ${t}/${key}/resident.log >&2; exit 1; }`;
+}
+
+/** Runs the script in `host`, in a process group of its own; a signal stops the group first. */
+function runScript(host: string, file: string): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn("ip", ["netns", "exec", host, "bash", file], { detached: true });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const stop = (signal: NodeJS.Signals): void => {
+      console.error(`\n${signal}: stopping the run (its containers and daemons are removed)`);
+      try {
+        process.kill(-child.pid!, "SIGTERM");
+      } catch {
+        // gone already
+      }
+      child.once("close", () => process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGHUP" ? 1 : 15)));
+    };
+    const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+    for (const s of signals) process.on(s, stop);
+    child.on("close", (code) => {
+      for (const s of signals) process.off(s, stop);
+      resolve({ code: code ?? 1, out, err });
+    });
+  });
+}
+
+/** A resident flavour's daemon counts, from the log the script prints; every call must be served. */
+function checkResident(out: string, rounds: number): string[] {
+  const lines: string[] = [];
+  for (const m of out.matchAll(/^RESIDENT (.+)\|(.*)$/gm)) {
+    const c = residentCounts(Buffer.from(m[2]!, "base64").toString("utf8"));
+    const want = rounds * CALLS_PER_ROUND;
+    const ok = c.refused === 0 && c.served === want;
+    lines.push(`${m[1]}: ${describeCounts(c)}; ${want} expected${ok ? "" : " -- NOT the daemon's figures"}`);
+  }
+  return lines;
+}
+
+async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rounds: { type: "string", default: "10" } } });
   const rounds = Number(values.rounds);
   const missing = ["podman", "runc", "busybox", "python3"].filter((t) => !onPath(t));
@@ -153,6 +228,15 @@ function main(): void {
   // only when missing, and removed again.
   const hadVarLibCni = existsSync("/var/lib/cni");
   const host = `cnbpod${process.pid}`;
+  let cleaned = false;
+  // What the script leaves (conmon, a daemon of an aborted run) dies with the namespace.
+  const cleanUp = (): void => {
+    if (cleaned) return;
+    cleaned = true;
+    removeNamespaces(host, [host]);
+    if (!hadVarLibCni) spawnSync("rmdir", ["/var/lib/cni"]);
+    rmSync(t, { recursive: true, force: true });
+  };
   try {
     const rootfs = join(t, "rootfs");
     spawnSync("mkdir", ["-p", join(rootfs, "bin"), join(rootfs, "www"), join(rootfs, "tmp")]);
@@ -164,13 +248,11 @@ function main(): void {
     writeFileSync(join(t, "run.sh"), script(t, rounds));
     spawnSync("ip", ["netns", "add", host]);
     console.log(`podman 4.3: ${rounds} rounds, backends interleaved; podman runs in namespace ${host}`);
-    const r = spawnSync("ip", ["netns", "exec", host, "bash", join(t, "run.sh")], {
-      encoding: "utf8",
-      maxBuffer: 1 << 24,
-    });
-    if (r.status !== 0) console.log(`the run failed (${r.status}): ${r.stderr.slice(-2000)}`);
+    process.once("exit", () => cleanUp());
+    const r = await runScript(host, join(t, "run.sh"));
+    if (r.code !== 0) console.log(`the run failed (${r.code}): ${r.err.slice(-2000)}`);
     const times = new Map<string, { start: number[]; stop: number[] }>();
-    for (const line of r.stdout.split("\n")) {
+    for (const line of r.out.split("\n")) {
       if (line.startsWith("SERVED") || line.startsWith("NOT-SERVED")) console.log(`  ${line}`);
       const m = /^RESULT (.+)\|(\d+)\|(\d+)$/.exec(line);
       if (!m) continue;
@@ -212,12 +294,17 @@ function main(): void {
     console.log(
       `\nmedians of ${rounds}; ratios against netavark 1.4 (below 1.00x: faster); network = with - --network none`,
     );
-    saveResults("podman", { rounds }, rows);
+    const served = checkResident(r.out, rounds);
+    for (const line of served) console.log(line);
+    console.log(
+      `load average at the end: ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")}`,
+    );
+    saveResults("podman", { rounds, resident: served, loadAverage: loadavg()[0] }, rows);
   } finally {
-    spawnSync("ip", ["netns", "del", host]);
-    if (!hadVarLibCni) spawnSync("rmdir", ["/var/lib/cni"]);
-    rmSync(t, { recursive: true, force: true });
+    cleanUp();
   }
 }
 
-main();
+await main();

@@ -35,7 +35,11 @@ import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js
 
 const ARGS = parseArgs({ options: { "upstream-current": { type: "string" } } }).values;
 const UPSTREAM_CURRENT = ARGS["upstream-current"] ?? process.env["BENCH_UPSTREAM_CURRENT"];
-/** `bulk`: write the nftables backend's containers in one nft run (its exact layout) instead of through the plugin. */
+/**
+ * `bulk`: write the nftables backend's containers in one nft run (its exact layout) instead of
+ * through the plugin; `resident`: through the plugin as thin clients of a resident daemon that
+ * the fill starts in its own namespaces (bench/lib/fill.ts). Upstream's fill is always `plugin`.
+ */
 const FILL_MODE = process.env["BENCH_PORTMAP_FILL"] ?? "plugin";
 const FILL_PARALLEL = Number(process.env["BENCH_PORTMAP_FILL_PARALLEL"] ?? 4);
 const UPSTREAM_NFT_MAX = Number(process.env["BENCH_UPSTREAM_NFT_MAX"] ?? 5000);
@@ -121,8 +125,18 @@ const conf = benchConf;
 const binOf = (b: Backend): string =>
   b === "upstream" ? UPSTREAM_BIN : b === "upstream-nft" ? UPSTREAM_CURRENT! : OUR_BIN;
 
-/** Milliseconds spent filling, per backend (only the backends filled through the plugin). */
-const fillMs = new Map<Backend, Array<{ to: number; ms: number }>>();
+/** One fill segment: its end, wall ms, CPU ms of the plugin processes and (resident) of the daemon. */
+interface FillSegment {
+  to: number;
+  ms: number;
+  pluginsCpuMs?: number;
+  daemonCpuMs?: number;
+  served?: number;
+  refused?: number;
+}
+
+/** Spent filling, per backend (only the backends filled through the plugin). */
+const fillMs = new Map<Backend, FillSegment[]>();
 
 /**
  * Adds containers from..to-1: through the plugin for the nftables backends (timed: the fill
@@ -139,6 +153,7 @@ async function populate(b: Backend, host: string, from: number, to: number): Pro
     return;
   }
   if (b === "nftables" || b === "upstream-nft") {
+    const resident = b === "nftables" && FILL_MODE === "resident";
     const out = await sh(
       inNs(host, [
         process.execPath,
@@ -150,9 +165,17 @@ async function populate(b: Backend, host: string, from: number, to: number): Pro
         String(to),
         String(FILL_PARALLEL),
         "nftables",
+        ...(resident ? ["resident"] : []),
       ]),
     );
-    fillMs.set(b, [...(fillMs.get(b) ?? []), { to, ms: Number(out.trim()) }]);
+    const [ms, counts] = out.trim().split("\n");
+    const seg: FillSegment = { to, ms: Number(ms), ...(JSON.parse(counts ?? "{}") as object) };
+    // A refused call ran in-process: the fill would not be the daemon's.
+    if (resident && (seg.refused !== 0 || seg.served !== to - from))
+      console.log(
+        `  WARNING: the resident daemon served ${seg.served} of ${to - from} calls, refused ${seg.refused}`,
+      );
+    fillMs.set(b, [...(fillMs.get(b) ?? []), seg]);
     return;
   }
   const lines: string[] = [];
@@ -301,19 +324,36 @@ for (const r of masq)
   console.log(
     `${"masquerade".padEnd(12)} ${String(r.n).padStart(5)}  ${r.add.toFixed(1).padStart(8)} ${x(r.add, r.empty.add)}    ${r.del.toFixed(1).padStart(8)} ${x(r.del, r.empty.del)}   (bridge ADD/DEL, ipMasq nftables)`,
   );
-const fills: Record<string, Array<{ to: number; ms: number }>> = {};
+const fills: Record<string, FillSegment[]> = {};
 for (const [b, segs] of fillMs) {
   fills[b] = segs;
   let total = 0;
+  let from = 0;
   const parts = segs.map((seg) => {
     total += seg.ms;
-    return `${(total / 1000).toFixed(1)} s to ${seg.to}`;
+    const calls = seg.to - from;
+    from = seg.to;
+    const cpu = (x: number | undefined): string => (x === undefined ? "" : (x / calls).toFixed(1));
+    const per = seg.pluginsCpuMs === undefined ? "" : `; CPU per call ${cpu(seg.pluginsCpuMs)} ms plugin`;
+    const daemon =
+      seg.daemonCpuMs === undefined
+        ? ""
+        : ` + ${cpu(seg.daemonCpuMs)} ms daemon, ${seg.served} served, ${seg.refused} refused`;
+    return `${(total / 1000).toFixed(1)} s to ${seg.to}${per}${daemon}`;
   });
-  console.log(`fill through the plugin, ${b}: ${parts.join(", ")} (${FILL_PARALLEL} at a time)`);
+  const how = b === "nftables" && FILL_MODE === "resident" ? "resident daemon" : "plugin";
+  console.log(`fill through the ${how}, ${b}: ${parts.join(", ")} (${FILL_PARALLEL} at a time)`);
 }
 saveResults(
   "portmap",
-  { mappings: NS, rounds: ROUNDS, connections: CONNS, fillParallel: FILL_PARALLEL, fills },
+  {
+    mappings: NS,
+    rounds: ROUNDS,
+    connections: CONNS,
+    fillParallel: FILL_PARALLEL,
+    fillMode: FILL_MODE,
+    fills,
+  },
   [...all, ...masq],
 );
 const last = NS.at(-1)!;
