@@ -1,7 +1,10 @@
 // Compiles every plugin and the CLI into one self-contained executable with Bun (a Bun process
 // starts in a fraction of Node's time, and runtimes start one per plugin per call):
 //
-//   dist/compiled/cni-nft-plugins   the multi-call binary, dispatching on its name like busybox
+//   dist/compiled/cni-nft-plugins   the multi-call binary, dispatching on its name like busybox;
+//                                   two entry points: src/bin/compiled.ts (the resident daemon's
+//                                   client, all a call the daemon serves loads) and
+//                                   src/bin/multicall.ts (everything else, loaded only when needed)
 //   dist/compiled/cni-nft           a link to it: the operator CLI
 //   dist/compiled/<plugin>          a tiny /bin/sh front: it answers VERSION itself and execs the
 //                                   binary for every other verb
@@ -11,7 +14,16 @@
 // about 17 ms to start; for the other verbs the front costs one more exec (about 1.5 ms).
 // CNI_NFT_LINKS=1 makes plain links instead.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 
 const bun = "node_modules/bun/bin/bun.exe";
 if (!existsSync(bun)) {
@@ -24,12 +36,38 @@ mkdirSync(out, { recursive: true });
 // Build beside and rename: a test running the old binary meanwhile never finds it missing.
 const tmp = `${out}/.${binary}.${process.pid}`;
 // Bytecode spares every start the parse of the bundle (a third of a VERSION call's CPU); it needs
-// the CommonJS format, so src/bin/main.ts has no top-level await.
+// the CommonJS format, so neither entry has a top-level await.
+const entry = "src/bin/compiled.ts";
+const meta = `${tmp}.meta.json`;
 execFileSync(
   bun,
-  ["build", "--compile", "--minify", "--bytecode", "--format=cjs", "src/bin/main.ts", "--outfile", tmp],
+  [
+    ...["build", "--compile", "--minify", "--bytecode", "--format=cjs", `--metafile=${meta}`],
+    ...[entry, "src/bin/multicall.ts", "--outfile", tmp],
+  ],
   { stdio: ["ignore", "ignore", "inherit"] },
 );
+// Bun loads the entry's bytecode whole at every start: a plugin module that slipped into it (a
+// static import of multicall.ts or of a plugin) would cost every call the daemon serves ~2.5 ms
+// (docs/resident.md). The build fails instead.
+const CLIENT_INPUTS = [
+  entry,
+  "src/bin/invocation.ts",
+  "src/bin/names.ts",
+  "src/resident/call.ts",
+  "src/resident/client.ts",
+  "src/resident/protocol.ts",
+];
+const outputs = Object.values(JSON.parse(readFileSync(meta, "utf8")).outputs);
+rmSync(meta, { force: true });
+const entryOut = outputs.find((o) => o.entryPoint === entry);
+const extra = Object.keys(entryOut?.inputs ?? {}).filter((i) => !CLIENT_INPUTS.includes(i));
+if (!entryOut || extra.length > 0) {
+  rmSync(tmp, { force: true });
+  throw new Error(
+    `build-compiled: the client entry ${entry} must not bundle ${extra.join(", ") || "(no metafile entry)"}`,
+  );
+}
 renameSync(tmp, `${out}/${binary}`);
 
 /** Replaces `path` atomically with a link or a file. */

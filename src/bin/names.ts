@@ -23,3 +23,6 @@ export const PLUGIN_NAMES = [
   "sbr",
   "vrf",
 ] as const;
+
+/** Plugins whose issue has not landed: they answer VERSION and refuse the rest clearly. */
+export const PLANNED_NAMES: readonly string[] = [];

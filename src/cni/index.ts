@@ -1,7 +1,7 @@
 /**
  * The CNI core: spec types, version conversion, errors, the plugin skeleton and IPAM delegation.
  *
- * Writing a plugin (plugins/<kind>/<name>/<name>.ts exports `plugin`; src/bin/main.ts runs it):
+ * Writing a plugin (plugins/<kind>/<name>/<name>.ts exports `plugin`; src/bin/multicall.ts runs it):
  *
  *   import * as v from "valibot";
  *   import { definePlugin, netConf, delegateIpam, CniError, ErrorCode, type Result } from "../../../src/cni/index.js";

@@ -3,7 +3,7 @@
  * and give back exactly what it printed and its exit code. Anything short of an `accepted` answer
  * (no socket, a socket not root's own, connection refused, the daemon refuses this caller, a
  * malformed answer) means "not served": the caller runs the plugin in-process as if no daemon
- * existed. Loaded by src/bin/main.ts before any plugin code, so it imports only the protocol and
+ * existed. Loaded by the compiled entry (src/bin/compiled.ts) before any plugin code, so it imports only the protocol and
  * Bun's own socket (no node:net: its stream machinery costs a start more than the whole call).
  */
 import { lstatSync } from "node:fs";

@@ -71,7 +71,8 @@ export async function sh(argv: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process (or its zombie) with this pid exists. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

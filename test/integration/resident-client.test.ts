@@ -1,0 +1,94 @@
+/**
+ * The resident daemon's client entry (src/bin/compiled.ts, docs/resident.md) on the real kernel:
+ * whatever happens to a call on its way to the daemon, the plugin sees the stdin the runtime
+ * wrote, all of it, and prints what it prints without a daemon, byte for byte: served, refused
+ * (then run in-process with the stdin the client already read), a stale socket of a killed daemon
+ * (connection refused), no socket, and CNI_NFT_RESIDENT=off with a live daemon (never connects).
+ * The stdin is larger than a pipe's buffer, so a client that read only part of it, or lost it,
+ * would show.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { NetnsPool, alive, sweepStaleNamespaces } from "../helpers/netns.js";
+import { cni, tempDir, type CniResult } from "../helpers/cni.js";
+import { waitFor } from "../helpers/background.js";
+import { COMPILED, haveCompiled, startResident } from "../helpers/resident.js";
+
+const skip = haveCompiled ? false : "no compiled binary (npm run build)";
+const nets = new NetnsPool();
+before(sweepStaleNamespaces);
+after(() => nets.destroyAll());
+
+/** tuning ADD prints its prevResult: ~200 KB of search domains make the result depend on all of stdin. */
+function bigTuning(tag: string): object {
+  const search = Array.from({ length: 8000 }, (_, i) => `d${i}.${tag}.example`);
+  return {
+    cniVersion: "1.0.0",
+    name: `${tag}net`,
+    type: "tuning",
+    prevResult: {
+      cniVersion: "1.0.0",
+      interfaces: [{ name: "eth0", sandbox: "/proc/1/ns/net" }],
+      ips: [{ address: "10.215.0.2/24", interface: 0 }],
+      dns: { search },
+    },
+  };
+}
+
+test(
+  "every way to the daemon or around it: the plugin gets all of stdin; output and exit code as without a daemon",
+  { skip },
+  async () => {
+    const [host, c] = await Promise.all([nets.create("rch"), nets.create("rcc")]);
+    const conf = bigTuning("rc");
+    assert.ok(JSON.stringify(conf).length > 128 * 1024);
+    const daemon = await startResident(host);
+    const dir = tempDir("resident-client");
+    const call = (env: Record<string, string>, verb = "ADD", body: object = conf): Promise<CniResult> =>
+      cni(host, "tuning", verb, body, {
+        containerId: "rc",
+        netns: c.path,
+        bin: COMPILED,
+        nsenter: true,
+        env,
+      });
+    const same = (r: CniResult, want: CniResult, how: string): void => {
+      assert.equal(r.code, want.code, `${how}: ${r.stdout}`);
+      assert.equal(r.stdout, want.stdout, how);
+      assert.equal(r.stderr, want.stderr, how);
+    };
+    try {
+      // A variable the daemon holds per process: a caller with another value is refused.
+      const lib = { CNI_NFT_LIBNFTABLES: "/nonexistent/libnftables.so.1" };
+      const alone = await call({ CNI_NFT_RESIDENT: "off", ...lib });
+      assert.equal(alone.code, 0, alone.stdout);
+      assert.equal((alone.json?.["dns"] as { search: string[] }).search.length, 8000);
+
+      same(await call({ ...daemon.env, ...lib }), alone, "refused");
+      assert.equal(daemon.lines(/refused: CNI_NFT_LIBNFTABLES/).length, 1, daemon.log());
+
+      same(await call({ ...daemon.env, CNI_NFT_RESIDENT: "off", ...lib }), alone, "off");
+      same(await call({ CNI_NFT_RESIDENT_SOCKET: `${dir.path}/absent.sock`, ...lib }), alone, "no socket");
+      assert.equal(daemon.lines(/refused|start /).length, 1, "off and no socket never reached the daemon");
+
+      const served = await call(daemon.env);
+      same(served, await call({ CNI_NFT_RESIDENT: "off" }), "served");
+      assert.equal(daemon.lines(/done tuning ADD/).length, 1, daemon.log());
+
+      // A bad call: the error, its exit code and nothing on stderr, served as in-process.
+      const bad = { ...conf, type: 7 };
+      const badAlone = await call({ CNI_NFT_RESIDENT: "off" }, "ADD", bad);
+      assert.equal(badAlone.code, 1);
+      assert.match(badAlone.stdout, /"code": 7/);
+      same(await call(daemon.env, "ADD", bad), badAlone, "bad");
+
+      // A killed daemon leaves its socket: connection refused, after the client read stdin.
+      process.kill(daemon.pid, "SIGKILL");
+      await waitFor("the daemon to be gone", () => (alive(daemon.pid) ? undefined : true));
+      same(await call({ ...daemon.env, ...lib }), alone, "stale socket");
+    } finally {
+      await daemon.stop();
+      dir.remove();
+    }
+  },
+);
