@@ -21,6 +21,7 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -83,6 +84,10 @@ async function sh(argv: string[], input = ""): Promise<string> {
   return r.out;
 }
 const inNs = (ns: string, argv: string[]): string[] => ["ip", "netns", "exec", ns, ...argv];
+const loadAverage = (): string =>
+  loadavg()
+    .map((x) => x.toFixed(1))
+    .join(" ");
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** host (10.99.0.1 on a veth to the container, 192.0.2.1 on the uplink), out (192.0.2.2), ctr. */
@@ -131,6 +136,7 @@ interface FillSegment {
   ms: number;
   pluginsCpuMs?: number;
   daemonCpuMs?: number;
+  driverCpuMs?: number;
   served?: number;
   refused?: number;
 }
@@ -298,7 +304,8 @@ async function benchBackend(b: Backend): Promise<Row[]> {
 const all: Row[] = [];
 console.log(
   `portmap benchmark: N = ${NS.join(", ")}; ${ROUNDS} ADD/DEL pairs; median of ${CONNS} connections; ` +
-    `fill ${FILL_PARALLEL} at a time; upstream current: ${UPSTREAM_CURRENT ?? "not given"}`,
+    `fill ${FILL_PARALLEL} at a time (${FILL_MODE}); upstream current: ${UPSTREAM_CURRENT ?? "not given"}; ` +
+    `load average ${loadAverage()}`,
 );
 const wanted = (
   process.env["BENCH_PORTMAP_BACKENDS"] ?? "nftables,iptables,upstream,upstream-nft,masquerade"
@@ -334,7 +341,10 @@ for (const [b, segs] of fillMs) {
     const calls = seg.to - from;
     from = seg.to;
     const cpu = (x: number | undefined): string => (x === undefined ? "" : (x / calls).toFixed(1));
-    const per = seg.pluginsCpuMs === undefined ? "" : `; CPU per call ${cpu(seg.pluginsCpuMs)} ms plugin`;
+    const per =
+      seg.pluginsCpuMs === undefined
+        ? ""
+        : `; CPU per call ${cpu(seg.pluginsCpuMs)} ms plugin, ${cpu(seg.driverCpuMs)} ms driver`;
     const daemon =
       seg.daemonCpuMs === undefined
         ? ""
@@ -344,6 +354,8 @@ for (const [b, segs] of fillMs) {
   const how = b === "nftables" && FILL_MODE === "resident" ? "resident daemon" : "plugin";
   console.log(`fill through the ${how}, ${b}: ${parts.join(", ")} (${FILL_PARALLEL} at a time)`);
 }
+// Figures move with what else runs: the load says how quiet the machine was.
+console.log(`load average at the end: ${loadAverage()}`);
 saveResults(
   "portmap",
   {

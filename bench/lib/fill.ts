@@ -10,8 +10,8 @@
  *   fill.ts BIN FROM TO PARALLEL BACKEND [resident]   (BACKEND: nftables, iptables, or - for none)
  *
  * Prints the elapsed milliseconds, then a JSON line: the CPU ms of the plugin processes
- * (`pluginsCpuMs`) and, with `resident`, the daemon's (`daemonCpuMs`) and what it counted
- * (`served`, `refused`, `skipped`). Container i gets 10.99.<1 + i/256>.<i%256>, host port 10000+i.
+ * (`pluginsCpuMs`), of this driver starting them (`driverCpuMs`) and, with `resident`, the
+ * daemon's (`daemonCpuMs`) and what it counted (`served`, `refused`, `skipped`). Container i gets 10.99.<1 + i/256>.<i%256>, host port 10000+i.
  */
 import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
@@ -83,7 +83,8 @@ if (process.argv[1]?.endsWith("fill.ts")) {
     throw e;
   }
   // CPU of the fill's plugin processes (the clients, with a daemon) and of the daemon.
-  const cpu = { pluginsCpuMs: cpuMsOf("self").children, daemonCpuMs: daemon?.cpuMs() };
+  const self = cpuMsOf("self");
+  const cpu = { pluginsCpuMs: self.children, daemonCpuMs: daemon?.cpuMs(), driverCpuMs: self.own };
   const counts = await daemon?.stop();
   console.log(ms.toFixed(0));
   console.log(JSON.stringify({ ...cpu, ...counts }));

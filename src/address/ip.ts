@@ -35,6 +35,11 @@ function toBytes(ip: IP): number[] {
   return out;
 }
 
+/** The address's bytes in network order (4 or 16), as netlink and the kernel take it. */
+export function bytesOf(ip: IP): Uint8Array {
+  return Uint8Array.from(toBytes(ip));
+}
+
 /** Parses an IP address (dotted-quad IPv4 or IPv6; IPv4-mapped IPv6 becomes IPv4 like Go's To4). */
 export function parseIP(s: string): IP | null {
   if (typeof s !== "string") return null;

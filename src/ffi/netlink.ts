@@ -132,6 +132,14 @@ export class NetlinkSocket {
     this.receive(seq, what, () => undefined);
   }
 
+  /** The same for a request the kernel answers with messages before its ACK (a GET of one object): their bodies. */
+  query(type: number, flags: number, payload: Uint8Array, what: string): Uint8Array[] {
+    const seq = this.send(type, flags | NLM_F_ACK, payload);
+    const bodies: Uint8Array[] = [];
+    this.receive(seq, what, (body) => bodies.push(body.slice()));
+    return bodies;
+  }
+
   /** Sends a dump request and returns the body of every message of the answer. */
   dump(type: number, payload: Uint8Array, what: string): Uint8Array[] {
     const seq = this.send(type, NLM_F_DUMP, payload);

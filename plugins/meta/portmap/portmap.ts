@@ -15,6 +15,9 @@ import {
 } from "../../../src/cni/index.js";
 import { requireFramework, requireUsable } from "../../../src/framework/index.js";
 import { systemRunner } from "../../../src/process/index.js";
+import { bytesOf, parseIP } from "../../../src/address/index.js";
+import { loadLibc } from "../../../src/ffi/libc.js";
+import { routeDevice } from "../../../src/ffi/rtnetlink.js";
 import { ensureSysctl } from "../../../src/iproute2/sysctl.js";
 import {
   backendNamed,
@@ -27,11 +30,29 @@ import {
 import { portmapBackends } from "./backends.js";
 import { parseConf, schema, type PortMapNetConf } from "./config.js";
 
+/**
+ * The device the kernel routes `address` through: asked over rtnetlink under Bun (the compiled
+ * plugins, the resident daemon: no process), through `ip route get` otherwise or where netlink
+ * cannot be opened. Undefined when there is no route.
+ */
+async function routeDeviceOf(address: string): Promise<string | undefined> {
+  const libc = await loadLibc();
+  const ip = parseIP(address);
+  if (libc && ip) {
+    try {
+      return routeDevice(libc, bytesOf(ip));
+    } catch {
+      // no rtnetlink socket here: the command may still answer
+    }
+  }
+  const res = await systemRunner.run({ argv: ["ip", "-j", "route", "get", address] });
+  if (res.code !== 0) return undefined;
+  return (JSON.parse(res.stdout) as Array<{ dev?: string }>)[0]?.dev;
+}
+
 /** route_localnet on the interface that routes to the container, so 127.0.0.1 can be forwarded. */
 async function enableLocalnet(address: string): Promise<void> {
-  const res = await systemRunner.run({ argv: ["ip", "-j", "route", "get", address] });
-  if (res.code !== 0) return;
-  const dev = (JSON.parse(res.stdout) as Array<{ dev?: string }>)[0]?.dev;
+  const dev = await routeDeviceOf(address);
   if (dev && /^[^/\s.][^/\s]{0,14}$/.test(dev)) ensureSysctl(`net/ipv4/conf/${dev}/route_localnet`, "1");
 }
 
