@@ -16,6 +16,11 @@
  *
  *   node --import tsx bench/chain.ts [--runs 15] [--populations 0,200,2000] [--parallel 4]
  *                                    [--upstream-current /tmp/upstream-cni/bin] [--only LABEL,...]
+ *                                    [--baseline OTHER/dist/compiled]
+ *
+ * --baseline adds the nftables resident flavour of another build of the compiled plugins (a copy
+ * of its dist/compiled is enough), "cni-nft nftables, resident, baseline": a change to the
+ * client's path against the build before it, in the same run.
  *   node --import tsx bench/chain.ts [runs] [population]          (the old form: 0 and that population)
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
@@ -76,7 +81,7 @@ function chainFor(
   ].map((c) => ({ cniVersion: "0.4.0", name, ...c }));
 }
 
-function flavours(upstreamCurrent: string | undefined, store: string): Flavour[] {
+function flavours(upstreamCurrent: string | undefined, store: string, baseline?: string): Flavour[] {
   const all: Flavour[] = [
     {
       label: "upstream 1.1.1 (Go, iptables)",
@@ -98,6 +103,16 @@ function flavours(upstreamCurrent: string | undefined, store: string): Flavour[]
             chain: chainFor("nftables", "nftables", "oursres", store),
             resident: true,
           },
+          ...(baseline
+            ? [
+                {
+                  label: "cni-nft nftables, resident, baseline",
+                  bin: baseline,
+                  chain: chainFor("nftables", "nftables", "oursresb", store),
+                  resident: true,
+                },
+              ]
+            : []),
           {
             label: "cni-nft iptables, resident",
             bin: OURS,
@@ -342,7 +357,7 @@ function peakMemoryMiB(f: Flavour): number | undefined {
 async function inside(given: Flavour, p: Params, store: string): Promise<Record<string, number | undefined>> {
   let f = given;
   if (f.resident) {
-    daemon = await startBenchResident(OURS, store);
+    daemon = await startBenchResident(f.bin, store);
     f = { ...f, env: { ...f.env, ...daemon.env } };
   }
   let figures: Record<string, number | undefined> = {};
@@ -466,6 +481,7 @@ async function main(): Promise<void> {
       parallel: { type: "string", default: "4" },
       "upstream-current": { type: "string" },
       only: { type: "string" },
+      baseline: { type: "string" },
       inside: { type: "string" },
     },
   });
@@ -489,7 +505,9 @@ async function main(): Promise<void> {
     throw new Error(`--upstream-current ${upstreamCurrent}: no bridge plugin there`);
   const store = mkdtempSync(join(tmpdir(), "cni-nft-bench-"));
   const only = values.only?.split(",");
-  const list = flavours(upstreamCurrent, store).filter((f) => !only || only.some((o) => f.label.includes(o)));
+  const list = flavours(upstreamCurrent, store, values.baseline).filter(
+    (f) => !only || only.some((o) => f.label.includes(o)),
+  );
   console.log(
     `runs per figure: ${p.runs}; populations: ${p.populations.join(", ")} (filled ${p.parallel} at a time); our plugins: ${OURS}\n`,
   );

@@ -16,8 +16,13 @@ import { join } from "node:path";
 import type { Netns } from "./netns.js";
 import { recordDirs } from "./state.js";
 
-/** argv prefix: run the command, then print its children's CPU time on stderr; keeps its exit code. */
-export const CPU_TIMED = ["bash", "-c", '"$@"; rc=$?; times >&2; exit $rc', "cpu-timed"];
+/**
+ * argv prefix: run the command, then print its children's CPU time on stderr; keeps its exit code.
+ * `--norc`: Node gives a child's stdin as a socket pair, and a non-interactive bash whose stdin is
+ * a socket takes itself for rshd's and sources ~/.bashrc (root's here runs `pyenv init`, ~85 ms of
+ * CPU that `times` counted as the plugin's).
+ */
+export const CPU_TIMED = ["bash", "--norc", "-c", '"$@"; rc=$?; times >&2; exit $rc', "cpu-timed"];
 
 /** User + system CPU milliseconds a {@link CPU_TIMED} run printed last on stderr (NaN when absent). */
 export function cpuMs(stderr: string): number {

@@ -1,0 +1,294 @@
+/**
+ * Where a plugin call through the resident daemon spends its time, client side and daemon side,
+ * for one or two builds of the compiled plugins in one interleaved run (docs/resident.md,
+ * docs/performance.md "The resident daemon"): Bun's runtime alone (a compiled `hello`), the sh
+ * front, the binary's VERSION (Bun, the entry, the full dispatch), a tuning DEL (no work) in-process
+ * and through a daemon (through the sh front and straight to the binary), and a bridge ADD and DEL
+ * (real work: veth, IPAM, nft) in-process and through the daemon.
+ *
+ * The driver runs inside a throwaway host namespace (nsenter, so the daemons share its mount
+ * namespace and serve its children), one daemon per build. Per step: the median wall time of a
+ * plain run (spawnSync from the driver: its own start is in every figure, the `hello` row shows
+ * it), the CPU time of a run under bash `times` (the process and what it waited for; mean of the
+ * middle 80% of the runs, as `times` counts in ms), and the daemon's CPU per call (the sum of its
+ * threads' schedstat, ns).
+ *
+ *   node --import tsx bench/resident-client.ts [--runs 60] [--bin DIR] [--baseline DIR]
+ *
+ * --bin defaults to dist/compiled; --baseline is another build's dist/compiled (a copy of the
+ * directory is enough: the sh fronts exec the binary beside them), printed first.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { CPU_TIMED, cpuMs } from "../test/helpers/soak-growth.js";
+import { median } from "../test/helpers/soak.js";
+import { chainConfs } from "../test/helpers/chain.js";
+import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
+import { describeCounts, startBenchResident, type BenchResident } from "./lib/resident.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const PREFIX = `cnrc${process.pid}`;
+
+interface Inside {
+  runs: number;
+  builds: { label: string; dir: string }[];
+  container: string;
+  store: string;
+}
+
+interface Step {
+  label: string;
+  argv: string[];
+  env: Record<string, string>;
+  input: () => string;
+  /** Gets the step's stdout (a bridge ADD's result for the DEL after it). */
+  took?: (stdout: string) => void;
+}
+interface Case {
+  build: string;
+  daemon?: number;
+  steps: Step[];
+}
+interface Figures {
+  wall: number[];
+  cpu: number[];
+  daemonNs: number;
+  calls: number;
+}
+
+/** CPU nanoseconds of every live thread of a process so far. */
+function threadsNs(pid: number): number {
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`))
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // the thread ended
+    }
+  return ns;
+}
+
+/** Mean of the middle 80%: `times` counts whole ms, so a median would be a whole ms too. */
+function trimmedMean(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const cut = Math.floor(s.length / 10);
+  const mid = s.slice(cut, s.length - cut);
+  return mid.reduce((a, b) => a + b, 0) / mid.length;
+}
+
+function buildHello(dir: string): string | undefined {
+  const bun = join(ROOT, "node_modules/bun/bin/bun.exe");
+  const src = join(dir, "hello.ts");
+  writeFileSync(src, 'import { writeSync } from "node:fs";\nwriteSync(1, "hello\\n");\n');
+  const out = join(dir, "hello");
+  const r = spawnSync(bun, [
+    "build",
+    "--compile",
+    "--minify",
+    "--bytecode",
+    "--format=cjs",
+    src,
+    "--outfile",
+    out,
+  ]);
+  return r.status === 0 ? out : undefined;
+}
+
+async function inside(p: Inside): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), "cni-nft-bench-rc-"));
+  const daemons: BenchResident[] = [];
+  try {
+    const hello = buildHello(work);
+    const base = {
+      PATH: process.env["PATH"]!,
+      CNI_CONTAINERID: "rc",
+      CNI_NETNS: p.container,
+      CNI_IFNAME: "eth0",
+    };
+    const tuning = JSON.stringify({ cniVersion: "1.0.0", name: "rcnet", type: "tuning" });
+    const bridge = chainConfs({
+      name: "rcnet",
+      backend: "nftables",
+      dataDir: p.store,
+      subnet: "10.216.0.0/24",
+    })[0]!;
+    const cases: Case[] = [];
+    if (hello)
+      cases.push({
+        build: "",
+        steps: [{ label: "compiled hello (Bun alone)", argv: [hello], env: {}, input: () => "" }],
+      });
+    for (const [k, b] of p.builds.entries()) {
+      const d = await startBenchResident(b.dir, work);
+      daemons.push(d);
+      const env = { ...base, CNI_PATH: b.dir };
+      const resident = { ...env, ...d.env };
+      const front = join(b.dir, "tuning");
+      const binary = join(b.dir, "cni-nft-plugins");
+      const one = (
+        label: string,
+        argv: string[],
+        e: Record<string, string>,
+        input = tuning,
+        daemon?: number,
+      ): Case => ({
+        build: b.label,
+        ...(daemon ? { daemon } : {}),
+        steps: [{ label, argv, env: e, input: () => input }],
+      });
+      cases.push(
+        one("VERSION, sh front", [front], { ...env, CNI_COMMAND: "VERSION" }, ""),
+        one("VERSION, binary", [binary], { ...env, CNI_COMMAND: "VERSION" }, ""),
+        one("tuning DEL in-process", [front], { ...env, CNI_COMMAND: "DEL" }),
+        one("tuning DEL daemon", [front], { ...resident, CNI_COMMAND: "DEL" }, tuning, d.pid),
+        one(
+          "tuning DEL daemon, no sh front",
+          [binary],
+          { ...resident, CNI_COMMAND: "DEL", CNI_NFT_PLUGIN: "tuning" },
+          tuning,
+          d.pid,
+        ),
+      );
+      for (const [mode, e, daemon] of [
+        ["in-process", env, undefined],
+        ["daemon", resident, d.pid],
+      ] as const) {
+        let result = "";
+        const id = `rc-${k}-${mode}`;
+        cases.push({
+          build: b.label,
+          ...(daemon ? { daemon } : {}),
+          steps: [
+            {
+              label: `bridge ADD ${mode}`,
+              argv: [join(b.dir, "bridge")],
+              env: { ...e, CNI_COMMAND: "ADD", CNI_CONTAINERID: id },
+              input: () => JSON.stringify(bridge),
+              took: (s) => (result = s),
+            },
+            {
+              label: `bridge DEL ${mode}`,
+              argv: [join(b.dir, "bridge")],
+              env: { ...e, CNI_COMMAND: "DEL", CNI_CONTAINERID: id },
+              input: () => JSON.stringify({ ...bridge, prevResult: JSON.parse(result) as object }),
+            },
+          ],
+        });
+      }
+    }
+    const figures = new Map<string, Figures>();
+    const fig = (k: string): Figures => {
+      let f = figures.get(k);
+      if (!f) figures.set(k, (f = { wall: [], cpu: [], daemonNs: 0, calls: 0 }));
+      return f;
+    };
+    const load0 = loadavg()[0]!;
+    for (let r = 0; r < p.runs; r++)
+      for (const c of cases)
+        for (const timed of [false, true])
+          for (const s of c.steps) {
+            const before = c.daemon ? threadsNs(c.daemon) : 0;
+            const t0 = process.hrtime.bigint();
+            const argv = timed ? [...CPU_TIMED, ...s.argv] : s.argv;
+            const out = spawnSync(argv[0]!, argv.slice(1), {
+              env: s.env,
+              input: s.input(),
+              encoding: "utf8",
+            });
+            const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+            if (out.status !== 0)
+              throw new Error(`${c.build} ${s.label}: exit ${out.status}: ${out.stdout} ${out.stderr}`);
+            const f = fig(`${s.label}\0${c.build}`);
+            if (c.daemon) {
+              f.daemonNs += threadsNs(c.daemon) - before;
+              f.calls++;
+            }
+            if (timed) f.cpu.push(cpuMs(out.stderr));
+            else f.wall.push(ms);
+            s.took?.(out.stdout);
+          }
+    const load1 = loadavg()[0]!;
+    const labels = [...new Set(cases.flatMap((c) => c.steps.map((s) => s.label)))];
+    const cols = p.builds.map((b) => b.label);
+    const cell = (label: string, build: string): string => {
+      const f = figures.get(`${label}\0${build}`) ?? figures.get(`${label}\0`);
+      if (!f) return "";
+      const d = f.calls ? ` + ${(f.daemonNs / f.calls / 1e6).toFixed(2)}` : "";
+      return `${median(f.wall).toFixed(2)} ms, CPU ${trimmedMean(f.cpu).toFixed(2)}${d}`;
+    };
+    console.log(
+      `${p.runs} interleaved runs per step; load average ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} at the end`,
+    );
+    console.log(
+      "wall: median ms of plain runs; CPU: ms of the process and its children (+ the daemon's, per call)\n",
+    );
+    console.log(["step".padEnd(34), ...cols.map((c) => c.padEnd(38))].join(""));
+    for (const l of labels) console.log([l.padEnd(34), ...cols.map((c) => cell(l, c).padEnd(38))].join(""));
+    // What the parts cost, from the CPU figures above.
+    const cpu = (label: string, build: string): number =>
+      trimmedMean((figures.get(`${label}\0${build}`) ?? figures.get(`${label}\0`))?.cpu ?? [NaN]);
+    console.log("\nCPU ms of the parts of a call the daemon serves (tuning DEL):");
+    for (const b of cols) {
+      const bunAlone = cpu("compiled hello (Bun alone)", b);
+      const parts = [
+        `sh front and its exec ${(cpu("tuning DEL daemon", b) - cpu("tuning DEL daemon, no sh front", b)).toFixed(2)}`,
+        `Bun's runtime ${bunAlone.toFixed(2)}`,
+        `the binary's VERSION beyond Bun ${(cpu("VERSION, binary", b) - bunAlone).toFixed(2)}`,
+        `the served call beyond Bun ${(cpu("tuning DEL daemon, no sh front", b) - bunAlone).toFixed(2)}`,
+      ];
+      console.log(`  ${b}: ${parts.join("; ")}`);
+    }
+  } finally {
+    // A refused call runs in-process: the daemon rows would time the in-process path. Say so.
+    for (const [k, d] of daemons.entries())
+      console.log(`${p.builds[k]!.label}: ${describeCounts(await d.stop())}`);
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: "string", default: "60" },
+      bin: { type: "string", default: join(ROOT, "dist", "compiled") },
+      baseline: { type: "string" },
+      inside: { type: "string" },
+    },
+  });
+  if (values.inside) return inside(JSON.parse(values.inside) as Inside);
+  const builds = [
+    ...(values.baseline ? [{ label: "baseline", dir: values.baseline }] : []),
+    { label: "this build", dir: values.bin },
+  ];
+  removeNamespacesOnSignals(PREFIX);
+  const store = mkdtempSync(join(tmpdir(), "cni-nft-bench-rc-store-"));
+  try {
+    for (const n of ["h", "c"]) execFileSync("ip", ["netns", "add", `${PREFIX}${n}`]);
+    execFileSync("ip", ["-n", `${PREFIX}h`, "link", "set", "lo", "up"]);
+    const arg: Inside = { runs: Number(values.runs), builds, container: `/run/netns/${PREFIX}c`, store };
+    console.log(builds.map((b) => `${b.label}: ${b.dir}`).join("\n"));
+    const r = spawnSync(
+      "nsenter",
+      [
+        `--net=/run/netns/${PREFIX}h`,
+        "--",
+        process.execPath,
+        ...process.execArgv,
+        fileURLToPath(import.meta.url),
+        "--inside",
+        JSON.stringify(arg),
+      ],
+      { stdio: "inherit" },
+    );
+    if (r.status !== 0) process.exitCode = 1;
+  } finally {
+    removeNamespaces(PREFIX);
+    rmSync(store, { recursive: true, force: true });
+  }
+}
+
+await main();
