@@ -1,18 +1,24 @@
-// Compiles every plugin and the CLI into one self-contained executable with Bun (a Bun process
+// Compiles every plugin and the CLI into self-contained executables with Bun (a Bun process
 // starts in a fraction of Node's time, and runtimes start one per plugin per call):
 //
-//   dist/compiled/cni-nft-plugins   the multi-call binary, dispatching on its name like busybox;
-//                                   two entry points: src/bin/compiled.ts (the resident daemon's
-//                                   client, all a call the daemon serves loads) and
-//                                   src/bin/multicall.ts (everything else, loaded only when needed)
-//   dist/compiled/cni-nft           a link to it: the operator CLI
-//   dist/compiled/<plugin>          a tiny /bin/sh front: it answers VERSION itself and execs the
-//                                   binary for every other verb
+//   dist/compiled/cni-nft-plugins   the multi-call binary, dispatching on its name like busybox
+//                                   (entry src/bin/main.ts)
+//   dist/compiled/cni-nft-client    the resident daemon's client (docs/resident.md): entry
+//                                   src/bin/compiled.ts, all a call the daemon serves loads, and
+//                                   src/bin/multicall.ts, loaded when the daemon does not serve it
+//   dist/compiled/cni-nft           a link to cni-nft-plugins: the operator CLI
+//   dist/compiled/<plugin>          a tiny /bin/sh front: it answers VERSION itself and execs
+//                                   cni-nft-client when a daemon's socket exists, else
+//                                   cni-nft-plugins
 //
 // Why a shell front and not a link: runtimes call VERSION before every ADD and DEL (podman: on
 // every plugin of the chain), and dash answers in about 1.5 ms where the compiled runtime needs
 // about 17 ms to start; for the other verbs the front costs one more exec (about 1.5 ms).
-// CNI_NFT_LINKS=1 makes plain links instead.
+// Why two executables: Bun loads an entry's bytecode whole at every start, so the client must be
+// an entry of its own, and an executable whose entry is the client pays ~0.5 ms more to load the
+// full dispatch as a second entry than cni-nft-plugins does (docs/performance.md): the usual call,
+// with no daemon, must not pay for the daemon's.
+// CNI_NFT_LINKS=1 makes plain links to cni-nft-plugins instead (which tries the daemon itself).
 import { execFileSync } from "node:child_process";
 import {
   chmodSync,
@@ -32,43 +38,54 @@ if (!existsSync(bun)) {
 }
 const out = "dist/compiled";
 const binary = "cni-nft-plugins";
+const client = "cni-nft-client";
 mkdirSync(out, { recursive: true });
-// Build beside and rename: a test running the old binary meanwhile never finds it missing.
-const tmp = `${out}/.${binary}.${process.pid}`;
-// Bytecode spares every start the parse of the bundle (a third of a VERSION call's CPU); it needs
-// the CommonJS format, so neither entry has a top-level await.
-const entry = "src/bin/compiled.ts";
-const meta = `${tmp}.meta.json`;
-execFileSync(
-  bun,
-  [
-    ...["build", "--compile", "--minify", "--bytecode", "--format=cjs", `--metafile=${meta}`],
-    ...[entry, "src/bin/multicall.ts", "--outfile", tmp],
-  ],
-  { stdio: ["ignore", "ignore", "inherit"] },
-);
-// Bun loads the entry's bytecode whole at every start: a plugin module that slipped into it (a
-// static import of multicall.ts or of a plugin) would cost every call the daemon serves ~2.5 ms
-// (docs/resident.md). The build fails instead.
+
+/**
+ * Compiles `entries` (the first is the executable's entry) into out/name; returns the inputs the
+ * first entry's bundle holds. Built beside and renamed: a test running the old binary meanwhile
+ * never finds it missing. Bytecode spares every start the parse of the bundle (a third of a
+ * VERSION call's CPU); it needs the CommonJS format, so no entry has a top-level await.
+ */
+function compile(name, entries) {
+  const tmp = `${out}/.${name}.${process.pid}`;
+  const meta = `${tmp}.meta.json`;
+  execFileSync(
+    bun,
+    [
+      ...["build", "--compile", "--minify", "--bytecode", "--format=cjs", `--metafile=${meta}`],
+      ...[...entries, "--outfile", tmp],
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  const outputs = Object.values(JSON.parse(readFileSync(meta, "utf8")).outputs);
+  rmSync(meta, { force: true });
+  const inputs = Object.keys(outputs.find((o) => o.entryPoint === entries[0])?.inputs ?? {});
+  return { inputs, place: () => renameSync(tmp, `${out}/${name}`), drop: () => rmSync(tmp, { force: true }) };
+}
+
+const full = compile(binary, ["src/bin/main.ts"]);
+full.place();
+// A plugin module that slipped into the client's entry (a static import of multicall.ts or of a
+// plugin) would cost every call the daemon serves ~2.5 ms (docs/resident.md): the build fails.
 const CLIENT_INPUTS = [
-  entry,
+  "src/bin/compiled.ts",
   "src/bin/invocation.ts",
   "src/bin/names.ts",
+  "src/bin/resident-first.ts",
   "src/resident/call.ts",
   "src/resident/client.ts",
   "src/resident/protocol.ts",
 ];
-const outputs = Object.values(JSON.parse(readFileSync(meta, "utf8")).outputs);
-rmSync(meta, { force: true });
-const entryOut = outputs.find((o) => o.entryPoint === entry);
-const extra = Object.keys(entryOut?.inputs ?? {}).filter((i) => !CLIENT_INPUTS.includes(i));
-if (!entryOut || extra.length > 0) {
-  rmSync(tmp, { force: true });
+const thin = compile(client, ["src/bin/compiled.ts", "src/bin/multicall.ts"]);
+const extra = thin.inputs.filter((i) => !CLIENT_INPUTS.includes(i));
+if (thin.inputs.length === 0 || extra.length > 0) {
+  thin.drop();
   throw new Error(
-    `build-compiled: the client entry ${entry} must not bundle ${extra.join(", ") || "(no metafile entry)"}`,
+    `build-compiled: the client entry must not bundle ${extra.join(", ") || "(no metafile entry)"}`,
   );
 }
-renameSync(tmp, `${out}/${binary}`);
+thin.place();
 
 /** Replaces `path` atomically with a link or a file. */
 function place(path, write) {
@@ -93,7 +110,7 @@ for (const name of plugins) {
   }
   const front = `#!/bin/sh
 # cni-nft-multicall front for the ${name} plugin (scripts/build-compiled.mjs): VERSION answered here,
-# every other verb by the compiled binary beside this file.
+# every other verb by a compiled binary beside this file.
 if [ "$CNI_COMMAND" = VERSION ]; then
   printf '%s\\n' '${version}'
   exit 0
@@ -101,7 +118,13 @@ fi
 self=$0
 [ -L "$self" ] && self=$(readlink -f "$self")
 case $self in */*) dir=\${self%/*} ;; *) dir=. ;; esac
-CNI_NFT_PLUGIN=${name} exec "$dir/${binary}" "$@"
+# A daemon's socket (docs/resident.md): its client, which checks it and falls back in-process.
+bin=${binary}
+if [ $# -eq 0 ] && [ "$CNI_NFT_RESIDENT" != off ] &&
+  [ -S "\${CNI_NFT_RESIDENT_SOCKET:-/run/cni-nft/resident/plugins.sock}" ]; then
+  bin=${client}
+fi
+CNI_NFT_PLUGIN=${name} exec "$dir/$bin" "$@"
 `;
   place(`${out}/${name}`, (t) => {
     writeFileSync(t, front);

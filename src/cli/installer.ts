@@ -26,8 +26,9 @@ import { join, resolve } from "node:path";
 import { CniError, ErrorCode } from "../cni/errors.js";
 
 export const MANIFEST = ".cni-nft-install.json";
-/** Written first: the fronts exec it. */
+/** Written first: the fronts exec them (the client when a resident daemon's socket exists). */
 const MULTICALL = "cni-nft-plugins";
+const CLIENT = "cni-nft-client";
 
 export interface Manifest {
   version: 1;
@@ -81,7 +82,7 @@ export function readManifest(binDir: string): Manifest {
   return { version: 1, files: {} };
 }
 
-/** The plugin directory's files (flat: regular files and symlinks), the multi-call binary first. */
+/** The plugin directory's files (flat: regular files and symlinks), the compiled binaries first. */
 export function sourceFiles(sourceDir: string, binDir: string): InstallFile[] {
   if (!existsSync(join(sourceDir, MULTICALL)))
     throw new CniError(
@@ -98,7 +99,11 @@ export function sourceFiles(sourceDir: string, binDir: string): InstallFile[] {
     else if (st.isFile()) out.push({ path, data: readFileSync(p), mode: st.mode & 0o111 ? 0o755 : 0o644 });
   }
   const rank = (f: InstallFile): number =>
-    f.path.endsWith(`/${MULTICALL}`) ? 0 : f.linkTarget !== undefined ? 1 : 2;
+    f.path.endsWith(`/${MULTICALL}`) || f.path.endsWith(`/${CLIENT}`)
+      ? 0
+      : f.linkTarget !== undefined
+        ? 1
+        : 2;
   return out.sort((a, b) => rank(a) - rank(b));
 }
 

@@ -15,7 +15,13 @@ import { CURRENT_VERSION } from "../cni/version.js";
 import { loadLibc, type Libc } from "../ffi/libc.js";
 import { loadedLibNftables } from "../nftables/libnftables.js";
 import { KeyedQueue, StateGate } from "./order.js";
-import { processIdentity, whyNotServe, whyNotServeEnv, type ProcessIdentity } from "./peer.js";
+import {
+  clientIdentity,
+  processIdentity,
+  whyNotServe,
+  whyNotServeEnv,
+  type ProcessIdentity,
+} from "./peer.js";
 import {
   FrameKind,
   FrameReader,
@@ -108,6 +114,7 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
   setEnvScope(scope);
   const net = await import("node:net");
   const own: ProcessIdentity = processIdentity("self");
+  const client = clientIdentity();
   const ownEnv = { ...process.env };
   const queue = new KeyedQueue();
   const gate = new StateGate((key) => {
@@ -224,8 +231,9 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
     } catch (e) {
       return `the caller cannot be identified: ${(e as Error).message}`;
     }
-    const why = whyNotServe(own, peer) ?? whyNotServeEnv(ownEnv, header.env);
-    if (why?.includes("another build") && readExe().endsWith(" (deleted)"))
+    const why = whyNotServe(own, peer, client) ?? whyNotServeEnv(ownEnv, header.env);
+    // An upgrade replaced this build: its calls go in-process until systemd starts the new daemon.
+    if (why?.includes("another build") && (readExe().endsWith(" (deleted)") || clientIdentity() !== client))
       drain("its executable was replaced");
     if (why) return why;
     try {

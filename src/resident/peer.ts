@@ -6,6 +6,7 @@
  * other it refuses, and the caller runs the plugin in-process.
  */
 import { readFileSync, readlinkSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 /** What of a process decides what a plugin call in it does. */
 export interface ProcessIdentity {
@@ -39,6 +40,23 @@ export function processIdentity(pid: number | "self"): ProcessIdentity {
   };
 }
 
+/** The client executable the sh fronts start when a daemon's socket exists (scripts/build-compiled.mjs). */
+export const CLIENT_EXECUTABLE = "cni-nft-client";
+
+/**
+ * Device and inode of the client executable beside this process's own, as `exe` says them: the
+ * same build's client, which the daemon serves as it serves its own executable. Undefined when
+ * there is none (the Node path, a build without it).
+ */
+export function clientIdentity(): string | undefined {
+  try {
+    const st = statSync(join(dirname(readlinkSync("/proc/self/exe")), CLIENT_EXECUTABLE));
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
 const CHECKS: ReadonlyArray<[keyof ProcessIdentity, string]> = [
   ["net", "another network namespace"],
   ["mnt", "another mount namespace"],
@@ -49,10 +67,20 @@ const CHECKS: ReadonlyArray<[keyof ProcessIdentity, string]> = [
   ["exe", "another build of the plugins"],
 ];
 
-/** Why the daemon must not serve `peer`, or undefined when it may. */
-export function whyNotServe(own: ProcessIdentity, peer: ProcessIdentity): string | undefined {
-  for (const [key, what] of CHECKS)
+/**
+ * Why the daemon must not serve `peer`, or undefined when it may. `client`: the identity of the
+ * same build's client executable (clientIdentity, read when the daemon started), served as the
+ * daemon's own executable.
+ */
+export function whyNotServe(
+  own: ProcessIdentity,
+  peer: ProcessIdentity,
+  client?: string,
+): string | undefined {
+  for (const [key, what] of CHECKS) {
+    if (key === "exe" && client !== undefined && peer.exe === client) continue;
     if (own[key] !== peer[key]) return `caller in ${what} (${String(peer[key])}, daemon ${String(own[key])})`;
+  }
   return undefined;
 }
 

@@ -1,15 +1,15 @@
 /**
- * The resident daemon's client entry (src/bin/compiled.ts, docs/resident.md) on the real kernel:
- * whatever happens to a call on its way to the daemon, the plugin sees the stdin the runtime
+ * The resident daemon's client (cni-nft-client, src/bin/compiled.ts; docs/resident.md) on the
+ * real kernel: whatever happens to a call on its way to the daemon, the plugin sees the stdin the runtime
  * wrote, all of it, and prints what it prints without a daemon, byte for byte: served, refused
  * (then run in-process with the stdin the client already read), a stale socket of a killed daemon
  * (connection refused), no socket, and CNI_NFT_RESIDENT=off with a live daemon (never connects).
  * The stdin is larger than a pipe's buffer, so a client that read only part of it, or lost it,
- * would show.
+ * would show. And the sh fronts exec the client (cni-nft-client) only when a socket exists.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { NetnsPool, alive, sweepStaleNamespaces } from "../helpers/netns.js";
+import { NetnsPool, alive, programsStarted, sweepStaleNamespaces, tracingExecs } from "../helpers/netns.js";
 import { cni, tempDir, type CniResult } from "../helpers/cni.js";
 import { waitFor } from "../helpers/background.js";
 import { COMPILED, haveCompiled, startResident } from "../helpers/resident.js";
@@ -86,6 +86,41 @@ test(
       process.kill(daemon.pid, "SIGKILL");
       await waitFor("the daemon to be gone", () => (alive(daemon.pid) ? undefined : true));
       same(await call({ ...daemon.env, ...lib }), alone, "stale socket");
+    } finally {
+      await daemon.stop();
+      dir.remove();
+    }
+  },
+);
+
+test(
+  "the sh front execs the client only when a daemon's socket exists and the client is not turned off",
+  { skip },
+  async () => {
+    const host = await nets.create("rce");
+    const daemon = await startResident(host);
+    const dir = tempDir("resident-execs");
+    const tuning = { cniVersion: "1.0.0", name: "rcenet", type: "tuning" };
+    try {
+      const cases: Array<[Record<string, string>, string]> = [
+        [daemon.env, "cni-nft-client"],
+        [{ CNI_NFT_RESIDENT_SOCKET: `${dir.path}/absent.sock` }, "cni-nft-plugins"],
+        [{ ...daemon.env, CNI_NFT_RESIDENT: "off" }, "cni-nft-plugins"],
+      ];
+      for (const [i, [env, binary]] of cases.entries()) {
+        const trace = `${dir.path}/trace-${i}`;
+        const r = await cni(host, "tuning", "DEL", tuning, {
+          containerId: "rce",
+          bin: COMPILED,
+          nsenter: true,
+          env,
+          wrap: tracingExecs(trace),
+        });
+        assert.equal(r.code, 0, r.stdout);
+        assert.deepEqual(programsStarted(trace), ["tuning", binary], JSON.stringify(env));
+      }
+      assert.equal(daemon.lines(/done tuning DEL/).length, 1, daemon.log());
+      assert.equal(daemon.lines(/refused/).length, 0, daemon.log());
     } finally {
       await daemon.stop();
       dir.remove();
