@@ -3,7 +3,8 @@
  * for one or two builds of the compiled plugins in one interleaved run (docs/resident.md,
  * docs/performance.md "The resident daemon"): Bun's runtime alone (a compiled `hello`), the sh
  * front, the binary's VERSION (Bun, the entry, the full dispatch), a tuning DEL (no work) in-process
- * and through a daemon (through the sh front and straight to the binary), and a bridge ADD and DEL
+ * and through a daemon (through the sh front and straight to what it execs: cni-nft-client, or the
+ * binary in builds before it), and a bridge ADD and DEL
  * (real work: veth, IPAM, nft) in-process and through the daemon.
  *
  * The driver runs inside a throwaway host namespace (nsenter, so the daemons share its mount
@@ -19,7 +20,7 @@
  * directory is enough: the sh fronts exec the binary beside them), printed first.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -129,6 +130,8 @@ async function inside(p: Inside): Promise<void> {
       const resident = { ...env, ...d.env };
       const front = join(b.dir, "tuning");
       const binary = join(b.dir, "cni-nft-plugins");
+      // What the front execs when a socket exists: the client, or (builds before it) the binary.
+      const client = existsSync(join(b.dir, "cni-nft-client")) ? join(b.dir, "cni-nft-client") : binary;
       const one = (
         label: string,
         argv: string[],
@@ -147,7 +150,7 @@ async function inside(p: Inside): Promise<void> {
         one("tuning DEL daemon", [front], { ...resident, CNI_COMMAND: "DEL" }, tuning, d.pid),
         one(
           "tuning DEL daemon, no sh front",
-          [binary],
+          [client],
           { ...resident, CNI_COMMAND: "DEL", CNI_NFT_PLUGIN: "tuning" },
           tuning,
           d.pid,
