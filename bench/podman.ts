@@ -48,6 +48,12 @@ const BACKENDS = [
   { name: "cni-nft iptables, resident", key: "iptr", backend: "cni", nftables: false, resident: true },
   { name: "netavark 1.4", key: "nav", backend: "netavark", nftables: false, resident: false },
 ] as const;
+/**
+ * conmon runs `podman container cleanup` when a container exits, which may tear the network down
+ * before `podman stop` does; podman gives conmon only `conmon_env_vars` (this PATH by default),
+ * so the resident flavours name their socket there too, or those calls would run in-process.
+ */
+const CONMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** Plugin calls a round makes on a CNI backend: ADD and DEL of bridge, portmap, firewall, tuning. */
 const CALLS_PER_ROUND = 8;
 
@@ -92,6 +98,7 @@ events_logger = "file"
 events_logfile_path = "${t}/${b.key}/events.log"
 tmp_dir = "${t}/${b.key}/tmp"
 helper_binaries_dir = ["/usr/lib/podman"]
+${b.resident ? `conmon_env_vars = ["PATH=${CONMON_PATH}", "CNI_NFT_RESIDENT_SOCKET=${t}/${b.key}/resident/plugins.sock"]` : ""}
 EOF
 cat > ${t}/${b.key}/storage.conf <<EOF
 [storage]
@@ -99,7 +106,7 @@ driver = "overlay"
 graphroot = "${t}/${b.key}/storage"
 runroot = "${t}/${b.key}/run"
 EOF
-${b.resident ? startDaemon(t, b.key) : ""}
+${b.resident ? startDaemon(t, b.key) : `dticks_${b.key}() { echo 0; }`}
 env_${b.key}() { ${b.resident ? `CNI_NFT_RESIDENT_SOCKET=${t}/${b.key}/resident/plugins.sock ` : ""}CONTAINERS_CONF=${t}/${b.key}/containers.conf CONTAINERS_STORAGE_CONF=${t}/${b.key}/storage.conf "$@"; }
 env_${b.key} podman import -q ${t}/rootfs.tar localhost/bench-busybox:latest >/dev/null
 env_${b.key} podman network create --disable-dns --subnet 10.89.${100 + i}.0/24 bench${b.key} >/dev/null
@@ -109,11 +116,14 @@ ${b.nftables ? `switch_nft ${t}/${b.key}/net.d/bench${b.key}.conflist` : ""}`,
   env_${key} podman create -q --name c${key}${net === "none" ? "n" : ""}$i --network ${net} ${
     net === "none" ? "" : `-p ${port}:80`
   } localhost/bench-busybox:latest httpd -f -p 80 -h /www >/dev/null
+  times >${t}/tm0; d0=$(dticks_${key})
   t0=$(date +%s%N); env_${key} podman start c${key}${net === "none" ? "n" : ""}$i >/dev/null; t1=$(date +%s%N)
+  times >${t}/tm1; d1=$(dticks_${key})
   ${net === "none" ? "" : `[ $i = 1 ] && served ${port} "${label}"`}
   t2=$(date +%s%N); env_${key} podman stop -t 0 c${key}${net === "none" ? "n" : ""}$i >/dev/null; t3=$(date +%s%N)
   env_${key} podman rm c${key}${net === "none" ? "n" : ""}$i >/dev/null
-  echo "RESULT ${label}|$(( (t1 - t0) / 1000 ))|$(( (t3 - t2) / 1000 ))"`;
+  c0=$(cpums ${t}/tm0); c1=$(cpums ${t}/tm1)
+  echo "RESULT ${label}|$(( (t1 - t0) / 1000 ))|$(( (t3 - t2) / 1000 ))|$(( c1 - c0 + (d1 - d0) * 10 ))"`;
   const keys = BACKENDS.map((b) => b.key).join(" ");
   return `set -euo pipefail
 daemons=""
@@ -125,6 +135,8 @@ cleanup() {
   for p in $daemons; do kill -TERM $p 2>/dev/null || true; done
   for p in $daemons; do while kill -0 $p 2>/dev/null; do sleep 0.1; done; done
 }
+# CPU ms of this shell's waited-for children (podman and what it waited for) from a "times" output.
+cpums() { awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$1"; }
 trap cleanup EXIT
 trap 'exit 143' INT TERM HUP
 ip link set lo up
@@ -169,8 +181,11 @@ ${BACKENDS.filter((b) => b.resident)
 /** Starts a resident daemon in the script's namespaces (podman's), and waits until it listens. */
 function startDaemon(t: string, key: string): string {
   return `mkdir -m 700 ${t}/${key}/resident
-${join(OURS, "cni-nft")} resident --socket ${t}/${key}/resident/plugins.sock 2>${t}/${key}/resident.log &
+${join(OURS, "cni-nft")} resident --log-calls --socket ${t}/${key}/resident/plugins.sock 2>${t}/${key}/resident.log &
 daemons="$daemons $!"
+dpid_${key}=$!
+# CPU ticks of the daemon and its waited-for children so far (/proc/PID/stat: utime stime cutime cstime).
+dticks_${key}() { local st; read -r -a st </proc/$dpid_${key}/stat; echo $(( st[13] + st[14] + st[15] + st[16] )); }
 for k in $(seq 1 300); do grep -q "listening on" ${t}/${key}/resident.log && break; sleep 0.1; done
 grep -q "listening on" ${t}/${key}/resident.log || { cat ${t}/${key}/resident.log >&2; exit 1; }`;
 }
@@ -205,12 +220,79 @@ function runScript(host: string, file: string): Promise<{ code: number; out: str
 function checkResident(out: string, rounds: number): string[] {
   const lines: string[] = [];
   for (const m of out.matchAll(/^RESIDENT (.+)\|(.*)$/gm)) {
-    const c = residentCounts(Buffer.from(m[2]!, "base64").toString("utf8"));
+    const log = Buffer.from(m[2]!, "base64").toString("utf8");
+    const c = residentCounts(log);
     const want = rounds * CALLS_PER_ROUND;
     const ok = c.refused === 0 && c.served === want;
-    lines.push(`${m[1]}: ${describeCounts(c)}; ${want} expected${ok ? "" : " -- NOT the daemon's figures"}`);
+    // --log-calls: "done <plugin> <verb> <id>/<ifname>: ..." per call served.
+    const verbs = ["ADD", "DEL"].map((v) => `${v} ${log.split(new RegExp(`done \\S+ ${v} `)).length - 1}`);
+    lines.push(
+      `${m[1]}: ${describeCounts(c)} (${verbs.join(", ")}); ${want} expected${ok ? "" : " -- NOT the daemon's figures"}`,
+    );
   }
   return lines;
+}
+
+const NONE = "--network none (netavark's podman)";
+type Times = Map<string, { start: number[]; stop: number[]; startCpu: number[] }>;
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/**
+ * Per flavour: medians of the wall times, means of the CPU time of `podman start` (ticks are
+ * coarse: 10 ms), and "network" = the same minus `--network none`. CPU counts podman and what it
+ * waited for (plugins, netavark) plus a resident daemon's own time; conmon (daemonised) is not
+ * counted, for anyone.
+ */
+function rowsOf(times: Times): Array<Record<string, number | string | undefined>> {
+  const none = times.get(NONE);
+  return [...times].map(([label, x]) => {
+    const net = (v: number, base: number | undefined): number | undefined =>
+      none && label !== NONE && base !== undefined ? v - base : undefined;
+    const f = {
+      start: median(x.start),
+      stop: median(x.stop),
+      startCpu: mean(x.startCpu),
+    };
+    return {
+      label,
+      ...f,
+      netStart: net(f.start, none && median(none.start)),
+      netStop: net(f.stop, none && median(none.stop)),
+      netStartCpu: net(f.startCpu, none && mean(none.startCpu)),
+    };
+  });
+}
+
+function printTables(times: Times, rounds: number): void {
+  const rows = rowsOf(times);
+  const nav = rows.find((r) => r.label === "netavark 1.4");
+  const cell = (row: Record<string, unknown>, k: string): string => {
+    const v = row[k];
+    const b = nav?.[k];
+    if (typeof v !== "number") return "";
+    return `${v.toFixed(1)}${typeof b === "number" && b ? ` (${(v / b).toFixed(2)}x)` : ""}`;
+  };
+  const table = (cols: Array<[string, string]>): void => {
+    console.log(`\n${"".padEnd(38)}${cols.map(([h]) => h.padEnd(22)).join("")}`);
+    for (const row of rows)
+      console.log(row.label!.toString().padEnd(38) + cols.map(([, k]) => cell(row, k).padEnd(22)).join(""));
+  };
+  table([
+    ["podman start ms", "start"],
+    ["podman stop ms", "stop"],
+    ["network setup ms", "netStart"],
+    ["network teardown ms", "netStop"],
+  ]);
+  console.log(
+    `medians of ${rounds}; ratios against netavark 1.4 (below 1.00x: faster); network = with - --network none`,
+  );
+  // Only podman start: the teardown may run in conmon's `podman container cleanup` instead of in
+  // `podman stop` (whichever comes first), a process that is not this script's child.
+  table([
+    ["start CPU ms", "startCpu"],
+    ["setup CPU ms", "netStartCpu"],
+  ]);
+  console.log(`CPU: means of ${rounds}, podman and what it waited for, plus a resident daemon's own`);
 }
 
 async function main(): Promise<void> {
@@ -251,49 +333,18 @@ async function main(): Promise<void> {
     process.once("exit", () => cleanUp());
     const r = await runScript(host, join(t, "run.sh"));
     if (r.code !== 0) console.log(`the run failed (${r.code}): ${r.err.slice(-2000)}`);
-    const times = new Map<string, { start: number[]; stop: number[] }>();
+    const times: Times = new Map();
     for (const line of r.out.split("\n")) {
       if (line.startsWith("SERVED") || line.startsWith("NOT-SERVED")) console.log(`  ${line}`);
-      const m = /^RESULT (.+)\|(\d+)\|(\d+)$/.exec(line);
+      const m = /^RESULT (.+)\|(\d+)\|(\d+)\|(-?\d+)$/.exec(line);
       if (!m) continue;
-      const x = times.get(m[1]!) ?? { start: [], stop: [] };
+      const x = times.get(m[1]!) ?? { start: [], stop: [], startCpu: [] };
       x.start.push(Number(m[2]) / 1000);
       x.stop.push(Number(m[3]) / 1000);
+      x.startCpu.push(Number(m[4]));
       times.set(m[1]!, x);
     }
-    const none = times.get("--network none (netavark's podman)");
-    const fig = (xs: number[] | undefined): number | undefined => (xs?.length ? median(xs) : undefined);
-    const rows = [...times].map(([label, x]) => {
-      const start = fig(x.start)!;
-      const stop = fig(x.stop)!;
-      const netStart =
-        none && label !== "--network none (netavark's podman)" ? start - fig(none.start)! : undefined;
-      const netStop =
-        none && label !== "--network none (netavark's podman)" ? stop - fig(none.stop)! : undefined;
-      return { label, start, stop, netStart, netStop };
-    });
-    const navRow = rows.find((r) => r.label === "netavark 1.4");
-    const ratio = (v: number | undefined, b: number | undefined): string =>
-      v !== undefined && b ? ` (${(v / b).toFixed(2)}x)` : "";
-    console.log(
-      `\n${"".padEnd(38)}${"podman start ms".padEnd(22)}${"podman stop ms".padEnd(22)}${"network setup ms".padEnd(22)}network teardown ms`,
-    );
-    for (const row of rows)
-      console.log(
-        row.label.padEnd(38) +
-          `${row.start.toFixed(1)}${ratio(row.start, navRow?.start)}`.padEnd(22) +
-          `${row.stop.toFixed(1)}${ratio(row.stop, navRow?.stop)}`.padEnd(22) +
-          (row.netStart === undefined
-            ? ""
-            : `${row.netStart.toFixed(1)}${ratio(row.netStart, navRow?.netStart)}`
-          ).padEnd(22) +
-          (row.netStop === undefined
-            ? ""
-            : `${row.netStop.toFixed(1)}${ratio(row.netStop, navRow?.netStop)}`),
-      );
-    console.log(
-      `\nmedians of ${rounds}; ratios against netavark 1.4 (below 1.00x: faster); network = with - --network none`,
-    );
+    printTables(times, rounds);
     const served = checkResident(r.out, rounds);
     for (const line of served) console.log(line);
     console.log(
@@ -301,7 +352,7 @@ async function main(): Promise<void> {
         .map((x) => x.toFixed(1))
         .join(" ")}`,
     );
-    saveResults("podman", { rounds, resident: served, loadAverage: loadavg()[0] }, rows);
+    saveResults("podman", { rounds, resident: served, loadAverage: loadavg()[0] }, rowsOf(times));
   } finally {
     cleanUp();
   }
