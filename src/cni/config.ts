@@ -26,6 +26,20 @@ export const macString = v.pipe(
   v.string(),
   v.check(isMac, "must be a MAC address such as 0a:58:0a:00:00:01"),
 );
+/**
+ * A directory a plugin keeps state in (host-local's and tuning's `dataDir`): an absolute path, or
+ * empty for the plugin's default. Upstream accepts a relative one and resolves it against the
+ * runtime's working directory (libcni starts plugins in its own): podman's is the shell's, so the
+ * same network would get one store per directory podman was run from (the same address handed
+ * out twice, a DEL from elsewhere freeing nothing). docs/reliability.md.
+ */
+export const stateDirString = v.pipe(
+  v.string(),
+  v.check(
+    (s) => s === "" || s.startsWith("/"),
+    "must be an absolute path (a relative one would depend on the runtime's working directory)",
+  ),
+);
 const portNumber = v.pipe(
   v.number(),
   v.integer("must be an integer"),

@@ -111,6 +111,8 @@ export interface CniCall {
    * callers in its own mount namespace.
    */
   nsenter?: boolean;
+  /** The plugin's working directory (a runtime's own; default this process's). */
+  cwd?: string;
 }
 
 export interface CniResult {
@@ -143,6 +145,7 @@ export async function cni(
     input: JSON.stringify(conf),
     env,
     timeoutMs: 60_000,
+    cwd: call.cwd,
   });
   let json: Record<string, unknown> | undefined;
   try {

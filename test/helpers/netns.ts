@@ -38,12 +38,13 @@ export interface RunResult {
 /** Runs a command, resolving with its output and exit code (never rejects on non-zero exit). */
 export async function run(
   argv: string[],
-  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
 ): Promise<RunResult> {
   const { spawn } = await import("node:child_process");
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), {
       env: opts.env ?? process.env,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";

@@ -2,7 +2,8 @@
  * Bad input is refused before the first change: each case runs a plugin the way a runtime does
  * inside a throwaway host (a bridge, a container with eth0, host-local and tuning stores) and
  * requires a CNI error with the spec's code (4 bad environment, 7 bad config), a message naming
- * what to fix, no stack trace, and the host, the container and the stores exactly as before.
+ * what to fix, no stack trace, and the host, the container and the stores exactly as before (the
+ * plugin's working directory, where a relative path would land, is one of the stores).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -165,6 +166,28 @@ const cases: Case[] = [
     code: 7,
     msg: /mtu 70000 is outside what eth0 accepts/,
   },
+  // State directories relative to the runtime's working directory (upstream accepts them).
+  {
+    name: "bridge, host-local dataDir relative",
+    plugin: "bridge",
+    conf: (d) => bridge(d, {}, { dataDir: "ipam-relative" }),
+    code: 7,
+    msg: /ipam\.dataDir: must be an absolute path/,
+  },
+  {
+    name: "host-local dataDir relative",
+    plugin: "host-local",
+    conf: (d) => bridge(d, {}, { dataDir: "::" }),
+    code: 7,
+    msg: /ipam\.dataDir: must be an absolute path/,
+  },
+  {
+    name: "tuning dataDir relative",
+    plugin: "tuning",
+    conf: (d) => tuning(d, { dataDir: "tuning-relative", mtu: 1400 }),
+    code: 7,
+    msg: /dataDir: must be an absolute path/,
+  },
   // Shapes: objects given as arrays, empty ipam.type.
   {
     name: "bridge ipam an array",
@@ -303,6 +326,8 @@ describe("refused before the first change", () => {
         containerId: "refused1",
         netns,
         args: c.args,
+        // The runtime's working directory is the temp dir, compared below with the stores.
+        cwd: dir.path,
       });
       assert.notEqual(r.code, 0, `refused: ${r.stdout}`);
       assert.equal(r.json?.["code"], c.code, r.stdout + r.stderr);

@@ -17,6 +17,7 @@ import {
   parseCIDR,
   parseIP,
   routeSchema,
+  stateDirString,
   versionAtLeast,
   type CIDR,
   type IP,
@@ -32,7 +33,7 @@ export const hostLocalIpamSchema = v.looseObject({
   gateway: v.optional(v.string()),
   ranges: v.optional(v.array(v.array(ipRangeSchema))),
   routes: v.optional(v.array(routeSchema)),
-  dataDir: v.optional(v.string()),
+  dataDir: v.optional(stateDirString),
   resolvConf: v.optional(v.string()),
 });
 

@@ -17,6 +17,7 @@ import {
   ErrorCode,
   definePlugin,
   netConf,
+  stateDirString,
   type CmdArgs,
   type Result,
   requirePrevResult,
@@ -46,7 +47,7 @@ const cniArgs = v.looseObject({
 });
 
 const schema = netConf({
-  dataDir: v.optional(v.string(), ""),
+  dataDir: v.optional(stateDirString, ""),
   sysctl: v.optional(v.nullable(v.record(v.string(), v.string()))),
   mac: v.optional(v.string(), ""),
   promisc: v.optional(v.boolean(), false),

@@ -2,11 +2,15 @@
  * Property: every config and result parser, given random JSON of the right and the wrong shape
  * (a valid config with fields replaced, removed or wrapped), either accepts it or throws a
  * CniError with a spec code and a message; never a JS runtime error. Pure functions: no root,
- * nothing on the host. The plugins' executables get the same inputs on the kernel in
- * test/integration/property.test.ts.
+ * nothing on the host; they run in a temporary working directory that must stay empty (a parser
+ * that created a random relative `dataDir` would leave it there). The plugins' executables get the
+ * same inputs on the kernel in test/integration/property.test.ts.
  */
-import { test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { CniError, baseNetConf, parseCniArgs, parseResult, validateConfig } from "../../../src/cni/index.js";
 import { hostLocalSchema, loadIpamConfig } from "../../../plugins/ipam/host-local/config.js";
@@ -16,6 +20,14 @@ import { schema as firewallSchema } from "../../../plugins/meta/firewall/firewal
 import { CRASH, SPEC_CODES, applyEdits, edits } from "../../helpers/mutate.js";
 
 const RUNS = Number(process.env["CNI_NFT_PROPERTY_RUNS"] ?? 300);
+
+const home = process.cwd();
+const cwd = mkdtempSync(join(tmpdir(), "cni-nft-parsers-property-"));
+before(() => process.chdir(cwd));
+after(() => {
+  process.chdir(home);
+  rmSync(cwd, { recursive: true, force: true });
+});
 
 function refusedProperly(e: unknown): void {
   assert.ok(e instanceof CniError, `threw ${String(e)} (${(e as Error)?.stack ?? ""}), not a CniError`);
@@ -137,4 +149,8 @@ test("CNI_ARGS", () => {
     }),
     { numRuns: RUNS },
   );
+});
+
+test("nothing was created in the working directory", () => {
+  assert.deepEqual(readdirSync(cwd), []);
 });
