@@ -8,14 +8,19 @@
  *
  *   node --import tsx bench/ab.ts --a OLD_DIR --b NEW_DIR [--n 0,2000] [--runs 25]
  */
-import { parseArgs } from "node:util";
 import { loadavg } from "node:os";
 import { Netns } from "../test/helpers/netns.js";
 import { CPU_TIMED, cpuMs } from "../test/helpers/soak-growth.js";
 import { median } from "../test/helpers/soak.js";
 import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
+import { benchArgs, intArg, intListArg, usageError } from "./lib/args.js";
 
-const { values } = parseArgs({
+const USAGE = `usage: node --import tsx bench/ab.ts --a OLD_DIR --b NEW_DIR [--n 0,2000] [--runs 25]
+  --a DIR, --b DIR  the two builds' plugin directories (a dist/compiled each)
+  --n LIST          other portmap containers in place, per figure (default 0,2000)
+  --runs N          runs per verb and build (default 25)`;
+const { values } = benchArgs({
+  usage: USAGE,
   options: {
     a: { type: "string" },
     b: { type: "string" },
@@ -23,10 +28,10 @@ const { values } = parseArgs({
     runs: { type: "string", default: "25" },
   },
 });
-if (!values.a || !values.b) throw new Error("give --a DIR and --b DIR (plugin directories)");
+if (!values.a || !values.b) usageError(USAGE, "give --a DIR and --b DIR (plugin directories)");
 const builds = { A: values.a, B: values.b };
-const NS = values.n.split(",").map(Number);
-const RUNS = Number(values.runs);
+const NS = intListArg(USAGE, "--n", values.n);
+const RUNS = intArg(USAGE, "--runs", values.runs, 25, 1);
 const PREFIX = `cnt-${process.pid}-`;
 removeNamespacesOnSignals(PREFIX);
 

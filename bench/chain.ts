@@ -28,7 +28,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs, intArg, intListArg } from "./lib/args.js";
 import { saveResults } from "./lib/results.js";
 import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
 import { cpuMsOf, describeCounts, startBenchResident, type BenchResident } from "./lib/resident.js";
@@ -472,9 +472,19 @@ function runInside(host: string, arg: string): Promise<string> {
   });
 }
 
+const USAGE = `usage: node --import tsx bench/chain.ts [--runs 15] [--populations 0,200,2000] [--parallel 4]
+                                        [--upstream-current DIR] [--only LABEL,...]
+       node --import tsx bench/chain.ts [runs] [population]   (the old form: 0 and that population)
+  --runs N               runs per figure (default 15)
+  --populations LIST     containers already attached per figure (0 is always measured)
+  --parallel N           chains at a time while filling (default 4)
+  --upstream-current DIR upstream's current plugins (nftables backends) as one more flavour
+  --only LABEL,...       only the flavours whose label contains one of these`;
+
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
+  const { values, positionals } = benchArgs({
+    usage: USAGE,
+    maxPositionals: 2,
     options: {
       runs: { type: "string" },
       populations: { type: "string" },
@@ -491,13 +501,13 @@ async function main(): Promise<void> {
     return;
   }
   const p: Params = {
-    runs: Number(values.runs ?? positionals[0] ?? 15),
+    runs: intArg(USAGE, "runs", values.runs ?? positionals[0], 15, 1),
     populations: values.populations
-      ? values.populations.split(",").map(Number)
+      ? intListArg(USAGE, "--populations", values.populations)
       : positionals[1] !== undefined
-        ? [0, Number(positionals[1])]
+        ? [0, intArg(USAGE, "population", positionals[1], 0)]
         : [0, 200, 2000],
-    parallel: Number(values.parallel),
+    parallel: intArg(USAGE, "--parallel", values.parallel, 4, 1),
   };
   if (!p.populations.includes(0)) p.populations.unshift(0);
   const upstreamCurrent = values["upstream-current"];

@@ -11,8 +11,12 @@ import { cni, OUR_BIN, tempDir, UPSTREAM_BIN } from "../test/helpers/cni.js";
 import { NetnsPool } from "../test/helpers/netns.js";
 import { startBackground, waitFor } from "../test/helpers/background.js";
 import { startDhcpServer } from "../test/helpers/dnsmasq.js";
+import { benchArgs, intArg } from "./lib/args.js";
 
-const RUNS = Number(process.argv[2] ?? 10);
+const USAGE = `usage: node --import tsx bench/dhcp.ts [runs]
+  runs  ADD/DEL pairs per implementation (default 10)`;
+const { positionals } = benchArgs({ usage: USAGE, maxPositionals: 1 });
+const RUNS = intArg(USAGE, "runs", positionals[0], 10, 1);
 const ours =
   process.env["CNI_NFT_BIN"] ??
   (existsSync(join(OUR_BIN, "..", "compiled", "dhcp")) ? join(OUR_BIN, "..", "compiled") : OUR_BIN);

@@ -12,8 +12,12 @@ import { NFTables } from "../src/nftables/index.js";
 import { memoryRecords } from "../src/hoststate/records.js";
 import { NftablesFirewall, NFT_TABLE } from "../plugins/meta/firewall/firewall_nftables.js";
 import type { FirewallSpec } from "../plugins/meta/firewall/firewall_backend.js";
+import { benchArgs, intArg } from "./lib/args.js";
 
-const POPULATIONS = process.argv.slice(2).length ? process.argv.slice(2).map(Number) : [0, 2000, 10000];
+const USAGE = `usage: bun bench/firewall-steps.ts [N...]
+  N  containers attached before each figure (default 0 2000 10000)`;
+const { positionals } = benchArgs({ usage: USAGE, maxPositionals: Infinity });
+const POPULATIONS = positionals.length ? positionals.map((n) => intArg(USAGE, "N", n, 0)) : [0, 2000, 10000];
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const spec = (ip: string): FirewallSpec => ({
   addresses: [`${ip}/32`],

@@ -9,9 +9,14 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { benchArgs, intArg } from "./lib/args.js";
 
-const N = Number(process.argv[2] ?? 40);
-const PARALLEL = Number(process.argv[3] ?? 4);
+const USAGE = `usage: node --import tsx bench/migrate.ts [containers] [parallel]
+  containers  attached through the CLI before the moves (default 40)
+  parallel    cni-nft migrate --parallel (default 4)`;
+const { positionals } = benchArgs({ usage: USAGE, maxPositionals: 2 });
+const N = intArg(USAGE, "containers", positionals[0], 40, 1);
+const PARALLEL = intArg(USAGE, "parallel", positionals[1], 4, 1);
 const ROOT = new URL("..", import.meta.url).pathname;
 const BIN = join(ROOT, "dist", existsSync(join(ROOT, "dist/compiled/cni-nft-plugins")) ? "compiled" : "bin");
 const HOST = `cni-nft-migbench-${process.pid}`;

@@ -22,7 +22,13 @@ import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { createNetfilterManager, type NetfilterManager } from "../src/netfilter/index.js";
 import { NFTables } from "../src/nftables/index.js";
+import { benchArgs } from "./lib/args.js";
 
+benchArgs({
+  usage: `usage: node --expose-gc --import tsx bench/netfilter.ts
+Environment: BENCH_RULES (default 10000), BENCH_MEMBERS (members of each set, default 100000),
+BENCH_ROUNDS (rounds per figure, default 5).`,
+});
 const RULES = Number(process.env["BENCH_RULES"] ?? 10_000);
 const MEMBERS = Number(process.env["BENCH_MEMBERS"] ?? 100_000);
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 5);

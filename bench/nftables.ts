@@ -19,7 +19,13 @@ import { performance } from "node:perf_hooks";
 import { NFTables, concat, address, port, type Transaction } from "../src/nftables/index.js";
 import { runChecked, systemRunner } from "../src/process/index.js";
 import { elementsOfListing, parseRuleTexts, rulesOfListing } from "../src/nftables/nftables.js";
+import { benchArgs } from "./lib/args.js";
 
+benchArgs({
+  usage: `usage: node --expose-gc --import tsx bench/nftables.ts
+Environment: BENCH_RULES (default 10000), BENCH_ELEMENTS (default 50000), BENCH_ROUNDS (rounds
+per figure, default 5).`,
+});
 const RULES = Number(process.env["BENCH_RULES"] ?? 10_000);
 const ELEMENTS = Number(process.env["BENCH_ELEMENTS"] ?? 50_000);
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 5);

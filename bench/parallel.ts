@@ -9,10 +9,16 @@
 import { NetnsPool } from "../test/helpers/netns.js";
 import { chainAdd, chainConfs, chainDel, type Backend } from "../test/helpers/chain.js";
 import { tempDir } from "../test/helpers/cni.js";
+import { benchArgs, choiceArg, intArg } from "./lib/args.js";
 
-const ROUNDS = Number(process.argv[2] ?? 5);
-const WIDTH = Number(process.argv[3] ?? 50);
-const BACKEND = (process.argv[4] ?? "nftables") as Backend;
+const USAGE = `usage: node --import tsx bench/parallel.ts [rounds] [width] [backend]
+  rounds   rounds, each in a fresh host namespace (default 5)
+  width    chain ADDs started at once per round (default 50)
+  backend  nftables or iptables (default nftables)`;
+const { positionals } = benchArgs({ usage: USAGE, maxPositionals: 3 });
+const ROUNDS = intArg(USAGE, "rounds", positionals[0], 5, 1);
+const WIDTH = intArg(USAGE, "width", positionals[1], 50, 1);
+const BACKEND: Backend = choiceArg(USAGE, "backend", positionals[2], ["nftables", "iptables"]) ?? "nftables";
 
 async function round(n: number): Promise<string[]> {
   const nets = new NetnsPool();

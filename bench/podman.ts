@@ -24,11 +24,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { median } from "./lib/chain-run.js";
 import { removeNamespaces } from "./lib/namespaces.js";
 import { residentCounts, describeCounts } from "./lib/resident.js";
 import { saveResults } from "./lib/results.js";
+import { benchArgs, intArg } from "./lib/args.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OURS = join(ROOT, "dist/compiled");
@@ -296,8 +296,10 @@ function printTables(times: Times, rounds: number): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: "string", default: "10" } } });
-  const rounds = Number(values.rounds);
+  const usage = `usage: node --import tsx bench/podman.ts [--rounds 10]
+  --rounds N  interleaved rounds of every backend (default 10)`;
+  const { values } = benchArgs({ usage, options: { rounds: { type: "string", default: "10" } } });
+  const rounds = intArg(usage, "--rounds", values.rounds, 10, 1);
   const missing = ["podman", "runc", "busybox", "python3"].filter((t) => !onPath(t));
   if (!existsSync(NETAVARK)) missing.push(NETAVARK);
   if (!existsSync(join(OURS, "cni-nft-plugins"))) missing.push(`${OURS} (npm run build)`);

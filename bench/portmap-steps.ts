@@ -21,8 +21,14 @@ import {
   skeletonRules,
 } from "../plugins/meta/portmap/portmap_nftables_layout.js";
 import { benchConf, bulkFill } from "./lib/portmap-bulk.js";
+import { benchArgs, intArg } from "./lib/args.js";
 
-const NS = process.argv.slice(2).map(Number);
+const USAGE = `usage: bun bench/portmap-steps.ts [N...]
+  N  containers written before each figure (default 0 2000)
+Environment: BENCH_STEPS_ROUNDS (default 15), BENCH_STEPS_SNAT=off (containers without snat).`;
+const NS = benchArgs({ usage: USAGE, maxPositionals: Infinity }).positionals.map((n) =>
+  intArg(USAGE, "N", n, 0),
+);
 const POPULATIONS = NS.length ? NS : [0, 2000];
 const ROUNDS = Number(process.env["BENCH_STEPS_ROUNDS"] ?? 15);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

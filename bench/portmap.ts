@@ -24,7 +24,6 @@ import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { containerRules, dnatChainName } from "../plugins/meta/portmap/portmap_iptables.js";
 import { NFTables } from "../src/nftables/index.js";
 import { NFT_TABLE } from "../plugins/meta/portmap/portmap_nftables_layout.js";
@@ -33,8 +32,17 @@ import { saveResults } from "./lib/results.js";
 import { fillerAddr, fillerPort } from "./lib/fill.js";
 import { benchMasquerade, type MasqRow } from "./lib/masquerade.js";
 import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
+import { benchArgs } from "./lib/args.js";
 
-const ARGS = parseArgs({ options: { "upstream-current": { type: "string" } } }).values;
+const ARGS = benchArgs({
+  usage: `usage: node --import tsx bench/portmap.ts [--upstream-current DIR]
+  --upstream-current DIR  upstream's current plugins (nftables portmap) as one more backend
+Environment: BENCH_PORTMAP_N (default 0,1000,5000,10000), BENCH_PORTMAP_ROUNDS (default 5),
+BENCH_PORTMAP_CONNS (default 200), BENCH_PORTMAP_FILL_PARALLEL (default 4), BENCH_PORTMAP_FILL
+(plugin or bulk), BENCH_UPSTREAM_CURRENT, BENCH_UPSTREAM_NFT_MAX (default 5000),
+BENCH_PORTMAP_BACKENDS (default all).`,
+  options: { "upstream-current": { type: "string" } },
+}).values;
 const UPSTREAM_CURRENT = ARGS["upstream-current"] ?? process.env["BENCH_UPSTREAM_CURRENT"];
 /**
  * `bulk`: write the nftables backend's containers in one nft run (its exact layout) instead of

@@ -19,11 +19,16 @@ import { OUR_BIN, tempDir } from "../test/helpers/cni.js";
 import { median, soak, type SoakReport } from "../test/helpers/soak.js";
 import type { SoakSample } from "../test/helpers/soak-growth.js";
 import { saveResults } from "./lib/results.js";
+import { benchArgs, choiceArg, intArg } from "./lib/args.js";
 
-const CYCLES = Number(process.argv[2] ?? 1000);
-const backends = process.argv[3]
-  ? [process.argv[3] as "nftables" | "iptables"]
-  : (["nftables", "iptables"] as const);
+const USAGE = `usage: node --import tsx bench/soak.ts [cycles] [backend]
+  cycles   ADD/DEL cycles per backend, 8 at a time (default 1000)
+  backend  nftables or iptables (default both, one after the other)
+Environment: CNI_NFT_BIN (the plugins; dist/compiled is faster).`;
+const { positionals } = benchArgs({ usage: USAGE, maxPositionals: 2 });
+const CYCLES = intArg(USAGE, "cycles", positionals[0], 1000, 2);
+const only = choiceArg(USAGE, "backend", positionals[1], ["nftables", "iptables"]);
+const backends = only ? [only] : (["nftables", "iptables"] as const);
 const window = Math.min(100, Math.floor(CYCLES / 2));
 
 interface Drift {

@@ -4,6 +4,14 @@
 # interleaved. Steadier than wall-clock figures on a loaded machine (docs/performance.md).
 #   bash bench/veth-cpu.sh N ROUNDS DIR...   (DIR: a dist/compiled of a build)
 set -u
+usage() { echo "usage: bash bench/veth-cpu.sh [N [ROUNDS [DIR...]]]   (N pairs, default 20; ROUNDS, default 3; DIR: a dist/compiled)"; }
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  -*) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
+esac
+for n in "${1:-20}" "${2:-3}"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || { echo "N and ROUNDS must be whole numbers, not $n" >&2; usage >&2; exit 2; }
+done
 N=${1:-20}
 ROUNDS=${2:-3}
 shift 2 || true
