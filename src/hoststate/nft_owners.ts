@@ -103,11 +103,13 @@ export function dropChain(tx: Transaction, name: string): void {
 
 /**
  * Deletes the owner's `keys` without reading: each element with its owner element, and the
- * owner's own `chains`, in one transaction. A key that is not (or no longer) the owner's makes
- * it fail; nft names the operation, that key is skipped and the rest retried. Returns the keys
- * deleted, or undefined when the table is not in this layout (the element's map or the owners
- * set missing, not an element: the caller decides). The caller holds the layout's lock (a
- * take-over reads, then writes).
+ * owner's own `chains`, in one transaction. nft names the operation that failed: a missing owner
+ * element means the key is not (or no longer) the owner's, so it is skipped; a missing element
+ * whose owner element may still be there (a flushed set or map keeps the `owners` set) leaves
+ * its owner element to delete; the rest is retried. Returns the owner's keys (deleted, or found
+ * gone with their owner elements deleted), or undefined when the table is not in this layout
+ * (the element's map or the owners set missing, not an element: the caller decides). The caller
+ * holds the layout's lock (a take-over reads, then writes).
  */
 export async function deleteOwned(
   nft: Interface,
@@ -115,25 +117,27 @@ export async function deleteOwned(
   keys: readonly Element[],
   chains: readonly string[] = [],
 ): Promise<Element[] | undefined> {
-  let left = [...keys];
+  // The element first: in a table of a previous layout its map is missing (not an element).
+  let left = keys.map((key) => ({ key, ops: [keyOnly(key), ownerElement(key, owner)] }));
   for (;;) {
+    const ops = left.flatMap((k) => k.ops);
     const tx = nft.newTransaction();
-    // The element first: in a table of a previous layout its map is missing (not an element).
-    for (const e of left) {
-      tx.delete(keyOnly(e));
-      tx.delete(ownerElement(e, owner));
-    }
+    for (const op of ops) tx.delete(op);
     for (const ch of chains) dropChain(tx, ch);
     try {
-      await nft.run(tx);
-      return left;
+      if (ops.length || chains.length) await nft.run(tx);
+      return left.map((k) => k.key);
     } catch (e) {
-      if (!isElementNotFound(e) || e.operationIndex >= 2 * left.length) {
+      if (!isElementNotFound(e) || e.operationIndex >= ops.length) {
         if (isNotFound(e)) return undefined;
         throw e;
       }
-      const at = Math.floor(e.operationIndex / 2);
-      left = left.filter((_, i) => i !== at);
+      const failed = ops[e.operationIndex]!;
+      left = left.flatMap((k) => {
+        if (!k.ops.includes(failed)) return [k];
+        // Its owner element missing: not the owner's. Its element missing: the owner element only.
+        return failed === k.ops.at(-1) ? [] : [{ key: k.key, ops: k.ops.slice(1) }];
+      });
     }
   }
 }

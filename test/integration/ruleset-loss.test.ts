@@ -52,6 +52,20 @@ const DAMAGES: Record<Backend, Damage[]> = {
       check: [["firewall", /rule "jump isolation" in chain forward/]],
       keepsOwnState: true,
     },
+    // A set or map flushed: the elements go, the owners set keeps their owner elements, which
+    // DEL must delete too (deleteOwned; the state after DEL is compared with the baseline).
+    {
+      what: "nft flush map inet cni_nft_portmap dnat_any4",
+      argv: [["nft", "flush", "map", "inet", "cni_nft_portmap", "dnat_any4"]],
+      check: [["portmap", /of dnat_any4 in table inet cni_nft_portmap/]],
+      keepsOwnState: false,
+    },
+    {
+      what: "nft flush set inet cni_nft_firewall containers4",
+      argv: [["nft", "flush", "set", "inet", "cni_nft_firewall", "containers4"]],
+      check: [["firewall", /element 10\.245\.0\.\d+ of set containers4/]],
+      keepsOwnState: false,
+    },
     {
       what: "nft flush ruleset",
       argv: [["nft", "flush", "ruleset"]],

@@ -29,7 +29,7 @@
  */
 import { withFlock } from "../../../src/cni/index.js";
 // Owner elements as portmap and masquerade write them: an address element's tag is `<set>|<address>`.
-import { OWNERS_SET, ownerElement } from "../../../src/hoststate/nft_owners.js";
+import { OWNERS_SET, deleteOwned, ownerElement } from "../../../src/hoststate/nft_owners.js";
 import {
   nftNetworkHash,
   nftOwnerComment,
@@ -48,7 +48,6 @@ import {
 import {
   ifname,
   isAlreadyExists,
-  isElementNotFound,
   isNotFound,
   missingRules,
   type Element,
@@ -320,44 +319,22 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
 
   /**
    * The addresses prevResult or the record names, each deleted with its owner element without
-   * reading; false when the table is not in this layout (no owners set) or nothing is known.
+   * reading (`deleteOwned`: one not its own is skipped, one a flushed set lost leaves its owner
+   * element to delete); false when the table is not in this layout (no owners set) or nothing
+   * is known.
    */
   private async removeKnown(a: Attachment, conf?: FirewallSpec): Promise<boolean> {
     const hash = nftOwnerHash(a);
+    // A record is ours, but it is a file: its addresses pass the address check before nft.
     const ips = new Set(
       [...(conf?.addresses ?? []), ...recordedAddresses(this.records.read(hash))].map(
         (x) => x.split("/")[0]!,
       ),
     );
-    // A record is ours, but it is a file: its addresses pass the address check before nft.
-    // Each as [owner element, address element]; an address gone without its owner element (a
-    // flushed set) leaves only the owner element to delete.
-    let left = [...ips].map((ip) => {
-      const e = addressElement(ip);
-      return [ownerElement(e, hash), e];
-    });
-    if (left.length === 0) return false;
-    return withFlock(NFT_LOCK_FILE, async () => {
-      for (;;) {
-        const tx = this.nft.newTransaction();
-        const ops = left.flat();
-        for (const e of ops) tx.delete(e);
-        try {
-          if (ops.length) await this.nft.run(tx);
-          return true;
-        } catch (e) {
-          if (!isElementNotFound(e) || e.operationIndex >= ops.length) {
-            if (isNotFound(e)) return false;
-            throw e;
-          }
-          // Not its own (or gone): skip it; the address only: keep deleting its owner element.
-          const failed = ops[e.operationIndex]!;
-          left = left
-            .map((pair) => (pair[0] === failed ? [] : pair.filter((x) => x !== failed)))
-            .filter((pair) => pair.length > 0);
-        }
-      }
-    });
+    if (ips.size === 0) return false;
+    const keys = [...ips].map((ip) => addressElement(ip));
+    const done = await withFlock(NFT_LOCK_FILE, () => deleteOwned(this.nft, hash, keys));
+    return done !== undefined;
   }
 
   /**

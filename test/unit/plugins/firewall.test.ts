@@ -454,6 +454,29 @@ test("firewall nftables: an address another container took over is left to it by
   assert.equal(await host.dump(), NFTABLES_DEL);
 });
 
+test("firewall nftables: after the address sets were flushed, DEL without prevResult leaves none of its owner elements", async () => {
+  const flush = async (host: FakeHost): Promise<void> => {
+    const nft = host.nft("inet", NFT_TABLE);
+    const tx = nft.newTransaction();
+    for (const name of ["containers4", "containers6"]) tx.flush({ kind: "set", name });
+    await nft.run(tx);
+  };
+  // Flushed, then DEL by the record: the same host as DEL first, then the flush.
+  const [flushedFirst, b] = await threeAttached("nftables");
+  await flush(flushedFirst);
+  await b.remove(A);
+  const [deletedFirst, b2] = await threeAttached("nftables");
+  await b2.remove(A);
+  await flush(deletedFirst);
+  const flushedSets = /^add element inet cni_nft_firewall containers[46] .*\n/gm;
+  assert.equal(
+    await flushedFirst.dump(),
+    NFTABLES_DEL.replace(flushedSets, ""),
+    "B's and C's owner elements stay",
+  );
+  assert.equal(await flushedFirst.dump(), await deletedFirst.dump());
+});
+
 test("firewall nftables: a table of the layout before owner elements: DEL finds its addresses by listing, the next ADD gives every address its owner element", async () => {
   const [host, b] = await threeAttached("nftables");
   const nft = host.nft("inet", NFT_TABLE);
