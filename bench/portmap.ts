@@ -39,7 +39,7 @@ const ARGS = benchArgs({
   --upstream-current DIR  upstream's current plugins (nftables portmap) as one more backend
 Environment: BENCH_PORTMAP_N (default 0,1000,5000,10000), BENCH_PORTMAP_ROUNDS (default 5),
 BENCH_PORTMAP_CONNS (default 200), BENCH_PORTMAP_FILL_PARALLEL (default 4), BENCH_PORTMAP_FILL
-(plugin or bulk), BENCH_UPSTREAM_CURRENT, BENCH_UPSTREAM_NFT_MAX (default 5000),
+(plugin, bulk or resident), BENCH_UPSTREAM_CURRENT, BENCH_UPSTREAM_NFT_MAX (default 5000),
 BENCH_PORTMAP_BACKENDS (default all).`,
   options: { "upstream-current": { type: "string" } },
 }).values;
