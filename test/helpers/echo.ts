@@ -44,13 +44,19 @@ export function startEchoServer(
   });
 }
 
-/** The address the server saw, or undefined if the connection failed. */
+/**
+ * The address the server saw, or undefined if the connection failed within `timeoutMs`. The
+ * default is a hang guard, not a deadline: a check that must get through waits for TCP's own SYN
+ * retries (1 s, 3 s, 7 s, 15 s) and the UDP client's (every 300 ms), so a lost first packet or a
+ * test process starved for seconds on a loaded machine (niced tests beside normal-priority work)
+ * is not a failure; with 3 s, it was. A check that must NOT get through passes a short timeout.
+ */
 export async function echo(
   ns: Netns,
   proto: "tcp" | "udp",
   host: string,
   port: number,
-  timeoutMs = 3000,
+  timeoutMs = 20_000,
 ): Promise<string | undefined> {
   const r = await ns.run([process.execPath, CLIENT, proto, host, String(port), String(timeoutMs)], {
     timeoutMs: timeoutMs + 10_000,

@@ -1,6 +1,6 @@
 // One long-lived flow: sends a numbered message every INTERVAL ms and counts the echoes.
 // Usage: node flow-client.mjs tcp|udp HOST PORT INTERVAL. Prints "flowing" after the first echo;
-// on "stop" (stdin) waits for echoes in flight, prints a JSON summary and exits. The summary names
+// on "stop" (stdin) waits for the echoes in flight, prints a JSON summary and exits. The summary names
 // the messages never echoed and when each was sent (ms after the first), so a loss in the middle
 // of the flow (a gap in the path) tells itself apart from one at its end (an echo still in flight).
 import { connect } from "node:net";
@@ -60,10 +60,17 @@ const timer = setInterval(() => {
     stats.errors.push(e.message);
   }
 }, Number(interval));
+// On "stop": the echoes still in flight are waited for until every message is echoed, for at
+// most IN_FLIGHT_MS (a loaded machine can hold one back for a while; a fixed short wait counted
+// such a late echo as lost), then the summary.
+const IN_FLIGHT_MS = 10_000;
 createInterface({ input: process.stdin }).on("line", (l) => {
   if (l.trim() !== "stop") return;
   clearInterval(timer);
-  setTimeout(() => {
+  const stoppedAt = Date.now();
+  const settle = setInterval(() => {
+    if (echoed.size < seq && Date.now() - stoppedAt < IN_FLIGHT_MS) return;
+    clearInterval(settle);
     stats.errors = [...new Set(stats.errors)];
     for (let i = 0; i < seq; i++)
       if (!echoed.has(i))
@@ -71,5 +78,5 @@ createInterface({ input: process.stdin }).on("line", (l) => {
     console.log(JSON.stringify(stats));
     close();
     process.exit(0);
-  }, 1000);
+  }, 10);
 });
