@@ -9,8 +9,10 @@ Looks at this host (or the network namespace it runs in) and reports what will b
 containers, each finding with what to do: forward policies that drop container traffic (an
 nftables base chain with policy drop, iptables FORWARD DROP), iptables-legacy rules beside
 nftables, kernel features the backends need (nat, masquerade, dnat, fib, ct), ip_forward off,
-leftovers no cached attachment owns (what GC would remove), networks whose config names a
-backend this host cannot run. Changes nothing. Exit status 0 when nothing was found.
+leftovers no cached attachment owns (what GC would remove), the firewall's hostForward accepts
+left in the host firewall's chains when no network's config asks for them any more (with the
+command that deletes each), networks whose config names a backend this host cannot run.
+Changes nothing. Exit status 0 when nothing was found.
 
   --json             the findings as JSON
   --cache-dir DIR    libcni cache directory (default CNI_CACHE_DIR or /var/lib/cni)

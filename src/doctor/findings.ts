@@ -1,16 +1,17 @@
 /**
  * `cni-nft doctor`: what on this host will break containers, each finding with what to do.
  * Read only: it lists tables and rules, reads sysctls, the libcni cache and the network configs,
- * and changes nothing.
+ * and changes nothing. hostForward's leftovers in the host firewall's chains: host_forward.ts.
  */
-import { readFile, readdir } from "node:fs/promises";
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { systemRunner } from "../process/index.js";
 import { onPath, systemIptables } from "../iptables/iptables.js";
 import { frameworkPresent, frameworkProblems, type Framework } from "../framework/index.js";
-import { parseConfList, type NetworkConfigList } from "../cli/libcni.js";
+import type { NetworkConfigList } from "../cli/libcni.js";
 import { iptablesChainName, nftNetworkHash, nftOwnerHash } from "../cni/attachment.js";
 import type { CachedAttachment } from "../migrate/components.js";
+import { networkConfigs } from "./configs.js";
+import { staleHostForward } from "./host_forward.js";
 
 export type FindingKind =
   | "forward-policy-drop"
@@ -18,6 +19,7 @@ export type FindingKind =
   | "kernel-features"
   | "ip-forward-off"
   | "leftover"
+  | "host-forward-leftover"
   | "backend-unavailable";
 
 export interface Finding {
@@ -111,30 +113,24 @@ async function ipForward(out: Finding[]): Promise<void> {
 }
 
 /** Backends named by the configs in NETCONFPATH. */
-async function configuredBackends(
-  confDir: string,
-): Promise<Array<{ list: NetworkConfigList; backend: Framework }>> {
+function configuredBackends(
+  lists: readonly NetworkConfigList[],
+): Array<{ list: NetworkConfigList; backend: Framework }> {
   const out: Array<{ list: NetworkConfigList; backend: Framework }> = [];
-  const files = (await readdir(confDir).catch(() => [] as string[])).filter((f) =>
-    /\.(conflist|conf|json)$/.test(f),
-  );
-  for (const f of files.sort()) {
-    let list: NetworkConfigList;
-    try {
-      list = parseConfList(await readFile(join(confDir, f), "utf8"), join(confDir, f));
-    } catch {
-      continue;
-    }
+  for (const list of lists)
     for (const p of list.plugins) {
       const b = p["ipMasqBackend"] ?? p["backend"];
       if (b === "iptables" || b === "nftables") out.push({ list, backend: b });
     }
-  }
   return out;
 }
 
-async function backends(out: Finding[], confDir: string, cached: readonly CachedAttachment[]): Promise<void> {
-  const named = await configuredBackends(confDir);
+async function backends(
+  out: Finding[],
+  lists: readonly NetworkConfigList[],
+  cached: readonly CachedAttachment[],
+): Promise<void> {
+  const named = configuredBackends(lists);
   for (const { list, backend } of named)
     if (!frameworkPresent(backend))
       out.push({
@@ -212,10 +208,12 @@ export async function diagnose(opts: {
   cached: readonly CachedAttachment[];
 }): Promise<Finding[]> {
   const out: Finding[] = [];
+  const lists = await networkConfigs(opts.confDir);
   await forwardDrops(out);
   await legacyRules(out);
   await ipForward(out);
-  await backends(out, opts.confDir, opts.cached);
+  await backends(out, lists, opts.cached);
   await leftovers(out, opts.cached);
+  await staleHostForward(out, lists);
   return out;
 }

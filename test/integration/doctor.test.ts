@@ -1,14 +1,16 @@
 /**
  * `cni-nft doctor` on purposely broken hosts: a forward chain with policy drop in an operator
  * table, iptables FORWARD DROP, ip_forward off, a leftover no cached attachment owns, a config
- * naming a backend the host cannot run (nft hidden from PATH). A clean host: nothing found.
+ * naming a backend the host cannot run (nft hidden from PATH), hostForward's accepts (written by
+ * the firewall plugin) left in the host's chains once no config asks for them, removed by the
+ * printed fix. A clean host: nothing found.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { NetnsPool, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
-import { OUR_BIN, ensureBuilt, tempDir } from "../helpers/cni.js";
+import { OUR_BIN, cni, ensureBuilt, tempDir } from "../helpers/cni.js";
 import { upstreamNftPortmap } from "../helpers/upstream-layouts.js";
 
 const CLI = join(OUR_BIN, "cni-nft");
@@ -146,4 +148,80 @@ test("a config naming a backend this host cannot run (nft hidden)", async () => 
       .join("\n"),
     /network drnet .* names backend nftables, which this host cannot run/,
   );
+});
+
+test("hostForward's accepts left in the host's chains when no config asks for them any more", async () => {
+  await host.sh(
+    ["nft", "-f", "-"],
+    "table inet hostfw {\n chain forward {\n  type filter hook forward priority 0; policy accept;\n }\n}\n",
+  );
+  const ctr = await nets.create("drc");
+  const hostForward = { nftables: { family: "inet", table: "hostfw", chain: "forward" }, iptables: true };
+  const firewall = (name: string, backend: string, address: string, hf?: object): object => ({
+    cniVersion: "1.0.0",
+    name,
+    type: "firewall",
+    backend,
+    ...(hf ? { hostForward: hf } : {}),
+    prevResult: {
+      cniVersion: "1.0.0",
+      interfaces: [{ name: "eth0", sandbox: ctr.path }],
+      ips: [{ address, interface: 0 }],
+    },
+  });
+  const conflist = (name: string, backend: string, hf?: object): string =>
+    JSON.stringify({
+      cniVersion: "1.0.0",
+      name,
+      plugins: [{ type: "firewall", backend, ...(hf ? { hostForward: hf } : {}) }],
+    });
+  // The plugin writes them: the nftables backend's network accepts (host chain and CNI-FORWARD),
+  // the iptables backend's container accepts in the host chain.
+  for (const [name, backend, address, hf] of [
+    ["drhf", "nftables", "10.98.0.5/24", hostForward],
+    ["drhi", "iptables", "10.97.0.5/24", { nftables: hostForward.nftables }],
+  ] as const) {
+    const r = await cni(host, "firewall", "ADD", firewall(name, backend, address, hf), {
+      containerId: `${name}-c1`,
+      netns: ctr.path,
+    });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  }
+  const conf = join(tmp.path, "net.d");
+  mkdirSync(conf, { recursive: true });
+  const hostForwardFindings = async (): Promise<Array<{ message: string; fix: string }>> =>
+    (await doctor()).report.findings.filter((f) => f.kind === "host-forward-leftover");
+
+  writeFileSync(join(conf, "20-hf.conflist"), conflist("drhf", "nftables", hostForward));
+  writeFileSync(
+    join(conf, "21-hi.conflist"),
+    conflist("drhi", "iptables", { nftables: hostForward.nftables }),
+  );
+  assert.deepEqual(await hostForwardFindings(), [], "both configs still ask for them");
+
+  // drhf's config without hostForward; drhi's config gone.
+  writeFileSync(join(conf, "20-hf.conflist"), conflist("drhf", "nftables"));
+  rmSync(join(conf, "21-hi.conflist"));
+  const found = await hostForwardFindings();
+  const text = found.map((f) => `${f.message}\n${f.fix}`).join("\n");
+  assert.equal(found.length, 5, text); // drhf: host chain, iptables, ip6tables; drhi: its two accepts
+  assert.match(
+    text,
+    /chain inet hostfw forward holds hostForward's accept ".*hostForward mark 0x00001000, net: drhf", but network drhf's config no longer asks for it\nnft delete rule inet hostfw forward handle \d+/,
+  );
+  assert.match(
+    text,
+    /iptables rule -A CNI-FORWARD -m mark --mark 0x1000\/0x1000 .*net: drhf.* is hostForward's accept, but network drhf's config no longer asks for it\niptables -t filter -D CNI-FORWARD /,
+  );
+  assert.match(
+    text,
+    /holds hostForward's accept ".*net: drhi, if: eth0, id: drhi-c1", but no network config here names its network/,
+  );
+  // Each fix as printed removes its rule; then nothing is left to flag.
+  for (const f of found) await host.sh(["sh", "-c", f.fix.replace(/ \(or put .*\)$/, "")]);
+  assert.deepEqual(await hostForwardFindings(), []);
+  assert.doesNotMatch(await host.sh(["nft", "list", "chain", "inet", "hostfw", "forward"]), /comment/);
+  assert.doesNotMatch(await host.sh(["iptables-save", "-t", "filter"]), /hostForward/);
+  await host.sh(["nft", "delete", "table", "inet", "hostfw"]);
+  rmSync(join(conf, "20-hf.conflist"));
 });
