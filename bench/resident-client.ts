@@ -24,8 +24,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { CPU_TIMED, cpuMs } from "../test/helpers/soak-growth.js";
+import { benchArgs, intArg } from "./lib/args.js";
 import { median } from "../test/helpers/soak.js";
 import { chainConfs } from "../test/helpers/chain.js";
 import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
@@ -254,7 +254,12 @@ async function inside(p: Inside): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const usage = `usage: node --import tsx bench/resident-client.ts [--runs 60] [--bin DIR] [--baseline DIR]
+  --runs N        runs per step (default 60)
+  --bin DIR       the build's dist/compiled (default this tree's)
+  --baseline DIR  another build's dist/compiled, printed first`;
+  const { values } = benchArgs({
+    usage,
     options: {
       runs: { type: "string", default: "60" },
       bin: { type: "string", default: join(ROOT, "dist", "compiled") },
@@ -263,6 +268,7 @@ async function main(): Promise<void> {
     },
   });
   if (values.inside) return inside(JSON.parse(values.inside) as Inside);
+  const runs = intArg(usage, "--runs", values.runs, 60, 1);
   const builds = [
     ...(values.baseline ? [{ label: "baseline", dir: values.baseline }] : []),
     { label: "this build", dir: values.bin },
@@ -272,7 +278,12 @@ async function main(): Promise<void> {
   try {
     for (const n of ["h", "c"]) execFileSync("ip", ["netns", "add", `${PREFIX}${n}`]);
     execFileSync("ip", ["-n", `${PREFIX}h`, "link", "set", "lo", "up"]);
-    const arg: Inside = { runs: Number(values.runs), builds, container: `/run/netns/${PREFIX}c`, store };
+    const arg: Inside = {
+      runs,
+      builds,
+      container: `/run/netns/${PREFIX}c`,
+      store,
+    };
     console.log(builds.map((b) => `${b.label}: ${b.dir}`).join("\n"));
     const r = spawnSync(
       "nsenter",
