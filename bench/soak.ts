@@ -12,6 +12,10 @@
  * Saves everything to bench/results/soak.json. Root; throwaway namespaces. The compiled plugins
  * are faster: CNI_NFT_BIN=dist/compiled.
  *
+ * Then (SOAK_SIDE_BY_SIDE cycles per host, default 100) chain ADDs alternate between the soaked
+ * host and a fresh one in one pool: the soaked host's ADD latency against a fresh host's, under
+ * the same load at the same moment. That is the bar in wall time, on a machine whose load moves.
+ *
  *   node --import tsx bench/soak.ts [cycles=1000] [backend=both]
  */
 import { loadavg } from "node:os";
@@ -30,6 +34,7 @@ const CYCLES = intArg(USAGE, "cycles", positionals[0], 1000, 2);
 const only = choiceArg(USAGE, "backend", positionals[1], ["nftables", "iptables"]);
 const backends = only ? [only] : (["nftables", "iptables"] as const);
 const window = Math.min(100, Math.floor(CYCLES / 2));
+const SIDE_BY_SIDE = Number(process.env["SOAK_SIDE_BY_SIDE"] ?? 100);
 
 interface Drift {
   first: number;
@@ -79,6 +84,7 @@ for (const backend of backends) {
       cycles: CYCLES,
       width: 8,
       bin: OUR_BIN,
+      sideBySide: SIDE_BY_SIDE,
     });
     console.log(
       `${backend}: ${CYCLES} cycles, ${r.failures.length} failures (load average ${loadBefore.toFixed(1)} -> ${loadavg()[0]!.toFixed(1)})`,
@@ -121,6 +127,16 @@ for (const backend of backends) {
     console.log(
       `  ADD CPU drift: ${figures.addCpu.ratio.toFixed(2)}x (bar 1.2x); against the reference's CPU: ${(figures.addCpu.ratio / figures.refCpu.ratio).toFixed(2)}x`,
     );
+    const side = r.sideBySide && {
+      wall: { soaked: median(r.sideBySide.soakedMs), fresh: median(r.sideBySide.freshMs) },
+      cpu: { soaked: median(r.sideBySide.soakedCpuMs), fresh: median(r.sideBySide.freshCpuMs) },
+    };
+    if (side) {
+      const l = (what: string, x: { soaked: number; fresh: number }): string =>
+        `  ${what}, side by side (${SIDE_BY_SIDE} each, alternated): soaked host ${x.soaked.toFixed(1)} ms, fresh host ${x.fresh.toFixed(1)} ms (${(x.soaked / x.fresh).toFixed(2)}x, bar 1.2x)`;
+      console.log(l("chain ADD wall", side.wall));
+      console.log(l("chain ADD CPU", side.cpu));
+    }
     console.log(`  what could grow, every 50 cycles:\n${sampleTable(r.samples)}`);
     saved[backend] = {
       cycles: CYCLES,
@@ -130,10 +146,12 @@ for (const backend of backends) {
       loadAfter: loadavg()[0],
       figures,
       wallAgainstRef,
+      ...(side ? { sideBySide: side } : {}),
       samples: r.samples,
     };
     if (r.failures.length || r.leftover !== "" || r.processes.length || r.runFiles.length) bad++;
     if (r.fds.after > r.fds.before || figures.addCpu.ratio > 1.2) bad++;
+    if (side && side.wall.soaked / side.wall.fresh > 1.2) bad++;
   } finally {
     dir.remove();
   }

@@ -43,6 +43,11 @@ export interface SoakReport {
   otherRunFiles: string[];
   /** Open descriptors of this process after the warm-up and at the end. */
   fds: { before: number; after: number };
+  /**
+   * After the cycles (when `sideBySide` is given): chain ADDs on the soaked host and on a fresh
+   * host, alternated in one pool at the same width, so both see the same load at the same time.
+   */
+  sideBySide?: { soakedMs: number[]; freshMs: number[]; soakedCpuMs: number[]; freshCpuMs: number[] };
 }
 
 /**
@@ -86,6 +91,11 @@ export function chainsFile(path: string): boolean {
   return CHAIN_LOCKS.has(path) || !path.endsWith(".lock");
 }
 
+interface Target {
+  host: Netns;
+  confs: ReturnType<typeof chainConfs>;
+}
+
 export async function soak(o: {
   backend: Backend;
   dataDir: string;
@@ -94,24 +104,30 @@ export async function soak(o: {
   bin: string;
   /** Sample what could grow every this many cycles (default: 50). */
   sampleEvery?: number;
+  /**
+   * Cycles per host of the side-by-side comparison run after the soak (default: none). A fresh
+   * host is what the first cycles saw; alternating with it cancels the machine's load, which
+   * moves first-against-last figures on a shared machine.
+   */
+  sideBySide?: number;
 }): Promise<SoakReport> {
   const every = o.sampleEvery ?? 50;
+  const failures: string[] = [];
   const samples: SoakSample[] = [];
   const nets = new NetnsPool();
   try {
-    const host: Netns = await nets.create(`soak${o.backend.slice(0, 3)}`);
-    const confs = chainConfs({
-      name: `soak${o.backend.slice(0, 3)}`,
-      backend: o.backend,
-      dataDir: o.dataDir,
-      subnet: "10.243.0.0/16",
+    const target = async (name: string, subnet: string): Promise<Target> => ({
+      host: await nets.create(name),
+      confs: chainConfs({ name, backend: o.backend, dataDir: o.dataDir, subnet }),
     });
+    const soaked = await target(`soak${o.backend.slice(0, 3)}`, "10.243.0.0/16");
+    const { host, confs } = soaked;
     // Record directories of components that exist: another build on the machine may add one.
     const state = async (): Promise<string> =>
       (
         await hostState([host], [join(o.dataDir), ...recordDirs(host.path).filter((d) => existsSync(d))])
       ).replace(/^.*last_reserved_ip.*$/gm, "");
-    const reference = async (): Promise<{ ms: number; cpu: number }> => {
+    const reference = async ({ host, confs }: Target): Promise<{ ms: number; cpu: number }> => {
       const t0 = process.hrtime.bigint();
       let cpu = 0;
       for (const conf of confs) {
@@ -134,7 +150,8 @@ export async function soak(o: {
       ref: { ms: number; cpu: number };
       failure?: string;
     }
-    const cycle = async (i: number): Promise<Cycle> => {
+    const cycle = async (i: number, on: Target = soaked, sampled = true): Promise<Cycle> => {
+      const { host, confs } = on;
       const c = await nets.create(`s${i % 1000}`);
       try {
         const a = { containerId: `soak${i}`, netns: c.path, hostPort: 20000 + (i % o.width) };
@@ -142,7 +159,7 @@ export async function soak(o: {
         const r = await chainAdd(host, confs, a, { wrap: () => CPU_TIMED });
         const ms = Number(process.hrtime.bigint() - t0) / 1e6;
         const cpu = Object.fromEntries(r.steps.map((s) => [s.plugin, cpuMs(s.result.stderr)]));
-        const ref = await reference();
+        const ref = await reference(on);
         const t1 = process.hrtime.bigint();
         const delSteps: ChainStep[] = [];
         const del = await chainDel(host, confs, a, r.result, { wrap: CPU_TIMED }, delSteps);
@@ -157,7 +174,7 @@ export async function soak(o: {
         return failure ? { ...out, failure } : out;
       } finally {
         await c.destroy();
-        if (i >= 0 && i % every === 0) samples.push(await sample(i, host, o.dataDir));
+        if (sampled && i >= 0 && i % every === 0) samples.push(await sample(i, host, o.dataDir));
       }
     };
     await cycle(-1);
@@ -165,8 +182,26 @@ export async function soak(o: {
     const files = new Set(runFiles());
     const fdsBefore = openFds();
     samples.push(await sample(-1, host, o.dataDir));
-    const runs = await pool(o.cycles, o.width, cycle);
+    const runs = await pool(o.cycles, o.width, (i) => cycle(i));
     const inHost = (await run(["ip", "netns", "pids", host.name])).stdout.split("\n").filter(Boolean);
+    const leftover = stateDiff(baseline, await state());
+    let sideBySide: SoakReport["sideBySide"];
+    if (o.sideBySide) {
+      const fresh = await target(`soakf${o.backend.slice(0, 3)}`, "10.244.0.0/16");
+      await cycle(-1, fresh, false);
+      const both = await pool(2 * o.sideBySide, o.width, (i) =>
+        cycle(o.cycles + i, i % 2 ? fresh : soaked, false),
+      );
+      const of = (odd: number): Cycle[] => both.filter((_, i) => i % 2 === odd);
+      const cpu = (r: Cycle): number => Object.values(r.cpu).reduce((a, b) => a + b, 0);
+      failures.push(...both.flatMap((r) => (r.failure ? [`side by side: ${r.failure}`] : [])));
+      sideBySide = {
+        soakedMs: of(0).map((r) => r.ms),
+        freshMs: of(1).map((r) => r.ms),
+        soakedCpuMs: of(0).map(cpu),
+        freshCpuMs: of(1).map(cpu),
+      };
+    }
     return {
       addMs: runs.map((r) => r.ms),
       addCpuMs: runs.map((r) => Object.values(r.cpu).reduce((a, b) => a + b, 0)),
@@ -178,12 +213,13 @@ export async function soak(o: {
       refMs: runs.map((r) => r.ref.ms),
       refCpuMs: runs.map((r) => r.ref.cpu),
       samples: [...samples, await sample(o.cycles, host, o.dataDir)].sort((a, b) => a.cycle - b.cycle),
-      failures: runs.flatMap((r) => (r.failure ? [r.failure] : [])),
-      leftover: stateDiff(baseline, await state()),
+      failures: [...runs.flatMap((r) => (r.failure ? [r.failure] : [])), ...failures],
+      leftover,
       processes: [...pluginProcesses(o.bin), ...inHost.map((pid) => `pid ${pid} in the host namespace`)],
       runFiles: runFiles().filter((f) => !files.has(f) && chainsFile(f)),
       otherRunFiles: runFiles().filter((f) => !files.has(f) && !chainsFile(f)),
       fds: { before: fdsBefore, after: openFds() },
+      ...(sideBySide ? { sideBySide } : {}),
     };
   } finally {
     await nets.destroyAll();
