@@ -3,7 +3,10 @@
 //
 //   dist/compiled/cni-nft-plugins   the multi-call binary, dispatching on its name like busybox
 //                                   (entry src/bin/main.ts)
-//   dist/compiled/cni-nft-client    the resident daemon's client (docs/resident.md): entry
+//   dist/compiled/cni-nft-client    the resident daemon's client (docs/resident.md): built with
+//                                   the system's cc from src/resident/thin/client.c (it execs
+//                                   cni-nft-plugins for a call the daemon does not serve); without
+//                                   a cc, or with CNI_NFT_CLIENT=bun, compiled by Bun from
 //                                   src/bin/compiled.ts, all a call the daemon serves loads, and
 //                                   src/bin/multicall.ts, loaded when the daemon does not serve it
 //   dist/compiled/cni-nft           a link to cni-nft-plugins: the operator CLI
@@ -77,15 +80,33 @@ const CLIENT_INPUTS = [
   "src/resident/client.ts",
   "src/resident/protocol.ts",
 ];
-const thin = compile(client, ["src/bin/compiled.ts", "src/bin/multicall.ts"]);
-const extra = thin.inputs.filter((i) => !CLIENT_INPUTS.includes(i));
-if (thin.inputs.length === 0 || extra.length > 0) {
-  thin.drop();
-  throw new Error(
-    `build-compiled: the client entry must not bundle ${extra.join(", ") || "(no metafile entry)"}`,
-  );
+/** The C client, or false when there is no cc: a Bun process's start is most of a served call. */
+function compileC() {
+  if (process.env["CNI_NFT_CLIENT"] === "bun") return false;
+  try {
+    execFileSync("cc", ["--version"], { stdio: "ignore" });
+  } catch {
+    console.error("build-compiled: no cc; the resident client is the Bun one");
+    return false;
+  }
+  const tmp = `${out}/.${client}.${process.pid}`;
+  execFileSync("cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", tmp, "src/resident/thin/client.c"], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  renameSync(tmp, `${out}/${client}`);
+  return true;
 }
-thin.place();
+if (!compileC()) {
+  const thin = compile(client, ["src/bin/compiled.ts", "src/bin/multicall.ts"]);
+  const extra = thin.inputs.filter((i) => !CLIENT_INPUTS.includes(i));
+  if (thin.inputs.length === 0 || extra.length > 0) {
+    thin.drop();
+    throw new Error(
+      `build-compiled: the client entry must not bundle ${extra.join(", ") || "(no metafile entry)"}`,
+    );
+  }
+  thin.place();
+}
 
 /** Replaces `path` atomically with a link or a file. */
 function place(path, write) {

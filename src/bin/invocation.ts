@@ -8,11 +8,19 @@
 import { basename } from "node:path";
 import { PLANNED_NAMES, PLUGIN_NAMES } from "./names.js";
 
-export type Invocation = { cli: true } | { cli: false; plugin: string };
+/**
+ * What the C client (src/resident/thin/client.c) decided before it exec'd this binary: `here`, run
+ * the plugin in-process without trying the daemon again; `lost`, the daemon accepted the call and
+ * ended before answering, so only say so (src/resident/call.ts).
+ */
+export type Handoff = "here" | "lost";
+
+export type Invocation = { cli: true } | { cli: false; plugin: string; handoff?: Handoff };
 
 /**
- * Reads the invocation once. CNI_NFT_PLUGIN is dropped from the environment, so it never leaks
- * into plugins this one executes (IPAM delegation) nor into a call handed to the resident daemon.
+ * Reads the invocation once. CNI_NFT_PLUGIN and CNI_NFT_RESIDENT_HANDOFF are dropped from the
+ * environment, so they never leak into plugins this one executes (IPAM delegation) nor into a call
+ * handed to the resident daemon.
  */
 export function invocation(): Invocation {
   // Under Node argv[1] is the script; a compiled Bun binary sees the link it was started as in argv0.
@@ -21,8 +29,10 @@ export function invocation(): Invocation {
   const known = (n: string): boolean =>
     (PLUGIN_NAMES as readonly string[]).includes(n) || PLANNED_NAMES.includes(n);
   const plugin = names.find(known) ?? process.env["CNI_NFT_PLUGIN"] ?? "";
+  const handoff = process.env["CNI_NFT_RESIDENT_HANDOFF"];
   delete process.env["CNI_NFT_PLUGIN"];
-  return { cli: false, plugin };
+  delete process.env["CNI_NFT_RESIDENT_HANDOFF"];
+  return handoff === "here" || handoff === "lost" ? { cli: false, plugin, handoff } : { cli: false, plugin };
 }
 
 /** How both entries end a dispatch that threw. */

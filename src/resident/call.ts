@@ -42,23 +42,28 @@ export async function throughResident(plugin: string): Promise<Handed> {
     if (env["CNI_NFT_DEBUG"]) writeAll(2, Buffer.from(`cni-nft: resident daemon not used: ${out.why}\n`));
     return { served: false, stdin: stdin.toString("utf8") };
   }
-  if ("lost" in out) {
-    // The daemon took the call and ended before answering: it may have done part of it, so running
-    // it again here would not be the same call. The runtime's DEL cleans, as after a killed plugin.
-    let cniVersion = "1.0.0";
-    try {
-      const v = (JSON.parse(stdin.toString("utf8")) as { cniVersion?: unknown }).cniVersion;
-      if (typeof v === "string" && v !== "") cniVersion = v;
-    } catch {
-      /* the error is still one */
-    }
-    const msg = "the cni-nft resident daemon ended before answering; the call may be partly done";
-    writeAll(1, Buffer.from(JSON.stringify({ cniVersion, code: 999, msg }, null, 4) + "\n"));
-    process.exitCode = 1;
-    return { served: true };
-  }
+  if ("lost" in out) return answerLost(stdin);
   if (out.stderr.byteLength) writeAll(2, out.stderr);
   if (out.stdout.byteLength) writeAll(1, out.stdout);
   process.exitCode = out.exitCode;
+  return { served: true };
+}
+
+/**
+ * The daemon took the call and ended before answering: it may have done part of it, so running it
+ * again here would not be the same call. The runtime's DEL cleans, as after a killed plugin. Also
+ * what the C client's `lost` handoff prints (src/resident/thin/client.c), stdin then read here.
+ */
+export function answerLost(stdin: Buffer = readFileSync(0)): Handed {
+  let cniVersion = "1.0.0";
+  try {
+    const v = (JSON.parse(stdin.toString("utf8")) as { cniVersion?: unknown }).cniVersion;
+    if (typeof v === "string" && v !== "") cniVersion = v;
+  } catch {
+    /* the error is still one */
+  }
+  const msg = "the cni-nft resident daemon ended before answering; the call may be partly done";
+  writeAll(1, Buffer.from(JSON.stringify({ cniVersion, code: 999, msg }, null, 4) + "\n"));
+  process.exitCode = 1;
   return { served: true };
 }

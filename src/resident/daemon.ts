@@ -14,6 +14,7 @@ import { runPlugin, type Env, type RunOutput } from "../cni/skel.js";
 import { CURRENT_VERSION } from "../cni/version.js";
 import { loadLibc, type Libc } from "../ffi/libc.js";
 import { loadedLibNftables } from "../nftables/libnftables.js";
+import { PLUGIN_NAMES } from "../bin/names.js";
 import { KeyedQueue, StateGate } from "./order.js";
 import {
   clientIdentity,
@@ -224,6 +225,10 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
 
   function whyNot(fd: number | undefined, header: RequestHeader): string | undefined {
     if (draining) return "the daemon is stopping";
+    // The C client does not know the plugins' names: a name this build has not is run in-process,
+    // where it gets the error it gets without a daemon.
+    if (!(PLUGIN_NAMES as readonly string[]).includes(header.plugin))
+      return `no plugin ${header.plugin} here`;
     if (fd === undefined) return "the caller's credentials cannot be read here";
     let peer: ProcessIdentity;
     try {
