@@ -15,6 +15,10 @@ command -v nsenter >/dev/null || need+=(util-linux)
 command -v conntrack >/dev/null || need+=(conntrack)
 # strace: the crash-safety tests kill plugins at chosen syscalls with its fault injection.
 command -v strace >/dev/null || need+=(strace)
+# A C compiler and libc's headers for the resident daemon's client (src/resident/thin/client.c);
+# gcc only recommends libc6-dev, and recommends are not installed here.
+command -v cc >/dev/null || need+=(gcc)
+[ -f /usr/include/stdio.h ] || need+=(libc6-dev)
 # ipset for the netfilter manager's iptables backend (its sets) and its tests.
 command -v ipset >/dev/null || need+=(ipset)
 # ping: ICMP verdicts in the netfilter manager's kernel tests.
