@@ -4,8 +4,9 @@
  * docs/performance.md "The resident daemon"): Bun's runtime alone (a compiled `hello`), the sh
  * front, the binary's VERSION (Bun, the entry, the full dispatch), a tuning DEL (no work) in-process
  * and through a daemon (through the sh front and straight to what it execs: cni-nft-client, or the
- * binary in builds before it), and a bridge ADD and DEL
- * (real work: veth, IPAM, nft) in-process and through the daemon.
+ * binary in builds before it), and podman's chain bridge (ipMasq) -> portmap (one mapping) ->
+ * firewall, ADD then DEL in reverse, one plugin per row (real work: veth, IPAM, nft or
+ * iptables-save/restore with --backend iptables) in-process and through the daemon.
  *
  * The driver runs inside a throwaway host namespace (nsenter, so the daemons share its mount
  * namespace and serve its children), one daemon per build. Per step: the median wall time of a
@@ -15,9 +16,14 @@
  * threads' schedstat, ns).
  *
  *   node --import tsx bench/resident-client.ts [--runs 60] [--bin DIR] [--baseline DIR]
+ *       [--backend nftables|iptables]
  *
  * --bin defaults to dist/compiled; --baseline is another build's dist/compiled (a copy of the
  * directory is enough: the sh fronts exec the binary beside them), printed first.
+ *
+ * The plugins' lock files are in /run, shared by every test and bench on the machine (their host
+ * namespaces are network namespaces only): run it in a private /run when others are running,
+ * `unshare -m --propagation private sh -c 'mount -t tmpfs tmpfs /run && exec node ...'`.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -25,7 +31,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CPU_TIMED, cpuMs } from "../test/helpers/soak-growth.js";
-import { benchArgs, intArg } from "./lib/args.js";
+import { benchArgs, choiceArg, intArg } from "./lib/args.js";
 import { median } from "../test/helpers/soak.js";
 import { chainConfs } from "../test/helpers/chain.js";
 import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
@@ -36,6 +42,8 @@ const PREFIX = `cnrc${process.pid}`;
 
 interface Inside {
   runs: number;
+  /** The bridge's backend (ipMasq on, so iptables means iptables-restore runs). */
+  backend: "nftables" | "iptables";
   builds: { label: string; dir: string }[];
   container: string;
   store: string;
@@ -46,7 +54,7 @@ interface Step {
   argv: string[];
   env: Record<string, string>;
   input: () => string;
-  /** Gets the step's stdout (a bridge ADD's result for the DEL after it). */
+  /** Gets the step's stdout (an ADD's result for the calls after it). */
   took?: (stdout: string) => void;
 }
 interface Case {
@@ -111,12 +119,18 @@ async function inside(p: Inside): Promise<void> {
       CNI_IFNAME: "eth0",
     };
     const tuning = JSON.stringify({ cniVersion: "1.0.0", name: "rcnet", type: "tuning" });
-    const bridge = chainConfs({
+    // bridge (ipMasq) -> portmap (one mapping) -> firewall, as libcni runs them: ADD with the
+    // previous result, DEL in reverse with the last one.
+    const confs = chainConfs({
       name: "rcnet",
-      backend: "nftables",
+      backend: p.backend,
       dataDir: p.store,
       subnet: "10.216.0.0/24",
-    })[0]!;
+    }).map((c) =>
+      c["type"] === "portmap"
+        ? { ...c, runtimeConfig: { portMappings: [{ hostPort: 18080, containerPort: 80, protocol: "tcp" }] } }
+        : c,
+    );
     const cases: Case[] = [];
     if (hello)
       cases.push({
@@ -160,26 +174,30 @@ async function inside(p: Inside): Promise<void> {
         ["in-process", env, undefined],
         ["daemon", resident, d.pid],
       ] as const) {
-        let result = "";
+        const results: string[] = [];
         const id = `rc-${k}-${mode}`;
+        const call = (
+          conf: Record<string, unknown>,
+          command: "ADD" | "DEL",
+          prev: () => string | undefined,
+        ): Step => ({
+          label: `${String(conf["type"])} ${command} ${mode}`,
+          argv: [join(b.dir, String(conf["type"]))],
+          env: { ...e, CNI_COMMAND: command, CNI_CONTAINERID: id },
+          input: () => {
+            const before = prev();
+            return JSON.stringify(before ? { ...conf, prevResult: JSON.parse(before) as object } : conf);
+          },
+        });
+        const adds = confs.map((conf, i) => ({
+          ...call(conf, "ADD", () => results[i - 1]),
+          took: (out: string) => (results[i] = out),
+        }));
+        const dels = [...confs].reverse().map((conf) => call(conf, "DEL", () => results[confs.length - 1]));
         cases.push({
           build: b.label,
           ...(daemon ? { daemon } : {}),
-          steps: [
-            {
-              label: `bridge ADD ${mode}`,
-              argv: [join(b.dir, "bridge")],
-              env: { ...e, CNI_COMMAND: "ADD", CNI_CONTAINERID: id },
-              input: () => JSON.stringify(bridge),
-              took: (s) => (result = s),
-            },
-            {
-              label: `bridge DEL ${mode}`,
-              argv: [join(b.dir, "bridge")],
-              env: { ...e, CNI_COMMAND: "DEL", CNI_CONTAINERID: id },
-              input: () => JSON.stringify({ ...bridge, prevResult: JSON.parse(result) as object }),
-            },
-          ],
+          steps: [...adds, ...dels],
         });
       }
     }
@@ -254,14 +272,16 @@ async function inside(p: Inside): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const usage = `usage: node --import tsx bench/resident-client.ts [--runs 60] [--bin DIR] [--baseline DIR]
+  const usage = `usage: node --import tsx bench/resident-client.ts [--runs 60] [--bin DIR] [--baseline DIR] [--backend B]
   --runs N        runs per step (default 60)
   --bin DIR       the build's dist/compiled (default this tree's)
-  --baseline DIR  another build's dist/compiled, printed first`;
+  --baseline DIR  another build's dist/compiled, printed first
+  --backend B     nftables (default) or iptables: the chain's backends`;
   const { values } = benchArgs({
     usage,
     options: {
       runs: { type: "string", default: "60" },
+      backend: { type: "string", default: "nftables" },
       bin: { type: "string", default: join(ROOT, "dist", "compiled") },
       baseline: { type: "string" },
       inside: { type: "string" },
@@ -269,6 +289,8 @@ async function main(): Promise<void> {
   });
   if (values.inside) return inside(JSON.parse(values.inside) as Inside);
   const runs = intArg(usage, "--runs", values.runs, 60, 1);
+  const backend =
+    choiceArg(usage, "--backend", values.backend, ["nftables", "iptables"] as const) ?? "nftables";
   const builds = [
     ...(values.baseline ? [{ label: "baseline", dir: values.baseline }] : []),
     { label: "this build", dir: values.bin },
@@ -280,6 +302,7 @@ async function main(): Promise<void> {
     execFileSync("ip", ["-n", `${PREFIX}h`, "link", "set", "lo", "up"]);
     const arg: Inside = {
       runs,
+      backend,
       builds,
       container: `/run/netns/${PREFIX}c`,
       store,

@@ -38,12 +38,19 @@ export async function flockExclusive(path: string, timeoutMs = 60_000, mode = 0o
  * Under Bun (the compiled plugins), flock(2) straight from libc: no process per lock. Polls with
  * LOCK_NB so the timeout holds and the event loop is never blocked. Returns false where libc is
  * not reachable (Node), so the caller falls back to flock(1).
+ *
+ * The poll interval doubles from 1 ms up to POLL_CAP_MS only: a poller gets the lock only if it is
+ * free at that instant, so with a long interval the pollers that just missed a release sleep while
+ * others take it again, and the unlucky one waits seconds (4 processes taking one lock for 20 ms:
+ * longest wait 1.3 s with a 50 ms cap, 0.23 s with 5 ms; docs/performance.md).
  */
+const POLL_CAP_MS = 5;
+
 async function bunFlock(fd: number, path: string, timeoutMs: number): Promise<boolean> {
   const libc = await loadLibc();
   if (!libc) return false;
   const deadline = Date.now() + timeoutMs;
-  for (let wait = 1; !libc.flock(fd, LOCK_EX | LOCK_NB); wait = Math.min(wait * 2, 50)) {
+  for (let wait = 1; !libc.flock(fd, LOCK_EX | LOCK_NB); wait = Math.min(wait * 2, POLL_CAP_MS)) {
     if (Date.now() > deadline)
       throw new CniError(ErrorCode.TryAgainLater, `cannot lock ${path}`, "timed out");
     await new Promise((r) => setTimeout(r, wait));
