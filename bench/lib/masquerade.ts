@@ -29,7 +29,7 @@ type Run = (
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const addr = (i: number): string => `10.98.${1 + (i >> 8)}.${i & 255}/16`;
 
-async function populate(host: string, from: number, to: number): Promise<void> {
+export async function populate(host: string, from: number, to: number): Promise<void> {
   const nft = new NFTables({ family: "inet", table: MASQ_TABLE, netns: `/var/run/netns/${host}` });
   const m = new NftablesMasq(nft, { has: () => true }, memoryRecords());
   for (let start = from; start < to; start += 2000) {

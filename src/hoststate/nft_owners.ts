@@ -8,6 +8,7 @@
  * is why DEL never has to read the table (every nft read is O(table) in nft 1.0.6).
  */
 import { nftOwnerTag, ownerHashOf } from "../cni/attachment.js";
+import type { AttachmentRecords } from "./records.js";
 import {
   isElementNotFound,
   isNotFound,
@@ -140,6 +141,17 @@ export async function deleteOwned(
       });
     }
   }
+}
+
+/**
+ * Of the shared objects (subnet chains) `names`, those `owner` stops using and no other owner is
+ * noted to use: the only ones a DEL tries to drop. Asking the kernel for the others would be a
+ * batch that fails (EBUSY), and a failed batch costs the kernel's abort, an RCU grace period
+ * (~10 ms here, against ~0.2 ms for one that commits). The notes are hints like records: a
+ * missing one only makes the kernel decide, as before.
+ */
+export function released(records: AttachmentRecords, owner: string, names: readonly string[]): string[] {
+  return [...new Set(names)].filter((n) => records.release(n, owner));
 }
 
 /**

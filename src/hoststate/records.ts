@@ -18,6 +18,11 @@
  * exist only while they hold something (`.tmp` stays empty while records are there; the last
  * `remove` takes both). (A temporary file that a killed write of an earlier
  * version left beside the records, `<owner>.<pid>.tmp`, is no record and goes at reboot.)
+ *
+ * Notes of use (`use`, `release`): `.users/<shared>/<owner>`, an empty file per attachment that
+ * uses a shared object (a subnet's chain and counter), so that a DEL asks the kernel to drop the
+ * object only when no other note is left, by name, without reading a directory of every
+ * attachment. Hints too: the kernel refuses to drop what is still used.
  */
 import {
   mkdirSync,
@@ -43,6 +48,18 @@ export interface AttachmentRecords {
   owners(): string[];
   /** Owners of writes killed before their rename (a temporary file and no record). */
   unfinished(): string[];
+  /**
+   * Notes that `owner` uses the shared object `name` (a subnet's chain and counter), before the
+   * ADD that makes it a user runs nft, like a record.
+   */
+  use(name: string, owner: string): void;
+  /**
+   * Drops `owner`'s use of `name`; true when no use of it is left (nor was ever noted: the
+   * kernel decides then), false while another owner's is there.
+   */
+  release(name: string, owner: string): boolean;
+  /** Every noted use, as [name, owner] (for a GC). */
+  uses(): Array<[name: string, owner: string]>;
 }
 
 const RECORDS_ROOT = "/run/cni-nft/records";
@@ -50,6 +67,14 @@ const OWNER_RE = /^[0-9a-f]{16}-[0-9a-f]{16}$/;
 /** A write under way or killed: `.tmp/<owner>.<pid>`. */
 const UNFINISHED_RE = /^([0-9a-f]{16}-[0-9a-f]{16})\.\d+$/;
 const TMP = ".tmp";
+/** Uses of shared objects: `.users/<name>/<owner>`, empty files (see {@link AttachmentRecords.use}). */
+const USERS = ".users";
+const SHARED_RE = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/;
+
+function checkShared(name: string): string {
+  if (!SHARED_RE.test(name)) throw new Error(`not a shared object's name: ${JSON.stringify(name)}`);
+  return name;
+}
 
 function checkOwner(owner: string): string {
   if (!OWNER_RE.test(owner)) throw new Error(`not an owner hash: ${JSON.stringify(owner)}`);
@@ -114,12 +139,51 @@ export function fileRecords(
     unfinished() {
       return [...new Set(names(TMP).flatMap((f) => UNFINISHED_RE.exec(f)?.[1] ?? []))];
     },
+    use(name, owner) {
+      const d = join(where(), USERS, checkShared(name));
+      // A concurrent release takes the directory away once it is empty: create it again.
+      for (let attempt = 0; ; attempt++) {
+        mkdirSync(d, { recursive: true, mode: 0o700 });
+        try {
+          writeFileSync(join(d, checkOwner(owner)), "");
+          return;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== "ENOENT" || attempt >= 10) throw e;
+        }
+      }
+    },
+    release(name, owner) {
+      const d = join(where(), USERS, checkShared(name));
+      rmSync(join(d, checkOwner(owner)), { force: true });
+      try {
+        rmdirSync(d);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "ENOTEMPTY" || code === "EEXIST") return false;
+        if (code !== "ENOENT") throw e;
+      }
+      for (const x of [join(where(), USERS), join(where(), TMP), where()])
+        try {
+          rmdirSync(x);
+        } catch {
+          break; // other uses, records or writes
+        }
+      return true;
+    },
+    uses() {
+      return names(USERS).flatMap((name) =>
+        names(join(USERS, name))
+          .filter((o) => OWNER_RE.test(o))
+          .map((o): [string, string] => [name, o]),
+      );
+    },
   };
 }
 
 /** In memory, for tests without root. */
 export function memoryRecords(): AttachmentRecords & { readonly files: Map<string, string> } {
   const files = new Map<string, string>();
+  const users = new Map<string, Set<string>>();
   return {
     files,
     write: (owner, data) => void files.set(checkOwner(owner), JSON.stringify(data)),
@@ -130,6 +194,18 @@ export function memoryRecords(): AttachmentRecords & { readonly files: Map<strin
     remove: (owner) => void files.delete(checkOwner(owner)),
     owners: () => [...files.keys()],
     unfinished: () => [],
+    use: (name, owner) => {
+      const key = checkShared(name);
+      users.set(key, (users.get(key) ?? new Set()).add(checkOwner(owner)));
+    },
+    release: (name, owner) => {
+      const u = users.get(checkShared(name));
+      u?.delete(checkOwner(owner));
+      if (u?.size) return false;
+      users.delete(name);
+      return true;
+    },
+    uses: () => [...users].flatMap(([name, u]) => [...u].map((o): [string, string] => [name, o])),
   };
 }
 

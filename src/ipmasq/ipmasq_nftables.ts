@@ -25,6 +25,7 @@ import {
   takeOver,
   valueText,
   dropUnusedSubnets,
+  released,
 } from "../hoststate/nft_owners.js";
 import {
   applyWithSkeleton,
@@ -114,6 +115,7 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
     const elements = mergedKeys(isRecord(old) ? old.elements : [], want.elements);
     const chains = new Set([...(isRecord(old) ? old.chains : []), ...want.chains.map((c) => c.chain)]);
     this.records.write(hash, { elements, chains: [...chains] } satisfies MasqRecord);
+    for (const c of want.chains) this.records.use(c.chain, hash);
     const wanted = new Set(want.elements.map(keyText));
     return {
       elements: isRecord(old) ? old.elements.filter((e) => !wanted.has(keyText(e))) : [],
@@ -133,7 +135,9 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
     // A repeated ADD with other addresses: the earlier ones go first (only while still its own).
     if (earlier.elements.length)
       await withFlock(MASQ_LOCK_FILE, () =>
-        deleteOwned(this.nft, hash, earlier.elements).then(() => dropUnusedSubnets(this.nft, earlier.chains)),
+        deleteOwned(this.nft, hash, earlier.elements).then(() =>
+          dropUnusedSubnets(this.nft, released(this.records, hash, earlier.chains)),
+        ),
       );
     const fast = this.nft.newTransaction();
     ownTransaction(fast, hash, want);
@@ -190,10 +194,10 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
       keys.set(keyText(e), e);
     const shared = [...want.chains.map((c) => c.chain), ...(isRecord(rec) ? rec.chains : [])];
     if (keys.size === 0) return;
-    const gone = await withFlock(MASQ_LOCK_FILE, () =>
-      deleteOwned(this.nft, nftOwnerHash(a), [...keys.values()]),
-    );
-    if (gone) await dropUnusedSubnets(this.nft, shared);
+    const hash = nftOwnerHash(a);
+    const gone = await withFlock(MASQ_LOCK_FILE, () => deleteOwned(this.nft, hash, [...keys.values()]));
+    const unused = released(this.records, hash, shared);
+    if (gone) await dropUnusedSubnets(this.nft, unused);
   }
 
   /** Elements of this network's attachments not in `valid`, from one listing; then upstream's rules. */
@@ -205,11 +209,17 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
       const gone = [...state.elements.values()]
         .flat()
         .filter((e) => e.comment !== undefined && stale(e.comment));
-      if (gone.length === 0) return;
-      const tx = this.nft.newTransaction();
-      for (const e of gone) tx.delete(keyOnly(e));
-      await this.nft.run(tx);
-      await dropUnusedSubnets(this.nft, gone.flatMap(subnetOfElement));
+      for (const [name, owner] of this.records.uses()) if (stale(owner)) this.records.release(name, owner);
+      if (gone.length) {
+        const tx = this.nft.newTransaction();
+        for (const e of gone) tx.delete(keyOnly(e));
+        await this.nft.run(tx);
+      }
+      // The subnets of what went, and any other no attachment is noted to use (a DEL killed
+      // between its elements and its chains leaves them).
+      const used = new Set(this.records.uses().map(([name]) => name));
+      const idle = state.chains.map((c) => c.name).filter((c) => /^masq[46]-/.test(c) && !used.has(c));
+      await dropUnusedSubnets(this.nft, [...gone.flatMap(subnetOfElement), ...idle]);
     });
     await deleteUpstreamRules(this.upstream, stale);
     for (const owner of staleOwners(this.records, network, valid)) this.records.remove(owner);

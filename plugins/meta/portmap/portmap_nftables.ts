@@ -29,7 +29,13 @@
  */
 import { withFlock } from "../../../src/cni/index.js";
 import { nftOwnerComment, nftOwnerHash, staleOwner, type Attachment } from "../../../src/cni/attachment.js";
-import { deleteOwned, disown, dropChain, dropUnusedSubnets } from "../../../src/hoststate/nft_owners.js";
+import {
+  deleteOwned,
+  disown,
+  dropChain,
+  dropUnusedSubnets,
+  released,
+} from "../../../src/hoststate/nft_owners.js";
 import type {
   AttachmentRecords,
   Effects,
@@ -155,6 +161,7 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
       chains: [...chains],
       shared: [...shared],
     } satisfies PortmapRecord);
+    for (const x of want.snatChains) this.records.use(x.chain, hash);
   }
 
   async setUp(a: Attachment, spec: PortMapSpec): Promise<Effects> {
@@ -281,6 +288,7 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
   private async removeOwned(
     owned: (comment: string) => boolean,
     chains: (name: string) => boolean,
+    idle = false,
   ): Promise<number[]> {
     return withFlock(LOCK_FILE, async () => {
       const state = await this.state();
@@ -291,6 +299,9 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
       // Elements first: a guard chain cannot go while a verdict map element jumps to it.
       for (const ch of state.chains) if (/^guard[46]-/.test(ch) && chains(ch)) dropChain(tx, ch);
       await this.nft.run(tx);
+      // With `idle` (GC), also the subnet chains no attachment is noted to use: a DEL killed
+      // between its elements and its chains leaves them.
+      const used = new Set(this.records.uses().map(([name]) => name));
       await this.dropUnused([
         ...new Set(
           gone.flatMap((e) =>
@@ -299,6 +310,7 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
               : ((e.value?.[0] ?? "").match(/^jump (snat[46]-\S+)$/)?.[1] ?? []),
           ),
         ),
+        ...(idle ? state.chains.filter((c) => /^snat_sub[46]-/.test(c) && !used.has(c)) : []),
       ]);
       return udpPorts(gone);
     });
@@ -333,14 +345,17 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     const comment = nftOwnerComment(a);
     const hash = nftOwnerHash(a);
     const [udp, upstreamUdp] = await Promise.all([
-      this.removeOwn(a, spec).then(
-        (done) =>
-          done ??
-          this.removeOwned(
-            (c) => c === comment,
-            (ch) => ch.endsWith(`-${hash}`),
-          ),
-      ),
+      this.removeOwn(a, spec).then((done) => {
+        if (done) return done;
+        // Nothing names its keys: its notes of use cannot be named either (rare: state older
+        // than records, or a record lost).
+        for (const [name, owner] of this.records.uses())
+          if (owner === hash) this.records.release(name, owner);
+        return this.removeOwned(
+          (c) => c === comment,
+          (ch) => ch.endsWith(`-${hash}`),
+        );
+      }),
       opts.ownOnly ? [] : this.removeUpstreamLeftovers(a.containerId),
     ]);
     this.records.remove(hash);
@@ -363,8 +378,10 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     const chains = new Set([...want.guards.map((g) => g.chain), ...(isRecord(rec) ? rec.chains : [])]);
     if (keys.size === 0 && chains.size === 0) return undefined;
     const gone = await this.removeKeys(a, [...keys.values()], [...chains]);
+    const shared = [...want.snatChains.map((x) => x.chain), ...recorded.shared];
+    const unused = released(this.records, nftOwnerHash(a), shared);
     if (gone) {
-      await this.dropUnused([...new Set([...want.snatChains.map((x) => x.chain), ...recorded.shared])]);
+      await this.dropUnused(unused);
       return udpPorts(gone);
     }
     return spec ? this.removeLegacyKnown({ ...a, ...spec }) : undefined;
@@ -402,7 +419,8 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
 
   async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
     const stale = staleOwner(network, valid);
-    const udp = await this.removeOwned(stale, (ch) => stale(ch.replace(/^guard[46]-/, "")));
+    for (const [name, owner] of this.records.uses()) if (stale(owner)) this.records.release(name, owner);
+    const udp = await this.removeOwned(stale, (ch) => stale(ch.replace(/^guard[46]-/, "")), true);
     for (const owner of this.records.owners()) if (stale(owner)) this.records.remove(owner);
     return { udpPorts: udp };
   }

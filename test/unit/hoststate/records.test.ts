@@ -195,3 +195,34 @@ test("firewalld: GC removes the sources of attachments not valid, and only those
     ['{"addresses":["10.88.0.6/32"],"zone":"trusted"}'],
   );
 });
+
+test("file records: notes of use of a shared object; release says whether any other is left, and the directories go with the last", () => {
+  const root = mkdtempSync(join(tmpdir(), "records-uses-"));
+  try {
+    const r = fileRecords("masquerade", "/proc/self/ns/net", root);
+    const [a, b] = [nftOwnerHash(A), nftOwnerHash(B)];
+    r.use("masq4-15f04f2f13e6", a);
+    r.use("masq4-15f04f2f13e6", b);
+    r.use("masq6-ef330fd8e3d4", a);
+    r.write(a, { elements: [] });
+    assert.deepEqual(r.owners(), [a]);
+    assert.deepEqual(
+      r.uses().sort(),
+      [
+        ["masq4-15f04f2f13e6", a],
+        ["masq4-15f04f2f13e6", b],
+        ["masq6-ef330fd8e3d4", a],
+      ].sort(),
+    );
+    assert.equal(r.release("masq4-15f04f2f13e6", a), false);
+    assert.equal(r.release("masq6-ef330fd8e3d4", a), true);
+    // Never noted (a host upgraded while containers run): true, the kernel decides.
+    assert.equal(r.release("masq4-000000000000", a), true);
+    assert.equal(r.release("masq4-15f04f2f13e6", b), true);
+    r.remove(a);
+    assert.deepEqual(readdirSync(join(root, "masquerade")), []);
+    assert.throws(() => r.use("../x", a), /not a shared object's name/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

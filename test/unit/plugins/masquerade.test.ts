@@ -9,6 +9,7 @@ import { FakeHost } from "../../../src/hoststate/fake.js";
 import { IptablesMasq, NftablesMasq, masqueradeBackends } from "../../../src/ipmasq/index.js";
 import { MASQ_TABLE, UPSTREAM_MASQ_TABLE } from "../../../src/ipmasq/ipmasq_nftables.js";
 import type { HostStateBackend } from "../../../src/hoststate/index.js";
+import type { Family, Interface } from "../../../src/nftables/index.js";
 import type { MasqSpec } from "../../../src/ipmasq/index.js";
 
 const A = { network: "net1", containerId: "ctr1", ifname: "eth0" };
@@ -133,6 +134,66 @@ test("masquerade nftables: a stale record cannot delete the element another cont
   await b.remove(A);
   assert.deepEqual(await b.check(D, { addresses: ["10.88.0.5/24"] }), []);
   assert.doesNotMatch(await host.dump(), /id: ctr1/);
+});
+
+/** The nft calls the backend makes (runs and reads, by table), through a fake host. */
+function countingHost(): { host: FakeHost; calls: string[] } {
+  const host = new FakeHost();
+  const calls: string[] = [];
+  const wrap = (nft: Interface): Interface =>
+    new Proxy(nft, {
+      get(target, prop, receiver): unknown {
+        const v: unknown = Reflect.get(target, prop, receiver);
+        if (typeof v !== "function") return v;
+        if (prop === "forTable") return (f: Family, t: string) => wrap(target.forTable(f, t));
+        if (prop === "newTransaction") return () => target.newTransaction();
+        return (...args: unknown[]) => {
+          calls.push(`${String(prop)} ${target.table}`);
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+  const nft = host.nft.bind(host);
+  Object.assign(host, { nft: (f: Family, t: string) => wrap(nft(f, t)) });
+  return { host, calls };
+}
+
+test("masquerade nftables: DEL tries to drop only the subnet chains no other attachment is noted to use (a batch that fails costs the kernel an abort)", async () => {
+  const { host, calls } = countingHost();
+  const b = nftBackend(host);
+  for (const [x, s] of [
+    [A, SPEC_A],
+    [B, SPEC_B],
+    [C, SPEC_C],
+  ] as const)
+    await b.setUp(x, s);
+  assert.equal(await host.dump(), NFT_ALL);
+  calls.length = 0;
+  // B shares 10.88.0.0/24 with A: its elements go, and no batch tries the subnet's chain.
+  await b.remove(B, SPEC_B);
+  assert.deepEqual(calls, [`listRules ${UPSTREAM_MASQ_TABLE}`, `run ${MASQ_TABLE}`]);
+  calls.length = 0;
+  // A is the last of 10.88.0.0/24 and of fd00::/64: one more batch drops both.
+  await b.remove(A);
+  assert.deepEqual(calls, [`listRules ${UPSTREAM_MASQ_TABLE}`, `run ${MASQ_TABLE}`, `run ${MASQ_TABLE}`]);
+  assert.doesNotMatch(await host.dump(), new RegExp(`${S4}|${S6}|ctr1|ctr2`));
+  assert.deepEqual(host.records("masquerade").uses(), [[S4C, OWNER_C.split(",")[0]!]]);
+});
+
+test("masquerade nftables: without notes of use (a host upgraded while containers run) the kernel decides, and GC drops what a killed DEL left", async () => {
+  const [host, b] = await threeAttached("nftables");
+  const records = host.records("masquerade");
+  for (const [name, owner] of records.uses()) records.release(name, owner);
+  await b.remove(B, SPEC_B);
+  assert.match(await host.dump(), new RegExp(S4));
+  // A DEL killed after its elements went and its note was released: the chains stay; GC drops them.
+  const tx = host.nft("inet", MASQ_TABLE).newTransaction();
+  tx.delete({ kind: "element", map: "masq4", key: ["10.88.0.5"] });
+  tx.delete({ kind: "element", map: "masq6", key: ["fd00::5"] });
+  await host.nft("inet", MASQ_TABLE).run(tx);
+  await b.gc("net1", []);
+  assert.doesNotMatch(await host.dump(), new RegExp(`${S4}|${S6}`));
+  assert.match(await host.dump(), new RegExp(S4C));
 });
 
 test("masquerade nftables: DEL on a host without the table succeeds", async () => {

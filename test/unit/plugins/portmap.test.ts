@@ -10,6 +10,7 @@ import type { HostStateBackend } from "../../../src/hoststate/index.js";
 import { portmapBackends } from "../../../plugins/meta/portmap/backends.js";
 import type { PortMapSpec } from "../../../plugins/meta/portmap/config.js";
 import { NFT_TABLE, type NftablesPortMapper } from "../../../plugins/meta/portmap/portmap_nftables.js";
+import { snatChain } from "../../../plugins/meta/portmap/portmap_nftables_layout.js";
 
 import { A, B, C, BASE, SPEC_A, SPEC_C, specB, type Name } from "./portmap-fixtures.js";
 
@@ -621,4 +622,41 @@ test("portmap nftables: ADD and DEL read nothing from nft (with mappings or from
   await b.remove(C);
   await b.remove(B, specB("nftables"));
   assert.doesNotMatch(await host.dump(), /add element|snat_sub[46]-/);
+});
+
+test("portmap nftables: DEL is one nft run while another attachment is noted on its subnet; the last one's DEL drops the subnet's chain in a second", async () => {
+  const [host, b] = await threeAttached("nftables");
+  const nft = (b as NftablesPortMapper).nft as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const runs: string[] = [];
+  for (const m of ["run", "runAll"]) {
+    const orig = nft[m]!.bind(nft);
+    nft[m] = (...args: unknown[]) => {
+      runs.push(m);
+      return orig(...args);
+    };
+  }
+  const D = { ...A, containerId: "ctr4" };
+  const specD: PortMapSpec = {
+    ...BASE,
+    mappings: [{ hostPort: 6060, containerPort: 60, protocol: "tcp" }],
+    containers: [{ family: 4, address: "10.88.0.9", subnet: "10.88.0.0/24" }],
+  };
+  await b.setUp(D, specD);
+  runs.length = 0;
+  // 10.88.0.0/24 is A's and B's too: no batch tries its chain (it would fail, EBUSY, and abort).
+  await b.remove(D);
+  assert.deepEqual(runs, ["run"]);
+  runs.length = 0;
+  await b.remove(A, SPEC_A); // fd00::/64 was A's alone
+  await b.remove(B, specB("nftables")); // the last of 10.88.0.0/24
+  assert.deepEqual(runs, ["run", "run", "run", "run"]);
+  assert.doesNotMatch(await host.dump(), new RegExp(`${snatChain(4, "10.88.0.0/24")}|snat_sub6-`));
+  assert.match(await host.dump(), new RegExp(snatChain(4, "10.99.0.0/16")));
+  assert.deepEqual(
+    host
+      .records("portmap")
+      .uses()
+      .map(([name]) => name),
+    [snatChain(4, "10.99.0.0/16")],
+  );
 });
