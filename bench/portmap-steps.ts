@@ -5,7 +5,9 @@
  * after it. Says which step grows with the number of containers.
  *
  *   bun bench/portmap-steps.ts [N...]   (default 0 2000; BENCH_STEPS_ROUNDS, default 15;
- *                                        BENCH_STEPS_SNAT=off: containers without snat)
+ *                                        BENCH_STEPS_SNAT=off: containers without snat;
+ *                                        BENCH_STEPS_CONDITIONS=on: every container with
+ *                                        conditionsV4, one class)
  */
 import { execFileSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
@@ -34,14 +36,15 @@ const ROUNDS = Number(process.env["BENCH_STEPS_ROUNDS"] ?? 15);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const SNAT = process.env["BENCH_STEPS_SNAT"] !== "off";
-const measured = benchConf("measured", "10.99.0.2", 8080, SNAT);
+const CONDITIONS = process.env["BENCH_STEPS_CONDITIONS"] === "on" ? ["ip saddr != 192.0.2.0/24"] : [];
+const measured = benchConf("measured", "10.99.0.2", 8080, SNAT, CONDITIONS);
 const hash = nftOwnerHash(measured);
 const want = desired(measured);
 
 /** Each step: what it writes, and what undoes it. */
 type Step = [name: string, run: (tx: Transaction) => void, undo: ((tx: Transaction) => void) | undefined];
 const elementsOf = (pick: (map: string) => boolean): typeof want.elements =>
-  want.elements.filter((e) => pick(e.map ?? ""));
+  want.elements.filter((e) => pick(e.map ?? e.set ?? ""));
 const undoElements = (es: typeof want.elements) => (tx: Transaction) => {
   for (const e of es) {
     tx.delete(ownerElement(e, hash));
@@ -61,7 +64,7 @@ const STEPS: Step[] = [
     undoElements(want.elements),
   ],
   [
-    "own part only (subnet chain + elements)",
+    "own part only (shared chains + elements)",
     (tx) => ownTransaction(tx, hash, want, "create"),
     undoElements(want.elements),
   ],
@@ -84,6 +87,11 @@ const STEPS: Step[] = [
     addElements(elementsOf((m) => m.startsWith("snat"))),
     undoElements(elementsOf((m) => m.startsWith("snat"))),
   ],
+  [
+    "condition elements + owners",
+    addElements(elementsOf((m) => m.startsWith("guard") || m.startsWith("cond_"))),
+    undoElements(elementsOf((m) => m.startsWith("guard") || m.startsWith("cond_"))),
+  ],
 ];
 
 async function main(): Promise<void> {
@@ -96,7 +104,7 @@ async function main(): Promise<void> {
       `portmap nftables steps, median of ${ROUNDS}, ${process.versions["bun"] ? "bun (libnftables in-process)" : "node (nft command)"}`,
     );
     for (const n of POPULATIONS) {
-      await bulkFill(nft, have, n, SNAT);
+      await bulkFill(nft, have, n, SNAT, CONDITIONS);
       have = Math.max(have, n);
       for (const [name, step, undo] of STEPS) {
         const times: number[] = [];

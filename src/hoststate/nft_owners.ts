@@ -160,21 +160,34 @@ export function released(records: AttachmentRecords, owner: string, names: reado
  * transaction is atomic, so a subnet another container still uses is left whole. Chains or
  * counters already gone are fine.
  */
-export async function dropUnusedSubnets(nft: Interface, names: readonly string[]): Promise<void> {
+export async function dropUnusedSubnets(
+  nft: Interface,
+  names: readonly string[],
+  drop: (tx: Transaction, name: string) => void = dropSubnetChain,
+): Promise<void> {
   let left = [...new Set(names)];
   while (left.length > 0) {
     const tx = nft.newTransaction();
-    for (const name of left) {
-      tx.destroy({ kind: "counter", name });
-      dropChain(tx, name);
-    }
+    // The first operation of each name's part, to tell which one nft refused.
+    const starts = left.map((name) => {
+      const at = tx.size;
+      drop(tx, name);
+      return at;
+    });
     try {
       await nft.run(tx);
       return;
     } catch (e) {
       if (!(e instanceof NftError) || e.code !== "EBUSY" || e.operationIndex === undefined) throw e;
-      const at = Math.floor(e.operationIndex / 4);
-      left = left.filter((_, i) => i !== at);
+      const i = e.operationIndex;
+      const at = starts.findLastIndex((start) => start <= i);
+      left = left.filter((_, j) => j !== at);
     }
   }
+}
+
+/** A subnet's counter and base chain (named alike); the counter fails with EBUSY while named. */
+export function dropSubnetChain(tx: Transaction, name: string): void {
+  tx.destroy({ kind: "counter", name });
+  dropChain(tx, name);
 }

@@ -6,7 +6,8 @@
  * ADD of the new code makes (outside and hairpin traffic of the remaining old container), and
  * DEL after it. The same was checked once against a build of the previous code (docs/portmap.md).
  * Then the same for the layout after it (verdict maps snat4/snat6 jumping to a chain per subnet,
- * owner elements), which the current one replaced.
+ * owner elements), and for the one before classes of conditions (a verdict element and a chain
+ * per container with conditionsV4/V6), which the current one replaced.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -251,5 +252,91 @@ onUpgradedHost(
     const left = await u.table();
     assert.doesNotMatch(left, /comment "[0-9a-f]{16}-/, "no element of any container is left");
     assert.doesNotMatch(left, /snat_sub4-/, "the subnet's chain and counter go with its last container");
+  },
+);
+
+/**
+ * The layout before classes of conditions, as that code (a1cc07f) wrote it on this network: old1
+ * with conditions its clients never meet (`ip saddr 198.51.100.7`), old2 with conditions the
+ * outside meets (`ip saddr 203.0.113.2`), each with its guard chain and jump elements.
+ */
+const GUARDS_STATE = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
+add counter inet cni_nft_portmap snat_sub4-c78526c433a6 { comment "masquerade to 10.77.0.0/24, named by the snat map" ; }
+add chain inet cni_nft_portmap guard4-dbb01f0873a55a6a-38008cded682e9f3
+add chain inet cni_nft_portmap guard4-dbb01f0873a55a6a-7265ef569f6825ba
+add chain inet cni_nft_portmap hostports
+add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
+add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
+add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -100 ; policy accept ; }
+add chain inet cni_nft_portmap snat_sub4-c78526c433a6 { type nat hook postrouting priority 100 ; policy accept ; }
+add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
+add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
+add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
+add map inet cni_nft_portmap dnat_ip6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service ; }
+add map inet cni_nft_portmap guard_any4 { type inet_proto . inet_service : verdict ; }
+add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdict ; }
+add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
+add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
+add set inet cni_nft_portmap owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
+add set inet cni_nft_portmap snat_all4 { type ipv4_addr . inet_proto . inet_service ; }
+add set inet cni_nft_portmap snat_all6 { type ipv6_addr . inet_proto . inet_service ; }
+add map inet cni_nft_portmap snat_sub4 { type ipv4_addr . inet_proto . inet_service : counter ; }
+add map inet cni_nft_portmap snat_sub6 { type ipv6_addr . inet_proto . inet_service : counter ; }
+add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-38008cded682e9f3 ip saddr 203.0.113.2 return
+add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-38008cded682e9f3 accept
+add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-7265ef569f6825ba ip saddr 198.51.100.7 return
+add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-7265ef569f6825ba accept
+add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
+add rule inet cni_nft_portmap hostports dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
+add rule inet cni_nft_portmap hostports meta nfproto ipv4 meta l4proto . th dport vmap @guard_any4
+add rule inet cni_nft_portmap hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat_any4
+add rule inet cni_nft_portmap hostports ip6 daddr . meta l4proto . th dport vmap @guard_ip6
+add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat_ip6
+add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
+add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
+add rule inet cni_nft_portmap output fib daddr type local jump hostports
+add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport @snat_all4 masquerade
+add rule inet cni_nft_portmap postrouting ct status dnat ip6 daddr . meta l4proto . th dport @snat_all6 masquerade
+add rule inet cni_nft_portmap prerouting fib daddr type local jump hostports
+add rule inet cni_nft_portmap snat_sub4-c78526c433a6 ct status dnat ip daddr 10.77.0.0/24 ip saddr 10.77.0.0/24 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
+add rule inet cni_nft_portmap snat_sub4-c78526c433a6 ct status dnat ip daddr 10.77.0.0/24 ip saddr 127.0.0.1 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
+add element inet cni_nft_portmap dnat_any4 { tcp . 8090 comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1" : 10.77.0.2 . 80, tcp . 8091 comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2" : 10.77.0.3 . 80 }
+add element inet cni_nft_portmap guard_any4 { tcp . 8090 comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1" : jump guard4-dbb01f0873a55a6a-7265ef569f6825ba, tcp . 8091 comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2" : jump guard4-dbb01f0873a55a6a-38008cded682e9f3 }
+add element inet cni_nft_portmap owners { "4bca77e747788f0" . "139d2106f62872c" comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2", "4bca77e747788f0" . "43221bb4f35044b" comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2", "4bca77e747788f0" . "6b01787bad41873" comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2", "68c221152397a62" . "422d79c9e441e1f" comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1", "68c221152397a62" . "6f5f0dba0fabf55" comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1", "68c221152397a62" . "6ff44d767a8aa5e" comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1" }
+add element inet cni_nft_portmap snat_sub4 { 10.77.0.2 . tcp . 80 comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1" : snat_sub4-c78526c433a6, 10.77.0.3 . tcp . 80 comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2" : snat_sub4-c78526c433a6 }
+`;
+
+onUpgradedHost(
+  "portmap nftables: the layout with a guard chain per container with conditions on an upgraded host",
+  "gd",
+  () => GUARDS_STATE,
+  async (u) => {
+    const cond = (c: string) => ({ conditionsV4: [`ip saddr ${c}`] });
+    const old1 = (hostPort: number): object => ({ ...u.conf(hostPort, u.ips[0]), ...cond("198.51.100.7") });
+    const old2 = (hostPort: number): object => ({ ...u.conf(hostPort, u.ips[1]), ...cond(OUT) });
+    assert.equal(await echo(u.out, "tcp", HOST, 8090, 1000), undefined, "old1's conditions exclude");
+    assert.equal(await echo(u.out, "tcp", HOST, 8091), v4(OUT), "old2's conditions are met");
+    await cniOk(u.host, "portmap", "CHECK", old1(8090), u.call("old1"));
+    await cniOk(u.host, "portmap", "CHECK", old2(8091), u.call("old2"));
+
+    // The first ADD of the new code turns the guards into classes.
+    await cniOk(u.host, "portmap", "ADD", u.conf(8092, u.ips[2]), u.call("new1"));
+    const upgraded = await u.table();
+    assert.doesNotMatch(upgraded, /guard_(ip|any)[46]|guard4-|jump guard/);
+    assert.match(upgraded, /chain cond4-[0-9a-f]{12} \{/);
+    assert.equal(await echo(u.out, "tcp", HOST, 8090, 1000), undefined, "still excluded");
+    assert.equal(await echo(u.out, "tcp", HOST, 8091), v4(OUT), "still met");
+    assert.equal(await echo(u.out, "tcp", HOST, 8092), v4(OUT));
+    await cniOk(u.host, "portmap", "CHECK", old1(8090), u.call("old1"));
+    await cniOk(u.host, "portmap", "CHECK", old2(8091), u.call("old2"));
+
+    // DEL with the config's mappings and conditions, and without anything (found by owner).
+    await cniOk(u.host, "portmap", "DEL", old1(8090), u.call("old1"));
+    await cniOk(u.host, "portmap", "DEL", u.conf(0), u.call("old2"));
+    await cniOk(u.host, "portmap", "DEL", u.conf(0), u.call("new1"));
+    assert.equal(await echo(u.out, "tcp", HOST, 8091, 1000), undefined);
+    const left = await u.table();
+    assert.doesNotMatch(left, /comment "[0-9a-f]{16}-/, "no element of any container is left");
+    assert.doesNotMatch(left, /cond[46]-|cond_/, "the classes go with their last container");
   },
 );

@@ -240,10 +240,37 @@ for (const [bi, backend] of (["iptables", "nftables"] as const).entries()) {
       assert.equal(await echo(t.out, "tcp", HOST_V4, 9100, 1000), undefined, "condition excludes the client");
       assert.equal(await echo(t.out, "tcp", HOST_V6, 9100, 1000), undefined);
       assert.equal(await echo(t.out, "tcp", HOST_V4, 9101), v4(OUT_V4), "other container unaffected");
+      // Conditions the client meets: DNATed (nftables: by the class's chain, after hostports),
+      // on any local address and on a hostIP, IPv4 and IPv6.
+      const meets =
+        backend === "nftables"
+          ? { conditionsV4: [`ip saddr ${OUT_V4}`], conditionsV6: [`ip6 saddr ${OUT_V6}`] }
+          : { conditionsV4: ["-s", OUT_V4], conditionsV6: ["-s", OUT_V6] };
+      const m2 = [...m(9102), { hostPort: 9103, containerPort: 80, protocol: "tcp", hostIP: HOST_V4 }];
+      await cniOk(t.host, "portmap", "ADD", pmConf(backend, sub, t.results[2], m2, meets), call(2));
+      assert.equal(await echo(t.out, "tcp", HOST_V4, 9102), v4(OUT_V4), "condition met");
+      assert.equal(await echo(t.out, "tcp", HOST_V6, 9102), OUT_V6);
+      assert.equal(await echo(t.out, "tcp", HOST_V4, 9103), v4(OUT_V4), "condition met, hostIP");
+      assert.equal(
+        await echo(t.out, "tcp", HOST_V4, 9100, 1000),
+        undefined,
+        "the other class still excludes",
+      );
       await cniOk(t.host, "portmap", "CHECK", pmConf(backend, sub, t.results[0], m(9100), conds), call(0));
+      await cniOk(t.host, "portmap", "CHECK", pmConf(backend, sub, t.results[2], m2, meets), call(2));
+      if (backend === "nftables")
+        assert.doesNotMatch(
+          await firewallState(t.host),
+          /guard[46]-|: jump /,
+          "no chain or jump per container",
+        );
       await cniOk(t.host, "portmap", "DEL", pmConf(backend, sub, undefined, m(9100), conds), call(0));
       await cniOk(t.host, "portmap", "DEL", pmConf(backend, sub, undefined, m(9101)), call(1));
-      assert.doesNotMatch(await firewallState(t.host), /198\.51\.100\.7|guard[46]-/);
+      await cniOk(t.host, "portmap", "DEL", pmConf(backend, sub, undefined, m2, meets), call(2));
+      assert.doesNotMatch(
+        await firewallState(t.host),
+        /198\.51\.100\.7|saddr 2001:db8:1::2|guard[46]-|cond[46]-|cond_/,
+      );
     });
 
     test("concurrent ADD and DEL of different containers keep each other's mappings", async () => {

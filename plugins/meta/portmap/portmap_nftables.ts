@@ -6,11 +6,14 @@
  *
  *   prerouting/output (nat, dstnat): fib daddr type local jump hostports
  *   hostports: per family, in order
- *     daddr . l4proto . dport vmap @guard_ip4     containers with conditions: jump to their chain
+ *     daddr . l4proto . dport @guarded_ip4 return     keys with conditions: their class's
  *     dnat to daddr . l4proto . dport map @dnat_ip4   mappings with a hostIP
- *     l4proto . dport vmap @guard_any4
+ *     l4proto . dport @guarded_any4 return
  *     dnat to l4proto . dport map @dnat_any4          mappings for any local address
- *   guard4-<instance> (only with conditionsV4): <conditions> return; accept (= no DNAT)
+ *   cond4-<class> and cond4-<class>-out (nat, dstnat + 1; one pair per family and conditions,
+ *     with a counter of the same name): <conditions> counter name daddr . l4proto . dport map
+ *     @cond_ip4-<class> dnat ... map @dnat_ip4; a guarded hostIP key returns; the same for
+ *     l4proto . dport and @cond_any4-<class> (cond_*: key : "cond4-<class>")
  *   postrouting (nat, srcnat): ct status dnat daddr . l4proto . dport @snat_all4 masquerade
  *     snat_all4: container . proto . port (masqAll)
  *   snat_sub4-<subnet> (nat, srcnat; one per subnet, with a counter of the same name):
@@ -33,6 +36,7 @@ import {
   deleteOwned,
   disown,
   dropChain,
+  dropSubnetChain,
   dropUnusedSubnets,
   released,
 } from "../../../src/hoststate/nft_owners.js";
@@ -58,9 +62,11 @@ import {
   udpHostPorts,
 } from "./portmap_nftables_upstream.js";
 import {
+  condClassTransaction,
   desired,
-  guardTransaction,
+  dropCondClass,
   keyOnly,
+  COND_CLASS,
   keyText,
   ownerElement,
   skeletonRules,
@@ -75,10 +81,17 @@ import {
   type Desired,
 } from "./portmap_nftables_layout.js";
 import { isLegacy, legacyDesired, upgradeTransaction } from "./portmap_nftables_legacy.js";
+import {
+  currentGuardNames,
+  hasOldGuards,
+  oldGuardChains,
+  upgradeGuardsTransaction,
+  withOldGuards,
+} from "./portmap_nftables_guards.js";
 import { currentRecordNames, isV2, upgradeV2Transaction, v2Desired } from "./portmap_nftables_v2.js";
 import { LOCK_FILE, type PortMapConf, type PortMapSpec } from "./config.js";
 
-export { NFT_TABLE, desired, guardChain, names } from "./portmap_nftables_layout.js";
+export { NFT_TABLE, desired, names } from "./portmap_nftables_layout.js";
 
 interface TableState {
   elements: Element[];
@@ -87,7 +100,10 @@ interface TableState {
   rules: Map<string, Rule[]>;
 }
 
-/** What an attachment's record holds: the keys, guard chains and subnet chains its ADD wrote. */
+/**
+ * What an attachment's record holds: the keys its ADDs wrote, its own chains (guard chains of
+ * the layout before classes) and the shared ones its elements name (subnet chains, classes).
+ */
 interface PortmapRecord {
   elements: Element[];
   chains: string[];
@@ -100,6 +116,27 @@ function udpPorts(elements: readonly Element[]): number[] {
     .filter((e) => e.map?.startsWith("dnat_") && e.key.at(-2) === "udp")
     .map((e) => Number(e.key.at(-1)));
   return [...new Set(ports)];
+}
+
+/** A dnat, guarded or class element's kind, family and key: alike for the three of one mapping. */
+function guardKind(x: Element): string {
+  const kind =
+    /^(?:dnat_|guarded_)(ip|any)([46])$/.exec(x.map ?? x.set ?? "") ??
+    /^cond_(ip|any)([46])-/.exec(x.map ?? "");
+  return `${kind?.[1]}${kind?.[2]} ${keyText({ ...x, map: "", set: "" })}`;
+}
+
+/** Listed guarded and class elements of the dnat keys among `elements`. */
+function guardsOf(listed: readonly Element[], elements: readonly Element[]): Element[] {
+  const keys = new Set(elements.filter((e) => e.map?.startsWith("dnat_")).map(guardKind));
+  return listed.filter(
+    (x) => (x.set?.startsWith("guarded_") || x.map?.startsWith("cond_")) && keys.has(guardKind(x)),
+  );
+}
+
+/** The shared chains an attachment's elements name: its subnets' and its classes'. */
+function sharedNames(want: Desired): string[] {
+  return [...want.snatChains.map((x) => x.chain), ...want.classes.map((k) => k.name)];
 }
 
 function isRecord(x: unknown): x is PortmapRecord {
@@ -151,24 +188,21 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     const elements = new Map<string, Element>();
     for (const e of [...(isRecord(old) ? old.elements : []), ...want.elements.map(keyOnly)])
       elements.set(keyText(e), e);
-    const chains = new Set([...(isRecord(old) ? old.chains : []), ...want.guards.map((g) => g.chain)]);
-    const shared = new Set([
-      ...((isRecord(old) && old.shared) || []),
-      ...want.snatChains.map((x) => x.chain),
-    ]);
+    const chains = new Set(isRecord(old) ? old.chains : []);
+    const shared = new Set([...((isRecord(old) && old.shared) || []), ...sharedNames(want)]);
     this.records.write(hash, {
       elements: [...elements.values()],
       chains: [...chains],
       shared: [...shared],
     } satisfies PortmapRecord);
-    for (const x of want.snatChains) this.records.use(x.chain, hash);
+    for (const name of sharedNames(want)) this.records.use(name, hash);
   }
 
   async setUp(a: Attachment, spec: PortMapSpec): Promise<Effects> {
     const c: PortMapConf = { ...a, ...spec };
     const want = desired(c);
     const effects: Effects = { udpPorts: udpPorts(want.elements) };
-    if (want.elements.length === 0 && want.guards.length === 0) return effects;
+    if (want.elements.length === 0) return effects;
     this.remember(a, want);
     const fast = this.nft.newTransaction();
     // The skeleton's rules every time (a flushed table or chain keeps the rest); the table, maps
@@ -190,30 +224,31 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
   /** The slow path of ADD: skeleton (upgraded from a previous layout), and keys taken over. */
   private async repair(a: Attachment, want: Desired): Promise<void> {
     let state = await this.state();
-    // The layout before: its subnets are in its chains' rule texts.
-    if (state && isV2(state.sets)) state = await this.state({ text: true });
+    // The layouts before: subnets and conditions are in their chains' rule texts.
+    if (state && (isV2(state.sets) || hasOldGuards(state.sets))) state = await this.state({ text: true });
     const tx = this.nft.newTransaction();
     staticTransaction(tx);
     if (state && isLegacy(state.sets)) upgradeTransaction(tx, state.elements, state.sets);
     if (state && isV2(state.sets)) upgradeV2Transaction(tx, state);
-    const have = new Map((state?.elements ?? []).map((e) => [keyText(e), e]));
+    const upgraded = state && hasOldGuards(state.sets) ? upgradeGuardsTransaction(tx, state) : undefined;
+    for (const [name, owner] of upgraded?.uses ?? []) this.records.use(name, owner);
+    const listed = [...(state?.elements ?? []), ...(upgraded?.written ?? [])];
+    const have = new Map(listed.map((e) => [keyText(e), e]));
     const comment = nftOwnerComment(a);
     const hash = nftOwnerHash(a);
     const wantKeys = new Set(want.elements.map(keyText));
     for (const s of want.snatChains) snatChainTransaction(tx, s);
-    for (const g of want.guards) guardTransaction(tx, g);
+    for (const k of want.classes) condClassTransaction(tx, k);
     for (const e of want.elements) {
       const old = have.get(keyText(e));
       tx.add(ownerElement(e, hash, comment));
       if (old && old.comment === comment && valueText(old) === valueText(e)) continue;
       if (old) disown(tx, old);
-      // A key taken from a container with conditions must lose its guard too.
-      const guardOf = e.map?.startsWith("dnat_")
-        ? have.get(keyText({ ...e, map: e.map.replace("dnat_", "guard_") }))
-        : undefined;
-      if (guardOf && !wantKeys.has(keyText(guardOf))) disown(tx, guardOf);
       tx.add(e);
     }
+    // A key taken from a container with conditions loses them (its guarded and class elements),
+    // unless this one wants the same.
+    for (const old of guardsOf(listed, want.elements)) if (!wantKeys.has(keyText(old))) disown(tx, old);
     await this.nft.run(tx);
   }
 
@@ -232,12 +267,14 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     if (!state) return [`table inet ${NFT_TABLE}`];
     const have = new Map(state.elements.map((e) => [keyText(e), e]));
     const want = desired(c);
-    const legacy = isLegacy(state.sets) || isV2(state.sets);
+    const old = hasOldGuards(state.sets);
+    const legacy = isLegacy(state.sets) || isV2(state.sets) || old;
     // The shared skeleton first: with its rules gone (a flushed table or chain) no element works.
     const missing = legacy
       ? []
       : missingRules(
           state,
+          // Class chains: by name below (nft lists conditions in its own words).
           [...skeletonRules(), ...want.snatChains.map(snatChainRules)],
           `inet ${NFT_TABLE}`,
         );
@@ -246,11 +283,8 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
       const old = have.get(keyText(e));
       return !old || old.comment !== e.comment || valueText(old) !== valueText(e);
     };
-    const expected = isLegacy(state.sets)
-      ? legacyDesired(c)
-      : isV2(state.sets)
-        ? v2Desired(c)
-        : want.elements;
+    const layout = isLegacy(state.sets) ? legacyDesired(c) : isV2(state.sets) ? v2Desired(c) : want.elements;
+    const expected = old ? withOldGuards(c, layout) : layout;
     for (const e of expected) {
       if (wrong(e))
         missing.push(`element ${e.key.join(" . ")} of ${e.map ?? e.set} in table inet ${NFT_TABLE}`);
@@ -259,10 +293,8 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
           `the owner element of ${e.key.join(" . ")} of ${e.map} in set ${OWNERS_SET} of table inet ${NFT_TABLE}`,
         );
     }
-    const chains = [
-      ...want.guards.map((g) => g.chain),
-      // (subnet chains: missingRules above reports a missing one)
-    ];
+    // (subnet chains: missingRules above reports a missing one)
+    const chains = old ? oldGuardChains(expected) : want.classes.flatMap((k) => [k.name, `${k.name}-out`]);
     for (const ch of chains)
       if (!state.chains.includes(ch)) missing.push(`chain ${ch} in table inet ${NFT_TABLE}`);
     return missing;
@@ -305,12 +337,14 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
       await this.dropUnused([
         ...new Set(
           gone.flatMap((e) =>
-            e.map?.startsWith("snat_sub") && e.value?.[0]
-              ? [e.value[0]]
+            (e.map?.startsWith("snat_sub") || e.map?.startsWith("cond_")) && e.value?.[0]
+              ? [e.value[0].replace(/^"(.*)"$/, "$1")]
               : ((e.value?.[0] ?? "").match(/^jump (snat[46]-\S+)$/)?.[1] ?? []),
           ),
         ),
-        ...(idle ? state.chains.filter((c) => /^snat_sub[46]-/.test(c) && !used.has(c)) : []),
+        ...(idle
+          ? state.chains.filter((c) => (/^snat_sub[46]-/.test(c) || COND_CLASS.test(c)) && !used.has(c))
+          : []),
       ]);
       return udpPorts(gone);
     });
@@ -337,7 +371,9 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
    * whole. Chains or counters already gone are fine.
    */
   private dropUnused(chains: readonly string[]): Promise<void> {
-    return dropUnusedSubnets(this.nft, chains);
+    return dropUnusedSubnets(this.nft, chains, (tx, name) =>
+      COND_CLASS.test(name) ? dropCondClass(tx, name) : dropSubnetChain(tx, name),
+    );
   }
 
   /** `ownOnly`: leave upstream's layout alone (a migration removes it only once ours is in place). */
@@ -368,20 +404,36 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
    * previous layout's keys could not decide: the caller lists the table.
    */
   private async removeOwn(a: Attachment, spec?: PortMapSpec): Promise<number[] | undefined> {
-    const want = spec ? desired({ ...a, ...spec }) : { elements: [], guards: [], snatChains: [] };
-    const rec = this.records.read(nftOwnerHash(a));
+    const want: Pick<Desired, "elements" | "snatChains" | "classes"> = spec
+      ? desired({ ...a, ...spec })
+      : { elements: [], snatChains: [], classes: [] };
+    const hash = nftOwnerHash(a);
+    const rec = this.records.read(hash);
     const recorded = isRecord(rec)
-      ? currentRecordNames(rec.elements, rec.shared ?? [])
+      ? currentRecordNames(currentGuardNames(rec.elements), rec.shared ?? [])
       : { elements: [], shared: [] };
     const keys = new Map<string, Element>();
     for (const e of [...want.elements.map(keyOnly), ...recorded.elements]) keys.set(keyText(e), e);
-    const chains = new Set([...want.guards.map((g) => g.chain), ...(isRecord(rec) ? rec.chains : [])]);
+    // Guard chains of the layout before classes (their elements are gone after the upgrade).
+    const chains = new Set(isRecord(rec) ? rec.chains : []);
     if (keys.size === 0 && chains.size === 0) return undefined;
     const gone = await this.removeKeys(a, [...keys.values()], [...chains]);
-    const shared = [...want.snatChains.map((x) => x.chain), ...recorded.shared];
-    const unused = released(this.records, nftOwnerHash(a), shared);
+    const unused = released(this.records, hash, [...sharedNames(want), ...recorded.shared]);
     if (gone) {
       await this.dropUnused(unused);
+      // A guarded key whose class element was not among them (an upgraded guard: its class is
+      // named after nft's text of the conditions, or a record without the config): by listing.
+      const classKeys = new Set(gone.filter((e) => e.map?.startsWith("cond_")).map(guardKind));
+      if (gone.some((e) => e.set?.startsWith("guarded_") && !classKeys.has(guardKind(e)))) {
+        const comment = nftOwnerComment(a);
+        return [
+          ...udpPorts(gone),
+          ...(await this.removeOwned(
+            (c) => c === comment,
+            () => false,
+          )),
+        ];
+      }
       return udpPorts(gone);
     }
     return spec ? this.removeLegacyKnown({ ...a, ...spec }) : undefined;
@@ -393,7 +445,7 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
    * missing, or a key now owned by another container).
    */
   private async removeLegacyKnown(c: PortMapConf): Promise<number[] | undefined> {
-    const want = legacyDesired(c);
+    const want = withOldGuards(c, legacyDesired(c));
     if (want.length === 0) return undefined;
     const comment = nftOwnerComment(c);
     return withFlock(LOCK_FILE, async () => {
@@ -406,7 +458,7 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
       if (found.length !== want.length || found.some((e) => e.comment !== comment)) return undefined;
       const tx = this.nft.newTransaction();
       for (const e of want) tx.delete(keyOnly(e));
-      for (const g of desired(c).guards) dropChain(tx, g.chain);
+      for (const ch of oldGuardChains(want)) dropChain(tx, ch);
       try {
         await this.nft.run(tx);
       } catch (e) {

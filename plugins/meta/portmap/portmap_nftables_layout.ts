@@ -7,7 +7,8 @@
  * portmap_nftables_legacy.ts, made every delete cost O(elements) in the kernel), and no container
  * has a verdict element: the kernel validates every jump of every verdict map of the table on
  * each commit that adds a rule or a jump, so per-container jumps made every ADD O(containers)
- * (the layout before, portmap_nftables_v2.ts). Masquerade is an object map from the DNATed
+ * (the layout before, portmap_nftables_v2.ts; and conditions' guards, portmap_nftables_guards.ts:
+ * conditions are now classes, CondClass below). Masquerade is an object map from the DNATed
  * destination (container address . protocol . port) to the counter of the container's subnet:
  * the subnet's own base chain at postrouting looks the destination up there (`counter name ...
  * map`, which ends the rule when the key is missing), and while an element names the counter,
@@ -16,7 +17,7 @@
  * deletes both in one transaction, which fails unless the element is still its own, so DEL never
  * needs to read.
  */
-import { nftOwnerComment, nftOwnerHash, sha512Hex, type Attachment } from "../../../src/cni/attachment.js";
+import { nftOwnerComment, sha512Hex } from "../../../src/cni/attachment.js";
 import { declareOwners, keyText, ownerElement } from "../../../src/hoststate/nft_owners.js";
 import {
   concat,
@@ -25,7 +26,7 @@ import {
   type SkeletonChain,
   type Transaction,
 } from "../../../src/nftables/index.js";
-import { mappingsFor, type Family, type Mapping, type PortMapConf } from "./config.js";
+import { mappingsFor, type Family, type PortMapConf } from "./config.js";
 
 export const NFT_TABLE = "cni_nft_portmap";
 export {
@@ -45,8 +46,9 @@ const addrType = (f: Family): string => (f === 4 ? "ipv4_addr" : "ipv6_addr");
 export function names(f: Family): {
   dnatIp: string;
   dnatAny: string;
-  guardIp: string;
-  guardAny: string;
+  /** Sets of the keys (hostIP . proto . port, proto . port) whose mappings carry conditions. */
+  guardedIp: string;
+  guardedAny: string;
   /** Object map: destination : the subnet's counter (hairpin and localhost masquerade). */
   snat: string;
   /** Set of destinations whose every connection is masqueraded (masqAll). */
@@ -55,8 +57,8 @@ export function names(f: Family): {
   return {
     dnatIp: `dnat_ip${f}`,
     dnatAny: `dnat_any${f}`,
-    guardIp: `guard_ip${f}`,
-    guardAny: `guard_any${f}`,
+    guardedIp: `guarded_ip${f}`,
+    guardedAny: `guarded_any${f}`,
     snat: `snat_sub${f}`,
     snatAll: `snat_all${f}`,
   };
@@ -70,9 +72,31 @@ export function snatChain(f: Family, subnet: string): string {
   return `snat_sub${f}-${sha512Hex(subnet).slice(0, 12)}`;
 }
 
-export function guardChain(a: Attachment, f: Family): string {
-  return `guard${f}-${nftOwnerHash(a)}`;
+/**
+ * A class of conditions: every container of one family with the same `conditionsV4/V6` shares
+ * its counter, its two object maps (key : this counter) and its two base chains (prerouting and
+ * output, just after `hostports`), so a container with conditions has elements, not a chain or
+ * a jump of its own.
+ */
+export interface CondClass {
+  family: Family;
+  /** The counter and the prerouting chain; `<name>-out` the output chain. */
+  name: string;
+  conditions: string[];
 }
+
+export function condClass(f: Family, conditions: readonly string[]): CondClass {
+  // Joined as a rule joins them: ["a", "b"] and ["a b"] are one class (as nft lists either).
+  const name = `cond${f}-${sha512Hex(`${f} ${concat(conditions)}`).slice(0, 12)}`;
+  return { family: f, name, conditions: [...conditions] };
+}
+
+/** A class's object maps: its keys with a hostIP, and its keys on any local address. */
+export function condMaps(name: string): { ip: string; any: string } {
+  return { ip: name.replace(/^cond([46])-/, "cond_ip$1-"), any: name.replace(/^cond([46])-/, "cond_any$1-") };
+}
+
+export const COND_CLASS = /^cond([46])-([0-9a-f]{12})$/;
 
 export function staticTransaction(tx: Transaction): void {
   tx.add({ kind: "table", comment: "CNI portmap (cni-nft): host ports to containers, state in maps" });
@@ -81,8 +105,8 @@ export function staticTransaction(tx: Transaction): void {
     const a = addrType(f);
     tx.add({ kind: "map", name: n.dnatIp, type: `${a} . inet_proto . inet_service : ${a} . inet_service` });
     tx.add({ kind: "map", name: n.dnatAny, type: `inet_proto . inet_service : ${a} . inet_service` });
-    tx.add({ kind: "map", name: n.guardIp, type: `${a} . inet_proto . inet_service : verdict` });
-    tx.add({ kind: "map", name: n.guardAny, type: `inet_proto . inet_service : verdict` });
+    tx.add({ kind: "set", name: n.guardedIp, type: `${a} . inet_proto . inet_service` });
+    tx.add({ kind: "set", name: n.guardedAny, type: `inet_proto . inet_service` });
     tx.add({ kind: "map", name: n.snat, type: `${a} . inet_proto . inet_service : counter` });
     tx.add({ kind: "set", name: n.snatAll, type: `${a} . inet_proto . inet_service` });
   }
@@ -105,9 +129,10 @@ export function skeletonRules(): SkeletonChain[] {
     const ip = ipx(f);
     const nfproto = f === 4 ? "ipv4" : "ipv6";
     return [
-      `${ip} daddr . meta l4proto . th dport vmap @${n.guardIp}`,
+      // Keys with conditions are DNATed by their class's chain, after this one, or not at all.
+      `${ip} daddr . meta l4proto . th dport @${n.guardedIp} return`,
       `dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @${n.dnatIp}`,
-      `meta nfproto ${nfproto} meta l4proto . th dport vmap @${n.guardAny}`,
+      `meta nfproto ${nfproto} meta l4proto . th dport @${n.guardedAny} return`,
       `meta nfproto ${nfproto} dnat ${ip} to meta l4proto . th dport map @${n.dnatAny}`,
     ];
   });
@@ -142,16 +167,17 @@ export interface SnatChain {
 
 export interface Desired {
   elements: Element[];
-  guards: Array<{ family: Family; chain: string; conditions: string[] }>;
+  /** The classes of conditions the elements name (shared by the class's containers). */
+  classes: CondClass[];
   /** The subnets' chains and counters the snat elements name (shared by the subnet's containers). */
   snatChains: SnatChain[];
 }
 
-/** Every element (and guard chain) this instance should have. */
+/** Every element (and the shared chains they name) this instance should have. */
 export function desired(c: PortMapConf): Desired {
   const comment = nftOwnerComment(c);
   const elements: Element[] = [];
-  const guards: Desired["guards"] = [];
+  const classes: CondClass[] = [];
   const snatChains: SnatChain[] = [];
   const seen = new Set<string>();
   const push = (e: Element): void => {
@@ -164,16 +190,12 @@ export function desired(c: PortMapConf): Desired {
     const f = ct.family;
     const n = names(f);
     const conditions = f === 4 ? c.conditionsV4 : c.conditionsV6;
-    const chain = guardChain(c, f);
+    const cls = conditions.length ? condClass(f, conditions) : undefined;
     const maps = mappingsFor(c, f);
-    if (conditions.length && maps.length) guards.push({ family: f, chain, conditions });
+    if (cls && maps.length && !classes.some((x) => x.name === cls.name)) classes.push(cls);
     for (const m of maps) {
-      const hostKey = (m2: Mapping): string[] =>
-        m2.hostIP !== undefined
-          ? [m2.hostIP, m2.protocol, String(m2.hostPort)]
-          : [m2.protocol, String(m2.hostPort)];
-      const key = hostKey(m);
       const specific = m.hostIP !== undefined;
+      const key = specific ? [m.hostIP!, m.protocol, String(m.hostPort)] : [m.protocol, String(m.hostPort)];
       push({
         kind: "element",
         map: specific ? n.dnatIp : n.dnatAny,
@@ -181,14 +203,11 @@ export function desired(c: PortMapConf): Desired {
         value: [ct.address, String(m.containerPort)],
         comment,
       });
-      if (conditions.length)
-        push({
-          kind: "element",
-          map: specific ? n.guardIp : n.guardAny,
-          key,
-          value: [`jump ${chain}`],
-          comment,
-        });
+      if (cls) {
+        push({ kind: "element", set: specific ? n.guardedIp : n.guardedAny, key, comment });
+        const cm = condMaps(cls.name);
+        push({ kind: "element", map: specific ? cm.ip : cm.any, key, value: [cls.name], comment });
+      }
       if (c.snat) {
         const key = [ct.address, m.protocol, String(m.containerPort)];
         if (c.masqAll) push({ kind: "element", set: n.snatAll, key, comment });
@@ -201,7 +220,7 @@ export function desired(c: PortMapConf): Desired {
       }
     }
   }
-  return { elements, guards, snatChains };
+  return { elements, classes, snatChains };
 }
 
 /**
@@ -228,17 +247,79 @@ export function snatChainTransaction(tx: Transaction, s: SnatChain): void {
   for (const rule of snatChainRules(s).rules) tx.add({ kind: "rule", chain: s.chain, rule });
 }
 
-export function guardTransaction(tx: Transaction, g: Desired["guards"][number]): void {
-  tx.add({ kind: "chain", name: g.chain });
-  tx.flush({ kind: "chain", name: g.chain });
-  tx.add({ kind: "rule", chain: g.chain, rule: concat(g.conditions, "return") });
-  tx.add({ kind: "rule", chain: g.chain, rule: "accept" });
+/**
+ * A class's two base chains (prerouting and output, after `hostports`, which leaves the class's
+ * keys alone), the same rules in each: a key of the class whose packet meets the conditions is
+ * DNATed (its element names the class's counter, which counts it); a key of any class with a
+ * hostIP ends here (a failed condition of its own class means no DNAT at all, not the mapping on
+ * any address); then the class's keys on any address. The first chain that DNATs ends the nat
+ * hook for the connection, so every class's chain can run for every packet.
+ */
+export function condChainRules(k: CondClass): SkeletonChain[] {
+  const ip = ipx(k.family);
+  const n = names(k.family);
+  const m = condMaps(k.name);
+  const nfproto = k.family === 4 ? "ipv4" : "ipv6";
+  const rules = [
+    concat(
+      "fib daddr type local",
+      k.conditions,
+      `counter name ${ip} daddr . meta l4proto . th dport map @${m.ip}`,
+      `dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @${n.dnatIp}`,
+    ),
+    `fib daddr type local ${ip} daddr . meta l4proto . th dport @${n.guardedIp} return`,
+    concat(
+      `fib daddr type local meta nfproto ${nfproto}`,
+      k.conditions,
+      `counter name meta l4proto . th dport map @${m.any}`,
+      `dnat ${ip} to meta l4proto . th dport map @${n.dnatAny}`,
+    ),
+  ];
+  return [
+    { chain: k.name, rules },
+    { chain: `${k.name}-out`, rules },
+  ];
+}
+
+export function condClassTransaction(tx: Transaction, k: CondClass): void {
+  const a = addrType(k.family);
+  const m = condMaps(k.name);
+  tx.add({
+    kind: "counter",
+    name: k.name,
+    comment: "DNATed under these conditions, named by the class's maps",
+  });
+  tx.add({ kind: "map", name: m.ip, type: `${a} . inet_proto . inet_service : counter` });
+  tx.add({ kind: "map", name: m.any, type: `inet_proto . inet_service : counter` });
+  for (const [chain, hook] of [
+    [k.name, "prerouting"],
+    [`${k.name}-out`, "output"],
+  ] as const)
+    tx.add({ kind: "chain", name: chain, type: "nat", hook, priority: -99 });
+  for (const { chain, rules } of condChainRules(k)) {
+    tx.flush({ kind: "chain", name: chain });
+    for (const rule of rules) tx.add({ kind: "rule", chain, rule });
+  }
+}
+
+/** Drops a class (chains, maps, counter), failing with EBUSY while an element names its counter. */
+export function dropCondClass(tx: Transaction, name: string): void {
+  tx.destroy({ kind: "counter", name });
+  for (const chain of [name, `${name}-out`]) {
+    tx.add({ kind: "chain", name: chain });
+    tx.flush({ kind: "chain", name: chain });
+    tx.delete({ kind: "chain", name: chain });
+  }
+  const m = condMaps(name);
+  const a = addrType(name.startsWith("cond6-") ? 6 : 4);
+  tx.destroy({ kind: "map", name: m.ip, type: `${a} . inet_proto . inet_service : counter` });
+  tx.destroy({ kind: "map", name: m.any, type: `inet_proto . inet_service : counter` });
 }
 
 /** One attachment's part of a transaction: chains first, then each element with its owner element. */
 export function ownTransaction(tx: Transaction, owner: string, want: Desired, verb: "create" | "add"): void {
   for (const s of want.snatChains) snatChainTransaction(tx, s);
-  for (const g of want.guards) guardTransaction(tx, g);
+  for (const k of want.classes) condClassTransaction(tx, k);
   for (const e of want.elements) {
     tx[verb](e);
     tx.add(ownerElement(e, owner, e.comment));

@@ -1,5 +1,7 @@
 /** The attachments and specs the portmap unit tests share. */
 import type { PortMapSpec } from "../../../plugins/meta/portmap/config.js";
+import { FakeHost } from "../../../src/hoststate/fake.js";
+import { portmapBackends } from "../../../plugins/meta/portmap/backends.js";
 
 export type Name = "iptables" | "nftables";
 export const A = { network: "net1", containerId: "ctr1", ifname: "eth0" };
@@ -39,3 +41,13 @@ export const SPEC_C: PortMapSpec = {
   mappings: [{ hostPort: 7070, containerPort: 70, protocol: "tcp" }],
   containers: [{ family: 4, address: "10.99.0.7", subnet: "10.99.0.0/16" }],
 };
+
+/** The current nftables layout after ADD of A, B and C: what an upgrade must end in. */
+export async function currentDump(): Promise<string> {
+  const host = new FakeHost();
+  const b = portmapBackends(host).find((x) => x.name === "nftables")!;
+  await b.setUp(A, SPEC_A);
+  await b.setUp(B, specB("nftables"));
+  await b.setUp(C, SPEC_C);
+  return host.dump();
+}

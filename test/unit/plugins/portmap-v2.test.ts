@@ -11,7 +11,7 @@ import { FakeHost } from "../../../src/hoststate/fake.js";
 import { nftOwnerHash } from "../../../src/cni/attachment.js";
 import { portmapBackends, type NftablesPortMapper } from "../../../plugins/meta/portmap/backends.js";
 import { NFT_TABLE } from "../../../plugins/meta/portmap/portmap_nftables.js";
-import { A, B, C, SPEC_A, SPEC_C, specB } from "./portmap-fixtures.js";
+import { A, B, C, SPEC_A, SPEC_C, currentDump, specB } from "./portmap-fixtures.js";
 
 const SPEC_B = specB("nftables");
 
@@ -72,16 +72,6 @@ function v2Host(): [FakeHost, NftablesPortMapper] {
   return [host, portmapBackends(host).find((x) => x.name === "nftables") as NftablesPortMapper];
 }
 
-/** The current layout after ADD of A, B and C. */
-async function current(): Promise<string> {
-  const host = new FakeHost();
-  const b = portmapBackends(host).find((x) => x.name === "nftables")!;
-  await b.setUp(A, SPEC_A);
-  await b.setUp(B, SPEC_B);
-  await b.setUp(C, SPEC_C);
-  return host.dump();
-}
-
 test("portmap layout before (snat verdict maps): CHECK accepts its containers", async () => {
   const [, b] = v2Host();
   for (const [a, s] of [
@@ -104,7 +94,7 @@ test("portmap layout before: DEL with and without mappings removes the container
 test("portmap layout before: the first ADD converts the table into the current layout, every container kept", async () => {
   const [host, b] = v2Host();
   await b.setUp(B, SPEC_B);
-  assert.equal(await host.dump(), await current());
+  assert.equal(await host.dump(), await currentDump());
   // The converted containers' DEL is write-only like any other, from a record of the layout
   // before too (its keys in map snat4, its subnet chain snat4-<hash>).
   host.records("portmap").write(nftOwnerHash(A), {

@@ -23,10 +23,12 @@ async function threeAttached(name: Name): Promise<[FakeHost, HostStateBackend<Po
   return [host, b];
 }
 const NFTABLES_ADD = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
+add counter inet cni_nft_portmap cond4-2d25284b6bb9 { comment "DNATed under these conditions, named by the class's maps" ; }
 add counter inet cni_nft_portmap snat_sub4-15f04f2f13e6 { comment "masquerade to 10.88.0.0/24, named by the snat map" ; }
 add counter inet cni_nft_portmap snat_sub4-9d8797614eb1 { comment "masquerade to 10.99.0.0/16, named by the snat map" ; }
 add counter inet cni_nft_portmap snat_sub6-ef330fd8e3d4 { comment "masquerade to fd00::/64, named by the snat map" ; }
-add chain inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c
+add chain inet cni_nft_portmap cond4-2d25284b6bb9 { type nat hook prerouting priority -99 ; policy accept ; }
+add chain inet cni_nft_portmap cond4-2d25284b6bb9-out { type nat hook output priority -99 ; policy accept ; }
 add chain inet cni_nft_portmap hostports
 add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
 add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
@@ -34,28 +36,34 @@ add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -1
 add chain inet cni_nft_portmap snat_sub4-15f04f2f13e6 { type nat hook postrouting priority 100 ; policy accept ; }
 add chain inet cni_nft_portmap snat_sub4-9d8797614eb1 { type nat hook postrouting priority 100 ; policy accept ; }
 add chain inet cni_nft_portmap snat_sub6-ef330fd8e3d4 { type nat hook postrouting priority 100 ; policy accept ; }
+add map inet cni_nft_portmap cond_any4-2d25284b6bb9 { type inet_proto . inet_service : counter ; }
+add map inet cni_nft_portmap cond_ip4-2d25284b6bb9 { type ipv4_addr . inet_proto . inet_service : counter ; }
 add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_ip6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service ; }
-add map inet cni_nft_portmap guard_any4 { type inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
+add set inet cni_nft_portmap guarded_any4 { type inet_proto . inet_service ; }
+add set inet cni_nft_portmap guarded_any6 { type inet_proto . inet_service ; }
+add set inet cni_nft_portmap guarded_ip4 { type ipv4_addr . inet_proto . inet_service ; }
+add set inet cni_nft_portmap guarded_ip6 { type ipv6_addr . inet_proto . inet_service ; }
 add set inet cni_nft_portmap owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
 add set inet cni_nft_portmap snat_all4 { type ipv4_addr . inet_proto . inet_service ; }
 add set inet cni_nft_portmap snat_all6 { type ipv6_addr . inet_proto . inet_service ; }
 add map inet cni_nft_portmap snat_sub4 { type ipv4_addr . inet_proto . inet_service : counter ; }
 add map inet cni_nft_portmap snat_sub6 { type ipv6_addr . inet_proto . inet_service : counter ; }
-add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c ip saddr 192.168.0.0/16 return
-add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c accept
-add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
+add rule inet cni_nft_portmap cond4-2d25284b6bb9 fib daddr type local ip saddr 192.168.0.0/16 counter name ip daddr . meta l4proto . th dport map @cond_ip4-2d25284b6bb9 dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
+add rule inet cni_nft_portmap cond4-2d25284b6bb9 fib daddr type local ip daddr . meta l4proto . th dport @guarded_ip4 return
+add rule inet cni_nft_portmap cond4-2d25284b6bb9 fib daddr type local meta nfproto ipv4 ip saddr 192.168.0.0/16 counter name meta l4proto . th dport map @cond_any4-2d25284b6bb9 dnat ip to meta l4proto . th dport map @dnat_any4
+add rule inet cni_nft_portmap cond4-2d25284b6bb9-out fib daddr type local ip saddr 192.168.0.0/16 counter name ip daddr . meta l4proto . th dport map @cond_ip4-2d25284b6bb9 dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
+add rule inet cni_nft_portmap cond4-2d25284b6bb9-out fib daddr type local ip daddr . meta l4proto . th dport @guarded_ip4 return
+add rule inet cni_nft_portmap cond4-2d25284b6bb9-out fib daddr type local meta nfproto ipv4 ip saddr 192.168.0.0/16 counter name meta l4proto . th dport map @cond_any4-2d25284b6bb9 dnat ip to meta l4proto . th dport map @dnat_any4
+add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport @guarded_ip4 return
 add rule inet cni_nft_portmap hostports dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
-add rule inet cni_nft_portmap hostports meta nfproto ipv4 meta l4proto . th dport vmap @guard_any4
+add rule inet cni_nft_portmap hostports meta nfproto ipv4 meta l4proto . th dport @guarded_any4 return
 add rule inet cni_nft_portmap hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat_any4
-add rule inet cni_nft_portmap hostports ip6 daddr . meta l4proto . th dport vmap @guard_ip6
+add rule inet cni_nft_portmap hostports ip6 daddr . meta l4proto . th dport @guarded_ip6 return
 add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat_ip6
-add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
+add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport @guarded_any6 return
 add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
 add rule inet cni_nft_portmap output fib daddr type local jump hostports
 add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport @snat_all4 masquerade
@@ -66,46 +74,55 @@ add rule inet cni_nft_portmap snat_sub4-15f04f2f13e6 ct status dnat ip daddr 10.
 add rule inet cni_nft_portmap snat_sub4-9d8797614eb1 ct status dnat ip daddr 10.99.0.0/16 ip saddr 10.99.0.0/16 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
 add rule inet cni_nft_portmap snat_sub4-9d8797614eb1 ct status dnat ip daddr 10.99.0.0/16 ip saddr 127.0.0.1 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
 add rule inet cni_nft_portmap snat_sub6-ef330fd8e3d4 ct status dnat ip6 daddr fd00::/64 ip6 saddr fd00::/64 counter name ip6 daddr . meta l4proto . th dport map @snat_sub6 masquerade
+add element inet cni_nft_portmap cond_ip4-2d25284b6bb9 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : cond4-2d25284b6bb9 }
 add element inet cni_nft_portmap dnat_any4 { tcp . 7070 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : 10.99.0.7 . 70, tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80, udp . 5353 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 53 }
 add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80, udp . 5353 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 53 }
 add element inet cni_nft_portmap dnat_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : 10.88.0.6 . 90 }
-add element inet cni_nft_portmap guard_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump guard4-8e48f37d5de60467-a09553539d4cc24c }
-add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . d372df98d9382d0 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 9fb6ac25b24dfdc . 32cdd17bca7675f comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 7e8376e935a5d6a comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 81292901f8358b8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . b71c41a2f953881 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . cb6a6e31ab3183b comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . df2d924ec2520a7 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", c341cbe82cf3de1 . 1d7b3dee6d13454 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . dc1e736ba5289cf comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
+add element inet cni_nft_portmap guarded_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
+add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . d372df98d9382d0 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 9fb6ac25b24dfdc . 32cdd17bca7675f comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 7e8376e935a5d6a comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 81292901f8358b8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . b71c41a2f953881 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . cb6a6e31ab3183b comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . df2d924ec2520a7 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", c341cbe82cf3de1 . 1d7b3dee6d13454 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . f5ad7506d3bbab5 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . fbb6958305bede8 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
 add element inet cni_nft_portmap snat_sub4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub4-15f04f2f13e6, 10.88.0.5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub4-15f04f2f13e6, 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : snat_sub4-15f04f2f13e6, 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : snat_sub4-9d8797614eb1 }
 add element inet cni_nft_portmap snat_sub6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4, fd00::5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4 }
 `;
 const NFTABLES_DEL = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
+add counter inet cni_nft_portmap cond4-2d25284b6bb9 { comment "DNATed under these conditions, named by the class's maps" ; }
 add counter inet cni_nft_portmap snat_sub4-15f04f2f13e6 { comment "masquerade to 10.88.0.0/24, named by the snat map" ; }
 add counter inet cni_nft_portmap snat_sub4-9d8797614eb1 { comment "masquerade to 10.99.0.0/16, named by the snat map" ; }
-add chain inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c
+add chain inet cni_nft_portmap cond4-2d25284b6bb9 { type nat hook prerouting priority -99 ; policy accept ; }
+add chain inet cni_nft_portmap cond4-2d25284b6bb9-out { type nat hook output priority -99 ; policy accept ; }
 add chain inet cni_nft_portmap hostports
 add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
 add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
 add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -100 ; policy accept ; }
 add chain inet cni_nft_portmap snat_sub4-15f04f2f13e6 { type nat hook postrouting priority 100 ; policy accept ; }
 add chain inet cni_nft_portmap snat_sub4-9d8797614eb1 { type nat hook postrouting priority 100 ; policy accept ; }
+add map inet cni_nft_portmap cond_any4-2d25284b6bb9 { type inet_proto . inet_service : counter ; }
+add map inet cni_nft_portmap cond_ip4-2d25284b6bb9 { type ipv4_addr . inet_proto . inet_service : counter ; }
 add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
 add map inet cni_nft_portmap dnat_ip6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service ; }
-add map inet cni_nft_portmap guard_any4 { type inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
+add set inet cni_nft_portmap guarded_any4 { type inet_proto . inet_service ; }
+add set inet cni_nft_portmap guarded_any6 { type inet_proto . inet_service ; }
+add set inet cni_nft_portmap guarded_ip4 { type ipv4_addr . inet_proto . inet_service ; }
+add set inet cni_nft_portmap guarded_ip6 { type ipv6_addr . inet_proto . inet_service ; }
 add set inet cni_nft_portmap owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
 add set inet cni_nft_portmap snat_all4 { type ipv4_addr . inet_proto . inet_service ; }
 add set inet cni_nft_portmap snat_all6 { type ipv6_addr . inet_proto . inet_service ; }
 add map inet cni_nft_portmap snat_sub4 { type ipv4_addr . inet_proto . inet_service : counter ; }
 add map inet cni_nft_portmap snat_sub6 { type ipv6_addr . inet_proto . inet_service : counter ; }
-add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c ip saddr 192.168.0.0/16 return
-add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c accept
-add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
+add rule inet cni_nft_portmap cond4-2d25284b6bb9 fib daddr type local ip saddr 192.168.0.0/16 counter name ip daddr . meta l4proto . th dport map @cond_ip4-2d25284b6bb9 dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
+add rule inet cni_nft_portmap cond4-2d25284b6bb9 fib daddr type local ip daddr . meta l4proto . th dport @guarded_ip4 return
+add rule inet cni_nft_portmap cond4-2d25284b6bb9 fib daddr type local meta nfproto ipv4 ip saddr 192.168.0.0/16 counter name meta l4proto . th dport map @cond_any4-2d25284b6bb9 dnat ip to meta l4proto . th dport map @dnat_any4
+add rule inet cni_nft_portmap cond4-2d25284b6bb9-out fib daddr type local ip saddr 192.168.0.0/16 counter name ip daddr . meta l4proto . th dport map @cond_ip4-2d25284b6bb9 dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
+add rule inet cni_nft_portmap cond4-2d25284b6bb9-out fib daddr type local ip daddr . meta l4proto . th dport @guarded_ip4 return
+add rule inet cni_nft_portmap cond4-2d25284b6bb9-out fib daddr type local meta nfproto ipv4 ip saddr 192.168.0.0/16 counter name meta l4proto . th dport map @cond_any4-2d25284b6bb9 dnat ip to meta l4proto . th dport map @dnat_any4
+add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport @guarded_ip4 return
 add rule inet cni_nft_portmap hostports dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
-add rule inet cni_nft_portmap hostports meta nfproto ipv4 meta l4proto . th dport vmap @guard_any4
+add rule inet cni_nft_portmap hostports meta nfproto ipv4 meta l4proto . th dport @guarded_any4 return
 add rule inet cni_nft_portmap hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat_any4
-add rule inet cni_nft_portmap hostports ip6 daddr . meta l4proto . th dport vmap @guard_ip6
+add rule inet cni_nft_portmap hostports ip6 daddr . meta l4proto . th dport @guarded_ip6 return
 add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat_ip6
-add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
+add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport @guarded_any6 return
 add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
 add rule inet cni_nft_portmap output fib daddr type local jump hostports
 add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport @snat_all4 masquerade
@@ -115,10 +132,11 @@ add rule inet cni_nft_portmap snat_sub4-15f04f2f13e6 ct status dnat ip daddr 10.
 add rule inet cni_nft_portmap snat_sub4-15f04f2f13e6 ct status dnat ip daddr 10.88.0.0/24 ip saddr 127.0.0.1 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
 add rule inet cni_nft_portmap snat_sub4-9d8797614eb1 ct status dnat ip daddr 10.99.0.0/16 ip saddr 10.99.0.0/16 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
 add rule inet cni_nft_portmap snat_sub4-9d8797614eb1 ct status dnat ip daddr 10.99.0.0/16 ip saddr 127.0.0.1 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
+add element inet cni_nft_portmap cond_ip4-2d25284b6bb9 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : cond4-2d25284b6bb9 }
 add element inet cni_nft_portmap dnat_any4 { tcp . 7070 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : 10.99.0.7 . 70 }
 add element inet cni_nft_portmap dnat_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : 10.88.0.6 . 90 }
-add element inet cni_nft_portmap guard_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump guard4-8e48f37d5de60467-a09553539d4cc24c }
-add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . d372df98d9382d0 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", c341cbe82cf3de1 . 1d7b3dee6d13454 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . dc1e736ba5289cf comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
+add element inet cni_nft_portmap guarded_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
+add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . d372df98d9382d0 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", c341cbe82cf3de1 . 1d7b3dee6d13454 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . f5ad7506d3bbab5 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . fbb6958305bede8 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
 add element inet cni_nft_portmap snat_sub4 { 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : snat_sub4-15f04f2f13e6, 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : snat_sub4-9d8797614eb1 }
 `;
 const IPTABLES_ADD = String.raw`# iptables
@@ -330,16 +348,16 @@ test("portmap nftables: CHECK names what is missing after damage, ADD repairs it
     nft
       .newTransaction()
       .delete({ kind: "element", map: "dnat_any6", key: ["udp", "5353"] })
-      .delete({ kind: "element", map: "guard_ip4", key: ["192.168.1.1", "tcp", "9090"] })
-      .flush({ kind: "chain", name: "guard4-8e48f37d5de60467-a09553539d4cc24c" })
-      .delete({ kind: "chain", name: "guard4-8e48f37d5de60467-a09553539d4cc24c" }),
+      .delete({ kind: "element", map: "cond_ip4-2d25284b6bb9", key: ["192.168.1.1", "tcp", "9090"] })
+      .flush({ kind: "chain", name: "cond4-2d25284b6bb9-out" })
+      .delete({ kind: "chain", name: "cond4-2d25284b6bb9-out" }),
   );
   assert.deepEqual(await b.check(A, SPEC_A), [
     "element udp . 5353 of dnat_any6 in table inet cni_nft_portmap",
   ]);
   assert.deepEqual(await b.check(B, specB("nftables")), [
-    "element 192.168.1.1 . tcp . 9090 of guard_ip4 in table inet cni_nft_portmap",
-    "chain guard4-8e48f37d5de60467-a09553539d4cc24c in table inet cni_nft_portmap",
+    "element 192.168.1.1 . tcp . 9090 of cond_ip4-2d25284b6bb9 in table inet cni_nft_portmap",
+    "chain cond4-2d25284b6bb9-out in table inet cni_nft_portmap",
   ]);
   await b.setUp(A, SPEC_A);
   await b.setUp(B, specB("nftables"));
@@ -408,7 +426,7 @@ async function optionLines(name: Name, spec: Partial<PortMapSpec>): Promise<stri
   return (
     (await host.dump())
       .split("\n")
-      .filter((l) => /ctr1|CNI-DN|guard6-|SETMARK|MASQ|MY-MARK/.test(l))
+      .filter((l) => /ctr1|CNI-DN|guard6-|cond6-|SETMARK|MASQ|MY-MARK/.test(l))
       .join("\n") + "\n"
   );
 }
@@ -499,16 +517,23 @@ test("portmap iptables: conditionsV6: a guard chain for IPv6 only", async () => 
   );
 });
 
-test("portmap nftables: conditionsV6: a guard chain for IPv6 only", async () => {
+test("portmap nftables: conditionsV6: a class of conditions for IPv6 only (no chain or jump of the container's own)", async () => {
   assert.equal(
     await optionLines("nftables", { conditionsV6: ["ip6 saddr fd00::/8"] }),
-    String.raw`add chain inet cni_nft_portmap guard6-8e48f37d5de60467-7883a6f9ce71eedb
-add rule inet cni_nft_portmap guard6-8e48f37d5de60467-7883a6f9ce71eedb ip6 saddr fd00::/8 return
-add rule inet cni_nft_portmap guard6-8e48f37d5de60467-7883a6f9ce71eedb accept
+    String.raw`add counter inet cni_nft_portmap cond6-ef8f7fedb886 { comment "DNATed under these conditions, named by the class's maps" ; }
+add chain inet cni_nft_portmap cond6-ef8f7fedb886 { type nat hook prerouting priority -99 ; policy accept ; }
+add chain inet cni_nft_portmap cond6-ef8f7fedb886-out { type nat hook output priority -99 ; policy accept ; }
+add rule inet cni_nft_portmap cond6-ef8f7fedb886 fib daddr type local ip6 saddr fd00::/8 counter name ip6 daddr . meta l4proto . th dport map @cond_ip6-ef8f7fedb886 dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat_ip6
+add rule inet cni_nft_portmap cond6-ef8f7fedb886 fib daddr type local ip6 daddr . meta l4proto . th dport @guarded_ip6 return
+add rule inet cni_nft_portmap cond6-ef8f7fedb886 fib daddr type local meta nfproto ipv6 ip6 saddr fd00::/8 counter name meta l4proto . th dport map @cond_any6-ef8f7fedb886 dnat ip6 to meta l4proto . th dport map @dnat_any6
+add rule inet cni_nft_portmap cond6-ef8f7fedb886-out fib daddr type local ip6 saddr fd00::/8 counter name ip6 daddr . meta l4proto . th dport map @cond_ip6-ef8f7fedb886 dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat_ip6
+add rule inet cni_nft_portmap cond6-ef8f7fedb886-out fib daddr type local ip6 daddr . meta l4proto . th dport @guarded_ip6 return
+add rule inet cni_nft_portmap cond6-ef8f7fedb886-out fib daddr type local meta nfproto ipv6 ip6 saddr fd00::/8 counter name meta l4proto . th dport map @cond_any6-ef8f7fedb886 dnat ip6 to meta l4proto . th dport map @dnat_any6
+add element inet cni_nft_portmap cond_any6-ef8f7fedb886 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : cond6-ef8f7fedb886 }
 add element inet cni_nft_portmap dnat_any4 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80 }
 add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80 }
-add element inet cni_nft_portmap guard_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump guard6-8e48f37d5de60467-7883a6f9ce71eedb }
-add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 32cdd17bca7675f comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 65e2930b7fa7ba6 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . cb6a6e31ab3183b comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap guarded_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
+add element inet cni_nft_portmap owners { 9fb6ac25b24dfdc . 32cdd17bca7675f comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . cb6a6e31ab3183b comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . db32740f173e781 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . e5f77aa00826962 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" }
 add element inet cni_nft_portmap snat_sub4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub4-15f04f2f13e6 }
 add element inet cni_nft_portmap snat_sub6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4 }
 `,

@@ -62,13 +62,13 @@ const flushChain = (nft: Interface, chain: string) => async (): Promise<void> =>
 const PM = `table inet ${PORTMAP_TABLE}`;
 const SUBNET_HASH = sha512Hex("10.88.0.0/16").slice(0, 12);
 const HOSTPORTS_MISSING = [
-  "ip daddr . meta l4proto . th dport vmap @guard_ip4",
+  "ip daddr . meta l4proto . th dport @guarded_ip4 return",
   "dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4",
-  "meta nfproto ipv4 meta l4proto . th dport vmap @guard_any4",
+  "meta nfproto ipv4 meta l4proto . th dport @guarded_any4 return",
   "meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat_any4",
-  "ip6 daddr . meta l4proto . th dport vmap @guard_ip6",
+  "ip6 daddr . meta l4proto . th dport @guarded_ip6 return",
   "dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat_ip6",
-  "meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6",
+  "meta nfproto ipv6 meta l4proto . th dport @guarded_any6 return",
   "meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6",
 ].map((r) => `rule "${r}" in chain hostports of ${PM}`);
 const JUMP = "fib daddr type local jump hostports";
