@@ -4,7 +4,9 @@
  * and of a DEL that finds its address by listing the sets, as DEL did before owner elements
  * (a backend with no record of the attachment). Median of 11 (5 for the listing).
  *
- *   bun bench/firewall-steps.ts [N...]   (default 0 2000 10000)
+ *   bun bench/firewall-steps.ts [N...]   (default 0 2000 10000; BENCH_FIREWALL_HOST_FORWARD=on:
+ *                                         every attachment with hostForward into the host
+ *                                         chain inet hostfw forward, nftables only)
  */
 import { execFileSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
@@ -13,6 +15,8 @@ import { memoryRecords } from "../src/hoststate/records.js";
 import { NftablesFirewall, NFT_TABLE } from "../plugins/meta/firewall/firewall_nftables.js";
 import type { FirewallSpec } from "../plugins/meta/firewall/firewall_backend.js";
 import { benchArgs, intArg } from "./lib/args.js";
+import { HostForwardRules } from "../plugins/meta/firewall/firewall_host_forward.js";
+import type { IptablesRunner } from "../src/iptables/iptables.js";
 
 const USAGE = `usage: bun bench/firewall-steps.ts [N...]
   N  containers attached before each figure (default 0 2000 10000)`;
@@ -41,8 +45,30 @@ async function main(): Promise<void> {
     const nft = (): NFTables =>
       new NFTables({ family: "inet", table: NFT_TABLE, netns: `/var/run/netns/${ns}` });
     const tools = { has: () => true };
-    const fw = new NftablesFirewall(nft(), tools, memoryRecords());
-    const unrecorded = new NftablesFirewall(nft(), tools, memoryRecords());
+    const netns = `/var/run/netns/${ns}`;
+    let hostForward: HostForwardRules | undefined;
+    if (process.env["BENCH_FIREWALL_HOST_FORWARD"] === "on") {
+      const hostNft = (family: "inet", table: string): NFTables => new NFTables({ family, table, netns });
+      const fwd = hostNft("inet", "hostfw");
+      await fwd.run(
+        fwd.newTransaction().add({ kind: "table" }).add({
+          kind: "chain",
+          name: "forward",
+          type: "filter",
+          hook: "forward",
+          priority: 0,
+          policy: "accept",
+        }),
+      );
+      const noIptables = { available: () => false } as unknown as IptablesRunner;
+      hostForward = new HostForwardRules(
+        { nft: hostNft, iptables: noIptables },
+        { nftables: { family: "inet", table: "hostfw", chain: "forward" }, iptables: false },
+      );
+    }
+    const records = memoryRecords();
+    const fw = new NftablesFirewall(nft(), tools, records, hostForward);
+    const unrecorded = new NftablesFirewall(nft(), tools, memoryRecords(), hostForward);
     const measured = { network: "fw", containerId: "measured", ifname: "eth0" };
     let have = 0;
     for (const n of POPULATIONS) {

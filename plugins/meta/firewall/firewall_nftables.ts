@@ -83,6 +83,11 @@ const tagText = (e: Element): string => e.key.map((k) => k.replace(/^"|"$/g, "")
 
 const MARK_PREFIX = "mark_";
 
+/** The note of use (src/hoststate/records.ts) of a network's hostForward accept. */
+function hostForwardUse(network: string): string {
+  return `hostforward-${nftNetworkHash(network)}`;
+}
+
 function markCounter(mark: number): string {
   return `${MARK_PREFIX}${markHex(mark)}`;
 }
@@ -223,6 +228,7 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     if (want.length) {
       const before = recordedAddresses(this.records.read(hash));
       this.records.write(hash, { addresses: [...new Set([...before, ...want.map((e) => e.key[0]!)])] });
+      if (this.hostForward) this.records.use(hostForwardUse(a.network), hash);
     }
     // The table and its rules are rewritten only when missing or made for another mark; an
     // address that exists (a repeated ADD, or another container's stale one) fails `create` and
@@ -346,13 +352,19 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
   async remove(a: Attachment, conf?: FirewallSpec): Promise<Effects> {
     const hash = nftOwnerHash(a);
     const done = await this.removeKnown(a, conf);
-    if (!done || this.hostForward) await this.removeOwned(a.network, (c) => c.startsWith(hash));
+    // With hostForward, whether any address of the network is left decides about its accept: a
+    // listing, but only when no other attachment of the network is noted (the last one, or a
+    // host whose attachments predate the notes), so the usual DEL stays by key.
+    const last = this.hostForward ? this.records.release(hostForwardUse(a.network), hash) : false;
+    if (!done || last) await this.removeOwned(a.network, (c) => c.startsWith(hash));
     this.records.remove(hash);
     return NO_EFFECTS;
   }
 
   async gc(network: string, valid: readonly Attachment[]): Promise<Effects> {
     const stale = staleOwner(network, valid);
+    for (const [name, owner] of this.records.uses())
+      if (name === hostForwardUse(network) && stale(owner)) this.records.release(name, owner);
     await this.removeOwned(network, stale);
     for (const owner of this.records.owners()) if (stale(owner)) this.records.remove(owner);
     return NO_EFFECTS;

@@ -212,3 +212,26 @@ add rule ip hostfw fw_in ip daddr 10.88.0.5 ct state established,related accept 
   );
   assert.deepEqual(await b.check(A, SPEC_A), []);
 });
+
+test("hostForward, nftables backend: DEL while another attachment of the network is noted reads nothing; the last one's DEL lists once", async () => {
+  const host = await hostWithFirewall();
+  const b = firewallBackends(host, BOTH).find((x) => x.name === "nftables")!;
+  await b.setUp(A, SPEC_A);
+  await b.setUp(B, SPEC_B);
+  const nft = (b as unknown as { nft: Record<string, (...args: unknown[]) => unknown> }).nft;
+  const reads: string[] = [];
+  for (const m of ["listElements", "listTable", "listRules", "list"]) {
+    const orig = nft[m]!.bind(nft);
+    nft[m] = (...args: unknown[]) => {
+      reads.push(m);
+      return orig(...args);
+    };
+  }
+  await b.remove(A, SPEC_A);
+  assert.deepEqual(reads, [], "B is noted: by key, no listing");
+  assert.equal(await host.nft("inet", "hostfw").dump(), HOSTFW_MARK, "B still needs it");
+  await b.remove(B);
+  assert.ok(reads.length > 0, "the last one: the listing decides");
+  assert.equal(await host.nft("inet", "hostfw").dump(), HOSTFW_EMPTY);
+  assert.equal(host.iptables.saveText(4, "filter"), FILTER_MARK_GONE);
+});
