@@ -154,19 +154,22 @@ export class NFTables implements Interface {
    */
   async listRules(chain: string, opts: { text?: boolean } = {}): Promise<Rule[]> {
     validateName("chain", chain);
-    // Both listings at once: nft's text listing of a long chain takes as long as its JSON.
-    const [json, res] = await Promise.all([
-      execNft(["--json", "list", "chain", this.family, this.table, chain], this.exec),
-      opts.text ? execNft(["-a", "list", "chain", this.family, this.table, chain], this.exec) : undefined,
-    ]);
-    failOnError(json, ["list", "chain", this.family, this.table, chain]);
-    const rules = rulesOfListing(json.stdout);
-    if (res) {
+    for (let attempt = 1; ; attempt++) {
+      // Both listings at once: nft's text listing of a long chain takes as long as its JSON.
+      const [json, res] = await Promise.all([
+        execNft(["--json", "list", "chain", this.family, this.table, chain], this.exec),
+        opts.text ? execNft(["-a", "list", "chain", this.family, this.table, chain], this.exec) : undefined,
+      ]);
+      failOnError(json, ["list", "chain", this.family, this.table, chain]);
+      const rules = rulesOfListing(json.stdout);
+      if (!res) return rules;
       failOnError(res, ["list", "chain", chain]);
       const texts = parseRuleTexts(res.stdout);
       for (const r of rules) r.rule = texts.get(r.handle ?? -1) ?? "";
+      // Two reads: a concurrent rewrite of the chain (flush and add: new handles) between them
+      // leaves texts unmatched. Read both again (a handle is never reused within a chain).
+      if (rules.every((r) => texts.has(r.handle ?? -1)) || attempt >= 5) return rules;
     }
-    return rules;
   }
 
   async listElements(kind: "set" | "map", name: string): Promise<Element[]> {
