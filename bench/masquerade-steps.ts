@@ -15,9 +15,12 @@ import { NFTables, type Family, type Interface } from "../src/nftables/index.js"
 import { memoryRecords } from "../src/hoststate/records.js";
 import { MASQ_TABLE, NftablesMasq, UPSTREAM_MASQ_TABLE } from "../src/ipmasq/index.js";
 import { populate } from "./lib/masquerade.js";
+import { benchArgs, intArg } from "./lib/args.js";
 
-const NS = process.argv.slice(2).map(Number);
-const POPULATIONS = NS.length ? NS : [0, 10000];
+const USAGE = `usage: bun bench/masquerade-steps.ts [N...]
+  N  containers' entries written before each figure (default 0 10000; BENCH_STEPS_ROUNDS, default 15)`;
+const { positionals } = benchArgs({ usage: USAGE, maxPositionals: Infinity });
+const POPULATIONS = positionals.length ? positionals.map((n) => intArg(USAGE, "N", n, 0)) : [0, 10000];
 const ROUNDS = Number(process.env["BENCH_STEPS_ROUNDS"] ?? 15);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
