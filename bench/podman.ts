@@ -8,7 +8,9 @@
  *
  * Nothing leaks: podman runs inside a throwaway network namespace (its bridge, rules and
  * container namespaces live there), in a mount namespace of its own where /var/lib/cni and
- * /run/netns are temporary directories, with its own storage, config and run directories.
+ * /run/netns are temporary directories, with its own storage, config and run directories, under
+ * a /run of the bench's own (bench/lib/private-run.ts: the plugins' lock files are the run's, not
+ * the machine's; `--shared-run` keeps the machine's).
  * The resident flavours' daemons (docs/resident.md) are started by the same script, so they share
  * podman's namespaces (the only callers they serve); each counts the calls it served and refused,
  * printed beside the table (a refused call runs in-process and would be timed as resident).
@@ -17,7 +19,7 @@
  * Needs root, podman, runc and busybox; netavark is taken from /usr/lib/podman/netavark
  * (`apt-get install netavark`). Skips with a message when something is missing.
  *
- *   node --import tsx bench/podman.ts [--rounds 10]
+ *   node --import tsx bench/podman.ts [--rounds 10] [--shared-run]
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -29,6 +31,7 @@ import { removeNamespaces } from "./lib/namespaces.js";
 import { residentCounts, describeCounts } from "./lib/resident.js";
 import { saveResults } from "./lib/results.js";
 import { benchArgs, intArg } from "./lib/args.js";
+import { privateRun, SHARED_RUN_OPTION, SHARED_RUN_USAGE } from "./lib/private-run.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OURS = join(ROOT, "dist/compiled");
@@ -296,9 +299,13 @@ function printTables(times: Times, rounds: number): void {
 }
 
 async function main(): Promise<void> {
-  const usage = `usage: node --import tsx bench/podman.ts [--rounds 10]
-  --rounds N  interleaved rounds of every backend (default 10)`;
-  const { values } = benchArgs({ usage, options: { rounds: { type: "string", default: "10" } } });
+  const usage = `usage: node --import tsx bench/podman.ts [--rounds 10] [--shared-run]
+  --rounds N             interleaved rounds of every backend (default 10)
+${SHARED_RUN_USAGE}`;
+  const { values } = benchArgs({
+    usage,
+    options: { rounds: { type: "string", default: "10" }, ...SHARED_RUN_OPTION },
+  });
   const rounds = intArg(usage, "--rounds", values.rounds, 10, 1);
   const missing = ["podman", "runc", "busybox", "python3"].filter((t) => !onPath(t));
   if (!existsSync(NETAVARK)) missing.push(NETAVARK);
@@ -307,6 +314,8 @@ async function main(): Promise<void> {
     console.log(`bench/podman.ts skipped: needs root and ${missing.join(", ") || "root"}`);
     return;
   }
+  // The plugins podman runs take their lock files in /run: the run's own, unless --shared-run.
+  const run = await privateRun(values["shared-run"]);
   const t = mkdtempSync(join(tmpdir(), "cni-nft-podman-bench-"));
   // The script mounts a temporary directory over /var/lib/cni; the mount point itself is made
   // only when missing, and removed again.
@@ -331,7 +340,9 @@ async function main(): Promise<void> {
     spawnSync("tar", ["-C", rootfs, "-cf", join(t, "rootfs.tar"), "."]);
     writeFileSync(join(t, "run.sh"), script(t, rounds));
     spawnSync("ip", ["netns", "add", host]);
-    console.log(`podman 4.3: ${rounds} rounds, backends interleaved; podman runs in namespace ${host}`);
+    console.log(
+      `podman 4.3: ${rounds} rounds, backends interleaved; podman runs in namespace ${host}\n${run}`,
+    );
     process.once("exit", () => cleanUp());
     const r = await runScript(host, join(t, "run.sh"));
     if (r.code !== 0) console.log(`the run failed (${r.code}): ${r.err.slice(-2000)}`);

@@ -12,7 +12,8 @@
  * takes is the fill figure; the iptables ones are written in bulk in the exact form each backend
  * writes them (one iptables-restore), as filling them through the plugin takes hours.
  *
- * Run with `npm run bench` or `node --import tsx bench/portmap.ts [--upstream-current DIR]`.
+ * Run with `npm run bench` or `node --import tsx bench/portmap.ts [--upstream-current DIR]`, in a
+ * /run of its own (bench/lib/private-run.ts; `--shared-run` keeps the machine's).
  * Environment: BENCH_PORTMAP_N (comma list, default 0,1000,5000,10000), BENCH_PORTMAP_ROUNDS
  * (ADD/DEL pairs, default 5), BENCH_PORTMAP_CONNS (connections per figure, default 200),
  * BENCH_PORTMAP_FILL_PARALLEL (default 4), BENCH_UPSTREAM_CURRENT (same as --upstream-current),
@@ -33,16 +34,20 @@ import { fillerAddr, fillerPort } from "./lib/fill.js";
 import { benchMasquerade, type MasqRow } from "./lib/masquerade.js";
 import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
 import { benchArgs } from "./lib/args.js";
+import { privateRun, SHARED_RUN_OPTION, SHARED_RUN_USAGE } from "./lib/private-run.js";
 
 const ARGS = benchArgs({
-  usage: `usage: node --import tsx bench/portmap.ts [--upstream-current DIR]
+  usage: `usage: node --import tsx bench/portmap.ts [--upstream-current DIR] [--shared-run]
   --upstream-current DIR  upstream's current plugins (nftables portmap) as one more backend
+${SHARED_RUN_USAGE}
 Environment: BENCH_PORTMAP_N (default 0,1000,5000,10000), BENCH_PORTMAP_ROUNDS (default 5),
 BENCH_PORTMAP_CONNS (default 200), BENCH_PORTMAP_FILL_PARALLEL (default 4), BENCH_PORTMAP_FILL
 (plugin, bulk or resident), BENCH_UPSTREAM_CURRENT, BENCH_UPSTREAM_NFT_MAX (default 5000),
 BENCH_PORTMAP_BACKENDS (default all).`,
-  options: { "upstream-current": { type: "string" } },
+  options: { "upstream-current": { type: "string" }, ...SHARED_RUN_OPTION },
 }).values;
+/** The plugins' lock files are the run's own (bench/lib/private-run.ts) unless --shared-run. */
+const RUN = await privateRun(ARGS["shared-run"]);
 const UPSTREAM_CURRENT = ARGS["upstream-current"] ?? process.env["BENCH_UPSTREAM_CURRENT"];
 /**
  * `bulk`: write the nftables backend's containers in one nft run (its exact layout) instead of
@@ -313,7 +318,7 @@ const all: Row[] = [];
 console.log(
   `portmap benchmark: N = ${NS.join(", ")}; ${ROUNDS} ADD/DEL pairs; median of ${CONNS} connections; ` +
     `fill ${FILL_PARALLEL} at a time (${FILL_MODE}); upstream current: ${UPSTREAM_CURRENT ?? "not given"}; ` +
-    `load average ${loadAverage()}`,
+    `load average ${loadAverage()}\n${RUN}`,
 );
 const wanted = (
   process.env["BENCH_PORTMAP_BACKENDS"] ?? "nftables,iptables,upstream,upstream-nft,masquerade"

@@ -22,8 +22,8 @@
  * directory is enough: the sh fronts exec the binary beside them), printed first.
  *
  * The plugins' lock files are in /run, shared by every test and bench on the machine (their host
- * namespaces are network namespaces only): run it in a private /run when others are running,
- * `unshare -m --propagation private sh -c 'mount -t tmpfs tmpfs /run && exec node ...'`.
+ * namespaces are network namespaces only): the bench runs in a private /run of its own
+ * (bench/lib/private-run.ts) unless given `--shared-run`.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -36,6 +36,7 @@ import { median } from "../test/helpers/soak.js";
 import { chainConfs } from "../test/helpers/chain.js";
 import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
 import { describeCounts, startBenchResident, type BenchResident } from "./lib/resident.js";
+import { privateRun, SHARED_RUN_OPTION, SHARED_RUN_USAGE } from "./lib/private-run.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PREFIX = `cnrc${process.pid}`;
@@ -272,11 +273,12 @@ async function inside(p: Inside): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const usage = `usage: node --import tsx bench/resident-client.ts [--runs 60] [--bin DIR] [--baseline DIR] [--backend B]
+  const usage = `usage: node --import tsx bench/resident-client.ts [--runs 60] [--bin DIR] [--baseline DIR] [--backend B] [--shared-run]
   --runs N        runs per step (default 60)
   --bin DIR       the build's dist/compiled (default this tree's)
   --baseline DIR  another build's dist/compiled, printed first
-  --backend B     nftables (default) or iptables: the chain's backends`;
+  --backend B     nftables (default) or iptables: the chain's backends
+${SHARED_RUN_USAGE}`;
   const { values } = benchArgs({
     usage,
     options: {
@@ -285,18 +287,20 @@ async function main(): Promise<void> {
       bin: { type: "string", default: join(ROOT, "dist", "compiled") },
       baseline: { type: "string" },
       inside: { type: "string" },
+      ...SHARED_RUN_OPTION,
     },
   });
   if (values.inside) return inside(JSON.parse(values.inside) as Inside);
   const runs = intArg(usage, "--runs", values.runs, 60, 1);
   const backend =
     choiceArg(usage, "--backend", values.backend, ["nftables", "iptables"] as const) ?? "nftables";
+  console.log(await privateRun(values["shared-run"]));
   const builds = [
     ...(values.baseline ? [{ label: "baseline", dir: values.baseline }] : []),
     { label: "this build", dir: values.bin },
   ];
-  removeNamespacesOnSignals(PREFIX);
   const store = mkdtempSync(join(tmpdir(), "cni-nft-bench-rc-store-"));
+  removeNamespacesOnSignals(PREFIX, [store]);
   try {
     for (const n of ["h", "c"]) execFileSync("ip", ["netns", "add", `${PREFIX}${n}`]);
     execFileSync("ip", ["-n", `${PREFIX}h`, "link", "set", "lo", "up"]);

@@ -6,7 +6,7 @@
  * leave both behind. Synchronous, so a signal handler can run it.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { dropRecords } from "../../test/helpers/netns.js";
 
@@ -38,12 +38,18 @@ export function removeNamespaces(prefix: string, names?: readonly string[]): voi
 
 const SIGNALS = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 } as const;
 
-/** On SIGINT, SIGTERM or SIGHUP: remove the run's namespaces and exit as the signal would. */
-export function removeNamespacesOnSignals(prefix: string): void {
+/**
+ * On SIGINT, SIGTERM or SIGHUP: remove the run's namespaces and its temporary `paths`, and exit
+ * as the signal would.
+ */
+export function removeNamespacesOnSignals(prefix: string, paths: readonly string[] = []): void {
   for (const [signal, n] of Object.entries(SIGNALS))
     process.once(signal, () => {
-      console.error(`\n${signal}: removing the namespaces ${prefix}*`);
+      console.error(
+        `\n${signal}: removing the namespaces ${prefix}*${paths.length ? ` and ${paths.join(", ")}` : ""}`,
+      );
       removeNamespaces(prefix);
+      for (const p of paths) rmSync(p, { recursive: true, force: true });
       process.exit(128 + n);
     });
 }

@@ -40,9 +40,18 @@ test("a value of the wrong kind or an argument too many is a usage error too", a
     ["parallel.ts", ["1", "2", "pf"], /backend must be one of nftables, iptables, not "pf"/],
     ["migrate.ts", ["4", "2", "extra"], /unexpected argument "extra"/],
     ["chain.ts", ["--populations", "0,lots"], /--populations must be a whole number/],
+    ["chain.ts", ["--shared-run", "--runs", "0"], /runs must be a whole number of at least 1/],
+    ["chain.ts", ["--only", "no such flavour"], /--only no such flavour: no flavour's label contains/],
   ] as const) {
     const r = await run([process.execPath, "--import", "tsx", join(BENCH, script), ...args]);
     assert.equal(r.code, 2, `${script}: ${r.stdout}${r.stderr}`);
     assert.match(r.stderr, problem);
+  }
+});
+
+test("the benches that run plugins take --shared-run (a private /run is their default)", async () => {
+  for (const script of ["chain.ts", "podman.ts", "portmap.ts", "resident-client.ts"]) {
+    const help = await run(argv(script, "--help"), { timeoutMs: 120_000 });
+    assert.match(help.stdout, /--shared-run +keep the machine's \/run/, script);
   }
 });
