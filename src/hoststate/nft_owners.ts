@@ -70,10 +70,14 @@ export function ownerElementOf(e: Element): Element | undefined {
   return e.comment === undefined ? undefined : ownerElement(e, ownerHashOf(e.comment), e.comment);
 }
 
-/** Deletes a listed element and its owner element (when it has one). */
-export function disown(tx: Transaction, old: Element): void {
+/**
+ * Deletes a listed element and its owner element (when it has one). `owners`: whether the owners
+ * set exists or this transaction declares it (a table of a layout before owner elements lacks it,
+ * and nft fails a destroy in a set that is not there).
+ */
+export function disown(tx: Transaction, old: Element, owners = true): void {
   tx.delete(keyOnly(old));
-  const o = ownerElementOf(old);
+  const o = owners ? ownerElementOf(old) : undefined;
   if (o) tx.destroy(keyOnly(o));
 }
 

@@ -29,12 +29,19 @@
  */
 import { withFlock } from "../../../src/cni/index.js";
 // Owner elements as portmap and masquerade write them: an address element's tag is `<set>|<address>`.
-import { OWNERS_SET, deleteOwned, ownerElement } from "../../../src/hoststate/nft_owners.js";
+import {
+  OWNERS_SET,
+  deleteOwned,
+  disown,
+  keyText,
+  ownerElement,
+  ownerElementOf,
+  takeOver,
+} from "../../../src/hoststate/nft_owners.js";
 import {
   nftNetworkHash,
   nftOwnerComment,
   nftOwnerHash,
-  ownerHashOf,
   staleOwner,
   type Attachment,
 } from "../../../src/cni/attachment.js";
@@ -256,30 +263,16 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
       this.base(tx, conf.mark, await this.otherMarks(conf.mark));
       // A table of the layout before owner elements: every address gets its own.
       if (!listed.owners)
-        for (const e of listed.elements)
-          if (e.comment !== undefined) tx.add(ownerElement(e, ownerHashOf(e.comment), e.comment));
-      const have = new Map(listed.elements.map((e) => [`${e.set}|${e.key[0]}`, e]));
-      for (const e of want) {
-        const old = have.get(`${e.set}|${e.key[0]}`);
-        if (old?.comment !== comment) {
-          if (old) this.disown(tx, old);
-          tx.add(e);
+        for (const e of listed.elements) {
+          const owner = ownerElementOf(e);
+          if (owner) tx.add(owner);
         }
-        tx.add(ownerElement(e, hash, comment));
-      }
+      const have = new Map(listed.elements.map((e) => [keyText(e), e]));
+      for (const e of want) takeOver(tx, have, e, hash, comment);
       if (isolation) this.isolationElements(tx, isolation);
       await this.nft.run(tx);
     });
     return NO_EFFECTS;
-  }
-
-  /**
-   * Deletes a listed address element and its owner element (which a previous layout lacks;
-   * `owners`: the set exists, or this transaction declares it).
-   */
-  private disown(tx: Transaction, old: Element, owners = true): void {
-    tx.delete({ kind: "element", set: old.set!, key: old.key });
-    if (owners && old.comment !== undefined) tx.destroy(ownerElement(old, ownerHashOf(old.comment)));
   }
 
   /**
@@ -314,7 +307,7 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
       const gone = listed.elements.filter((e) => e.comment !== undefined && match(e.comment));
       if (gone.length) {
         const tx = this.nft.newTransaction();
-        for (const e of gone) this.disown(tx, e, listed.owners !== undefined);
+        for (const e of gone) disown(tx, e, listed.owners !== undefined);
         await this.nft.run(tx);
       }
       const net = nftNetworkHash(network);
