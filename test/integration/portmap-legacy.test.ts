@@ -16,6 +16,12 @@ import { echo, startEchoServer, type EchoServer } from "../helpers/echo.js";
 import { cniOk } from "../helpers/cni.js";
 import { nftOwnerComment, nftOwnerHash, sha512Hex } from "../../src/cni/attachment.js";
 import { ownerElement } from "../../plugins/meta/portmap/portmap_nftables_layout.js";
+import {
+  GUARDS_SKELETON,
+  LEGACY_SKELETON,
+  V2_SKELETON,
+  layoutText,
+} from "../unit/plugins/portmap-fixtures.js";
 
 const TABLE = "cni_nft_portmap";
 const HOST = "203.0.113.1";
@@ -24,49 +30,16 @@ const GW = "10.77.0.1";
 const NETWORK = "pmlegacy";
 const v4 = (a: string): string => `::ffff:${a}`;
 
-/** The previous layout's skeleton and one container's elements, as that code wrote them. */
+/** The previous layout's table with containers' elements, as that code wrote them. */
 function legacyState(owners: Array<{ comment: string; ip: string; hostPort: number }>): string {
   const t = `inet ${TABLE}`;
-  const lines = [
-    `add table ${t} { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }`,
-    `add chain ${t} hostports`,
-    `add chain ${t} output { type nat hook output priority -100 ; policy accept ; }`,
-    `add chain ${t} postrouting { type nat hook postrouting priority 100 ; policy accept ; }`,
-    `add chain ${t} prerouting { type nat hook prerouting priority -100 ; policy accept ; }`,
-  ];
-  for (const f of [4, 6]) {
-    const a = f === 4 ? "ipv4_addr" : "ipv6_addr";
-    lines.push(
-      `add map ${t} dnat_any${f} { type inet_proto . inet_service : ${a} . inet_service ; }`,
-      `add map ${t} dnat_ip${f} { type ${a} . inet_proto . inet_service : ${a} . inet_service ; }`,
-      `add map ${t} guard_any${f} { type inet_proto . inet_service : verdict ; }`,
-      `add map ${t} guard_ip${f} { type ${a} . inet_proto . inet_service : verdict ; }`,
-      `add set ${t} masq${f} { type ${a} . ${a} . inet_proto . inet_service ; flags interval ; }`,
-    );
-  }
-  for (const f of [4, 6]) {
-    const ip = f === 4 ? "ip" : "ip6";
-    const nf = f === 4 ? "ipv4" : "ipv6";
-    lines.push(
-      `add rule ${t} hostports ${ip} daddr . meta l4proto . th dport vmap @guard_ip${f}`,
-      `add rule ${t} hostports dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @dnat_ip${f}`,
-      `add rule ${t} hostports meta nfproto ${nf} meta l4proto . th dport vmap @guard_any${f}`,
-      `add rule ${t} hostports meta nfproto ${nf} dnat ${ip} to meta l4proto . th dport map @dnat_any${f}`,
-    );
-  }
-  lines.push(
-    `add rule ${t} output fib daddr type local jump hostports`,
-    `add rule ${t} prerouting fib daddr type local jump hostports`,
-    `add rule ${t} postrouting ct status dnat ip saddr . ip daddr . meta l4proto . th dport @masq4 masquerade`,
-    `add rule ${t} postrouting ct status dnat ip6 saddr . ip6 daddr . meta l4proto . th dport @masq6 masquerade`,
-  );
-  for (const o of owners) {
-    lines.push(
+  return layoutText(
+    LEGACY_SKELETON,
+    ...owners.flatMap((o) => [
       `add element ${t} dnat_any4 { tcp . ${o.hostPort} comment "${o.comment}" : ${o.ip} . 80 }`,
       `add element ${t} masq4 { 10.77.0.0/24 . ${o.ip} . tcp . 80 comment "${o.comment}", 127.0.0.1 . ${o.ip} . tcp . 80 comment "${o.comment}" }`,
-    );
-  }
-  return lines.join("\n") + "\n";
+    ]),
+  );
 }
 
 interface Upgraded {
@@ -187,25 +160,15 @@ onUpgradedHost(
   },
 );
 
-/** The layout before the current one (portmap_nftables_v2.ts): skeleton and containers' elements. */
+/** The layout with snat verdict maps (portmap_nftables_v2.ts): its table with containers' elements. */
 function v2State(owners: Array<{ id: string; ip: string; hostPort: number }>): string {
   const t = `inet ${TABLE}`;
   const sub = `snat4-${sha512Hex("10.77.0.0/24").slice(0, 12)}`;
-  const lines = legacyState([])
-    .split("\n")
-    .filter((l) => l && !/masq[46]/.test(l));
-  lines.push(
-    `add set ${t} owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }`,
-    `add map ${t} snat4 { type ipv4_addr . inet_proto . inet_service : verdict ; }`,
-    `add map ${t} snat6 { type ipv6_addr . inet_proto . inet_service : verdict ; }`,
-    `add chain ${t} snat_all`,
-    `add rule ${t} snat_all masquerade`,
+  const lines = [
     `add chain ${t} ${sub}`,
     `add rule ${t} ${sub} ip saddr 10.77.0.0/24 masquerade`,
     `add rule ${t} ${sub} ip saddr 127.0.0.1 masquerade`,
-    `add rule ${t} postrouting ct status dnat ip daddr . meta l4proto . th dport vmap @snat4`,
-    `add rule ${t} postrouting ct status dnat ip6 daddr . meta l4proto . th dport vmap @snat6`,
-  );
+  ];
   for (const o of owners) {
     const a = { network: NETWORK, containerId: o.id, ifname: "eth0" };
     const comment = nftOwnerComment(a);
@@ -217,7 +180,7 @@ function v2State(owners: Array<{ id: string; ip: string; hostPort: number }>): s
       `add element ${t} owners { ${own("dnat_any4", ["tcp", String(o.hostPort)])} comment "${comment}", ${own("snat4", [o.ip, "tcp", "80"])} comment "${comment}" }`,
     );
   }
-  return lines.join("\n") + "\n";
+  return layoutText(V2_SKELETON, ...lines);
 }
 
 onUpgradedHost(
@@ -260,51 +223,23 @@ onUpgradedHost(
  * with conditions its clients never meet (`ip saddr 198.51.100.7`), old2 with conditions the
  * outside meets (`ip saddr 203.0.113.2`), each with its guard chain and jump elements.
  */
-const GUARDS_STATE = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
-add counter inet cni_nft_portmap snat_sub4-c78526c433a6 { comment "masquerade to 10.77.0.0/24, named by the snat map" ; }
+const GUARDS_STATE = layoutText(
+  GUARDS_SKELETON,
+  String.raw`add counter inet cni_nft_portmap snat_sub4-c78526c433a6 { comment "masquerade to 10.77.0.0/24, named by the snat map" ; }
 add chain inet cni_nft_portmap guard4-dbb01f0873a55a6a-38008cded682e9f3
 add chain inet cni_nft_portmap guard4-dbb01f0873a55a6a-7265ef569f6825ba
-add chain inet cni_nft_portmap hostports
-add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
-add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
-add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -100 ; policy accept ; }
 add chain inet cni_nft_portmap snat_sub4-c78526c433a6 { type nat hook postrouting priority 100 ; policy accept ; }
-add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
-add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
-add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
-add map inet cni_nft_portmap dnat_ip6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service ; }
-add map inet cni_nft_portmap guard_any4 { type inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
-add set inet cni_nft_portmap owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
-add set inet cni_nft_portmap snat_all4 { type ipv4_addr . inet_proto . inet_service ; }
-add set inet cni_nft_portmap snat_all6 { type ipv6_addr . inet_proto . inet_service ; }
-add map inet cni_nft_portmap snat_sub4 { type ipv4_addr . inet_proto . inet_service : counter ; }
-add map inet cni_nft_portmap snat_sub6 { type ipv6_addr . inet_proto . inet_service : counter ; }
 add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-38008cded682e9f3 ip saddr 203.0.113.2 return
 add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-38008cded682e9f3 accept
 add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-7265ef569f6825ba ip saddr 198.51.100.7 return
 add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-7265ef569f6825ba accept
-add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
-add rule inet cni_nft_portmap hostports dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
-add rule inet cni_nft_portmap hostports meta nfproto ipv4 meta l4proto . th dport vmap @guard_any4
-add rule inet cni_nft_portmap hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat_any4
-add rule inet cni_nft_portmap hostports ip6 daddr . meta l4proto . th dport vmap @guard_ip6
-add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat_ip6
-add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
-add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
-add rule inet cni_nft_portmap output fib daddr type local jump hostports
-add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport @snat_all4 masquerade
-add rule inet cni_nft_portmap postrouting ct status dnat ip6 daddr . meta l4proto . th dport @snat_all6 masquerade
-add rule inet cni_nft_portmap prerouting fib daddr type local jump hostports
 add rule inet cni_nft_portmap snat_sub4-c78526c433a6 ct status dnat ip daddr 10.77.0.0/24 ip saddr 10.77.0.0/24 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
 add rule inet cni_nft_portmap snat_sub4-c78526c433a6 ct status dnat ip daddr 10.77.0.0/24 ip saddr 127.0.0.1 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
 add element inet cni_nft_portmap dnat_any4 { tcp . 8090 comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1" : 10.77.0.2 . 80, tcp . 8091 comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2" : 10.77.0.3 . 80 }
 add element inet cni_nft_portmap guard_any4 { tcp . 8090 comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1" : jump guard4-dbb01f0873a55a6a-7265ef569f6825ba, tcp . 8091 comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2" : jump guard4-dbb01f0873a55a6a-38008cded682e9f3 }
 add element inet cni_nft_portmap owners { "4bca77e747788f0" . "139d2106f62872c" comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2", "4bca77e747788f0" . "43221bb4f35044b" comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2", "4bca77e747788f0" . "6b01787bad41873" comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2", "68c221152397a62" . "422d79c9e441e1f" comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1", "68c221152397a62" . "6f5f0dba0fabf55" comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1", "68c221152397a62" . "6ff44d767a8aa5e" comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1" }
-add element inet cni_nft_portmap snat_sub4 { 10.77.0.2 . tcp . 80 comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1" : snat_sub4-c78526c433a6, 10.77.0.3 . tcp . 80 comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2" : snat_sub4-c78526c433a6 }
-`;
+add element inet cni_nft_portmap snat_sub4 { 10.77.0.2 . tcp . 80 comment "dbb01f0873a55a6a-7265ef569f6825ba, net: pmlegacy, if: eth0, id: old1" : snat_sub4-c78526c433a6, 10.77.0.3 . tcp . 80 comment "dbb01f0873a55a6a-38008cded682e9f3, net: pmlegacy, if: eth0, id: old2" : snat_sub4-c78526c433a6 }`,
+);
 
 onUpgradedHost(
   "portmap nftables: the layout with a guard chain per container with conditions on an upgraded host",

@@ -302,21 +302,13 @@ describe("resident daemon: callers it must not serve run in-process", { skip }, 
 
 describe("resident daemon: life", { skip }, () => {
   test("SIGTERM lets the call in flight finish and answer, then the daemon exits; --idle-exit ends an idle one", async () => {
-    const {
-      host,
-      c,
-      store,
-      conf,
-      daemon,
-      lock,
-      exited,
-      stdout: out,
-    } = await addInFlight("rl", "10.213.0.0/24", "rl-term");
+    const run = await addInFlight("rl", "10.213.0.0/24", "rl-term");
+    const { daemon, exited, stdout: out } = run;
     process.kill(daemon.pid, "SIGTERM");
     await waitFor("the daemon to drain", () =>
       daemon.log().includes("draining (SIGTERM)") ? true : undefined,
     );
-    lock.release();
+    run.lock.release();
     assert.equal(await exited, 0, out());
     assert.match(out(), /"address": "10\.213\.0\.\d+\/24"/);
     await waitFor("the daemon to stop", () => (daemon.log().includes("stopping:") ? true : undefined));
@@ -324,60 +316,52 @@ describe("resident daemon: life", { skip }, () => {
     assert.match(daemon.log(), /stopping: 1 calls served/);
     await daemon.stop();
     const del = await cni(
-      host,
+      run.host,
       "bridge",
       "DEL",
-      { ...conf, prevResult: JSON.parse(out()) as object },
+      { ...run.conf, prevResult: JSON.parse(out()) as object },
       {
         containerId: "rl-term",
-        netns: c.path,
+        netns: run.c.path,
         bin: COMPILED,
         nsenter: true,
       },
     );
     assert.equal(del.code, 0, del.stdout);
 
-    const idle = await startResident(host, { args: ["--idle-exit", "1"] });
+    const idle = await startResident(run.host, { args: ["--idle-exit", "1"] });
     await waitFor("the idle daemon to exit", () => (idle.log().includes("stopping:") ? true : undefined));
     await waitFor("its socket to go", () => (existsSync(idle.socket) ? undefined : true));
     assert.match(idle.log(), /draining \(idle for 1 s\)/);
     await idle.stop();
-    store.remove();
+    run.store.remove();
   });
 });
 
 describe("resident daemon: killed", { skip }, () => {
   test("a daemon killed in the middle of a call: the client says so (code 999) and does not run it again; a stale socket means in-process", async () => {
-    const {
-      host,
-      c,
-      store,
-      conf,
-      daemon,
-      lock,
-      exited,
-      stdout: out,
-    } = await addInFlight("rx", "10.214.0.0/24", "rx-kill");
+    const run = await addInFlight("rx", "10.214.0.0/24", "rx-kill");
+    const { daemon, exited, stdout: out } = run;
     process.kill(daemon.pid, "SIGKILL");
     assert.equal(await exited, 1);
-    lock.release();
+    run.lock.release();
     const err = JSON.parse(out()) as { code: number; msg: string; cniVersion: string };
     assert.equal(err.code, 999);
     assert.equal(err.cniVersion, "1.0.0");
     assert.match(err.msg, /resident daemon ended before answering/);
     assert.ok(existsSync(daemon.socket), "a SIGKILLed daemon leaves its socket");
     // The runtime's DEL finds the stale socket (connection refused) and runs in-process: it cleans.
-    const call = { containerId: "rx-kill", netns: c.path, bin: COMPILED, nsenter: true, env: daemon.env };
-    const del = await cni(host, "bridge", "DEL", conf, call);
+    const call = { containerId: "rx-kill", netns: run.c.path, bin: COMPILED, nsenter: true, env: daemon.env };
+    const del = await cni(run.host, "bridge", "DEL", run.conf, call);
     assert.equal(del.code, 0, del.stdout);
     assert.equal(del.stdout + del.stderr, "");
     assert.deepEqual(
-      Object.keys(storeFiles(`${store.path}/rxnet`)).filter((f) => /^\d/.test(f)),
+      Object.keys(storeFiles(`${run.store.path}/rxnet`)).filter((f) => /^\d/.test(f)),
       [],
     );
-    const links = await host.sh(["ip", "-o", "link", "show", "type", "veth"]);
+    const links = await run.host.sh(["ip", "-o", "link", "show", "type", "veth"]);
     assert.equal(links.trim(), "", "no veth left on the host");
     await daemon.stop();
-    store.remove();
+    run.store.remove();
   });
 });

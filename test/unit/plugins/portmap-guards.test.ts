@@ -8,54 +8,33 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeHost } from "../../../src/hoststate/fake.js";
 import { nftOwnerHash } from "../../../src/cni/attachment.js";
-import { portmapBackends, type NftablesPortMapper } from "../../../plugins/meta/portmap/backends.js";
-import { NFT_TABLE } from "../../../plugins/meta/portmap/portmap_nftables.js";
-import { A, B, C, SPEC_A, SPEC_C, currentDump, specB } from "./portmap-fixtures.js";
-
-const SPEC_B = specB("nftables");
+import {
+  A,
+  B,
+  C,
+  SPEC_A,
+  SPEC_B,
+  SPEC_C,
+  ATTACHED,
+  GUARDS_SKELETON,
+  currentDump,
+  layoutText,
+  loadedHost,
+} from "./portmap-fixtures.js";
 
 /** What the layout before held after ADD of A, B (conditionsV4) and C (its golden dump, commit a1cc07f). */
-const GUARDS = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
-add counter inet cni_nft_portmap snat_sub4-15f04f2f13e6 { comment "masquerade to 10.88.0.0/24, named by the snat map" ; }
+const GUARDS = layoutText(
+  GUARDS_SKELETON,
+  String.raw`add counter inet cni_nft_portmap snat_sub4-15f04f2f13e6 { comment "masquerade to 10.88.0.0/24, named by the snat map" ; }
 add counter inet cni_nft_portmap snat_sub4-9d8797614eb1 { comment "masquerade to 10.99.0.0/16, named by the snat map" ; }
 add counter inet cni_nft_portmap snat_sub6-ef330fd8e3d4 { comment "masquerade to fd00::/64, named by the snat map" ; }
 add chain inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c
-add chain inet cni_nft_portmap hostports
-add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
-add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
-add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -100 ; policy accept ; }
 add chain inet cni_nft_portmap snat_sub4-15f04f2f13e6 { type nat hook postrouting priority 100 ; policy accept ; }
 add chain inet cni_nft_portmap snat_sub4-9d8797614eb1 { type nat hook postrouting priority 100 ; policy accept ; }
 add chain inet cni_nft_portmap snat_sub6-ef330fd8e3d4 { type nat hook postrouting priority 100 ; policy accept ; }
-add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
-add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
-add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
-add map inet cni_nft_portmap dnat_ip6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service ; }
-add map inet cni_nft_portmap guard_any4 { type inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
-add set inet cni_nft_portmap owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
-add set inet cni_nft_portmap snat_all4 { type ipv4_addr . inet_proto . inet_service ; }
-add set inet cni_nft_portmap snat_all6 { type ipv6_addr . inet_proto . inet_service ; }
-add map inet cni_nft_portmap snat_sub4 { type ipv4_addr . inet_proto . inet_service : counter ; }
-add map inet cni_nft_portmap snat_sub6 { type ipv6_addr . inet_proto . inet_service : counter ; }
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c ip saddr 192.168.0.0/16 return
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c accept
-add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
-add rule inet cni_nft_portmap hostports dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
-add rule inet cni_nft_portmap hostports meta nfproto ipv4 meta l4proto . th dport vmap @guard_any4
-add rule inet cni_nft_portmap hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat_any4
-add rule inet cni_nft_portmap hostports ip6 daddr . meta l4proto . th dport vmap @guard_ip6
-add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat_ip6
-add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
-add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
-add rule inet cni_nft_portmap output fib daddr type local jump hostports
-add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport @snat_all4 masquerade
-add rule inet cni_nft_portmap postrouting ct status dnat ip6 daddr . meta l4proto . th dport @snat_all6 masquerade
-add rule inet cni_nft_portmap prerouting fib daddr type local jump hostports
 add rule inet cni_nft_portmap snat_sub4-15f04f2f13e6 ct status dnat ip daddr 10.88.0.0/24 ip saddr 10.88.0.0/24 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
 add rule inet cni_nft_portmap snat_sub4-15f04f2f13e6 ct status dnat ip daddr 10.88.0.0/24 ip saddr 127.0.0.1 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
 add rule inet cni_nft_portmap snat_sub4-9d8797614eb1 ct status dnat ip daddr 10.99.0.0/16 ip saddr 10.99.0.0/16 counter name ip daddr . meta l4proto . th dport map @snat_sub4 masquerade
@@ -67,34 +46,23 @@ add element inet cni_nft_portmap dnat_ip4 { 192.168.1.1 . tcp . 9090 comment "8e
 add element inet cni_nft_portmap guard_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump guard4-8e48f37d5de60467-a09553539d4cc24c }
 add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . d372df98d9382d0 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 9fb6ac25b24dfdc . 32cdd17bca7675f comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 7e8376e935a5d6a comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 81292901f8358b8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . b71c41a2f953881 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . cb6a6e31ab3183b comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . df2d924ec2520a7 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", c341cbe82cf3de1 . 1d7b3dee6d13454 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . dc1e736ba5289cf comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
 add element inet cni_nft_portmap snat_sub4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub4-15f04f2f13e6, 10.88.0.5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub4-15f04f2f13e6, 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : snat_sub4-15f04f2f13e6, 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : snat_sub4-9d8797614eb1 }
-add element inet cni_nft_portmap snat_sub6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4, fd00::5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4 }
-`;
-
-function guardsHost(): [FakeHost, NftablesPortMapper] {
-  const host = new FakeHost();
-  host.nft("inet", NFT_TABLE).load(GUARDS);
-  return [host, portmapBackends(host).find((x) => x.name === "nftables") as NftablesPortMapper];
-}
+add element inet cni_nft_portmap snat_sub6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4, fd00::5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4 }`,
+);
 
 test("portmap layout before classes: CHECK accepts its containers, with conditions too", async () => {
-  const [, b] = guardsHost();
-  for (const [a, s] of [
-    [A, SPEC_A],
-    [B, SPEC_B],
-    [C, SPEC_C],
-  ] as const)
-    assert.deepEqual(await b.check(a, s), []);
+  const [, b] = loadedHost(GUARDS);
+  for (const [a, s] of ATTACHED) assert.deepEqual(await b.check(a, s), []);
 });
 
 test("portmap layout before classes: DEL with mappings removes the guarded container's elements and chain", async () => {
-  const [host, b] = guardsHost();
+  const [host, b] = loadedHost(GUARDS);
   await b.remove(B, SPEC_B);
   assert.doesNotMatch(await host.dump(), /ctr2|guard4-/);
   assert.deepEqual(await b.check(A, SPEC_A), []);
 });
 
 test("portmap layout before classes: the first ADD converts every guard into its class, every container kept", async () => {
-  const [host, b] = guardsHost();
+  const [host, b] = loadedHost(GUARDS);
   await b.setUp(A, SPEC_A);
   assert.equal(await host.dump(), await currentDump());
   assert.deepEqual(await b.check(B, SPEC_B), []);

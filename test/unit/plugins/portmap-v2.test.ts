@@ -7,83 +7,51 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeHost } from "../../../src/hoststate/fake.js";
 import { nftOwnerHash } from "../../../src/cni/attachment.js";
-import { portmapBackends, type NftablesPortMapper } from "../../../plugins/meta/portmap/backends.js";
-import { NFT_TABLE } from "../../../plugins/meta/portmap/portmap_nftables.js";
-import { A, B, C, SPEC_A, SPEC_C, currentDump, specB } from "./portmap-fixtures.js";
-
-const SPEC_B = specB("nftables");
+import {
+  A,
+  B,
+  C,
+  SPEC_A,
+  SPEC_B,
+  SPEC_C,
+  ATTACHED,
+  V2_SKELETON,
+  currentDump,
+  layoutText,
+  loadedHost,
+} from "./portmap-fixtures.js";
 
 /** What the layout before held after ADD of A, B and C (its golden dump, commit 7280d4d). */
-const V2 = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
-add chain inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c
-add chain inet cni_nft_portmap hostports
-add chain inet cni_nft_portmap output { type nat hook output priority -100 ; policy accept ; }
-add chain inet cni_nft_portmap postrouting { type nat hook postrouting priority 100 ; policy accept ; }
-add chain inet cni_nft_portmap prerouting { type nat hook prerouting priority -100 ; policy accept ; }
+const V2 = layoutText(
+  V2_SKELETON,
+  String.raw`add chain inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c
 add chain inet cni_nft_portmap snat4-15f04f2f13e6
 add chain inet cni_nft_portmap snat4-9d8797614eb1
 add chain inet cni_nft_portmap snat6-ef330fd8e3d4
-add chain inet cni_nft_portmap snat_all
-add map inet cni_nft_portmap dnat_any4 { type inet_proto . inet_service : ipv4_addr . inet_service ; }
-add map inet cni_nft_portmap dnat_any6 { type inet_proto . inet_service : ipv6_addr . inet_service ; }
-add map inet cni_nft_portmap dnat_ip4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service ; }
-add map inet cni_nft_portmap dnat_ip6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service ; }
-add map inet cni_nft_portmap guard_any4 { type inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_any6 { type inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_ip4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap guard_ip6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
-add set inet cni_nft_portmap owners { type ifname . ifname ; comment "owner tag . element tag, one per element (comment: owner)" ; }
-add map inet cni_nft_portmap snat4 { type ipv4_addr . inet_proto . inet_service : verdict ; }
-add map inet cni_nft_portmap snat6 { type ipv6_addr . inet_proto . inet_service : verdict ; }
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c ip saddr 192.168.0.0/16 return
 add rule inet cni_nft_portmap guard4-8e48f37d5de60467-a09553539d4cc24c accept
-add rule inet cni_nft_portmap hostports ip daddr . meta l4proto . th dport vmap @guard_ip4
-add rule inet cni_nft_portmap hostports dnat ip to ip daddr . meta l4proto . th dport map @dnat_ip4
-add rule inet cni_nft_portmap hostports meta nfproto ipv4 meta l4proto . th dport vmap @guard_any4
-add rule inet cni_nft_portmap hostports meta nfproto ipv4 dnat ip to meta l4proto . th dport map @dnat_any4
-add rule inet cni_nft_portmap hostports ip6 daddr . meta l4proto . th dport vmap @guard_ip6
-add rule inet cni_nft_portmap hostports dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat_ip6
-add rule inet cni_nft_portmap hostports meta nfproto ipv6 meta l4proto . th dport vmap @guard_any6
-add rule inet cni_nft_portmap hostports meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @dnat_any6
-add rule inet cni_nft_portmap output fib daddr type local jump hostports
-add rule inet cni_nft_portmap postrouting ct status dnat ip daddr . meta l4proto . th dport vmap @snat4
-add rule inet cni_nft_portmap postrouting ct status dnat ip6 daddr . meta l4proto . th dport vmap @snat6
-add rule inet cni_nft_portmap prerouting fib daddr type local jump hostports
 add rule inet cni_nft_portmap snat4-15f04f2f13e6 ip saddr 10.88.0.0/24 masquerade
 add rule inet cni_nft_portmap snat4-15f04f2f13e6 ip saddr 127.0.0.1 masquerade
 add rule inet cni_nft_portmap snat4-9d8797614eb1 ip saddr 10.99.0.0/16 masquerade
 add rule inet cni_nft_portmap snat4-9d8797614eb1 ip saddr 127.0.0.1 masquerade
 add rule inet cni_nft_portmap snat6-ef330fd8e3d4 ip6 saddr fd00::/64 masquerade
-add rule inet cni_nft_portmap snat_all masquerade
 add element inet cni_nft_portmap dnat_any4 { tcp . 7070 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : 10.99.0.7 . 70, tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 80, udp . 5353 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : 10.88.0.5 . 53 }
 add element inet cni_nft_portmap dnat_any6 { tcp . 8080 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 80, udp . 5353 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : fd00::5 . 53 }
 add element inet cni_nft_portmap dnat_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : 10.88.0.6 . 90 }
 add element inet cni_nft_portmap guard_ip4 { 192.168.1.1 . tcp . 9090 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump guard4-8e48f37d5de60467-a09553539d4cc24c }
 add element inet cni_nft_portmap owners { 8911529e0e42a90 . 323ad11e19a7d17 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 8911529e0e42a90 . a2a20028bb9be90 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3", 9fb6ac25b24dfdc . 20b7aba123edc9e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 5e920e465d78dbe comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 81292901f8358b8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . 8837191ab7dac4e comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . d8b40ac236356ad comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . dc876e2eb6e1bc8 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . df2d924ec2520a7 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", 9fb6ac25b24dfdc . f561f26038b2ff9 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1", c341cbe82cf3de1 . 2bbb4493146f896 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . 9665ef48d243f91 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2", c341cbe82cf3de1 . dc1e736ba5289cf comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" }
 add element inet cni_nft_portmap snat4 { 10.88.0.5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat4-15f04f2f13e6, 10.88.0.5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat4-15f04f2f13e6, 10.88.0.6 . tcp . 90 comment "8e48f37d5de60467-a09553539d4cc24c, net: net1, if: eth0, id: ctr2" : jump snat4-15f04f2f13e6, 10.99.0.7 . tcp . 70 comment "a5855bd82c6a57c4-dc2c1252476a5386, net: net2, if: eth0, id: ctr3" : jump snat4-9d8797614eb1 }
-add element inet cni_nft_portmap snat6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4, fd00::5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4 }
-`;
-
-function v2Host(): [FakeHost, NftablesPortMapper] {
-  const host = new FakeHost();
-  host.nft("inet", NFT_TABLE).load(V2);
-  return [host, portmapBackends(host).find((x) => x.name === "nftables") as NftablesPortMapper];
-}
+add element inet cni_nft_portmap snat6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4, fd00::5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : jump snat6-ef330fd8e3d4 }`,
+);
 
 test("portmap layout before (snat verdict maps): CHECK accepts its containers", async () => {
-  const [, b] = v2Host();
-  for (const [a, s] of [
-    [A, SPEC_A],
-    [B, SPEC_B],
-    [C, SPEC_C],
-  ] as const)
-    assert.deepEqual(await b.check(a, s), []);
+  const [, b] = loadedHost(V2);
+  for (const [a, s] of ATTACHED) assert.deepEqual(await b.check(a, s), []);
 });
 
 test("portmap layout before: DEL with and without mappings removes the container's elements only", async () => {
-  const [host, b] = v2Host();
+  const [host, b] = loadedHost(V2);
   assert.deepEqual(await b.remove(A, SPEC_A), { udpPorts: [5353] });
   assert.deepEqual(await b.remove(C), { udpPorts: [] });
   const dump = await host.dump();
@@ -92,7 +60,7 @@ test("portmap layout before: DEL with and without mappings removes the container
 });
 
 test("portmap layout before: the first ADD converts the table into the current layout, every container kept", async () => {
-  const [host, b] = v2Host();
+  const [host, b] = loadedHost(V2);
   await b.setUp(B, SPEC_B);
   assert.equal(await host.dump(), await currentDump());
   // The converted containers' DEL is write-only like any other, from a record of the layout

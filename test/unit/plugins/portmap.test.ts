@@ -6,22 +6,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeHost } from "../../../src/hoststate/fake.js";
-import type { HostStateBackend } from "../../../src/hoststate/index.js";
 import { portmapBackends } from "../../../plugins/meta/portmap/backends.js";
 import type { PortMapSpec } from "../../../plugins/meta/portmap/config.js";
 import { NFT_TABLE, type NftablesPortMapper } from "../../../plugins/meta/portmap/portmap_nftables.js";
 import { snatChain } from "../../../plugins/meta/portmap/portmap_nftables_layout.js";
+import { A, B, C, BASE, SPEC_A, SPEC_C, specB, threeAttached, type Name } from "./portmap-fixtures.js";
 
-import { A, B, C, BASE, SPEC_A, SPEC_C, specB, type Name } from "./portmap-fixtures.js";
-
-async function threeAttached(name: Name): Promise<[FakeHost, HostStateBackend<PortMapSpec>]> {
-  const host = new FakeHost();
-  const b = portmapBackends(host).find((x) => x.name === name)!;
-  await b.setUp(A, SPEC_A);
-  await b.setUp(B, specB(name));
-  await b.setUp(C, SPEC_C);
-  return [host, b];
-}
 const NFTABLES_ADD = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
 add counter inet cni_nft_portmap cond4-2d25284b6bb9 { comment "DNATed under these conditions, named by the class's maps" ; }
 add counter inet cni_nft_portmap snat_sub4-15f04f2f13e6 { comment "masquerade to 10.88.0.0/24, named by the snat map" ; }
