@@ -16,6 +16,7 @@ import {
   versionReply,
   formatResult,
   parseResult,
+  requireResultAddress,
   versionAtLeast,
 } from "./version.js";
 import {
@@ -248,7 +249,8 @@ export async function runPlugin<C>(
       validatePrevResult(cmd.prevResult);
       // A chained plugin answers ADD with its prevResult: one the config's version cannot carry
       // (a pre-0.3.0 result without addresses) must be refused before the plugin changes anything.
-      if (verb === "ADD") formatResult(cmd.prevResult, confVersion);
+      if (verb === "ADD")
+        requireResultAddress(confVersion, Boolean(cmd.prevResult.ips?.length), "prevResult");
     }
     switch (verb) {
       case "ADD": {

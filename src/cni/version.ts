@@ -233,6 +233,30 @@ export function formatResult(r: Result, version: string): Record<string, unknown
   });
 }
 
+/** Where an ADD's addresses come from, for the message of `requireResultAddress`. */
+export type AddressSource = "ipam" | "prevResult";
+
+const ADDRESS_FIX: Record<AddressSource, string> = {
+  ipam: "this config has no ipam.type: add an ipam section with a type (e.g. host-local)",
+  prevResult: "the prevResult has none: chain this plugin after one that assigns an address",
+};
+
+/**
+ * Refuses (code 7) an ADD whose result would carry no IP address when `cniVersion` is before
+ * 0.3.0: such a result is `ip4`/`ip6` and cannot say "no address", so `formatResult` (like
+ * libcni) fails on it, and finding that out after the plugin made its links leaves them behind
+ * (upstream's macvlan, tap, host-device and bridge do). Called where ADD validates its config,
+ * before the first change; `hasAddress` is whether the result will have one (in practice: an
+ * `ipam.type`, or a prevResult with addresses).
+ */
+export function requireResultAddress(cniVersion: string, hasAddress: boolean, source: AddressSource): void {
+  if (hasAddress || versionAtLeast(cniVersion, "0.3.0")) return;
+  throw new CniError(
+    ErrorCode.InvalidNetworkConfig,
+    `cniVersion ${cniVersion} results must carry an IP address and ${ADDRESS_FIX[source]} or use cniVersion 0.3.0 or later`,
+  );
+}
+
 /** Converts a result (any version, JSON form) to another version's JSON form. */
 export function convertResult(raw: unknown, toVersion: string): Record<string, unknown> {
   return formatResult(parseResult(raw), toVersion);

@@ -1,10 +1,9 @@
 /** The bridge plugin's config: upstream's fields and defaults, and the checks beyond the schema. */
 import * as v from "valibot";
-import { CniError, ErrorCode, netConf, type CmdArgs } from "../../../src/cni/index.js";
+import { CniError, ErrorCode, netConf, requireResultAddress, type CmdArgs } from "../../../src/cni/index.js";
 import { parseMac, unicastMacProblem } from "../../../src/address/index.js";
 import { validateIfname } from "../../../src/nftables/index.js";
 import { requireUsableNetns } from "../../../src/vethplugin/lifecycle.js";
-import { versionAtLeast } from "../../../src/cni/version.js";
 
 const vlanId = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(4094));
 export const schema = netConf({
@@ -47,12 +46,7 @@ export function validate(args: CmdArgs<BridgeConf>): { mac?: string } {
   if (c.hairpinMode && c.promiscMode) fail("cannot set hairpin mode and promiscuous mode at the same time");
   if (c.ipam?.type && c.disableContainerInterface)
     fail("cannot use IPAM when disableContainerInterface is set");
-  // A result before 0.3.0 is ip4/ip6 and cannot say "no address": upstream finds that out after
-  // the links are made and leaves them; refuse it before anything changes.
-  if (!c.ipam?.type && !versionAtLeast(c.cniVersion, "0.3.0"))
-    fail(
-      `cniVersion ${c.cniVersion} results must carry an IP address and this config has no ipam: add an ipam section or use cniVersion 0.3.0 or later`,
-    );
+  requireResultAddress(args.cniVersion, Boolean(c.ipam?.type), "ipam");
   requireUsableNetns(args);
   const mac = c.runtimeConfig?.mac ?? args.args["MAC"] ?? c.mac;
   if (mac === undefined) return {};

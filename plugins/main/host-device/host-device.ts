@@ -12,6 +12,7 @@ import {
   definePlugin,
   delegateIpam,
   netConf,
+  requireResultAddress,
   validateIfname,
   type CmdArgs,
   type Result,
@@ -111,6 +112,7 @@ async function hostDeviceName(sel: DeviceSelector): Promise<string> {
 async function cmdAdd(args: CmdArgs<HostDeviceConf>): Promise<Result> {
   const { sel, dpdk } = load(args.config);
   checkNetns(args.netns);
+  requireResultAddress(args.cniVersion, Boolean(args.config.ipam?.type), "ipam");
   if (dpdk) {
     // Nothing moves: the device belongs to a userspace driver; IPAM still runs.
     const result: Result = {

@@ -14,6 +14,7 @@ import {
   definePlugin,
   delegateIpam,
   netConf,
+  requireResultAddress,
   type CmdArgs,
   type Result,
 } from "../../../src/cni/index.js";
@@ -68,8 +69,9 @@ async function resolve(args: CmdArgs<MacvlanConf>): Promise<Resolved> {
 }
 
 async function cmdAdd(args: CmdArgs<MacvlanConf>): Promise<Result> {
-  const r = await resolve(args);
   const c = args.config;
+  requireResultAddress(args.cniVersion, Boolean(c.ipam?.type), "ipam");
+  const r = await resolve(args);
   const typeArgs = [
     "mode",
     r.mode,

@@ -12,6 +12,7 @@ import {
   definePlugin,
   delegateIpam,
   netConf,
+  requireResultAddress,
   validateIfname,
   type CmdArgs,
   type Result,
@@ -84,6 +85,7 @@ async function createTap(args: CmdArgs<TapConf>, mac: string): Promise<void> {
 async function cmdAdd(args: CmdArgs<TapConf>): Promise<Result> {
   const c = args.config;
   checkNetns(args.netns);
+  requireResultAddress(args.cniVersion, Boolean(c.ipam?.type), "ipam");
   const mac = macOf(args);
   if (c.bridge) {
     try {

@@ -264,6 +264,16 @@ test("ADD with a prevResult the config's version cannot carry is refused before 
     conf({ cniVersion: "0.2.0", prevResult: { cniVersion: "1.0.0", interfaces: [{ name: "eth0" }] } }),
   );
   assert.equal(out.exitCode, 1);
-  assert.match(out.stdout, /cannot convert: no valid IP addresses/);
+  assert.equal(out.json?.["code"], 7);
+  assert.match(
+    String(out.json?.["msg"]),
+    /cniVersion 0.2.0 results must carry an IP address and the prevResult has none/,
+  );
   assert.equal(calls.length, 0);
+  // DEL of the same config is not refused: it returns no result.
+  const del = await run(
+    { ...env, CNI_COMMAND: "DEL" },
+    conf({ cniVersion: "0.2.0", prevResult: { cniVersion: "1.0.0", interfaces: [{ name: "eth0" }] } }),
+  );
+  assert.equal(del.exitCode, 0, del.stdout);
 });

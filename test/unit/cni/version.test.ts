@@ -5,6 +5,7 @@ import {
   formatResult,
   parseResult,
   compareVersions,
+  requireResultAddress,
   CniError,
   type Result,
 } from "../../../src/cni/index.js";
@@ -173,6 +174,52 @@ for (const b of bad) {
 
 test("converting to 0.2.0 without IPs fails", () => {
   assert.throws(() => formatResult({ cniVersion: "1.0.0" }, "0.2.0"), /no valid IP addresses/);
+});
+
+test("requireResultAddress: refused (code 7) only before 0.3.0 and only without an address", () => {
+  for (const version of ["0.1.0", "0.2.0"]) {
+    assert.throws(
+      () => requireResultAddress(version, false, "ipam"),
+      (e) =>
+        e instanceof CniError &&
+        e.code === 7 &&
+        e.message ===
+          `cniVersion ${version} results must carry an IP address and this config has no ipam.type: add an ipam section with a type (e.g. host-local) or use cniVersion 0.3.0 or later`,
+    );
+    assert.throws(
+      () => requireResultAddress(version, false, "prevResult"),
+      /and the prevResult has none: chain this plugin after one that assigns an address or use cniVersion 0.3.0 or later/,
+    );
+    assert.doesNotThrow(() => requireResultAddress(version, true, "ipam"));
+  }
+  for (const version of ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    assert.doesNotThrow(() => requireResultAddress(version, false, "ipam"));
+});
+
+test("requireResultAddress agrees with formatResult: refused exactly where the result cannot be written", () => {
+  const withIp: Result = { cniVersion: "1.1.0", ips: [{ address: "fd00::2/64" }] };
+  const without: Result = { cniVersion: "1.1.0", interfaces: [{ name: "eth0" }] };
+  for (const version of ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    for (const r of [withIp, without]) {
+      const has = Boolean(r.ips?.length);
+      const writable = ((): boolean => {
+        try {
+          formatResult(r, version);
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      const allowed = ((): boolean => {
+        try {
+          requireResultAddress(version, has, "ipam");
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      assert.equal(allowed, writable, `${version}, ${has ? "with" : "without"} an address`);
+    }
 });
 
 test("compareVersions", () => {
