@@ -1,6 +1,8 @@
 /**
  * The loopback plugin: `lo` up in the container on ADD, down on DEL; the result names `lo` with
- * its addresses, as upstream's loopback reports them.
+ * its addresses, as upstream's loopback reports them (prevResult unchanged when chained). Under
+ * cniVersion 0.1.0/0.2.0 that is `ip4` 127.0.0.1/8 and `ip6` ::1/128: the kernel gives `lo` those
+ * whenever it comes up, so the result always has an address.
  */
 import { CniError, ErrorCode, definePlugin, type CmdArgs, type Result } from "../../../src/cni/index.js";
 import { ipBatch } from "../../../src/iproute2/ip.js";
@@ -19,6 +21,8 @@ export const plugin = definePlugin(
   {
     async add(args): Promise<Result> {
       const res = await ipBatch(["link set lo up", "addr show dev lo"], { netns: netnsOf(args), json: true });
+      // Chained after another plugin, loopback answers with that plugin's result, as upstream's.
+      if (args.prevResult) return args.prevResult;
       const info = (
         (res.shows[0] ?? []) as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>
       )[0];
