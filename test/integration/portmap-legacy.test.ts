@@ -221,7 +221,8 @@ onUpgradedHost(
 /**
  * The layout before classes of conditions, as that code (a1cc07f) wrote it on this network: old1
  * with conditions its clients never meet (`ip saddr 198.51.100.7`), old2 with conditions the
- * outside meets (`ip saddr 203.0.113.2`), each with its guard chain and jump elements.
+ * outside meets, as its config spells them (`ip saddr 203.0.113.2/32`, which nft prints without
+ * the /32), each with its guard chain and jump elements.
  */
 const GUARDS_STATE = layoutText(
   GUARDS_SKELETON,
@@ -229,7 +230,7 @@ const GUARDS_STATE = layoutText(
 add chain inet cni_nft_portmap guard4-dbb01f0873a55a6a-38008cded682e9f3
 add chain inet cni_nft_portmap guard4-dbb01f0873a55a6a-7265ef569f6825ba
 add chain inet cni_nft_portmap snat_sub4-c78526c433a6 { type nat hook postrouting priority 100 ; policy accept ; }
-add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-38008cded682e9f3 ip saddr 203.0.113.2 return
+add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-38008cded682e9f3 ip saddr 203.0.113.2/32 return
 add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-38008cded682e9f3 accept
 add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-7265ef569f6825ba ip saddr 198.51.100.7 return
 add rule inet cni_nft_portmap guard4-dbb01f0873a55a6a-7265ef569f6825ba accept
@@ -248,7 +249,8 @@ onUpgradedHost(
   async (u) => {
     const cond = (c: string) => ({ conditionsV4: [`ip saddr ${c}`] });
     const old1 = (hostPort: number): object => ({ ...u.conf(hostPort, u.ips[0]), ...cond("198.51.100.7") });
-    const old2 = (hostPort: number): object => ({ ...u.conf(hostPort, u.ips[1]), ...cond(OUT) });
+    // The upgrade names old2's class after nft's text of its conditions, not after the config's.
+    const old2 = (hostPort: number): object => ({ ...u.conf(hostPort, u.ips[1]), ...cond(`${OUT}/32`) });
     assert.equal(await echo(u.out, "tcp", HOST, 8090, 1000), undefined, "old1's conditions exclude");
     assert.equal(await echo(u.out, "tcp", HOST, 8091), v4(OUT), "old2's conditions are met");
     await cniOk(u.host, "portmap", "CHECK", old1(8090), u.call("old1"));

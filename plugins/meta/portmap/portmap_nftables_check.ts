@@ -3,6 +3,7 @@
  * host not yet upgraded keeps an earlier one until the first ADD of this code): the skeleton's
  * rules and the subnets' chains (current layout only), every element with its owner element,
  * and the chains of its classes of conditions (or its guard chains in the layout before them).
+ * Class chains are compared by name only: nft lists conditions in its own words.
  */
 import { nftOwnerHash } from "../../../src/cni/attachment.js";
 import { missingRules, type Element } from "../../../src/nftables/index.js";
@@ -19,8 +20,18 @@ import {
   OWNERS_SET,
 } from "./portmap_nftables_layout.js";
 import { isLegacy, legacyDesired } from "./portmap_nftables_legacy.js";
-import type { TableState } from "./portmap_nftables_state.js";
+import { classOfMap, listedClassElement, type TableState } from "./portmap_nftables_state.js";
 import { isV2, v2Desired } from "./portmap_nftables_v2.js";
+
+/**
+ * A class element as it should be in the class that holds its mapping: the config's class, else
+ * the one an upgrade named after nft's text of the same conditions (listedClassElement).
+ */
+function inItsClass(e: Element, have: ReadonlyMap<string, Element>, listed: readonly Element[]): Element {
+  if (!e.map?.startsWith("cond_") || have.has(keyText(e))) return e;
+  const there = listedClassElement(listed, e);
+  return there?.map ? { ...e, map: there.map, value: [classOfMap(there.map)] } : e;
+}
 
 /** What is missing for `c` in the listed table (`state`: with rule texts; undefined: no table). */
 export function missingInOwnTable(state: TableState | undefined, c: PortMapConf): string[] {
@@ -44,7 +55,7 @@ export function missingInOwnTable(state: TableState | undefined, c: PortMapConf)
     return !old || old.comment !== e.comment || valueText(old) !== valueText(e);
   };
   const layout = isLegacy(state.sets) ? legacyDesired(c) : isV2(state.sets) ? v2Desired(c) : want.elements;
-  const expected = old ? withOldGuards(c, layout) : layout;
+  const expected = (old ? withOldGuards(c, layout) : layout).map((e) => inItsClass(e, have, state.elements));
   for (const e of expected) {
     if (wrong(e))
       missing.push(`element ${e.key.join(" . ")} of ${e.map ?? e.set} in table inet ${NFT_TABLE}`);
@@ -54,7 +65,8 @@ export function missingInOwnTable(state: TableState | undefined, c: PortMapConf)
       );
   }
   // (subnet chains: missingRules above reports a missing one)
-  const chains = old ? oldGuardChains(expected) : want.classes.flatMap((k) => [k.name, `${k.name}-out`]);
+  const classes = new Set(expected.flatMap((e) => (e.map?.startsWith("cond_") ? [classOfMap(e.map)] : [])));
+  const chains = old ? oldGuardChains(expected) : [...classes].flatMap((k) => [k, `${k}-out`]);
   for (const ch of chains)
     if (!state.chains.includes(ch)) missing.push(`chain ${ch} in table inet ${NFT_TABLE}`);
   return missing;

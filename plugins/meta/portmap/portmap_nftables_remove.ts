@@ -48,6 +48,11 @@ function dropUnused(nft: Interface, chains: readonly string[]): Promise<void> {
   );
 }
 
+/** Drops every note of use of `owner` (a DEL by listing cannot name the shared objects it used). */
+function forgetUses(records: AttachmentRecords, owner: string): void {
+  for (const [name, user] of records.uses()) if (user === owner) records.release(name, user);
+}
+
 /**
  * Deletes the elements and guard chains `owned` selects, under the lock, after listing the
  * table (GC, and DEL of an attachment whose keys nothing names); returns UDP host ports. With
@@ -95,7 +100,7 @@ export async function removeAttachment(t: OwnTable, a: Attachment, spec?: PortMa
   const done = await removeKnown(t, a, spec);
   if (done) return done;
   const hash = nftOwnerHash(a);
-  for (const [name, owner] of t.records.uses()) if (owner === hash) t.records.release(name, owner);
+  forgetUses(t.records, hash);
   const comment = nftOwnerComment(a);
   return removeListed(
     t,
@@ -127,9 +132,11 @@ async function removeKnown(t: OwnTable, a: Attachment, spec?: PortMapSpec): Prom
   if (!gone) return spec ? removeLegacyKnown(t.nft, { ...a, ...spec }) : undefined;
   await dropUnused(t.nft, unused);
   // A guarded key whose class element was not among them (an upgraded guard: its class is
-  // named after nft's text of the conditions, or a record without the config): by listing.
+  // named after nft's text of the conditions, listedClassElement; or a record without the
+  // config): by listing. The upgrade noted that class's use, which no name here gives.
   const classKeys = new Set(gone.filter((e) => e.map?.startsWith("cond_")).map(guardKind));
   if (gone.some((e) => e.set?.startsWith("guarded_") && !classKeys.has(guardKind(e)))) {
+    forgetUses(t.records, hash);
     const comment = nftOwnerComment(a);
     return [
       ...udpPorts(gone),

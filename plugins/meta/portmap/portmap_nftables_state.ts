@@ -58,3 +58,22 @@ export function guardsOf(listed: readonly Element[], elements: readonly Element[
     (x) => (x.set?.startsWith("guarded_") || x.map?.startsWith("cond_")) && keys.has(guardKind(x)),
   );
 }
+
+/** The class (its counter and prerouting chain) whose map `map` is: cond_ip4-<h>, cond_any4-<h>: cond4-<h>. */
+export function classOfMap(map: string): string {
+  return map.replace(/^cond_(?:ip|any)([46])-/, "cond$1-");
+}
+
+/**
+ * The listed class element of the mapping of class element `e` (same kind, family, key and
+ * owner), in whichever class holds it. A class that the upgrade from guard chains made is named
+ * after nft's text of the conditions (portmap_nftables_guards.ts), which may not be the config's
+ * (nft prints `ip saddr 10.0.0.1/32` as `ip saddr 10.0.0.1`, sorts sets, folds spaces), so the
+ * class desired() names from the config can differ from the one that holds the element: CHECK
+ * looks it up here, and DEL finds it the same way, by listing, when its class element was not
+ * among its keys.
+ */
+export function listedClassElement(listed: readonly Element[], e: Element): Element | undefined {
+  const kind = guardKind(e);
+  return listed.find((x) => x.map?.startsWith("cond_") && x.comment === e.comment && guardKind(x) === kind);
+}

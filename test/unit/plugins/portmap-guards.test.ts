@@ -9,6 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { nftOwnerHash } from "../../../src/cni/attachment.js";
+import { NFT_TABLE } from "../../../plugins/meta/portmap/portmap_nftables.js";
 import {
   A,
   B,
@@ -88,4 +89,36 @@ test("portmap layout before classes: the first ADD converts every guard into its
   await b.remove(A, SPEC_A);
   await b.remove(C, SPEC_C);
   assert.doesNotMatch(await host.dump(), /add element|snat_sub4-|add counter/);
+});
+
+test("portmap layout before classes: after the upgrade, CHECK and DEL of a container whose config spells its conditions otherwise than nft prints them", async () => {
+  // nft prints `ip saddr 192.168.1.1/16` as `ip saddr 192.168.0.0/16`, and the upgrade names a
+  // class after nft's text of the guard chain's conditions: B's class is not the config's.
+  const spelled = { ...SPEC_B, conditionsV4: ["ip saddr 192.168.1.1/16"] };
+  const [host, b] = loadedHost(GUARDS);
+  await b.setUp(A, SPEC_A);
+  assert.deepEqual(await b.check(B, spelled), []);
+  const nft = host.nft("inet", NFT_TABLE);
+  await nft.run(
+    nft
+      .newTransaction()
+      .delete({ kind: "element", map: "cond_ip4-2d25284b6bb9", key: ["192.168.1.1", "tcp", "9090"] }),
+  );
+  assert.deepEqual(await b.check(B, spelled), [
+    "element 192.168.1.1 . tcp . 9090 of cond_ip4-47962d2889a5 in table inet cni_nft_portmap",
+    "chain cond4-47962d2889a5 in table inet cni_nft_portmap",
+    "chain cond4-47962d2889a5-out in table inet cni_nft_portmap",
+  ]);
+
+  const [again, c] = loadedHost(GUARDS);
+  await c.setUp(A, SPEC_A);
+  await c.remove(B, spelled);
+  assert.doesNotMatch(await again.dump(), /ctr2|cond4-|cond_ip4-/);
+  assert.deepEqual(
+    again
+      .records("portmap")
+      .uses()
+      .filter(([, owner]) => owner === nftOwnerHash(B)),
+    [],
+  );
 });
