@@ -2,12 +2,13 @@
 // Usage: node flow-client.mjs tcp|udp HOST PORT INTERVAL. Prints "flowing" after the first echo;
 // on "stop" (stdin) waits for the echoes in flight, prints a JSON summary and exits. The summary names
 // the messages never echoed and when each was sent (ms after the first), so a loss in the middle
-// of the flow (a gap in the path) tells itself apart from one at its end (an echo still in flight).
+// of the flow (a gap in the path) tells itself apart from one at its end (an echo still in flight),
+// and the CPU time the client used (cpuMs). Exits when stdin ends without "stop" (the test is gone).
 import { connect } from "node:net";
 import { createSocket } from "node:dgram";
 import { createInterface } from "node:readline";
 const [proto, host, port, interval] = process.argv.slice(2);
-const stats = { sent: 0, received: 0, errors: [], maxGapMs: 0, missing: [] };
+const stats = { sent: 0, received: 0, errors: [], maxGapMs: 0, missing: [], cpuMs: 0 };
 const echoed = new Set();
 const sentAt = [];
 let last = 0;
@@ -64,8 +65,14 @@ const timer = setInterval(() => {
 // most IN_FLIGHT_MS (a loaded machine can hold one back for a while; a fixed short wait counted
 // such a late echo as lost), then the summary.
 const IN_FLIGHT_MS = 10_000;
-createInterface({ input: process.stdin }).on("line", (l) => {
+const lines = createInterface({ input: process.stdin });
+let stopping = false;
+lines.on("close", () => {
+  if (!stopping) process.exit(0);
+});
+lines.on("line", (l) => {
   if (l.trim() !== "stop") return;
+  stopping = true;
   clearInterval(timer);
   const stoppedAt = Date.now();
   const settle = setInterval(() => {
@@ -75,6 +82,8 @@ createInterface({ input: process.stdin }).on("line", (l) => {
     for (let i = 0; i < seq; i++)
       if (!echoed.has(i))
         stats.missing.push({ seq: i, sentMs: sentAt[i] - sentAt[0], ofMs: sentAt.at(-1) - sentAt[0] });
+    const cpu = process.cpuUsage();
+    stats.cpuMs = Math.round((cpu.user + cpu.system) / 1000);
     console.log(JSON.stringify(stats));
     close();
     process.exit(0);

@@ -7,15 +7,15 @@
  * way back to iptables; dry-run; a rerun after success; SIGKILL at several points then rerun; a
  * container added later lands on the recorded backend; DEL leaves nothing on either framework.
  */
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { NetnsPool, link, sweepStaleNamespaces, type Netns } from "../helpers/netns.js";
 import { OUR_BIN, UPSTREAM_BIN, ensureBuilt, firewallState, tempDir } from "../helpers/cni.js";
-import { startFlow, startFlowServer, type Flow } from "../helpers/flow.js";
-import { echo, startEchoServer } from "../helpers/echo.js";
+import { startFlow, startFlowServer, stopFlows, type Flow, type FlowServer } from "../helpers/flow.js";
+import { echo, startEchoServer, type EchoServer } from "../helpers/echo.js";
 import { upstreamNftPortmap } from "../helpers/upstream-layouts.js";
 
 const CLI = join(OUR_BIN, "cni-nft");
@@ -159,10 +159,20 @@ before(async () => {
 describe("cni-nft migrate with live flows", () => {
   const nets = new NetnsPool();
   const tmp = tempDir("migrate");
-  const servers: Array<{ stop(): void }> = [];
+  const servers: Array<EchoServer | FlowServer> = [];
   let h: Host;
+  // A subtest's servers and flows end with it (they burned CPU through later subtests before).
+  afterEach(() => {
+    const notes = servers.splice(0).map((s) => s.stop()?.stderr ?? "");
+    stopFlows();
+    assert.deepEqual(
+      notes.filter((n) => n.includes("loop:")),
+      [],
+      "a flow server saw a packet loop",
+    );
+  });
   after(async () => {
-    for (const s of servers) s.stop();
+    stopFlows();
     await nets.destroyAll();
     tmp.remove();
   });
