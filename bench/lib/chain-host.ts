@@ -5,7 +5,7 @@
  * them (no `ip netns exec` per call), and then asks each in turn for one measurement at a time:
  * one JSON command per line on stdin, one JSON answer per line on stdout (prefixed, so that a
  * stray line of output is not taken for one). A resident flavour's daemon is started with the
- * driver and kept until `stop`, which empties the population and reports what the daemon
+ * driver and kept until `stop`, which lets the population go and reports what the daemon
  * counted. The driver exits after `stop`, or cleans up the same way when its stdin closes.
  */
 import { createInterface } from "node:readline";
@@ -14,11 +14,11 @@ import { describeCounts, startBenchResident } from "./resident.js";
 import type { Flavour } from "./chain-run.js";
 import {
   daemonRssMiB,
-  empty,
   fill,
   peakMemoryMiB,
   probe,
   processes,
+  release,
   timeChain,
   versionMs,
   type Attached,
@@ -118,11 +118,11 @@ class HostDriver {
     await fill(this.f, to, this.parallel, this.attached, this.c, progress);
   }
 
-  /** Empties the population and stops the daemon; every step runs, the first failure is thrown. */
+  /** Lets the population go and stops the daemon; both run, the first failure is thrown. */
   async stop(): Promise<{ served?: number; refused?: number }> {
     let failure: Error | undefined;
     try {
-      if (this.flavour) await empty(this.attached, this.parallel);
+      release(this.attached);
     } catch (e) {
       failure = e as Error;
     }

@@ -75,7 +75,7 @@ export class FlavourHost {
     }
   }
 
-  /** Empties the population, stops the daemon and waits for the driver to exit. */
+  /** Lets the population go, stops the daemon and waits for the driver to exit. */
   async stop(): Promise<Commands["stop"]["answer"]> {
     const exit = new Promise<void>((r) => (this.exited ? r() : this.child.once("exit", () => r())));
     try {

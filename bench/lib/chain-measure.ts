@@ -2,7 +2,7 @@
  * bench/chain.ts's measurements, made inside one flavour's host namespace by its driver
  * (bench/lib/chain-host.ts): one chain ADD and DEL timed (wall and CPU), VERSION calls, the
  * processes a chain starts, the peak memory of a bridge ADD, and the population of containers
- * already attached, filled and emptied through the same plugins.
+ * already attached, filled through the same plugins.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { cpuMsOf, type BenchResident } from "./resident.js";
 import { populationMember } from "./chain-flavours.js";
 import { processesOf, runChain, runChainAsync, type Flavour } from "./chain-run.js";
+import { dropRecords } from "../../test/helpers/netns.js";
 
 /** What a measurement needs of its host: the namespace names' prefix, the store, the daemon. */
 export interface HostContext {
@@ -219,12 +220,15 @@ export async function fill(
   await pool(jobs, parallel);
 }
 
-/** Detaches the whole population (DEL through the chain) and removes its namespaces. */
-export async function empty(attached: Attached[], parallel: number): Promise<void> {
-  await pool(
-    attached.map((a) => () => runChainAsync(a.flavour, "DEL", a.id, `/var/run/netns/${a.ns}`, a.result)),
-    parallel,
-  );
+/**
+ * Lets go of the whole population without a DEL through the plugins: its namespaces are removed
+ * with the plugins' records of each (bench/lib/namespaces.ts says why), and what the chains left
+ * on the host (links, rules, sets) goes with the host namespace at the end of the run. Nothing of
+ * an emptying is timed, and emptying through the plugins took as long as the fill
+ * (docs/performance.md, "How to reproduce").
+ */
+export function release(attached: Attached[]): void {
+  for (const a of attached) dropRecords(`/var/run/netns/${a.ns}`);
   netnsBatch(
     "del",
     attached.map((a) => a.ns),
