@@ -5,7 +5,7 @@
  */
 import type { Host } from "../hoststate/host.js";
 import type { HostStateBackend } from "../hoststate/contract.js";
-import { IptablesMasq } from "./ipmasq_iptables.js";
+import { IPTABLES_MASQ_RECORDS, IptablesMasq } from "./ipmasq_iptables.js";
 import { MASQ_TABLE, NftablesMasq } from "./ipmasq_nftables.js";
 import { COMPONENT, type MasqSpec } from "./ipmasq.js";
 
@@ -17,7 +17,7 @@ export { MASQ_TABLE };
 /** Every masquerade backend, over this host. */
 export function masqueradeBackends(host: Host): HostStateBackend<MasqSpec>[] {
   return [
-    new IptablesMasq(host.iptables),
+    new IptablesMasq(host.iptables, host.records(IPTABLES_MASQ_RECORDS)),
     new NftablesMasq(host.nft("inet", MASQ_TABLE), host.tools, host.records(COMPONENT)),
   ];
 }

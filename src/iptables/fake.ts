@@ -29,6 +29,8 @@ export class FakeIptables implements IptablesRunner {
   private readonly tables = new Map<string, Table>();
   /** Every restore input, in order. */
   readonly restores: RecordedRestore[] = [];
+  /** Every table read (iptables-save), as `family table`, in order. */
+  readonly saves: string[] = [];
   private readonly families: ReadonlySet<IpFamily>;
 
   constructor(opts: { families?: readonly IpFamily[] } = {}) {
@@ -82,6 +84,7 @@ export class FakeIptables implements IptablesRunner {
   save(family: IpFamily, table: string): Promise<SavedTable> {
     return Promise.resolve().then(() => {
       this.need(family);
+      this.saves.push(`${family} ${table}`);
       return parseSave(this.saveText(family, table));
     });
   }
@@ -134,9 +137,15 @@ function applyLine(t: Table, line: string, builtin: ReadonlySet<string>): void {
     if (!builtin.has(chain)) t.set(chain, []);
     return;
   }
-  const m = /^(-[AIDFX]) (\S+)(?: (.*))?$/.exec(line);
+  const m = /^(-[AIDFXCN]) (\S+)(?: (.*))?$/.exec(line);
   if (!m) throw new Error(`cannot read ${JSON.stringify(line)}`);
   const [, op, chain, rest = ""] = m as unknown as [string, string, string, string | undefined];
+  if (op === "-N") {
+    // As iptables-restore: a chain that exists fails the batch.
+    if (t.has(chain)) throw new Error(`chain ${chain} already exists`);
+    t.set(chain, []);
+    return;
+  }
   const rules = t.get(chain);
   if (!rules) throw new Error(`chain ${chain} does not exist`);
   switch (op) {
@@ -148,6 +157,9 @@ function applyLine(t: Table, line: string, builtin: ReadonlySet<string>): void {
       rules.splice(pos ? Number(pos[1]) - 1 : 0, 0, pos ? pos[2]! : rest);
       return;
     }
+    case "-C":
+      if (!rules.includes(rest)) throw new Error(`no rule ${JSON.stringify(rest)} in chain ${chain}`);
+      return;
     case "-D": {
       const i = rules.indexOf(rest);
       if (i < 0) throw new Error(`no rule ${JSON.stringify(rest)} in chain ${chain} to delete`);

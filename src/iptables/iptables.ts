@@ -138,6 +138,56 @@ export function deleteLine(saved: string): string {
   return "-D " + saved.slice(3);
 }
 
+/** `-A CHAIN spec` (or `-I CHAIN 1 spec`) -> `-C CHAIN spec`: in restore input, a line that fails the batch when the rule is missing. */
+export function checkLine(line: string): string {
+  return line.replace(/^-[AI] (\S+)(?: 1(?= ))?/, "-C $1");
+}
+
+/**
+ * Applies `fast`, a batch written from what this process knows (a record of what its ADD wrote,
+ * `-C` of the shared rules it relies on, `-N` of a chain that must be new) without reading the
+ * table; iptables-restore applies all of it or nothing, so when the host is not as believed the
+ * batch fails whole and `fallback`, the read-and-compute path, does the change instead.
+ * True when the fast batch did it.
+ */
+export async function restoreOrFallback(
+  ipt: IptablesRunner,
+  family: IpFamily,
+  table: string,
+  fast: readonly string[] | undefined,
+  fallback: () => Promise<void>,
+): Promise<boolean> {
+  if (fast?.length)
+    try {
+      await ipt.restore(family, table, fast);
+      return true;
+    } catch (e) {
+      if (!(e instanceof IptablesError)) throw e;
+    }
+  await fallback();
+  return false;
+}
+
+/**
+ * The lines an attachment's record keeps under `key` for `family` (`{ chain, [key]: { "4": [...] } }`),
+ * when the record is of `chain` and every line starts with `prefix` and jumps to `chain`: a record
+ * is a file, so a torn or foreign one gives none (and the caller reads the table instead).
+ */
+export function recordedLines(
+  data: unknown,
+  chain: string,
+  key: string,
+  family: IpFamily,
+  prefix: string,
+): string[] | undefined {
+  const r = data as Record<string, unknown> | undefined;
+  if (r?.["chain"] !== chain) return undefined;
+  const lines = (r[key] as Record<string, unknown> | undefined)?.[String(family)];
+  if (!Array.isArray(lines) || lines.length === 0) return undefined;
+  const ok = lines.every((l) => typeof l === "string" && l.startsWith(prefix) && l.endsWith(` -j ${chain}`));
+  return ok ? (lines as string[]) : undefined;
+}
+
 /** `-A CHAIN spec` -> `-I CHAIN 1 spec`. */
 export function insertFirst(saved: string): string {
   return saved.replace(/^-A (\S+)/, "-I $1 1");

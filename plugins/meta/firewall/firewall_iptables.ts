@@ -13,6 +13,11 @@
  * iptables-restore --noflush. Chains are created with `iptables -N`, never declared in restore
  * input, because declaring an existing chain there flushes it (the admin chain is the operator's).
  * Our own calls are serialised by a lock file so concurrent ADDs do not append a rule twice.
+ *
+ * Without reading (docs/firewall.md): an ADD with no record of the attachment checks the shared
+ * jumps (`-C`) and appends its accepts in one batch; a DEL deletes exactly the accepts of its
+ * record and prevResult in one batch. A batch fails whole when the host is not so (a chain or
+ * jump missing, an accept already gone): then the table is read and the change computed from it.
  */
 import { withFlock } from "../../../src/cni/index.js";
 import { nftOwnerHash, type Attachment } from "../../../src/cni/attachment.js";
@@ -24,9 +29,11 @@ import {
   type HostStateBackend,
 } from "../../../src/hoststate/index.js";
 import {
+  checkLine,
   deleteLine,
   insertFirst,
   quoteArg,
+  restoreOrFallback,
   type IpFamily,
   type IptablesRunner,
   type SavedTable,
@@ -102,26 +109,42 @@ export class FilterTable {
     }
   }
 
-  /** One read and one restore under our lock: `plan` returns the lines to apply. */
-  async change(family: IpFamily, plan: (saved: SavedTable) => Promise<string[]> | string[]): Promise<void> {
-    await withFlock(LOCK_FILE, async () => {
-      const saved = await this.ipt.save(family, "filter");
-      await this.ipt.restore(family, "filter", await plan(saved));
-    });
+  /**
+   * Under our lock: `fast` when given (a batch that needs no read), and when it fails or is not
+   * given, one read and one restore of the lines `plan` returns.
+   */
+  async change(
+    family: IpFamily,
+    plan: (saved: SavedTable) => Promise<string[]> | string[],
+    fast?: readonly string[],
+  ): Promise<void> {
+    await withFlock(LOCK_FILE, () =>
+      restoreOrFallback(this.ipt, family, "filter", fast, async () => {
+        const saved = await this.ipt.save(family, "filter");
+        await this.ipt.restore(family, "filter", await plan(saved));
+      }),
+    );
   }
 
   async setUpIsolation(s: IsolationSpec): Promise<void> {
+    const { first, last } = isolationRules(s.bridge, s.isolated);
+    // Once the bridge's rules are there (every ADD but its first), one batch of checks says so.
+    const checks = [rules.isolationJump, ...first, ...last].map(checkLine);
     for (const family of s.families)
-      await this.change(family, async (saved) => {
-        await this.ensureChains(family, saved, [STAGE1, STAGE2]);
-        const have = new Set(saved.rules);
-        const { first, last } = isolationRules(s.bridge, s.isolated);
-        const lines: string[] = [];
-        if (!have.has(rules.isolationJump)) lines.push(insertFirst(rules.isolationJump));
-        for (const r of first) if (!have.has(r)) lines.push(insertFirst(r));
-        for (const r of last) if (!have.has(r)) lines.push(r);
-        return lines;
-      });
+      await this.change(
+        family,
+        async (saved) => {
+          await this.ensureChains(family, saved, [STAGE1, STAGE2]);
+          const have = new Set(saved.rules);
+          const { first, last } = isolationRules(s.bridge, s.isolated);
+          const lines: string[] = [];
+          if (!have.has(rules.isolationJump)) lines.push(insertFirst(rules.isolationJump));
+          for (const r of first) if (!have.has(r)) lines.push(insertFirst(r));
+          for (const r of last) if (!have.has(r)) lines.push(r);
+          return lines;
+        },
+        checks,
+      );
   }
 
   /** The bridge's own isolation rules (either policy) in the saved table. */
@@ -197,24 +220,32 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
   async setUp(a: Attachment, conf: FirewallSpec): Promise<Effects> {
     // First: a host chain the config names but the host lacks then changes nothing.
     await this.hostForward?.setUpAddresses(a, conf.addresses);
+    const before = recordedAddresses(this.records.read(nftOwnerHash(a)));
     if (conf.addresses.length) {
-      const before = recordedAddresses(this.records.read(nftOwnerHash(a)));
       this.records.write(nftOwnerHash(a), {
         addresses: [...new Set([...before, ...conf.addresses])],
       });
     }
     for (const family of familiesOf(conf)) {
       const mine = conf.addresses.filter((a) => familyOf(a) === family).flatMap(rules.perAddress);
-      await this.filter.change(family, async (saved) => {
-        await this.filter.ensureChains(family, saved, [PRIV_CHAIN, conf.adminChain]);
-        const have = new Set(saved.rules);
-        const lines: string[] = [];
-        if (!have.has(rules.forwardJump)) lines.push(insertFirst(rules.forwardJump));
-        const admin = rules.adminJump(conf.adminChain);
-        if (!have.has(admin)) lines.push(insertFirst(admin));
-        for (const r of mine) if (!have.has(r)) lines.push(r);
-        return lines;
-      });
+      const admin = rules.adminJump(conf.adminChain);
+      // No record before this ADD: none of its accepts can be there (ours), so they are appended
+      // without a read once the jumps (and with them both chains) are known to be in place.
+      const fast =
+        before.length === 0 ? [checkLine(rules.forwardJump), checkLine(admin), ...mine] : undefined;
+      await this.filter.change(
+        family,
+        async (saved) => {
+          await this.filter.ensureChains(family, saved, [PRIV_CHAIN, conf.adminChain]);
+          const have = new Set(saved.rules);
+          const lines: string[] = [];
+          if (!have.has(rules.forwardJump)) lines.push(insertFirst(rules.forwardJump));
+          if (!have.has(admin)) lines.push(insertFirst(admin));
+          for (const r of mine) if (!have.has(r)) lines.push(r);
+          return lines;
+        },
+        fast,
+      );
     }
     const isolation = isolationOf(conf);
     if (isolation) await this.filter.setUpIsolation(isolation);
@@ -237,7 +268,12 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
     for (const family of ([4, 6] as const).filter((f) => this.ipt.available(f))) {
       const mine = new Set(all.filter((ip) => familyOf(ip) === family).flatMap(rules.perAddress));
       if (mine.size === 0) continue;
-      await this.filter.change(family, (saved) => saved.rules.filter((r) => mine.has(r)).map(deleteLine));
+      // One copy of each, as ADD wrote them; when one is gone the batch fails and a read finds every copy.
+      await this.filter.change(
+        family,
+        (saved) => saved.rules.filter((r) => mine.has(r)).map(deleteLine),
+        [...mine].map(deleteLine),
+      );
     }
   }
 

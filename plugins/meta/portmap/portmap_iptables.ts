@@ -15,8 +15,12 @@ import {
   type HostStateBackend,
 } from "../../../src/hoststate/index.js";
 import {
+  checkLine,
   deleteLine,
+  IptablesError,
   quoteArg,
+  recordedLines,
+  restoreOrFallback,
   type IptablesRunner,
   type SavedTable,
 } from "../../../src/iptables/iptables.js";
@@ -31,6 +35,36 @@ export const RECORDS = "portmap-iptables";
 
 interface ChainRecord {
   chain: string;
+  /**
+   * Per family, the `-D` lines of the entry rules this ADD writes: what its DEL deletes in one
+   * batch without reading the table (with `-F`/`-X` of the chain). Absent in records of earlier
+   * versions: their DEL reads.
+   */
+  del?: Partial<Record<"4" | "6", string[]>>;
+  /** The UDP host ports of its DNATs (conntrack entries a DEL flushes). */
+  udpPorts?: number[];
+}
+
+function recordedUdp(data: unknown): number[] | undefined {
+  const ports = (data as Partial<ChainRecord> | undefined)?.udpPorts;
+  return Array.isArray(ports) && ports.every((p) => Number.isInteger(p) && p > 0 && p < 65536)
+    ? ports
+    : undefined;
+}
+
+/** The UDP host ports of the DNATs among `rules` of `chains` (`-A` lines). */
+function udpDnatPorts(rules: readonly string[], chains: readonly string[]): number[] {
+  const udp: number[] = [];
+  for (const r of rules)
+    if (
+      chains.some((chain) => r.startsWith(`-A ${chain} `)) &&
+      r.includes(" -j DNAT ") &&
+      r.includes(" -p udp ")
+    ) {
+      const p = / --dport (\d+)/.exec(r)?.[1];
+      if (p) udp.push(Number(p));
+    }
+  return udp;
 }
 
 /** The chain a record names, when it is one of ours (a record is a file). */
@@ -87,6 +121,15 @@ function sharedLines(saved: SavedTable, c: PortMapConf): string[] {
   for (const entry of ["PREROUTING", "OUTPUT"])
     ensureRule(`-A ${entry} -m addrtype --dst-type LOCAL -j ${TOP_DNAT}`);
   return [...chains, ...rules];
+}
+
+const NOTHING_SAVED: SavedTable = { chains: new Set(), rules: [] };
+
+/** `-C` of every shared rule: a fast ADD's batch fails (and falls back) when one is missing. */
+function sharedChecks(c: PortMapConf): string[] {
+  return sharedLines(NOTHING_SAVED, c)
+    .filter((l) => !l.startsWith(":"))
+    .map(checkLine);
 }
 
 /** The per-container chain's rules and its entry rules (upstream's order). */
@@ -158,31 +201,60 @@ export class IptablesPortMapper implements HostStateBackend<PortMapSpec> {
     return ([4, 6] as const).filter((f) => this.ipt.available(f));
   }
 
+  /**
+   * A container with no record (so no earlier ADD of ours) is written without reading the table:
+   * `-C` of the shared rules, `-N` of its chain (a chain left by upstream's ADD fails it), its rules
+   * and entries, in one batch; a failed batch (first ADD on the host, a flushed shared rule, a
+   * repeated ADD) falls back to one read and the lines computed from it.
+   */
   async setUp(a: Attachment, spec: PortMapSpec): Promise<Effects> {
     const c: PortMapConf = { ...a, ...spec };
+    const chain = dnatChainName(c.network, c.containerId);
+    const fresh = this.records.read(nftOwnerHash(a)) === undefined;
+    const planned = c.containers.map((ct) => ({
+      ct,
+      ...containerRules(c, ct.family, ct.address, ct.subnet),
+    }));
+    const del: ChainRecord["del"] = {};
+    for (const p of planned) (del[`${p.ct.family}`] ??= []).push(...p.entries.map(deleteLine));
     // Recorded before the chain exists: GC finds it by the record even when a flush of
     // CNI-HOSTPORT-DNAT took the commented entry rules away.
     this.records.write(nftOwnerHash(a), {
-      chain: dnatChainName(a.network, a.containerId),
+      chain,
+      del,
+      udpPorts: [
+        ...new Set(
+          udpDnatPorts(
+            planned.flatMap((p) => p.rules),
+            [chain],
+          ),
+        ),
+      ],
     } satisfies ChainRecord);
     await withFlock(LOCK_FILE, () =>
       Promise.all(
-        c.containers.map(async (ct) => {
-          const saved = await this.ipt.save(ct.family, "nat");
-          const chain = dnatChainName(c.network, c.containerId);
-          const { rules, entries } = containerRules(c, ct.family, ct.address, ct.subnet);
-          const lines = [
-            ...sharedLines(saved, c),
-            // Declaring the chain creates it, or empties it when a repeated ADD finds it.
-            `:${chain} - [0:0]`,
-            ...saved.rules
-              .filter((r) => r.startsWith(`-A ${TOP_DNAT} `) && r.endsWith(` -j ${chain}`))
-              .map(deleteLine),
-            ...rules,
-            ...entries,
-          ];
-          await this.ipt.restore(ct.family, "nat", lines);
-        }),
+        planned.map(({ ct, rules, entries }) =>
+          restoreOrFallback(
+            this.ipt,
+            ct.family,
+            "nat",
+            fresh ? [...sharedChecks(c), `-N ${chain}`, ...rules, ...entries] : undefined,
+            async () => {
+              const saved = await this.ipt.save(ct.family, "nat");
+              const lines = [
+                ...sharedLines(saved, c),
+                // Declaring the chain creates it, or empties it when a repeated ADD finds it.
+                `:${chain} - [0:0]`,
+                ...saved.rules
+                  .filter((r) => r.startsWith(`-A ${TOP_DNAT} `) && r.endsWith(` -j ${chain}`))
+                  .map(deleteLine),
+                ...rules,
+                ...entries,
+              ];
+              await this.ipt.restore(ct.family, "nat", lines);
+            },
+          ),
+        ),
       ),
     );
     return { udpPorts: c.mappings.filter((m) => m.protocol === "udp").map((m) => m.hostPort) };
@@ -231,16 +303,45 @@ export class IptablesPortMapper implements HostStateBackend<PortMapSpec> {
     return false;
   }
 
+  /**
+   * With a record of this version: per recorded family one batch of exactly its deletions, no
+   * read; a family whose batch fails (something already gone, or changed by hand) and a DEL
+   * without such a record read the table and delete what is there.
+   */
   async remove(a: Attachment): Promise<Effects> {
-    const udp = await this.removeChains([a]);
+    const record = this.records.read(nftOwnerHash(a));
+    const chain = dnatChainName(a.network, a.containerId);
+    const fast = this.families().map((f) => ({
+      f,
+      lines: recordedLines(record, chain, "del", f, `-D ${TOP_DNAT} `),
+    }));
+    const udpRecorded = recordedUdp(record);
+    let udp: number[];
+    if (udpRecorded && fast.some((x) => x.lines)) {
+      const slow: Family[] = [];
+      await withFlock(LOCK_FILE, () =>
+        Promise.all(
+          fast
+            .filter((x) => x.lines)
+            .map(({ f, lines }) =>
+              this.ipt.restore(f, "nat", [...lines!, `-F ${chain}`, `-X ${chain}`]).catch((e: unknown) => {
+                if (!(e instanceof IptablesError)) throw e;
+                slow.push(f);
+              }),
+            ),
+        ),
+      );
+      udp = [...udpRecorded, ...(slow.length ? await this.removeChains([a], [], slow) : [])];
+    } else udp = await this.removeChains([a]);
     this.records.remove(nftOwnerHash(a));
-    return { udpPorts: udp };
+    return { udpPorts: [...new Set(udp)] };
   }
 
   /** The chains of `attachments` (and upstream's old SNAT chains) and their entry rules; UDP host ports of their DNATs. */
   private async removeChains(
     attachments: readonly Attachment[],
     more: readonly string[] = [],
+    families: readonly Family[] = this.families(),
   ): Promise<number[]> {
     const chains = [
       ...new Set([...attachments.map((a) => dnatChainName(a.network, a.containerId)), ...more]),
@@ -249,17 +350,9 @@ export class IptablesPortMapper implements HostStateBackend<PortMapSpec> {
     const udp: number[] = [];
     await withFlock(LOCK_FILE, () =>
       Promise.all(
-        this.families().map(async (family) => {
+        families.map(async (family) => {
           const saved = await this.ipt.save(family, "nat");
-          for (const r of saved.rules)
-            if (
-              chains.some((chain) => r.startsWith(`-A ${chain} `)) &&
-              r.includes(" -j DNAT ") &&
-              r.includes(" -p udp ")
-            ) {
-              const p = / --dport (\d+)/.exec(r)?.[1];
-              if (p) udp.push(Number(p));
-            }
+          udp.push(...udpDnatPorts(saved.rules, chains));
           const lines = [
             ...chains.flatMap((chain) => removeChainLines(saved, chain, TOP_DNAT)),
             ...oldSnat.flatMap((chain) => removeChainLines(saved, chain, OLD_TOP_SNAT)),

@@ -322,6 +322,62 @@ test("firewall iptables: DEL without prevResult removes what the record names (u
   assert.equal(host.records("firewall-iptables").read(nftOwnerHash(A)), undefined, "the record goes last");
 });
 
+test("firewall iptables: an ADD of a new attachment on a set-up host and its DEL read nothing: one batch each", async () => {
+  const [host, b] = await threeAttached("iptables");
+  await b.remove(B);
+  host.iptables.saves.length = 0;
+  const from = host.iptables.restores.length;
+  await b.setUp(B, SPEC_B);
+  await b.remove(B, SPEC_B);
+  assert.deepEqual(host.iptables.saves, []);
+  assert.deepEqual(
+    host.iptables.restores.slice(from).map((r) => r.input),
+    [
+      String.raw`*filter
+-C FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
+-C CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN
+-A CNI-FORWARD -d 10.88.0.6/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A CNI-FORWARD -s 10.88.0.6/32 -j ACCEPT
+COMMIT
+`,
+      String.raw`*filter
+-C FORWARD -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j CNI-ISOLATION-STAGE-1
+-C CNI-ISOLATION-STAGE-1 -i cni0 ! -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge)" -j CNI-ISOLATION-STAGE-2
+-C CNI-ISOLATION-STAGE-2 -o cni0 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j DROP
+-C CNI-ISOLATION-STAGE-1 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
+-C CNI-ISOLATION-STAGE-2 -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j RETURN
+COMMIT
+`,
+      String.raw`*filter
+-D CNI-FORWARD -d 10.88.0.6/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-D CNI-FORWARD -s 10.88.0.6/32 -j ACCEPT
+COMMIT
+`,
+    ],
+  );
+  await b.remove(A);
+  assert.equal(await host.dump(), IPTABLES_DEL.replace(/^-A CNI-FORWARD -[ds] 10\.88\.0\.6.*\n/gm, ""));
+});
+
+test("firewall iptables: fast batches that fail fall back to a read (first ADD, flushed jump, accept gone by hand)", async () => {
+  const [host, b] = await threeAttached("iptables");
+  // First ADD on the host: the checks failed, a read created the chains and jumps.
+  assert.deepEqual(host.iptables.saves.slice(0, 2), ["4 filter", "6 filter"]);
+  assert.equal(await host.dump(), IPTABLES_ADD);
+  // FORWARD's jump flushed: the next ADD's batch fails, the read puts it back.
+  await host.iptables.restore(4, "filter", ["-F FORWARD"]);
+  await b.remove(B);
+  await b.setUp(B, SPEC_B);
+  assert.match(
+    await host.dump(),
+    /-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD\n/,
+  );
+  // One of A's accepts removed by hand: its DEL's batch fails, the read removes the other.
+  await host.iptables.restore(4, "filter", ["-D CNI-FORWARD -s 10.88.0.5/32 -j ACCEPT"]);
+  await b.remove(A);
+  assert.doesNotMatch(await host.dump(), /10\.88\.0\.5/);
+});
+
 test("firewall nftables: GC removes this network's stale entries only", async () => {
   const [host, b] = await threeAttached("nftables");
   await b.gc("net1", [B]);

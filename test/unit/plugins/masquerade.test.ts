@@ -361,7 +361,22 @@ const AFTER_DEL_A =
   IPT6_HEAD +
   "COMMIT\n";
 
-test("masquerade iptables: ADD is one iptables-restore per family with upstream's chain and comment", async () => {
+/** After A, B, C and A again: A's jump last (replaced), its chain rewritten. */
+const readdedA = (): string =>
+  IPT4_HEAD +
+  decl(CHAIN_A, CHAIN_C, CHAIN_B) +
+  IPT_JUMP_B +
+  IPT_JUMP_C +
+  IPT_JUMP_A +
+  IPT_RULES_A +
+  IPT_RULES_C +
+  IPT_RULES_B +
+  "COMMIT\n" +
+  IPT6_HEAD +
+  IPT6_A +
+  "COMMIT\n";
+
+test("masquerade iptables: ADD is one iptables-restore per family with upstream's chain and comment, without reading the table", async () => {
   const [host] = await threeAttached("iptables");
   assert.equal(
     await host.dump(),
@@ -378,13 +393,14 @@ test("masquerade iptables: ADD is one iptables-restore per family with upstream'
       IPT6_A +
       "COMMIT\n",
   );
+  assert.deepEqual(host.iptables.saves, []);
   assert.deepEqual(
     host.iptables.restores.slice(0, 2).map((r) => [r.family, r.input]),
     [
       [
         4,
         String.raw`*nat
-:CNI-85373d34c6846b6c53ee2e7f - [0:0]
+-N CNI-85373d34c6846b6c53ee2e7f
 -A CNI-85373d34c6846b6c53ee2e7f -d 10.88.0.0/24 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j ACCEPT
 -A CNI-85373d34c6846b6c53ee2e7f ! -d 224.0.0.0/4 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j MASQUERADE
 -A POSTROUTING -s 10.88.0.5/32 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j CNI-85373d34c6846b6c53ee2e7f
@@ -394,7 +410,7 @@ COMMIT
       [
         6,
         String.raw`*nat
-:CNI-85373d34c6846b6c53ee2e7f - [0:0]
+-N CNI-85373d34c6846b6c53ee2e7f
 -A CNI-85373d34c6846b6c53ee2e7f -d fd00::/64 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j ACCEPT
 -A CNI-85373d34c6846b6c53ee2e7f ! -d ff00::/8 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j MASQUERADE
 -A POSTROUTING -s fd00::5/128 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j CNI-85373d34c6846b6c53ee2e7f
@@ -408,21 +424,7 @@ COMMIT
 test("masquerade iptables: a second ADD rewrites the chain and replaces the jump (one copy); DEL removes them", async () => {
   const [host, b] = await threeAttached("iptables");
   await b.setUp(A, SPEC_A);
-  assert.equal(
-    await host.dump(),
-    IPT4_HEAD +
-      decl(CHAIN_A, CHAIN_C, CHAIN_B) +
-      IPT_JUMP_B +
-      IPT_JUMP_C +
-      IPT_JUMP_A +
-      IPT_RULES_A +
-      IPT_RULES_C +
-      IPT_RULES_B +
-      "COMMIT\n" +
-      IPT6_HEAD +
-      IPT6_A +
-      "COMMIT\n",
-  );
+  assert.equal(await host.dump(), readdedA());
   assert.equal(
     host.iptables.restores.at(-2)!.input,
     String.raw`*nat
@@ -446,6 +448,69 @@ test("masquerade iptables: DEL removes jumps and chain; DEL again runs no restor
   await b.remove(A);
   assert.equal(await host.dump(), AFTER_DEL_A);
   assert.equal(host.iptables.restores.length, restores);
+});
+
+test("masquerade iptables: DEL with the ADD's record deletes its jumps and chain in one batch per family, no read", async () => {
+  const [host, b] = await threeAttached("iptables");
+  host.iptables.saves.length = 0;
+  await b.remove(A);
+  assert.deepEqual(host.iptables.saves, []);
+  assert.deepEqual(
+    host.iptables.restores.slice(-2).map((r) => [r.family, r.input]),
+    [
+      [
+        4,
+        String.raw`*nat
+-D POSTROUTING -s 10.88.0.5/32 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j CNI-85373d34c6846b6c53ee2e7f
+-F CNI-85373d34c6846b6c53ee2e7f
+-X CNI-85373d34c6846b6c53ee2e7f
+COMMIT
+`,
+      ],
+      [
+        6,
+        String.raw`*nat
+-D POSTROUTING -s fd00::5/128 -m comment --comment "name: \"net1\" id: \"ctr1\"" -j CNI-85373d34c6846b6c53ee2e7f
+-F CNI-85373d34c6846b6c53ee2e7f
+-X CNI-85373d34c6846b6c53ee2e7f
+COMMIT
+`,
+      ],
+    ],
+  );
+  assert.equal(await host.dump(), AFTER_DEL_A);
+  assert.deepEqual(host.records("masquerade-iptables").files.size, 2);
+});
+
+test("masquerade iptables: a DEL whose batch fails (a jump removed by hand) reads the table and removes the rest", async () => {
+  const [host, b] = await threeAttached("iptables");
+  await host.iptables.restore(4, "nat", [IPT_JUMP_A.trim().replace(/^-A/, "-D")]);
+  host.iptables.saves.length = 0;
+  await b.remove(A);
+  assert.deepEqual(host.iptables.saves, ["4 nat"]);
+  assert.equal(await host.dump(), AFTER_DEL_A);
+});
+
+test("masquerade iptables: a record whose ADD never ran (killed): DEL falls back and succeeds", async () => {
+  const host = new FakeHost();
+  const b = masqueradeBackends(host).find((x) => x.name === "iptables")!;
+  await b.setUp(A, SPEC_A);
+  await b.remove(A);
+  const records = host.records("masquerade-iptables");
+  await b.setUp(A, SPEC_A);
+  const record = [...records.files.entries()];
+  await b.remove(A);
+  for (const [owner, data] of record) records.files.set(owner, data);
+  await b.remove(A);
+  assert.equal(await host.dump(), IPT4_HEAD + "COMMIT\n" + IPT6_HEAD + "COMMIT\n");
+  assert.equal(records.files.size, 0);
+});
+
+test("masquerade iptables: an ADD with no record over a chain left by upstream falls back to read and replace (one copy)", async () => {
+  const [host, b] = await threeAttached("iptables");
+  host.records("masquerade-iptables").files.clear();
+  await b.setUp(A, SPEC_A);
+  assert.equal(await host.dump(), readdedA());
 });
 
 test("masquerade iptables: GC removes the chains of this network's stale attachments only", async () => {
