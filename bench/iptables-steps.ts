@@ -240,4 +240,52 @@ for (const n of POPULATIONS) {
   );
   for (const [k, v] of rows)
     console.log(`${k.padEnd(24)}${fmt(v.total)}${fmt(v.save)}${fmt(v.parse)}${fmt(v.restore)}  ${v.calls}`);
+  await probes();
+}
+
+/**
+ * What one iptables-restore costs by what its batch asks iptables-nft to load first: each probe
+ * is one restore (median of R), with an untimed restore before it (`before`) and after it
+ * (`after`) that leave the table as it was.
+ */
+async function probes(): Promise<void> {
+  const jump = "-m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT";
+  const rule = (chain: string): string => `${chain} -p sctp -j RETURN`;
+  const cases: Array<[string, string, string[], string[], string[]]> = [
+    [
+      "-N, -A, -F, -X of a new chain",
+      "nat",
+      [],
+      ["-N PROBE", "-A PROBE -j RETURN", "-F PROBE", "-X PROBE"],
+      [],
+    ],
+    ["-C in PREROUTING (2 rules)", "nat", [], [`-C PREROUTING ${jump}`], []],
+    [
+      "-A to CNI-HOSTPORT-DNAT",
+      "nat",
+      [],
+      [`-A ${rule("CNI-HOSTPORT-DNAT")}`],
+      [`-D ${rule("CNI-HOSTPORT-DNAT")}`],
+    ],
+    [
+      "-D in CNI-HOSTPORT-DNAT",
+      "nat",
+      [`-A ${rule("CNI-HOSTPORT-DNAT")}`],
+      [`-D ${rule("CNI-HOSTPORT-DNAT")}`],
+      [],
+    ],
+    ["-A to CNI-FORWARD", "filter", [], [`-A ${rule("CNI-FORWARD")}`], [`-D ${rule("CNI-FORWARD")}`]],
+    ["-D in CNI-FORWARD", "filter", [`-A ${rule("CNI-FORWARD")}`], [`-D ${rule("CNI-FORWARD")}`], []],
+  ];
+  for (const [what, table, before, lines, after] of cases) {
+    const ms: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      await ipt.restore(4, table, before);
+      const t0 = performance.now();
+      await ipt.restore(4, table, lines);
+      ms.push(performance.now() - t0);
+      await ipt.restore(4, table, after);
+    }
+    console.log(`  one restore: ${what.padEnd(32)}${fmt(ms)} ms`);
+  }
 }
