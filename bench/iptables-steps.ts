@@ -3,7 +3,8 @@
  * exact layout (portmap and masquerade in nat, firewall in filter: one host carrying all three, as
  * with the chain bridge ipMasq -> portmap -> firewall), the wall time of one more container's ADD
  * and DEL through portmap, masquerade and firewall, median of R, and where it goes: the
- * iptables-save processes (and the nft listing that asks whether a table exists), parsing their
+ * iptables-save processes (with the nft listing that asks whether a table exists, and the
+ * `iptables -S CHAIN` listings of one chain), parsing their
  * output in JS, the iptables-restore processes (sums over the call: the families' calls may
  * overlap; what is left of the total is the lock, records, building lines). With `--base DIR`,
  * the same backends of another checkout (e.g. the commit before a change) are measured in the same
@@ -76,11 +77,13 @@ class Steps {
   saveTotal = 0;
   saves = 0;
   restores = 0;
+  lists = 0;
   reset(): void {
     this.process = { save: 0, restore: 0, other: 0 };
     this.saveTotal = 0;
     this.saves = 0;
     this.restores = 0;
+    this.lists = 0;
   }
 }
 
@@ -93,7 +96,10 @@ function timedRunner(steps: Steps): Runner {
       } finally {
         const ms = performance.now() - t0;
         const what = cmd.argv[0]!;
-        if (/^ip6?tables(-restore)?$/.test(what)) {
+        if (/^ip6?tables$/.test(what) && cmd.argv.includes("-S")) {
+          steps.process.save += ms; // one chain listed
+          steps.lists++;
+        } else if (/^ip6?tables(-restore)?$/.test(what)) {
           // What writes: iptables-restore, and iptables -N of a chain a fallback creates.
           steps.process.restore += ms;
           if (what.endsWith("-restore")) steps.restores++;
@@ -110,6 +116,7 @@ function timedIptables(ipt: IptablesRunner, steps: Steps): IptablesRunner {
     available: (f) => ipt.available(f),
     restore: (f, t, l) => ipt.restore(f, t, l),
     newChain: (f, t, c) => ipt.newChain(f, t, c),
+    listChain: (f, t, c) => ipt.listChain(f, t, c),
     async save(f, t) {
       const t0 = performance.now();
       try {
@@ -197,7 +204,7 @@ async function timed(row: Row, fn: () => Promise<unknown>): Promise<void> {
   row.save.push(save);
   row.parse.push(Math.max(0, steps.saveTotal - save));
   row.restore.push(steps.process.restore);
-  row.calls = `${steps.saves} save, ${steps.restores} restore`;
+  row.calls = `${steps.saves} save, ${steps.lists} -S, ${steps.restores} restore`;
 }
 
 const fmt = (xs: number[]): string => median(xs).toFixed(1).padStart(7);
@@ -236,7 +243,7 @@ for (const n of POPULATIONS) {
   console.log(
     `\nN=${n}  (median of ${ROUNDS}, ms; load ${loadavg()
       .map((x) => x.toFixed(2))
-      .join(" ")})\n${"".padEnd(24)}  total   save+nft  parse  restore  calls`,
+      .join(" ")})\n${"".padEnd(24)}  total  save/-S+nft parse  restore  calls`,
   );
   for (const [k, v] of rows)
     console.log(`${k.padEnd(24)}${fmt(v.total)}${fmt(v.save)}${fmt(v.parse)}${fmt(v.restore)}  ${v.calls}`);
@@ -260,6 +267,7 @@ async function probes(): Promise<void> {
       [],
     ],
     ["-C in PREROUTING (2 rules)", "nat", [], [`-C PREROUTING ${jump}`], []],
+    ["iptables -S PREROUTING", "nat", [], [], []],
     [
       "-A to CNI-HOSTPORT-DNAT",
       "nat",
@@ -282,10 +290,11 @@ async function probes(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       await ipt.restore(4, table, before);
       const t0 = performance.now();
-      await ipt.restore(4, table, lines);
+      if (lines.length) await ipt.restore(4, table, lines);
+      else await ipt.listChain(4, table, "PREROUTING");
       ms.push(performance.now() - t0);
       await ipt.restore(4, table, after);
     }
-    console.log(`  one restore: ${what.padEnd(32)}${fmt(ms)} ms`);
+    console.log(`  one call: ${what.padEnd(32)}${fmt(ms)} ms`);
   }
 }

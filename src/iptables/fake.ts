@@ -109,6 +109,19 @@ export class FakeIptables implements IptablesRunner {
     });
   }
 
+  /** Every chain listed (iptables -S), as `family table chain`, in order. */
+  readonly listed: string[] = [];
+
+  listChain(family: IpFamily, table: string, chain: string): Promise<string[] | undefined> {
+    return Promise.resolve().then(() => {
+      this.need(family);
+      this.listed.push(`${family} ${table} ${chain}`);
+      return this.table(family, table)
+        .get(chain)
+        ?.map((r) => `-A ${chain} ${r}`);
+    });
+  }
+
   newChain(family: IpFamily, table: string, chain: string): Promise<void> {
     return Promise.resolve().then(() => {
       this.need(family);

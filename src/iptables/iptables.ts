@@ -32,6 +32,12 @@ export interface IptablesRunner {
   restore(family: IpFamily, table: string, lines: readonly string[]): Promise<void>;
   /** `iptables -N`: creates a chain, and leaves an existing one (and its rules) alone. */
   newChain(family: IpFamily, table: string, chain: string): Promise<void>;
+  /**
+   * `iptables -S CHAIN`: one chain's rules (`-A` lines as iptables-save prints them), undefined
+   * when it cannot be listed (no such chain). iptables-nft loads only that chain, so a small
+   * chain lists in a few ms whatever the rest of the table holds.
+   */
+  listChain(family: IpFamily, table: string, chain: string): Promise<string[] | undefined>;
 }
 
 export function tool(family: IpFamily, what: "save" | "restore" | ""): string {
@@ -102,6 +108,14 @@ export class SystemIptables implements IptablesRunner {
       throw new IptablesError(`${tool(family, "restore")}: ${res.stderr.trim().replace(/\s+/g, " ")}`);
   }
 
+  async listChain(family: IpFamily, table: string, chain: string): Promise<string[] | undefined> {
+    const argv = [tool(family, ""), "-w", "-t", table, "-S", chain];
+    const r = await this.runner.run({ argv }).catch((e: Error) => {
+      throw new IptablesError(`could not run ${tool(family, "")}: ${e.message}`, { cause: e });
+    });
+    return r.code === 0 ? r.stdout.split("\n").filter((l) => l.startsWith("-A ")) : undefined;
+  }
+
   async newChain(family: IpFamily, table: string, chain: string): Promise<void> {
     const argv = [tool(family, ""), "-w", "-t", table, "-N", chain];
     this.tables.changed();
@@ -141,6 +155,21 @@ export function deleteLine(saved: string): string {
 /** `-A CHAIN spec` (or `-I CHAIN 1 spec`) -> `-C CHAIN spec`: in restore input, a line that fails the batch when the rule is missing. */
 export function checkLine(line: string): string {
   return line.replace(/^-[AI] (\S+)(?: 1(?= ))?/, "-C $1");
+}
+
+/**
+ * Whether `rule` (an `-A CHAIN spec` line) is in its chain, by listing that chain alone: the
+ * cheap sign that a table was not flushed since the shared rules were written (a `-C` in a batch
+ * makes iptables-nft load every rule of the table).
+ */
+export async function hasRule(
+  ipt: IptablesRunner,
+  family: IpFamily,
+  table: string,
+  rule: string,
+): Promise<boolean> {
+  const chain = /^-A (\S+) /.exec(rule)?.[1];
+  return chain !== undefined && ((await ipt.listChain(family, table, chain)) ?? []).includes(rule);
 }
 
 /**

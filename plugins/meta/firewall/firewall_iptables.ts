@@ -31,6 +31,7 @@ import {
 import {
   checkLine,
   deleteLine,
+  hasRule,
   insertFirst,
   quoteArg,
   restoreOrFallback,
@@ -230,9 +231,13 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
       const mine = conf.addresses.filter((a) => familyOf(a) === family).flatMap(rules.perAddress);
       const admin = rules.adminJump(conf.adminChain);
       // No record before this ADD: none of its accepts can be there (ours), so they are appended
-      // without a read once the jumps (and with them both chains) are known to be in place.
+      // without a read while FORWARD's jump is there (FORWARD listed alone: a flush takes it);
+      // the batch fails while CNI-FORWARD is missing. No `-C` of the admin jump: in a batch, one
+      // makes iptables-nft load every rule of the table (docs/performance.md).
       const fast =
-        before.length === 0 ? [checkLine(rules.forwardJump), checkLine(admin), ...mine] : undefined;
+        before.length === 0 && (await hasRule(this.ipt, family, "filter", rules.forwardJump))
+          ? mine
+          : undefined;
       await this.filter.change(
         family,
         async (saved) => {

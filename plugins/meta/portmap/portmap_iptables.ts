@@ -15,8 +15,8 @@ import {
   type HostStateBackend,
 } from "../../../src/hoststate/index.js";
 import {
-  checkLine,
   deleteLine,
+  hasRule,
   IptablesError,
   quoteArg,
   recordedLines,
@@ -83,6 +83,9 @@ export function dnatComment(network: string, containerId: string): string {
   return c.length <= 255 ? c : c.slice(0, 253) + "...";
 }
 
+const entryJump = (chain: string): string => `-A ${chain} -m addrtype --dst-type LOCAL -j ${TOP_DNAT}`;
+const PREROUTING_JUMP = entryJump("PREROUTING");
+
 function markDef(bit: number): string {
   const v = (1 << bit) >>> 0;
   return `0x${v.toString(16)}/0x${v.toString(16)}`;
@@ -118,18 +121,8 @@ function sharedLines(saved: SavedTable, c: PortMapConf): string[] {
     );
   }
   ensureChain(TOP_DNAT);
-  for (const entry of ["PREROUTING", "OUTPUT"])
-    ensureRule(`-A ${entry} -m addrtype --dst-type LOCAL -j ${TOP_DNAT}`);
+  for (const entry of ["PREROUTING", "OUTPUT"]) ensureRule(entryJump(entry));
   return [...chains, ...rules];
-}
-
-const NOTHING_SAVED: SavedTable = { chains: new Set(), rules: [] };
-
-/** `-C` of every shared rule: a fast ADD's batch fails (and falls back) when one is missing. */
-function sharedChecks(c: PortMapConf): string[] {
-  return sharedLines(NOTHING_SAVED, c)
-    .filter((l) => !l.startsWith(":"))
-    .map(checkLine);
 }
 
 /** The per-container chain's rules and its entry rules (upstream's order). */
@@ -202,10 +195,13 @@ export class IptablesPortMapper implements HostStateBackend<PortMapSpec> {
   }
 
   /**
-   * A container with no record (so no earlier ADD of ours) is written without reading the table:
-   * `-C` of the shared rules, `-N` of its chain (a chain left by upstream's ADD fails it), its rules
-   * and entries, in one batch; a failed batch (first ADD on the host, a flushed shared rule, a
-   * repeated ADD) falls back to one read and the lines computed from it.
+   * A container with no record (so no earlier ADD of ours) is written without reading the table
+   * when PREROUTING's jump to CNI-HOSTPORT-DNAT is there (listed alone: a flush of the table takes
+   * it): `-N` of its chain (a chain left by upstream's ADD fails it), its rules and its entry
+   * rules, in one batch, which fails whole when a shared chain it jumps or appends to is missing.
+   * No `-C` of the other shared rules: in a batch, one makes iptables-nft load every rule of the
+   * table (docs/performance.md). Otherwise, and when the batch fails, and for a repeated ADD:
+   * one read, and what is missing written, shared rules included.
    */
   async setUp(a: Attachment, spec: PortMapSpec): Promise<Effects> {
     const c: PortMapConf = { ...a, ...spec };
@@ -233,12 +229,14 @@ export class IptablesPortMapper implements HostStateBackend<PortMapSpec> {
     } satisfies ChainRecord);
     await withFlock(LOCK_FILE, () =>
       Promise.all(
-        planned.map(({ ct, rules, entries }) =>
+        planned.map(async ({ ct, rules, entries }) =>
           restoreOrFallback(
             this.ipt,
             ct.family,
             "nat",
-            fresh ? [...sharedChecks(c), `-N ${chain}`, ...rules, ...entries] : undefined,
+            fresh && (await hasRule(this.ipt, ct.family, "nat", PREROUTING_JUMP))
+              ? [`-N ${chain}`, ...rules, ...entries]
+              : undefined,
             async () => {
               const saved = await this.ipt.save(ct.family, "nat");
               const lines = [

@@ -330,12 +330,11 @@ test("firewall iptables: an ADD of a new attachment on a set-up host and its DEL
   await b.setUp(B, SPEC_B);
   await b.remove(B, SPEC_B);
   assert.deepEqual(host.iptables.saves, []);
+  assert.deepEqual(host.iptables.listed.slice(-1), ["4 filter FORWARD"], "FORWARD alone, for its jump");
   assert.deepEqual(
     host.iptables.restores.slice(from).map((r) => r.input),
     [
       String.raw`*filter
--C FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD
--C CNI-FORWARD -m comment --comment "CNI firewall plugin admin overrides" -j CNI-ADMIN
 -A CNI-FORWARD -d 10.88.0.6/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A CNI-FORWARD -s 10.88.0.6/32 -j ACCEPT
 COMMIT
@@ -359,12 +358,12 @@ COMMIT
   assert.equal(await host.dump(), IPTABLES_DEL.replace(/^-A CNI-FORWARD -[ds] 10\.88\.0\.6.*\n/gm, ""));
 });
 
-test("firewall iptables: fast batches that fail fall back to a read (first ADD, flushed jump, accept gone by hand)", async () => {
+test("firewall iptables: without FORWARD's jump (first ADD, a flush) or when a batch fails (an accept gone by hand), a read", async () => {
   const [host, b] = await threeAttached("iptables");
-  // First ADD on the host: the checks failed, a read created the chains and jumps.
+  // First ADD on the host: no jump in FORWARD, a read created the chains and jumps.
   assert.deepEqual(host.iptables.saves.slice(0, 2), ["4 filter", "6 filter"]);
   assert.equal(await host.dump(), IPTABLES_ADD);
-  // FORWARD's jump flushed: the next ADD's batch fails, the read puts it back.
+  // FORWARD flushed: the next ADD reads and puts the jump back.
   await host.iptables.restore(4, "filter", ["-F FORWARD"]);
   await b.remove(B);
   await b.setUp(B, SPEC_B);

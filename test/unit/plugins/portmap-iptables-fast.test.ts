@@ -1,7 +1,8 @@
 /**
  * portmap iptables without reading the table (fake iptables): a new container's ADD on a host
- * whose shared chains are in place, and a DEL with the ADD's record, are one batch per family;
- * every batch that fails (first ADD on the host, a flushed shared rule, a chain left by upstream,
+ * whose PREROUTING jumps to CNI-HOSTPORT-DNAT (PREROUTING listed alone), and a DEL with the ADD's
+ * record, are one batch per family; without the jump (first ADD on the host, a flushed table)
+ * and when a batch fails (a missing shared chain, a chain left by upstream,
  * a rule gone by hand, a record of a killed ADD or of an earlier version) falls back to one read.
  * test/integration/portmap*.test.ts prove the batches on the kernel.
  */
@@ -51,17 +52,13 @@ test("portmap iptables: the first ADD on a host reads; the next container's ADD 
   await b.setUp(C, SPEC_C);
   assert.deepEqual(await b.remove(C), { udpPorts: [] });
   assert.deepEqual(host.iptables.saves, []);
+  assert.deepEqual(host.iptables.listed.slice(-1), ["4 nat PREROUTING"], "PREROUTING alone, for its jump");
   assert.deepEqual(
     host.iptables.restores.slice(from).map((r) => [r.family, r.input]),
     [
       [
         4,
         String.raw`*nat
--C CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000
--C CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE
--C POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ
--C PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
--C OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
 -N CNI-DN-ab34fddc4b1c33839a653
 -A CNI-DN-ab34fddc4b1c33839a653 -s 10.99.0.0/16 -p tcp -m tcp --dport 7070 -j CNI-HOSTPORT-SETMARK
 -A CNI-DN-ab34fddc4b1c33839a653 -s 127.0.0.1/32 -p tcp -m tcp --dport 7070 -j CNI-HOSTPORT-SETMARK
@@ -94,7 +91,7 @@ test("portmap iptables: DEL by the record reports the recorded UDP ports, and th
   assert.equal(await host.dump(), EMPTY_V4 + EMPTY_V4.replace("# iptables", "# ip6tables"));
 });
 
-test("portmap iptables: a flushed shared rule fails the next ADD's batch; its read puts the rule back", async () => {
+test("portmap iptables: a flushed PREROUTING makes the next ADD read; the read puts the jump back", async () => {
   const [host, b] = await twoAttached();
   await host.iptables.restore(4, "nat", ["-F PREROUTING"]);
   await b.setUp(C, SPEC_C);
