@@ -1,8 +1,9 @@
 /**
  * firewall nftables backend, in-process (root; one throwaway namespace): with N containers
- * attached through the backend, the wall time of one more ADD and DEL (prevResult's address),
- * and of a DEL that finds its address by listing the sets, as DEL did before owner elements
- * (a backend with no record of the attachment). Median of 11 (5 for the listing).
+ * attached through the backend, the wall time of one more ADD, of the same ADD again (wall and
+ * CPU: a repeated ADD) and of its DEL (prevResult's address), and of a DEL that finds its
+ * address by listing the sets, as DEL did before owner elements (a backend with no record of
+ * the attachment). Median of 11 (5 for the listing).
  *
  *   bun bench/firewall-steps.ts [N...]   (default 0 2000 10000; BENCH_FIREWALL_HOST_FORWARD=on:
  *                                         every attachment with hostForward into the host
@@ -15,6 +16,7 @@ import { memoryRecords } from "../src/hoststate/records.js";
 import { NftablesFirewall, NFT_TABLE } from "../plugins/meta/firewall/firewall_nftables.js";
 import type { FirewallSpec } from "../plugins/meta/firewall/firewall_backend.js";
 import { benchArgs, intArg } from "./lib/args.js";
+import { timedCpu } from "./lib/nft-calls.js";
 import { HostForwardRules } from "../plugins/meta/firewall/firewall_host_forward.js";
 import type { IptablesRunner } from "../src/iptables/iptables.js";
 
@@ -74,11 +76,19 @@ async function main(): Promise<void> {
     for (const n of POPULATIONS) {
       for (; have < n; have++)
         await fw.setUp({ network: "fw", containerId: `c${have}`, ifname: "eth0" }, spec(addressOf(have)));
-      const add: number[] = [];
-      const del: number[] = [];
-      const listed: number[] = [];
+      const [add, again, againCpu, del, listed]: [number[], number[], number[], number[], number[]] = [
+        [],
+        [],
+        [],
+        [],
+        [],
+      ];
       for (let r = 0; r < 11; r++) {
         add.push(await timed(() => fw.setUp(measured, spec("10.99.99.99"))));
+        // The same attachment ADDed again (a runtime retrying, cni-nft restore).
+        const repeat = await timedCpu(() => fw.setUp(measured, spec("10.99.99.99")));
+        again.push(repeat.ms);
+        againCpu.push(repeat.cpu);
         del.push(await timed(() => fw.remove(measured, spec("10.99.99.99"))));
       }
       for (let r = 0; r < 5; r++) {
@@ -86,7 +96,7 @@ async function main(): Promise<void> {
         listed.push(await timed(() => unrecorded.remove(measured)));
       }
       console.log(
-        `N=${String(n).padStart(6)}  ADD ${median(add).toFixed(2)} ms  DEL ${median(del).toFixed(2)} ms  DEL by listing ${median(listed).toFixed(2)} ms`,
+        `N=${String(n).padStart(6)}  ADD ${median(add).toFixed(2)} ms  ADD again ${median(again).toFixed(2)} ms (CPU ${median(againCpu).toFixed(2)} ms)  DEL ${median(del).toFixed(2)} ms  DEL by listing ${median(listed).toFixed(2)} ms`,
       );
     }
   } finally {

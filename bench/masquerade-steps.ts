@@ -1,21 +1,23 @@
 /**
  * masquerade nftables backend, in-process (root; one throwaway namespace): with N containers'
- * entries written in bulk in the backend's layout, the wall time of one more container's ADD and
- * DEL through the backend (prevResult's addresses) and the nft calls each makes (runs and reads,
- * by table): alone on its subnets, and beside a neighbour on the same subnets (the usual case:
- * its DEL must leave the subnets' chains), on a host without upstream's table `inet
- * cni_plugins_masquerade` and with it. Median of R. Then the two ways of asking whether a table
+ * entries written in bulk in the backend's layout, the wall time of one more container's ADD, of
+ * the same ADD again (wall and CPU: a repeated ADD), and of its DEL through the backend
+ * (prevResult's addresses), and the nft calls each makes (runs and reads, by table): alone on
+ * its subnets, and beside a neighbour on the same subnets (the usual case: its DEL must leave
+ * the subnets' chains), on a host without upstream's table `inet cni_plugins_masquerade` and
+ * with it. Median of R. Then the two ways of asking whether a table
  * exists by name (iptables-nft's `ip nat`, src/iptables/tables.ts).
  *
  *   bun bench/masquerade-steps.ts [N...]   (default 0 10000; BENCH_STEPS_ROUNDS, default 15)
  */
 import { execFileSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
-import { NFTables, type Family, type Interface } from "../src/nftables/index.js";
+import { NFTables } from "../src/nftables/index.js";
 import { memoryRecords } from "../src/hoststate/records.js";
 import { MASQ_TABLE, NftablesMasq, UPSTREAM_MASQ_TABLE } from "../src/ipmasq/index.js";
 import { populate } from "./lib/masquerade.js";
 import { benchArgs, intArg } from "./lib/args.js";
+import { counted, timedCpu } from "./lib/nft-calls.js";
 
 const USAGE = `usage: bun bench/masquerade-steps.ts [N...]
   N  containers' entries written before each figure (default 0 10000; BENCH_STEPS_ROUNDS, default 15)`;
@@ -23,22 +25,6 @@ const { positionals } = benchArgs({ usage: USAGE, maxPositionals: Infinity });
 const POPULATIONS = positionals.length ? positionals.map((n) => intArg(USAGE, "N", n, 0)) : [0, 10000];
 const ROUNDS = Number(process.env["BENCH_STEPS_ROUNDS"] ?? 15);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-/** `nft` with every call but newTransaction and forTable counted in `calls`. */
-function counted(nft: Interface, calls: string[]): Interface {
-  return new Proxy(nft, {
-    get(target, prop, receiver): unknown {
-      const v: unknown = Reflect.get(target, prop, receiver);
-      if (typeof v !== "function") return v;
-      if (prop === "forTable") return (f: Family, t: string) => counted(target.forTable(f, t), calls);
-      if (prop === "newTransaction") return () => target.newTransaction();
-      return (...args: unknown[]) => {
-        calls.push(`${String(prop)} ${target.table}`);
-        return (v as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-}
 
 async function main(): Promise<void> {
   const ns = `mqs${process.pid}`;
@@ -70,14 +56,20 @@ async function main(): Promise<void> {
         if (upstream) tx.add({ kind: "table" }).add({ kind: "chain", name: "masq_checks" });
         else tx.destroy({ kind: "table" });
         await up.run(tx);
-        const [add, del]: [number[], number[]] = [[], []];
-        let [addCalls, delCalls] = [[] as string[], [] as string[]];
+        const [add, again, againCpu, del]: [number[], number[], number[], number[]] = [[], [], [], []];
+        let [addCalls, againCalls, delCalls] = [[] as string[], [] as string[], [] as string[]];
         for (let r = 0; r < ROUNDS; r++) {
           calls.length = 0;
           let t0 = performance.now();
           await masq.setUp(a, spec);
           add.push(performance.now() - t0);
           addCalls = [...calls];
+          // The same attachment ADDed again (a runtime retrying, cni-nft restore).
+          calls.length = 0;
+          const repeat = await timedCpu(() => masq.setUp(a, spec));
+          again.push(repeat.ms);
+          againCpu.push(repeat.cpu);
+          againCalls = [...calls];
           calls.length = 0;
           t0 = performance.now();
           await masq.remove(a, spec);
@@ -86,7 +78,7 @@ async function main(): Promise<void> {
         }
         const where = `${shared ? "beside a neighbour" : "alone"}, ${upstream ? "upstream's table" : "no upstream table"}`;
         console.log(
-          `N=${String(n).padStart(6)}  ${where.padEnd(38)}  ADD ${median(add).toFixed(2).padStart(6)} ms (${addCalls.length} nft calls)  DEL ${median(del).toFixed(2).padStart(6)} ms (${delCalls.length}: ${delCalls.join(", ")})`,
+          `N=${String(n).padStart(6)}  ${where.padEnd(38)}  ADD ${median(add).toFixed(2).padStart(6)} ms (${addCalls.length} nft calls)  ADD again ${median(again).toFixed(2).padStart(6)} ms, CPU ${median(againCpu).toFixed(2)} ms (${againCalls.join(", ")})  DEL ${median(del).toFixed(2).padStart(6)} ms (${delCalls.length}: ${delCalls.join(", ")})`,
         );
       }
     }

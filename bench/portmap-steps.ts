@@ -2,7 +2,9 @@
  * portmap nftables steps (root; throwaway namespace): with N containers written in one nft run in
  * the backend's exact layout, the wall time of each nft step one ADD or DEL makes, each run
  * in-process (bun: libnftables) or as the nft command (node), median of R, every step undone
- * after it. Says which step grows with the number of containers.
+ * after it. Says which step grows with the number of containers. Last, per N, a repeated ADD
+ * through the backend itself (the same attachment ADDed a second time: wall, this process's CPU,
+ * the nft calls it makes).
  *
  *   bun bench/portmap-steps.ts [N...]   (default 0 2000; BENCH_STEPS_ROUNDS, default 15;
  *                                        BENCH_STEPS_SNAT=off: containers without snat;
@@ -22,12 +24,18 @@ import {
   writeSkeletonRules,
   skeletonRules,
 } from "../plugins/meta/portmap/portmap_nftables_layout.js";
+import { NftablesPortMapper } from "../plugins/meta/portmap/portmap_nftables.js";
+import { memoryRecords } from "../src/hoststate/records.js";
 import { benchConf, bulkFill } from "./lib/portmap-bulk.js";
 import { benchArgs, intArg } from "./lib/args.js";
+import { counted, timedCpu } from "./lib/nft-calls.js";
 
 const USAGE = `usage: bun bench/portmap-steps.ts [N...]
   N  containers written before each figure (default 0 2000)
-Environment: BENCH_STEPS_ROUNDS (default 15), BENCH_STEPS_SNAT=off (containers without snat).`;
+Prints, per N, the median wall time of each nft step of one ADD and DEL, and of a repeated ADD
+through the backend (with its CPU time and nft calls).
+Environment: BENCH_STEPS_ROUNDS (default 15), BENCH_STEPS_SNAT=off (containers without snat),
+BENCH_STEPS_CONDITIONS=on (every container with conditionsV4, one class).`;
 const NS = benchArgs({ usage: USAGE, maxPositionals: Infinity }).positionals.map((n) =>
   intArg(USAGE, "N", n, 0),
 );
@@ -149,6 +157,24 @@ async function main(): Promise<void> {
       }
       console.log(
         `N=${String(n).padStart(6)}  ${"list table ip cni_hostport (absent)".padEnd(44)} ${median(probes).toFixed(2).padStart(8)} ms`,
+      );
+      // The plugin's own ADD path (NftablesPortMapper.setUp, its record in memory): one ADD, then
+      // the same attachment ADDed again (a runtime retrying, cni-nft restore), then its DEL.
+      const calls: string[] = [];
+      const backend = new NftablesPortMapper(counted(nft, calls), { has: () => true }, memoryRecords());
+      const [again, againCpu]: [number[], number[]] = [[], []];
+      let againCalls: string[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        await backend.setUp(measured, measured);
+        calls.length = 0;
+        const t = await timedCpu(() => backend.setUp(measured, measured));
+        again.push(t.ms);
+        againCpu.push(t.cpu);
+        againCalls = [...calls];
+        await backend.remove(measured, measured);
+      }
+      console.log(
+        `N=${String(n).padStart(6)}  ${"repeated ADD (backend), wall".padEnd(44)} ${median(again).toFixed(2).padStart(8)} ms  (CPU ${median(againCpu).toFixed(2)} ms; ${againCalls.join(", ")})`,
       );
     }
   } finally {
