@@ -99,6 +99,40 @@ export function takeOver(
   tx.add(e);
 }
 
+/**
+ * Writes `e` with its owner element in an ADD, without reading. A key no earlier ADD of the owner
+ * recorded is `create`d: nft fails (EEXIST) when it exists, another attachment's or an ADD's whose
+ * record is lost, and the ADD takes it over after a listing. A key the owner's record names (a
+ * repeated ADD, which runtimes make) is asserted instead: its owner element is deleted and added
+ * again, which fails (ENOENT) unless it is still there (another attachment took the key over, or
+ * the earlier ADD never reached nft), and the element is `add`ed, which changes nothing when it
+ * holds this value, puts it back when a flushed map lost it, and fails (EEXIST) when it holds
+ * another. Either failure sends the ADD to its slow path, as a key that exists did before; a
+ * repeat that finds its own keys commits at once, whatever the number of containers.
+ */
+export function writeOwned(
+  tx: Transaction,
+  e: Element,
+  owner: string,
+  recorded: ReadonlySet<string>,
+  verb: "create" | "add" = "create",
+): void {
+  if (!recorded.has(keyText(e))) {
+    tx[verb](e);
+    tx.add(ownerElement(e, owner, e.comment));
+    return;
+  }
+  tx.delete(ownerElement(e, owner));
+  tx.add(ownerElement(e, owner, e.comment));
+  tx.add(e);
+}
+
+/** The keys (as keyText) of a record's `elements` that `want` writes again: what an ADD asserts. */
+export function recordedKeys(elements: readonly Element[], want: readonly Element[]): Set<string> {
+  const wanted = new Set(want.map(keyText));
+  return new Set(elements.map(keyText).filter((k) => wanted.has(k)));
+}
+
 /** Deletes a chain whether or not it exists (nft refuses to delete a chain that has rules). */
 export function dropChain(tx: Transaction, name: string): void {
   tx.add({ kind: "chain", name });

@@ -6,10 +6,12 @@
  * what is there for an attachment. See docs/bridge-ptp.md.
  *
  * ADD `create`s its elements, so it fails rather than overwrites when a key exists; only then
- * does it take the lock, list the table and take the keys over. DEL deletes each element with
- * its owner element in one transaction (src/hoststate/nft_owners.ts), never reading our table:
- * its keys come from prevResult, else from the record ADD writes before touching nft. It also
- * lists upstream's `masq_checks` (by name; a table of rules only) for rules of its owner.
+ * does it take the lock, list the table and take the keys over. A repeated ADD asserts the keys
+ * its record names instead (src/hoststate/nft_owners.ts, writeOwned): no listing while they are
+ * still its own. DEL deletes each element with its owner element in one transaction
+ * (src/hoststate/nft_owners.ts), never reading our table: its keys come from prevResult, else
+ * from the record ADD writes before touching nft. It also lists upstream's `masq_checks` (by
+ * name; a table of rules only) for rules of its owner.
  */
 import { withFlock } from "../cni/lock.js";
 import { nftOwnerComment, nftOwnerHash, staleOwner, type Attachment } from "../cni/attachment.js";
@@ -21,6 +23,7 @@ import {
   keyOnly,
   mergedKeys,
   keyText,
+  recordedKeys,
   ownerElement,
   takeOver,
   valueText,
@@ -107,9 +110,10 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
 
   /**
    * Remembers what this ADD is about to write (merged with what earlier ADDs wrote, so a DEL
-   * finds all of it), and returns the keys earlier ADDs wrote that this one does not want.
+   * finds all of it), and returns the keys earlier ADDs wrote that this one does not want, and
+   * those it writes again (`recorded`: asserted as its own, not created).
    */
-  private remember(a: Attachment, want: MasqDesired): MasqRecord {
+  private remember(a: Attachment, want: MasqDesired): MasqRecord & { recorded: Set<string> } {
     const hash = nftOwnerHash(a);
     const old = this.records.read(hash);
     const elements = mergedKeys(isRecord(old) ? old.elements : [], want.elements);
@@ -120,6 +124,7 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
     return {
       elements: isRecord(old) ? old.elements.filter((e) => !wanted.has(keyText(e))) : [],
       chains: isRecord(old) ? old.chains.filter((c) => !want.chains.some((w) => w.chain === c)) : [],
+      recorded: recordedKeys(isRecord(old) ? old.elements : [], want.elements),
     };
   }
 
@@ -139,8 +144,10 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
           dropUnusedSubnets(this.nft, released(this.records, hash, earlier.chains)),
         ),
       );
+    // A repeated ADD asserts the keys it recorded (no listing while they are its own); the full
+    // transaction creates them, for a table that was missing or flushed.
     const fast = this.nft.newTransaction();
-    ownTransaction(fast, hash, want);
+    ownTransaction(fast, hash, want, earlier.recorded);
     const full = this.nft.newTransaction();
     declareSkeleton(full);
     ownTransaction(full, hash, want);

@@ -17,7 +17,7 @@
  * whether the subnet's chain is still used.
  */
 import { nftOwnerComment, sha512Hex, type Attachment } from "../cni/attachment.js";
-import { declareOwners, ownerElement } from "../hoststate/nft_owners.js";
+import { declareOwners, writeOwned } from "../hoststate/nft_owners.js";
 import { concat, prefix, type Element, type SkeletonChain, type Transaction } from "../nftables/index.js";
 import { addressOf, familyOf, subnetOf } from "../address/index.js";
 import type { MasqSpec } from "./ipmasq.js";
@@ -110,11 +110,16 @@ export function writeSubnetChain(tx: Transaction, s: SubnetChain): void {
   for (const rule of subnetChainRules(s).rules) tx.add({ kind: "rule", chain: s.chain, rule });
 }
 
-/** One attachment's part of an ADD: its subnets first (elements name their counters), then each element with its owner element. */
-export function ownTransaction(tx: Transaction, owner: string, want: MasqDesired): void {
+/**
+ * One attachment's part of an ADD: its subnets first (elements name their counters), then each
+ * element with its owner element; the keys in `recorded` (an earlier ADD's) asserted as its own.
+ */
+export function ownTransaction(
+  tx: Transaction,
+  owner: string,
+  want: MasqDesired,
+  recorded: ReadonlySet<string> = new Set(),
+): void {
   for (const s of want.chains) writeSubnetChain(tx, s);
-  for (const e of want.elements) {
-    tx.create(e);
-    tx.add(ownerElement(e, owner, e.comment));
-  }
+  for (const e of want.elements) writeOwned(tx, e, owner, recorded);
 }

@@ -37,6 +37,7 @@ import {
   ownerElement,
   ownerElementOf,
   takeOver,
+  writeOwned,
 } from "../../../src/hoststate/nft_owners.js";
 import {
   nftNetworkHash,
@@ -232,25 +233,26 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     const want = [...new Set(conf.addresses.map((x) => x.split("/")[0]!))].map((ip) =>
       addressElement(ip, comment),
     );
+    let recorded = new Set<string>();
     if (want.length) {
       const before = recordedAddresses(this.records.read(hash));
       this.records.write(hash, { addresses: [...new Set([...before, ...want.map((e) => e.key[0]!)])] });
       if (this.hostForward) this.records.use(hostForwardUse(a.network), hash);
+      recorded = new Set(want.filter((e) => before.includes(e.key[0]!)).map(keyText));
     }
     // The table and its rules are rewritten only when missing or made for another mark; an
-    // address that exists (a repeated ADD, or another container's stale one) fails `create` and
-    // is taken over after a listing. The host's accept first (a chain the config names but the
-    // host lacks then changes nothing), in the same lock as the elements, so a racing DEL of the
-    // network's last container cannot remove it between the two.
+    // address that exists (another container's stale one) fails `create` and is taken over after
+    // a listing. An address an earlier ADD of this attachment recorded (a repeated ADD) is
+    // asserted as its own instead (writeOwned), so a repeat lists nothing while it holds them.
+    // The host's accept first (a chain the config names but the host lacks then changes
+    // nothing), in the same lock as the elements, so a racing DEL of the network's last
+    // container cannot remove it between the two.
     await withFlock(NFT_LOCK_FILE, async () => {
       await this.hostForward?.setUpMark(a.network, conf.mark);
       const fast = this.nft.newTransaction();
       fast.reset({ kind: "counter", name: markCounter(conf.mark) });
       writeSkeletonRules(fast, conf.mark);
-      for (const e of want) {
-        fast.create(e);
-        fast.add(ownerElement(e, hash, comment));
-      }
+      for (const e of want) writeOwned(fast, e, hash, recorded);
       if (isolation) this.isolationElements(fast, isolation);
       try {
         await this.nft.run(fast);

@@ -24,9 +24,11 @@
  *
  * ADD creates its elements with `create`, so it fails rather than overwrites when a key exists;
  * only then does it take the lock, list the table and take the keys over (moving their owner
- * elements too). DEL deletes each element together with its owner element in one transaction: a
- * key taken over by another container has another owner element, so the transaction fails and
- * that key is skipped. DEL therefore never reads nft (every read costs O(table) in nft 1.0.6,
+ * elements too). A repeated ADD asserts the keys its record names instead (writeOwned: its owner
+ * elements deleted and added again, which fails unless they are still there), so it too commits
+ * without reading while its keys are its own. DEL deletes each element together with its owner
+ * element in one transaction: a key taken over by another container has another owner element,
+ * so the transaction fails and that key is skipped. DEL therefore never reads nft (every read costs O(table) in nft 1.0.6,
  * which fetches every element of the table first); its keys come from its config, else from the
  * attachment's record (src/hoststate/records.ts) that ADD writes before touching nft.
  *
@@ -103,20 +105,22 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     const want = desired(c);
     const effects: Effects = { udpPorts: udpPorts(want.elements) };
     if (want.elements.length === 0) return effects;
-    remember(this.records, a, want);
+    const recorded = remember(this.records, a, want);
     const fast = this.nft.newTransaction();
     // The skeleton's rules every time (a flushed table or chain keeps the rest); the table, maps
-    // and chains are declared only when nft reports them missing: half the cost of an ADD.
+    // and chains are declared only when nft reports them missing: half the cost of an ADD. Keys
+    // an earlier ADD recorded are asserted as this attachment's (a repeated ADD: no listing).
     writeSkeletonRules(fast);
-    ownTransaction(fast, nftOwnerHash(a), want, "create");
+    ownTransaction(fast, nftOwnerHash(a), want, "create", recorded);
     try {
       await this.nft.run(fast);
       return effects;
     } catch (e) {
       if (!isAlreadyExists(e) && !isNotFound(e)) throw e;
     }
-    // The skeleton is missing or in the previous layout, or a key exists (ours from a repeated
-    // ADD, or another container's): under the lock, read the table and write what is missing.
+    // The skeleton is missing or in the previous layout, or a key exists (another container's,
+    // or ours with another value), or a recorded key is not ours any more (taken over, or the
+    // earlier ADD never reached nft): under the lock, read the table and write what is missing.
     await withFlock(LOCK_FILE, () => this.repair(a, want));
     return effects;
   }

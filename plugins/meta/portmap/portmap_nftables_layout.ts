@@ -18,7 +18,7 @@
  * needs to read.
  */
 import { nftOwnerComment, sha512Hex } from "../../../src/cni/attachment.js";
-import { declareOwners, keyText, ownerElement } from "../../../src/hoststate/nft_owners.js";
+import { declareOwners, keyText, writeOwned } from "../../../src/hoststate/nft_owners.js";
 import {
   concat,
   prefix,
@@ -316,12 +316,19 @@ export function dropCondClass(tx: Transaction, name: string): void {
   tx.destroy({ kind: "map", name: m.any, type: `inet_proto . inet_service : counter` });
 }
 
-/** One attachment's part of a transaction: chains first, then each element with its owner element. */
-export function ownTransaction(tx: Transaction, owner: string, want: Desired, verb: "create" | "add"): void {
+/**
+ * One attachment's part of a transaction: chains first, then each element with its owner
+ * element; the keys in `recorded` (an earlier ADD's, from the record) asserted as its own, not
+ * created (writeOwned).
+ */
+export function ownTransaction(
+  tx: Transaction,
+  owner: string,
+  want: Desired,
+  verb: "create" | "add",
+  recorded: ReadonlySet<string> = new Set(),
+): void {
   for (const s of want.snatChains) snatChainTransaction(tx, s);
   for (const k of want.classes) condClassTransaction(tx, k);
-  for (const e of want.elements) {
-    tx[verb](e);
-    tx.add(ownerElement(e, owner, e.comment));
-  }
+  for (const e of want.elements) writeOwned(tx, e, owner, recorded, verb);
 }

@@ -6,7 +6,7 @@
  * current layout's names whatever layout wrote them.
  */
 import { nftOwnerHash, type Attachment } from "../../../src/cni/attachment.js";
-import { mergedKeys } from "../../../src/hoststate/nft_owners.js";
+import { mergedKeys, recordedKeys } from "../../../src/hoststate/nft_owners.js";
 import type { AttachmentRecords } from "../../../src/hoststate/index.js";
 import type { Element } from "../../../src/nftables/index.js";
 import { currentGuardNames } from "./portmap_nftables_guards.js";
@@ -29,8 +29,11 @@ export function sharedNames(want: Pick<Desired, "snatChains" | "classes">): stri
   return [...want.snatChains.map((x) => x.chain), ...want.classes.map((k) => k.name)];
 }
 
-/** Remembers what this ADD is about to write (merged with what earlier ADDs wrote). */
-export function remember(records: AttachmentRecords, a: Attachment, want: Desired): void {
+/**
+ * Remembers what this ADD is about to write (merged with what earlier ADDs wrote), and returns
+ * the keys of it an earlier ADD recorded (a repeated ADD asserts those instead of creating them).
+ */
+export function remember(records: AttachmentRecords, a: Attachment, want: Desired): Set<string> {
   const hash = nftOwnerHash(a);
   const old = records.read(hash);
   const shared = new Set([...((isRecord(old) && old.shared) || []), ...sharedNames(want)]);
@@ -40,6 +43,7 @@ export function remember(records: AttachmentRecords, a: Attachment, want: Desire
     shared: [...shared],
   } satisfies PortmapRecord);
   for (const name of sharedNames(want)) records.use(name, hash);
+  return recordedKeys(isRecord(old) ? old.elements : [], want.elements);
 }
 
 /**

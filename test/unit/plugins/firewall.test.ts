@@ -11,6 +11,7 @@ import type { HostStateBackend } from "../../../src/hoststate/index.js";
 import { firewallBackends, isolationBackends } from "../../../plugins/meta/firewall/backends.js";
 import type { FirewallSpec } from "../../../plugins/meta/firewall/firewall_backend.js";
 import { NFT_TABLE, type NftablesFirewall } from "../../../plugins/meta/firewall/firewall_nftables.js";
+import { spyReads } from "../../helpers/nft-reads.js";
 
 type Name = "iptables" | "nftables";
 const A = { network: "net1", containerId: "ctr1", ifname: "eth0" };
@@ -472,24 +473,13 @@ COMMIT
 });
 
 /** The nft reads the backend makes from now on (its Interface's listing methods, counted). */
-function spyReads(b: HostStateBackend<FirewallSpec>): string[] {
-  const nft = (b as NftablesFirewall).nft as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const reads: string[] = [];
-  for (const m of ["listElements", "listTable", "list", "listRules", "listCounters", "getElements"]) {
-    const orig = nft[m]!.bind(nft);
-    nft[m] = (...args: unknown[]) => {
-      reads.push(m);
-      return orig(...args);
-    };
-  }
-  return reads;
-}
+const readsOf = (b: HostStateBackend<FirewallSpec>): string[] => spyReads((b as NftablesFirewall).nft);
 
 test("firewall nftables: DEL reads nothing: each address goes with its owner element, by prevResult or the record", async () => {
   for (const spec of [undefined, SPEC_A]) {
     const [host, b] = await threeAttached("nftables");
     if (spec) host.records("firewall-nftables").files.clear();
-    const reads = spyReads(b);
+    const reads = readsOf(b);
     await b.remove(A, spec);
     assert.equal(await host.dump(), NFTABLES_DEL);
     assert.deepEqual(reads, [], spec ? "addresses from prevResult" : "addresses from the record");
@@ -541,5 +531,26 @@ test("firewall nftables: a table of the layout before owner elements: DEL finds 
   const ownersLines = /^add (set|element) inet cni_nft_firewall owners .*\n/gm;
   assert.equal(await host.dump(), NFTABLES_DEL.replace(ownersLines, ""));
   await b.setUp(A, SPEC_A);
+  assert.equal(await host.dump(), NFTABLES_ADD);
+});
+
+test("firewall nftables: a repeated ADD reads nothing: the addresses its record names are asserted in the one run", async () => {
+  const [host, b] = await threeAttached("nftables");
+  const reads = readsOf(b);
+  await b.setUp(A, SPEC_A);
+  await b.setUp(C, SPEC_C);
+  assert.deepEqual(reads, []);
+  assert.equal(await host.dump(), NFTABLES_ADD);
+});
+
+test("firewall nftables: a repeated ADD whose address another container took over lists the sets and takes it back", async () => {
+  const [host, b] = await threeAttached("nftables");
+  const D = { ...A, containerId: "ctr4" };
+  await b.setUp(D, { ...SPEC_A, addresses: ["10.88.0.5/32"] });
+  const reads = readsOf(b);
+  await b.setUp(A, SPEC_A);
+  assert.deepEqual(reads, ["listElements", "listElements", "listElements", "listCounters"]);
+  assert.deepEqual(await b.check(A, SPEC_A), []);
+  await b.remove(D);
   assert.equal(await host.dump(), NFTABLES_ADD);
 });

@@ -158,7 +158,8 @@ function countingHost(): { host: FakeHost; calls: string[] } {
   return { host, calls };
 }
 
-test("masquerade nftables: DEL tries to drop only the subnet chains no other attachment is noted to use (a batch that fails costs the kernel an abort)", async () => {
+/** A, B and C attached on a counting host (what follows counts from there). */
+async function countedThree(): Promise<{ host: FakeHost; calls: string[]; b: NftablesMasq }> {
   const { host, calls } = countingHost();
   const b = nftBackend(host);
   for (const [x, s] of [
@@ -167,6 +168,12 @@ test("masquerade nftables: DEL tries to drop only the subnet chains no other att
     [C, SPEC_C],
   ] as const)
     await b.setUp(x, s);
+  calls.length = 0;
+  return { host, calls, b };
+}
+
+test("masquerade nftables: DEL tries to drop only the subnet chains no other attachment is noted to use (a batch that fails costs the kernel an abort)", async () => {
+  const { host, calls, b } = await countedThree();
   assert.equal(await host.dump(), NFT_ALL);
   calls.length = 0;
   // B shares 10.88.0.0/24 with A: its elements go, and no batch tries the subnet's chain.
@@ -178,6 +185,48 @@ test("masquerade nftables: DEL tries to drop only the subnet chains no other att
   assert.deepEqual(calls, [`listRules ${UPSTREAM_MASQ_TABLE}`, `run ${MASQ_TABLE}`, `run ${MASQ_TABLE}`]);
   assert.doesNotMatch(await host.dump(), new RegExp(`${S4}|${S6}|ctr1|ctr2`));
   assert.deepEqual(host.records("masquerade").uses(), [[S4C, OWNER_C.split(",")[0]!]]);
+});
+
+test("masquerade nftables: a repeated ADD asserts its recorded keys: one run, no listing, one copy", async () => {
+  const { host, calls, b } = await countedThree();
+  await b.setUp(A, SPEC_A);
+  assert.deepEqual(calls, [`runAll ${MASQ_TABLE}`]);
+  assert.equal(await host.dump(), NFT_ALL);
+  // The one run: per subnet its chain; per address its owner element deleted and added again
+  // (fails unless it is there), then the element added (a no-op when it holds this value).
+  const plan = await b.plan(A, SPEC_A);
+  assert.deepEqual(
+    plan.fast[0]!.render()
+      .text.split("\n")
+      .filter((l) => / (masq[46]|owners) /.test(l) && l.includes("element")),
+    [
+      `delete element ${T} owners { "9fb6ac25b24dfdc" . "e665519043636e4" }`,
+      `add element ${T} owners { "9fb6ac25b24dfdc" . "e665519043636e4" comment "${OWNER_A}" }`,
+      `add element ${T} masq4 { 10.88.0.5 comment "${OWNER_A}" : ${S4} }`,
+      `delete element ${T} owners { "9fb6ac25b24dfdc" . "748f85ac71b9b3b" }`,
+      `add element ${T} owners { "9fb6ac25b24dfdc" . "748f85ac71b9b3b" comment "${OWNER_A}" }`,
+      `add element ${T} masq6 { fd00::5 comment "${OWNER_A}" : ${S6} }`,
+    ],
+  );
+});
+
+test("masquerade nftables: a repeated ADD whose address another attachment took over lists the table and takes it back", async () => {
+  const { host, calls, b } = await countedThree();
+  const D = { network: "net1", containerId: "ctr4", ifname: "eth0" };
+  await b.setUp(D, { addresses: ["10.88.0.5/24"] });
+  calls.length = 0;
+  await b.setUp(A, SPEC_A);
+  // The fast run fails (A's owner element of 10.88.0.5 went with D's take-over), the full one
+  // too (the key exists): a listing, then the take-back.
+  assert.deepEqual(calls, [
+    `runAll ${MASQ_TABLE}`,
+    `runAll ${MASQ_TABLE}`,
+    `listTable ${MASQ_TABLE}`,
+    `run ${MASQ_TABLE}`,
+  ]);
+  assert.equal(await host.dump(), NFT_ALL);
+  await b.remove(D);
+  assert.equal(await host.dump(), NFT_ALL);
 });
 
 test("masquerade nftables: without notes of use (a host upgraded while containers run) the kernel decides, and GC drops what a killed DEL left", async () => {

@@ -11,6 +11,7 @@ import type { PortMapSpec } from "../../../plugins/meta/portmap/config.js";
 import { NFT_TABLE, type NftablesPortMapper } from "../../../plugins/meta/portmap/portmap_nftables.js";
 import { snatChain } from "../../../plugins/meta/portmap/portmap_nftables_layout.js";
 import { A, B, C, BASE, SPEC_A, SPEC_C, specB, threeAttached, type Name } from "./portmap-fixtures.js";
+import { spyReads } from "../../helpers/nft-reads.js";
 
 const NFTABLES_ADD = String.raw`add table inet cni_nft_portmap { comment "CNI portmap (cni-nft): host ports to containers, state in maps" ; }
 add counter inet cni_nft_portmap cond4-2d25284b6bb9 { comment "DNATed under these conditions, named by the class's maps" ; }
@@ -349,8 +350,11 @@ test("portmap nftables: CHECK names what is missing after damage, ADD repairs it
     "element 192.168.1.1 . tcp . 9090 of cond_ip4-2d25284b6bb9 in table inet cni_nft_portmap",
     "chain cond4-2d25284b6bb9-out in table inet cni_nft_portmap",
   ]);
+  // Their repeated ADDs put back what went without reading (the elements' owner elements stayed).
+  const reads = spyReads((b as NftablesPortMapper).nft);
   await b.setUp(A, SPEC_A);
   await b.setUp(B, specB("nftables"));
+  assert.deepEqual(reads, []);
   assert.equal(await host.dump(), NFTABLES_ADD);
 });
 
@@ -611,23 +615,8 @@ test("portmap iptables: externalSetMarkChain: the operator's chain marks, no sha
 
 test("portmap nftables: ADD and DEL read nothing from nft (with mappings or from the record), the last DEL of a subnet takes its chain and counter", async () => {
   const [host, b] = await threeAttached("nftables");
-  const nft = (b as NftablesPortMapper).nft as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const reads: string[] = [];
-  for (const m of [
-    "listElements",
-    "listTable",
-    "list",
-    "listRules",
-    "listCounters",
-    "getElements",
-    "listTables",
-  ]) {
-    const orig = nft[m]!.bind(nft);
-    nft[m] = (...args: unknown[]) => {
-      reads.push(m); // (upstream's cni_hostport tables are looked for through forTable, not here)
-      return orig(...args);
-    };
-  }
+  // (upstream's cni_hostport tables are looked for through forTable, not counted here)
+  const reads = spyReads((b as NftablesPortMapper).nft);
   const D = { ...A, containerId: "ctr4" };
   await b.setUp(D, { ...SPEC_C, mappings: [{ hostPort: 6060, containerPort: 60, protocol: "tcp" }] });
   await b.remove(D);
