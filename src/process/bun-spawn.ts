@@ -26,6 +26,17 @@ interface BunSpawn {
   }): BunSubprocess;
 }
 
+let started = 0;
+
+/**
+ * How many programs this process has started with Bun.spawn. Each keeps a descriptor (the memfd
+ * of its stdin) until its subprocess object is garbage: the resident daemon collects garbage
+ * after calls that started any (src/resident/daemon.ts).
+ */
+export function programsStarted(): number {
+  return started;
+}
+
 /** Bun's spawn when running on Bun, else undefined (the caller takes node:child_process). */
 export function bunSpawner(): BunSpawn | undefined {
   return onBun() ? ((globalThis as { Bun?: unknown }).Bun as BunSpawn) : undefined;
@@ -45,6 +56,7 @@ export async function runWithBun(bun: BunSpawn, cmd: Command, argv: readonly str
   } catch (e) {
     throw spawnFailure(cmd.argv, e as NodeJS.ErrnoException);
   }
+  started++;
   const deadline = killAfter(cmd.timeoutMs, () => child.kill("SIGKILL"));
   const [stdout, stderr] = await Promise.all([
     new Response(child.stdout).text(),

@@ -15,6 +15,7 @@ import { CURRENT_VERSION } from "../cni/version.js";
 import { loadLibc, type Libc } from "../ffi/libc.js";
 import { loadedLibNftables } from "../nftables/libnftables.js";
 import { PLUGIN_NAMES } from "../bin/names.js";
+import { programsStarted } from "../process/bun-spawn.js";
 import { KeyedQueue, StateGate } from "./order.js";
 import {
   clientIdentity,
@@ -53,8 +54,15 @@ export interface DaemonCounters {
   skipped: number;
 }
 
-/** Garbage collection once the daemon is this long without a call, or after this many calls. */
+/**
+ * Garbage collection (a full one, synchronous: ~3-8 ms of CPU with the daemon's heap) once the
+ * daemon is this long without a call, when the calls since the last one started programs (their
+ * stdin's memfd goes with the garbage) or were this many; and after this many calls under a
+ * steady load. Collecting after every call that finds the daemon idle made a full collection
+ * most of the CPU of a call that comes alone (a runtime's usual call).
+ */
 const COLLECT_AFTER_IDLE_MS = 200;
+const COLLECT_IDLE_AFTER_CALLS = 20;
 const COLLECT_EVERY_CALLS = 100;
 
 /** A connection must bring its whole request within this time. */
@@ -159,18 +167,25 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
     maybeFinish();
   };
   // Descriptors Bun keeps for a finished program (the memfd of its stdin) and memory go with the
-  // garbage they belong to: collected when the daemon is between calls, and every so many calls
-  // under a steady load, so neither grows with the calls served.
+  // garbage they belong to: collected when the daemon is between calls (after calls that started
+  // programs, or after enough calls), and every so many calls under a steady load, so neither
+  // grows with the calls served.
   let collect: ReturnType<typeof setTimeout> | undefined;
   let sinceCollected = 0;
+  let startedBefore = programsStarted();
   const gc = (): void => {
     sinceCollected = 0;
+    startedBefore = programsStarted();
     (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(true);
   };
   const collectSoon = (): void => {
     clearTimeout(collect);
     if (++sinceCollected >= COLLECT_EVERY_CALLS) gc();
-    else if (inFlight === 0) collect = setTimeout(gc, COLLECT_AFTER_IDLE_MS);
+    else if (
+      inFlight === 0 &&
+      (programsStarted() !== startedBefore || sinceCollected >= COLLECT_IDLE_AFTER_CALLS)
+    )
+      collect = setTimeout(gc, COLLECT_AFTER_IDLE_MS);
   };
   const armIdle = (): void => {
     clearTimeout(idle);

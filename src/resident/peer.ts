@@ -23,12 +23,14 @@ export interface ProcessIdentity {
   uid: number;
 }
 
+const STATUS_FIELDS = { CapEff: /^CapEff:\s*(.*)$/m, Uid: /^Uid:\s*(.*)$/m };
+
 export function processIdentity(pid: number | "self"): ProcessIdentity {
   const base = `/proc/${pid}`;
   const exe = statSync(`${base}/exe`);
   const status = readFileSync(`${base}/status`, "utf8");
-  const field = (name: string): string =>
-    new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1]?.trim() ?? "";
+  const field = (name: keyof typeof STATUS_FIELDS): string =>
+    STATUS_FIELDS[name].exec(status)?.[1]?.trim() ?? "";
   return {
     net: readlinkSync(`${base}/ns/net`),
     mnt: readlinkSync(`${base}/ns/mnt`),
