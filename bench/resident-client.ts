@@ -1,10 +1,10 @@
 /**
  * Where a plugin call through the resident daemon spends its time, client side and daemon side,
  * for one or two builds of the compiled plugins in one interleaved run (docs/resident.md,
- * docs/performance.md "The resident daemon"): Bun's runtime alone (a compiled `hello`), the sh
- * front, the binary's VERSION (Bun, the entry, the full dispatch), a tuning DEL (no work) in-process
- * and through a daemon (through the sh front and straight to what it execs: cni-nft-client, or the
- * binary in builds before it), and podman's chain bridge (ipMasq) -> portmap (one mapping) ->
+ * docs/performance.md "The resident daemon"): Bun's runtime alone (a compiled `hello`), the
+ * front's VERSION, the binary's VERSION (Bun, the entry, the full dispatch), a tuning DEL (no work) in-process
+ * and through a daemon (through the front and straight to cni-nft-client, or the binary in builds
+ * before it), and podman's chain bridge (ipMasq) -> portmap (one mapping) ->
  * firewall, ADD then DEL in reverse, one plugin per row (real work: veth, IPAM, nft or
  * iptables-save/restore with --backend iptables) in-process and through the daemon.
  *
@@ -13,13 +13,14 @@
  * plain run (spawnSync from the driver: its own start is in every figure, the `hello` row shows
  * it), the CPU time of a run under bash `times` (the process and what it waited for; mean of the
  * middle 80% of the runs, as `times` counts in ms), and the daemon's CPU per call (the sum of its
- * threads' schedstat, ns).
+ * threads' schedstat, ns). The front is a C executable where the build had a cc (the client
+ * itself: through the daemon it execs nothing), else a sh script (docs/resident.md "The fronts").
  *
  *   node --import tsx bench/resident-client.ts [--runs 60] [--bin DIR] [--baseline DIR]
  *       [--backend nftables|iptables]
  *
  * --bin defaults to dist/compiled; --baseline is another build's dist/compiled (a copy of the
- * directory is enough: the sh fronts exec the binary beside them), printed first.
+ * directory is enough: the fronts exec the binary beside them), printed first.
  *
  * The plugins' lock files are in /run, shared by every test and bench on the machine (their host
  * namespaces are network namespaces only): the bench runs in a private /run of its own
@@ -159,12 +160,12 @@ async function inside(p: Inside): Promise<void> {
         steps: [{ label, argv, env: e, input: () => input }],
       });
       cases.push(
-        one("VERSION, sh front", [front], { ...env, CNI_COMMAND: "VERSION" }, ""),
+        one("VERSION, front", [front], { ...env, CNI_COMMAND: "VERSION" }, ""),
         one("VERSION, binary", [binary], { ...env, CNI_COMMAND: "VERSION" }, ""),
         one("tuning DEL in-process", [front], { ...env, CNI_COMMAND: "DEL" }),
         one("tuning DEL daemon", [front], { ...resident, CNI_COMMAND: "DEL" }, tuning, d.pid),
         one(
-          "tuning DEL daemon, no sh front",
+          "tuning DEL daemon, no front",
           [client],
           { ...resident, CNI_COMMAND: "DEL", CNI_NFT_PLUGIN: "tuning" },
           tuning,
@@ -257,10 +258,10 @@ async function inside(p: Inside): Promise<void> {
     for (const b of cols) {
       const bunAlone = cpu("compiled hello (Bun alone)", b);
       const parts = [
-        `sh front and its exec ${(cpu("tuning DEL daemon", b) - cpu("tuning DEL daemon, no sh front", b)).toFixed(2)}`,
+        `the front and its exec ${(cpu("tuning DEL daemon", b) - cpu("tuning DEL daemon, no front", b)).toFixed(2)}`,
         `Bun's runtime ${bunAlone.toFixed(2)}`,
         `the binary's VERSION beyond Bun ${(cpu("VERSION, binary", b) - bunAlone).toFixed(2)}`,
-        `the served call beyond Bun ${(cpu("tuning DEL daemon, no sh front", b) - bunAlone).toFixed(2)}`,
+        `the served call beyond Bun ${(cpu("tuning DEL daemon, no front", b) - bunAlone).toFixed(2)}`,
       ];
       console.log(`  ${b}: ${parts.join("; ")}`);
     }

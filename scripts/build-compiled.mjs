@@ -4,19 +4,23 @@
 //   dist/compiled/cni-nft-plugins   the multi-call binary, dispatching on its name like busybox
 //                                   (entry src/bin/main.ts)
 //   dist/compiled/cni-nft-client    the resident daemon's client (docs/resident.md): built with
-//                                   the system's cc from src/resident/thin/client.c (it execs
-//                                   cni-nft-plugins for a call the daemon does not serve); without
-//                                   a cc, or with CNI_NFT_CLIENT=bun, compiled by Bun from
+//                                   the system's cc from src/resident/thin/client.c and call.c (it
+//                                   execs cni-nft-plugins for a call the daemon does not serve);
+//                                   without a cc, or with CNI_NFT_CLIENT=bun, compiled by Bun from
 //                                   src/bin/compiled.ts, all a call the daemon serves loads, and
 //                                   src/bin/multicall.ts, loaded when the daemon does not serve it
 //   dist/compiled/cni-nft           a link to cni-nft-plugins: the operator CLI
-//   dist/compiled/<plugin>          a tiny /bin/sh front: it answers VERSION itself and execs
-//                                   cni-nft-client when a daemon's socket exists, else
-//                                   cni-nft-plugins
+//   dist/compiled/<plugin>          the plugin's front (src/bin/fronts.ts): it answers VERSION
+//                                   itself and otherwise execs cni-nft-plugins, or serves the call
+//                                   through a daemon's socket. With a cc, a small C executable
+//                                   (src/resident/thin/front.c, the client in the same process);
+//                                   without one, or with CNI_NFT_FRONT=sh, a /bin/sh script that
+//                                   execs cni-nft-client when a daemon's socket exists
 //
-// Why a shell front and not a link: runtimes call VERSION before every ADD and DEL (podman: on
-// every plugin of the chain), and dash answers in about 1.5 ms where the compiled runtime needs
-// about 17 ms to start; for the other verbs the front costs one more exec (about 1.5 ms).
+// Why a front and not a link: runtimes call VERSION before every ADD and DEL (podman: on every
+// plugin of the chain), and the front answers in about 1 ms where the compiled runtime needs about
+// 17 ms to start; for the other verbs the front costs one more exec. Why C where there is a cc:
+// dash costs ~1 ms per call and the sh front a second exec on the daemon's path (docs/performance.md).
 // Why two executables: Bun loads an entry's bytecode whole at every start, so the client must be
 // an entry of its own, and an executable whose entry is the client pays ~0.5 ms more to load the
 // full dispatch as a second entry than cni-nft-plugins does (docs/performance.md): the usual call,
@@ -27,12 +31,15 @@ import {
   chmodSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readFileSync,
   renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 
 const bun = "node_modules/bun/bin/bun.exe";
 if (!existsSync(bun)) {
@@ -80,34 +87,6 @@ const CLIENT_INPUTS = [
   "src/resident/client.ts",
   "src/resident/protocol.ts",
 ];
-/** The C client, or false when there is no cc: a Bun process's start is most of a served call. */
-function compileC() {
-  if (process.env["CNI_NFT_CLIENT"] === "bun") return false;
-  try {
-    execFileSync("cc", ["--version"], { stdio: "ignore" });
-  } catch {
-    console.error("build-compiled: no cc; the resident client is the Bun one");
-    return false;
-  }
-  const tmp = `${out}/.${client}.${process.pid}`;
-  execFileSync("cc", ["-O2", "-Wall", "-Wextra", "-Werror", "-o", tmp, "src/resident/thin/client.c"], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  renameSync(tmp, `${out}/${client}`);
-  return true;
-}
-if (!compileC()) {
-  const thin = compile(client, ["src/bin/compiled.ts", "src/bin/multicall.ts"]);
-  const extra = thin.inputs.filter((i) => !CLIENT_INPUTS.includes(i));
-  if (thin.inputs.length === 0 || extra.length > 0) {
-    thin.drop();
-    throw new Error(
-      `build-compiled: the client entry must not bundle ${extra.join(", ") || "(no metafile entry)"}`,
-    );
-  }
-  thin.place();
-}
-
 /** Replaces `path` atomically with a link or a file. */
 function place(path, write) {
   const t = `${path}.${process.pid}.tmp`;
@@ -116,39 +95,63 @@ function place(path, write) {
   renameSync(t, path);
 }
 
-place(`${out}/cni-nft`, (t) => symlinkSync(binary, t));
-const version = execFileSync(`${out}/${binary}`, [], {
-  env: { CNI_COMMAND: "VERSION" },
-  encoding: "utf8",
-}).trim();
-if (version.includes("'")) throw new Error("VERSION answer cannot be quoted for sh");
-const { PLUGINS } = await import("../dist/src/bin/plugins.js"); // compiled by tsc before this runs
-const plugins = Object.keys(PLUGINS);
-for (const name of plugins) {
-  if (process.env["CNI_NFT_LINKS"] === "1") {
-    place(`${out}/${name}`, (t) => symlinkSync(binary, t));
-    continue;
+const C_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror"];
+const THIN = "src/resident/thin";
+/** cc -O2 -Wall -Wextra -Werror `args`, in `cwd` (the object directory: no random path is recorded). */
+function cc(args, cwd = ".") {
+  execFileSync("cc", [...C_FLAGS, ...args], { cwd, stdio: ["ignore", "inherit", "inherit"] });
+}
+/** Whether the C client and fronts are built: a Bun process's start is most of a served call. */
+function haveCc() {
+  if (process.env["CNI_NFT_CLIENT"] === "bun") return false;
+  try {
+    execFileSync("cc", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    console.error("build-compiled: no cc; the resident client is the Bun one, the fronts are sh");
+    return false;
   }
-  const front = `#!/bin/sh
-# cni-nft-multicall front for the ${name} plugin (scripts/build-compiled.mjs): VERSION answered here,
-# every other verb by a compiled binary beside this file.
-if [ "$CNI_COMMAND" = VERSION ]; then
-  printf '%s\\n' '${version}'
-  exit 0
-fi
-self=$0
-[ -L "$self" ] && self=$(readlink -f "$self")
-case $self in */*) dir=\${self%/*} ;; *) dir=. ;; esac
-# A daemon's socket (docs/resident.md): its client, which checks it and falls back in-process.
-bin=${binary}
-if [ $# -eq 0 ] && [ "$CNI_NFT_RESIDENT" != off ] &&
-  [ -S "\${CNI_NFT_RESIDENT_SOCKET:-/run/cni-nft/resident/plugins.sock}" ]; then
-  bin=${client}
-fi
-CNI_NFT_PLUGIN=${name} exec "$dir/$bin" "$@"
-`;
-  place(`${out}/${name}`, (t) => {
-    writeFileSync(t, front);
-    chmodSync(t, 0o755);
-  });
+}
+/** The objects the C client and fronts are linked from, or undefined without a cc. */
+const objects = haveCc() ? mkdtempSync(join(tmpdir(), "cni-nft-cc-")) : undefined;
+try {
+  if (objects) {
+    cc(["-c", "-o", `${objects}/call.o`, `${THIN}/call.c`]);
+    place(`${out}/${client}`, (t) => cc(["-o", t, `${THIN}/client.c`, `${objects}/call.o`]));
+  } else {
+    const thin = compile(client, ["src/bin/compiled.ts", "src/bin/multicall.ts"]);
+    const extra = thin.inputs.filter((i) => !CLIENT_INPUTS.includes(i));
+    if (thin.inputs.length === 0 || extra.length > 0) {
+      thin.drop();
+      throw new Error(
+        `build-compiled: the client entry must not bundle ${extra.join(", ") || "(no metafile entry)"}`,
+      );
+    }
+    thin.place();
+  }
+
+  place(`${out}/cni-nft`, (t) => symlinkSync(binary, t));
+  // The one VERSION answer every front prints (the sh front's printf adds the newline).
+  const version = execFileSync(`${out}/${binary}`, [], {
+    env: { CNI_COMMAND: "VERSION" },
+    encoding: "utf8",
+  }).trim();
+  // Compiled by tsc before this runs.
+  const { PLUGINS } = await import("../dist/src/bin/plugins.js");
+  const { cFrontTable, shFront } = await import("../dist/src/bin/fronts.js");
+  const cFronts = objects !== undefined && process.env["CNI_NFT_FRONT"] !== "sh";
+  if (cFronts) cc(["-c", "-o", `${objects}/front.o`, `${THIN}/front.c`]);
+  for (const name of Object.keys(PLUGINS)) {
+    if (process.env["CNI_NFT_LINKS"] === "1") place(`${out}/${name}`, (t) => symlinkSync(binary, t));
+    else if (cFronts) {
+      writeFileSync(`${objects}/${name}.c`, cFrontTable(name, version));
+      place(`${out}/${name}`, (t) => cc(["-o", resolve(t), "front.o", "call.o", `${name}.c`], objects));
+    } else
+      place(`${out}/${name}`, (t) => {
+        writeFileSync(t, shFront(name, version));
+        chmodSync(t, 0o755);
+      });
+  }
+} finally {
+  if (objects) rmSync(objects, { recursive: true, force: true });
 }

@@ -9,7 +9,7 @@ import { basename } from "node:path";
 import { PLANNED_NAMES, PLUGIN_NAMES } from "./names.js";
 
 /**
- * What the C client (src/resident/thin/client.c) decided before it exec'd this binary: `here`, run
+ * What the C client (src/resident/thin/call.c) decided before it exec'd this binary: `here`, run
  * the plugin in-process without trying the daemon again; `lost`, the daemon accepted the call and
  * ended before answering, so only say so (src/resident/call.ts).
  */

@@ -52,7 +52,7 @@ export async function throughResident(plugin: string): Promise<Handed> {
 /**
  * The daemon took the call and ended before answering: it may have done part of it, so running it
  * again here would not be the same call. The runtime's DEL cleans, as after a killed plugin. Also
- * what the C client's `lost` handoff prints (src/resident/thin/client.c), stdin then read here.
+ * what the C client's `lost` handoff prints (src/resident/thin/call.c), stdin then read here.
  */
 export function answerLost(stdin: Buffer = readFileSync(0)): Handed {
   let cniVersion = "1.0.0";

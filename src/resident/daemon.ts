@@ -18,7 +18,7 @@ import { PLUGIN_NAMES } from "../bin/names.js";
 import { programsStarted } from "../process/bun-spawn.js";
 import { KeyedQueue, StateGate } from "./order.js";
 import {
-  clientIdentity,
+  clientIdentities,
   processIdentity,
   whyNotServe,
   whyNotServeEnv,
@@ -123,7 +123,7 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
   setEnvScope(scope);
   const net = await import("node:net");
   const own: ProcessIdentity = processIdentity("self");
-  const client = clientIdentity();
+  const clients = clientIdentities();
   const ownEnv = { ...process.env };
   const queue = new KeyedQueue();
   const gate = new StateGate((key) => {
@@ -251,9 +251,12 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
     } catch (e) {
       return `the caller cannot be identified: ${(e as Error).message}`;
     }
-    const why = whyNotServe(own, peer, client) ?? whyNotServeEnv(ownEnv, header.env);
+    const why = whyNotServe(own, peer, clients) ?? whyNotServeEnv(ownEnv, header.env);
     // An upgrade replaced this build: its calls go in-process until systemd starts the new daemon.
-    if (why?.includes("another build") && (readExe().endsWith(" (deleted)") || clientIdentity() !== client))
+    if (
+      why?.includes("another build") &&
+      (readExe().endsWith(" (deleted)") || clientIdentities().join() !== clients.join())
+    )
       drain("its executable was replaced");
     if (why) return why;
     try {

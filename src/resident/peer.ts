@@ -7,6 +7,7 @@
  */
 import { readFileSync, readlinkSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { PLUGIN_NAMES } from "../bin/names.js";
 
 /** What of a process decides what a plugin call in it does. */
 export interface ProcessIdentity {
@@ -46,17 +47,28 @@ export function processIdentity(pid: number | "self"): ProcessIdentity {
 export const CLIENT_EXECUTABLE = "cni-nft-client";
 
 /**
- * Device and inode of the client executable beside this process's own, as `exe` says them: the
- * same build's client, which the daemon serves as it serves its own executable. Undefined when
- * there is none (the Node path, a build without it).
+ * Device and inode, as `exe` says them, of the executables beside this process's own that a
+ * caller of the same build connects from: the client and each plugin's front (a C front is the
+ * client itself; a sh front's inode is never a process's `exe`, and costs nothing here). Empty
+ * where there are none (the Node path, a build without them). The order is fixed, so two lists
+ * taken at different times compare as strings.
  */
-export function clientIdentity(): string | undefined {
+export function clientIdentities(): string[] {
+  let dir: string;
   try {
-    const st = statSync(join(dirname(readlinkSync("/proc/self/exe")), CLIENT_EXECUTABLE));
-    return `${st.dev}:${st.ino}`;
+    dir = dirname(readlinkSync("/proc/self/exe"));
   } catch {
-    return undefined;
+    return [];
   }
+  const ids: string[] = [];
+  for (const name of [CLIENT_EXECUTABLE, ...PLUGIN_NAMES])
+    try {
+      const st = statSync(join(dir, name));
+      ids.push(`${st.dev}:${st.ino}`);
+    } catch {
+      // not built here
+    }
+  return ids;
 }
 
 const CHECKS: ReadonlyArray<[keyof ProcessIdentity, string]> = [
@@ -70,17 +82,17 @@ const CHECKS: ReadonlyArray<[keyof ProcessIdentity, string]> = [
 ];
 
 /**
- * Why the daemon must not serve `peer`, or undefined when it may. `client`: the identity of the
- * same build's client executable (clientIdentity, read when the daemon started), served as the
+ * Why the daemon must not serve `peer`, or undefined when it may. `clients`: the identities of the
+ * same build's client and fronts (clientIdentities, read when the daemon started), served as the
  * daemon's own executable.
  */
 export function whyNotServe(
   own: ProcessIdentity,
   peer: ProcessIdentity,
-  client?: string,
+  clients: readonly string[] = [],
 ): string | undefined {
   for (const [key, what] of CHECKS) {
-    if (key === "exe" && client !== undefined && peer.exe === client) continue;
+    if (key === "exe" && clients.includes(peer.exe)) continue;
     if (own[key] !== peer[key]) return `caller in ${what} (${String(peer[key])}, daemon ${String(own[key])})`;
   }
   return undefined;

@@ -5,7 +5,18 @@
  * that only the calls given `env` use, stopped with SIGTERM.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT } from "./cni.js";
@@ -14,6 +25,23 @@ import { run, type Netns } from "./netns.js";
 
 export const COMPILED = join(ROOT, "dist", "compiled");
 export const haveCompiled = existsSync(join(COMPILED, "cni-nft-plugins"));
+
+/** The first `n` bytes of a file (fewer when it is shorter). */
+export function fileHead(file: string, n: number): Buffer {
+  const fd = openSync(file, "r");
+  try {
+    const b = Buffer.alloc(n);
+    return b.subarray(0, readSync(fd, b, 0, n, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Whether the plugin front `name` of dist/compiled is a C front (an ELF executable), not sh. */
+export function isCFront(name = "tuning"): boolean {
+  const file = join(COMPILED, name);
+  return existsSync(file) && fileHead(file, 4).toString("latin1") === "\x7fELF";
+}
 
 export interface Resident {
   socket: string;

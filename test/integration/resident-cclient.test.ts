@@ -1,5 +1,5 @@
 /**
- * The C client (src/resident/thin/client.c, dist/compiled/cni-nft-client when a cc built it;
+ * The C client (src/resident/thin/call.c, dist/compiled/cni-nft-client when a cc built it;
  * docs/resident.md) against a scripted daemon on a real Unix socket: the request it sends is the
  * one the Bun client sends (every environment byte escaped as JSON.stringify escapes what Bun
  * decodes, non-UTF-8 bytes as U+FFFD the way TextDecoder replaces them), the answer's stderr,

@@ -5,14 +5,15 @@
  * (then run in-process with the stdin the client already read), a stale socket of a killed daemon
  * (connection refused), no socket, and CNI_NFT_RESIDENT=off with a live daemon (never connects).
  * The stdin is larger than a pipe's buffer, so a client that read only part of it, or lost it,
- * would show. And the sh fronts exec the client (cni-nft-client) only when a socket exists.
+ * would show. And the fronts take the daemon's path only when a socket exists: a sh front by
+ * exec'ing the client (cni-nft-client), a C front in its own process.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { NetnsPool, alive, programsStarted, sweepStaleNamespaces, tracingExecs } from "../helpers/netns.js";
 import { cni, tempDir, type CniResult } from "../helpers/cni.js";
 import { waitFor } from "../helpers/background.js";
-import { COMPILED, haveCompiled, startResident } from "../helpers/resident.js";
+import { COMPILED, haveCompiled, isCFront, startResident } from "../helpers/resident.js";
 
 const skip = haveCompiled ? false : "no compiled binary (npm run build)";
 const nets = new NetnsPool();
@@ -94,7 +95,7 @@ test(
 );
 
 test(
-  "the sh front execs the client only when a daemon's socket exists and the client is not turned off",
+  "the front takes the daemon's path only when a daemon's socket exists and the client is not turned off",
   { skip },
   async () => {
     const host = await nets.create("rce");
@@ -102,12 +103,13 @@ test(
     const dir = tempDir("resident-execs");
     const tuning = { cniVersion: "1.0.0", name: "rcenet", type: "tuning" };
     try {
-      const cases: Array<[Record<string, string>, string]> = [
-        [daemon.env, "cni-nft-client"],
-        [{ CNI_NFT_RESIDENT_SOCKET: `${dir.path}/absent.sock` }, "cni-nft-plugins"],
-        [{ ...daemon.env, CNI_NFT_RESIDENT: "off" }, "cni-nft-plugins"],
+      // A C front is the client: a served call starts no other program.
+      const cases: Array<[Record<string, string>, string[]]> = [
+        [daemon.env, isCFront() ? [] : ["cni-nft-client"]],
+        [{ CNI_NFT_RESIDENT_SOCKET: `${dir.path}/absent.sock` }, ["cni-nft-plugins"]],
+        [{ ...daemon.env, CNI_NFT_RESIDENT: "off" }, ["cni-nft-plugins"]],
       ];
-      for (const [i, [env, binary]] of cases.entries()) {
+      for (const [i, [env, binaries]] of cases.entries()) {
         const trace = `${dir.path}/trace-${i}`;
         const r = await cni(host, "tuning", "DEL", tuning, {
           containerId: "rce",
@@ -117,7 +119,7 @@ test(
           wrap: tracingExecs(trace),
         });
         assert.equal(r.code, 0, r.stdout);
-        assert.deepEqual(programsStarted(trace), ["tuning", binary], JSON.stringify(env));
+        assert.deepEqual(programsStarted(trace), ["tuning", ...binaries], JSON.stringify(env));
       }
       assert.equal(daemon.lines(/done tuning DEL/).length, 1, daemon.log());
       assert.equal(daemon.lines(/refused/).length, 0, daemon.log());
