@@ -1,8 +1,8 @@
-// rootless: runs the fronts of dist/compiled against a stand-in for cni-nft-plugins; no namespace
+// rootless: runs the fronts against a stand-in for cni-nft-plugins; no namespace
 /**
- * The C fronts (src/resident/thin/front.c, dist/compiled/<plugin> when a cc built them;
- * docs/resident.md "The fronts") against the sh front the build writes without a cc
- * (src/bin/fronts.ts): every plugin's VERSION answer byte for byte, and, for everything else, the
+ * The C fronts (src/resident/thin/front.c; docs/resident.md "The fronts": dist/compiled's when
+ * the build made them, else built here as scripts/build-compiled.mjs builds them) against the sh
+ * front (src/bin/fronts.ts): every plugin's VERSION answer byte for byte, and, for everything else, the
  * same program started with the same argv, environment and stdin, the same exit code and stderr:
  * no socket, arguments, a relative path, a symlink to the front, CNI_NFT_RESIDENT=off, a socket
  * whose daemon refuses (the C front asks it itself; the sh front through cni-nft-client; the
@@ -11,19 +11,35 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { tempDir } from "../helpers/cni.js";
+import { ROOT, tempDir } from "../helpers/cni.js";
 import { run, type RunResult } from "../helpers/netns.js";
-import { COMPILED, fileHead, isCFront } from "../helpers/resident.js";
+import { COMPILED, fileHead, haveCompiled, isCFront } from "../helpers/resident.js";
 import { PLUGIN_NAMES } from "../../src/bin/names.js";
-import { shFront } from "../../src/bin/fronts.js";
+import { cFrontTable, shFront } from "../../src/bin/fronts.js";
 import { SHIM_MARKER } from "../../src/cni/ipam.js";
 import { FrameKind, FrameReader, encodeFrame, type Frame } from "../../src/resident/protocol.js";
 
-const skip = isCFront() ? false : "no C fronts (npm run build with a cc)";
+const CLIENT = join(COMPILED, "cni-nft-client");
+// The sh front's way to a daemon is the C client (the Bun one is tens of megabytes).
+const skip = !haveCompiled
+  ? "no compiled binary (npm run build)"
+  : spawnSync("cc", ["--version"]).status !== 0
+    ? "no cc"
+    : !existsSync(CLIENT) || statSync(CLIENT).size > 1 << 20
+      ? "no C client (npm run build with a cc)"
+      : false;
 const dir = tempDir("fronts");
 after(() => dir.remove());
 
@@ -33,6 +49,27 @@ function version(): string {
     env: { CNI_COMMAND: "VERSION" },
     encoding: "utf8",
   }).trim();
+}
+
+let built: string | undefined;
+/** The directory of the C fronts under test: the build's, or built here from the same table. */
+function cFronts(): string {
+  if (isCFront()) return COMPILED;
+  if (built) return built;
+  const out = join(dir.path, "c-fronts");
+  mkdirSync(out);
+  const thin = join(ROOT, "src", "resident", "thin");
+  const cc = (...args: string[]): void => {
+    execFileSync("cc", ["-O2", "-Wall", "-Wextra", "-Werror", ...args], { cwd: out });
+  };
+  cc("-c", "-o", "call.o", join(thin, "call.c"));
+  cc("-c", "-o", "front.o", join(thin, "front.c"));
+  const answer = version();
+  for (const name of PLUGIN_NAMES) {
+    writeFileSync(join(out, `${name}.c`), cFrontTable(name, answer));
+    cc("-o", name, "front.o", "call.o", `${name}.c`);
+  }
+  return (built = out);
 }
 
 test(
@@ -51,8 +88,8 @@ test(
       [{ CNI_COMMAND: "VERSION", CNI_NFT_RESIDENT_SOCKET: dir.path, CNI_NFT_PLUGIN: "bridge" }, ["x", "y"]],
     ];
     for (const name of PLUGIN_NAMES) {
-      const c = join(COMPILED, name);
-      assert.ok(isCFront(name), `${name} is a C front`);
+      const c = join(cFronts(), name);
+      assert.ok(fileHead(c, 4).toString("latin1") === "\x7fELF", `${name} is a C front`);
       assert.ok(fileHead(c, 4096).includes(SHIM_MARKER), `${name}: IPAM delegation must recognise it`);
       for (const [env, args] of envs) {
         const want = await run([join(sh, name), ...args], { env });
@@ -92,7 +129,7 @@ function layout(): { root: string; standIn: string } {
     for (const d of [`front-${kind}`, `bare-${kind}`, `link-${kind}`]) mkdirSync(join(root, d));
     for (const d of [`front-${kind}`, `bare-${kind}`]) {
       const front = join(root, d, "tuning");
-      if (kind === "c") copyFileSync(join(COMPILED, "tuning"), front);
+      if (kind === "c") copyFileSync(join(cFronts(), "tuning"), front);
       else writeFileSync(front, shFront("tuning", version()));
       chmodSync(front, 0o755);
     }
