@@ -12,11 +12,10 @@
 //   dist/compiled/cni-nft           a link to cni-nft-plugins: the operator CLI
 //   dist/compiled/<plugin>          the plugin's front (src/bin/fronts.ts): it answers VERSION
 //                                   itself and otherwise execs cni-nft-plugins, or serves the call
-//                                   through a daemon's socket. With CNI_NFT_FRONT=c and a cc, a
-//                                   small C executable (src/resident/thin/front.c, the client in
-//                                   the same process); otherwise (CNI_NFT_FRONT=sh, the default
-//                                   for now, or no cc) a /bin/sh script that execs cni-nft-client
-//                                   when a daemon's socket exists
+//                                   through a daemon's socket. With a cc, a small C executable
+//                                   (src/resident/thin/front.c, the client in the same process);
+//                                   without one, or with CNI_NFT_FRONT=sh, a /bin/sh script that
+//                                   execs cni-nft-client when a daemon's socket exists
 //
 // Why a front and not a link: runtimes call VERSION before every ADD and DEL (podman: on every
 // plugin of the chain), and the front answers in about 1 ms where the compiled runtime needs about
@@ -96,8 +95,6 @@ function place(path, write) {
   renameSync(t, path);
 }
 
-/** The fronts' kind when CNI_NFT_FRONT does not say (c or sh; c needs a cc). */
-const DEFAULT_FRONT = "sh";
 const C_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror"];
 const THIN = "src/resident/thin";
 /** cc -O2 -Wall -Wextra -Werror `args`, in `cwd` (the object directory: no random path is recorded). */
@@ -142,7 +139,7 @@ try {
   // Compiled by tsc before this runs.
   const { PLUGINS } = await import("../dist/src/bin/plugins.js");
   const { cFrontTable, shFront } = await import("../dist/src/bin/fronts.js");
-  const cFronts = objects !== undefined && (process.env["CNI_NFT_FRONT"] ?? DEFAULT_FRONT) === "c";
+  const cFronts = objects !== undefined && process.env["CNI_NFT_FRONT"] !== "sh";
   if (cFronts) cc(["-c", "-o", `${objects}/front.o`, `${THIN}/front.c`]);
   for (const name of Object.keys(PLUGINS)) {
     if (process.env["CNI_NFT_LINKS"] === "1") place(`${out}/${name}`, (t) => symlinkSync(binary, t));

@@ -1,8 +1,8 @@
 /**
  * What scripts/build-compiled.mjs writes for each plugin name in dist/compiled: its front, the
- * small executable a runtime starts (docs/resident.md "The fronts"). With CNI_NFT_FRONT=c and a
- * cc the front is C (src/resident/thin/front.c, linked with `cFrontTable`); otherwise it is the
- * sh script `shFront`. Both answer VERSION with the same bytes, the
+ * small executable a runtime starts (docs/resident.md "The fronts"). Where a cc is there the
+ * front is C (src/resident/thin/front.c, linked with `cFrontTable`); otherwise, or with
+ * CNI_NFT_FRONT=sh, it is the sh script `shFront`. Both answer VERSION with the same bytes, the
  * multi-call binary's own answer (a test compares them for every plugin), and otherwise exec the
  * same program the same way.
  */
