@@ -34,6 +34,7 @@ import {
   hasRule,
   insertFirst,
   quoteArg,
+  IptablesError,
   restoreOrFallback,
   type IpFamily,
   type IptablesRunner,
@@ -125,6 +126,18 @@ export class FilterTable {
         await this.ipt.restore(family, "filter", await plan(saved));
       }),
     );
+  }
+
+  /** Whether every one of `lines` is there: one batch of `-C`, which fails whole when one is missing. */
+  async holdsAll(family: IpFamily, lines: readonly string[]): Promise<boolean> {
+    if (!lines.length) return true;
+    try {
+      await this.ipt.restore(family, "filter", lines.map(checkLine));
+      return true;
+    } catch (e) {
+      if (e instanceof IptablesError) return false;
+      throw e;
+    }
   }
 
   async setUpIsolation(s: IsolationSpec): Promise<void> {
@@ -230,14 +243,17 @@ export class IptablesFirewall implements HostStateBackend<FirewallSpec> {
     for (const family of familiesOf(conf)) {
       const mine = conf.addresses.filter((a) => familyOf(a) === family).flatMap(rules.perAddress);
       const admin = rules.adminJump(conf.adminChain);
-      // No record before this ADD: none of its accepts can be there (ours), so they are appended
-      // without a read while FORWARD's jump is there (FORWARD listed alone: a flush takes it);
-      // the batch fails while CNI-FORWARD is missing. No `-C` of the admin jump: in a batch, one
-      // makes iptables-nft load every rule of the table (docs/performance.md).
-      const fast =
-        before.length === 0 && (await hasRule(this.ipt, family, "filter", rules.forwardJump))
-          ? mine
-          : undefined;
+      // No record before this ADD: none of its accepts is ours, so they are appended without a
+      // read while FORWARD's jump is there (FORWARD listed alone: a flush takes it); the batch
+      // fails while CNI-FORWARD is missing. No `-C` of the admin jump (in a batch one makes
+      // iptables-nft load every rule of the table, docs/performance.md), but one of the accepts:
+      // upstream's carry no owner, and when its plugin ADDed this container first they are there
+      // already (it appends only what is missing), so appending would leave a copy nobody removes.
+      let fast: string[] | undefined;
+      if (before.length === 0 && (await hasRule(this.ipt, family, "filter", rules.forwardJump))) {
+        if (await this.filter.holdsAll(family, mine)) continue;
+        fast = mine;
+      }
       await this.filter.change(
         family,
         async (saved) => {

@@ -323,7 +323,7 @@ test("firewall iptables: DEL without prevResult removes what the record names (u
   assert.equal(host.records("firewall-iptables").read(nftOwnerHash(A)), undefined, "the record goes last");
 });
 
-test("firewall iptables: an ADD of a new attachment on a set-up host and its DEL read nothing: one batch each", async () => {
+test("firewall iptables: an ADD of a new attachment on a set-up host and its DEL read nothing: a -C batch of its accepts, one batch each", async () => {
   const [host, b] = await threeAttached("iptables");
   await b.remove(B);
   host.iptables.saves.length = 0;
@@ -335,6 +335,11 @@ test("firewall iptables: an ADD of a new attachment on a set-up host and its DEL
   assert.deepEqual(
     host.iptables.restores.slice(from).map((r) => r.input),
     [
+      String.raw`*filter
+-C CNI-FORWARD -d 10.88.0.6/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-C CNI-FORWARD -s 10.88.0.6/32 -j ACCEPT
+COMMIT
+`,
       String.raw`*filter
 -A CNI-FORWARD -d 10.88.0.6/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A CNI-FORWARD -s 10.88.0.6/32 -j ACCEPT
@@ -357,6 +362,28 @@ COMMIT
   );
   await b.remove(A);
   assert.equal(await host.dump(), IPTABLES_DEL.replace(/^-A CNI-FORWARD -[ds] 10\.88\.0\.6.*\n/gm, ""));
+});
+
+test("firewall iptables: an ADD with no record of accepts already there (upstream's plugin ADDed the container first) appends no copy", async () => {
+  const [host, b] = await threeAttached("iptables");
+  // Upstream's accepts carry no owner and it keeps no record: as if its ADD wrote B's.
+  await b.remove(B);
+  await host.iptables.restore(4, "filter", [
+    "-A CNI-FORWARD -d 10.88.0.6/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    "-A CNI-FORWARD -s 10.88.0.6/32 -j ACCEPT",
+  ]);
+  const theirs = await host.dump();
+  const from = host.iptables.restores.length;
+  await b.setUp(B, SPEC_B);
+  assert.equal(await host.dump(), theirs);
+  assert.deepEqual(
+    host.iptables.restores.slice(from, from + 2).map((r) => r.input.split("\n")[1]),
+    [
+      "-C CNI-FORWARD -d 10.88.0.6/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+      '-C FORWARD -m comment --comment "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)" -j CNI-ISOLATION-STAGE-1',
+    ],
+    "the -C of its accepts, then the isolation's: nothing appended",
+  );
 });
 
 test("firewall iptables: without FORWARD's jump (first ADD, a flush) or when a batch fails (an accept gone by hand), a read", async () => {
