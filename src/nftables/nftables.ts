@@ -21,6 +21,7 @@ import { applyTransactions } from "./batch.js";
 import { validateObject } from "./objects.js";
 import { parseGetElements, parseListingExtras, parseObjectComments, parseRuleTexts } from "./text.js";
 import { fastElements, fastRules } from "./json_fast.js";
+import { retryPause } from "./retry.js";
 import {
   FAMILIES,
   byFamilyThenName,
@@ -38,6 +39,9 @@ import {
 import { validateName, validateScope } from "./validate.js";
 
 export { parseListingExtras, parseObjectComments, parseRuleTexts };
+
+/** Reads of a listing's JSON and text that a concurrent rewrite may part (see withRuleTexts). */
+const READ_ATTEMPTS = 10;
 
 export interface NFTablesOptions extends ExecOptions {
   family: Family;
@@ -154,21 +158,46 @@ export class NFTables implements Interface {
    */
   async listRules(chain: string, opts: { text?: boolean } = {}): Promise<Rule[]> {
     validateName("chain", chain);
+    const args = ["list", "chain", this.family, this.table, chain];
+    const [rules, listing] = await this.withRuleTexts(
+      async () => {
+        const json = await execNft(["--json", ...args], this.exec);
+        failOnError(json, args);
+        return rulesOfListing(json.stdout);
+      },
+      (rules) => rules.map((r) => r.handle),
+      opts.text ? args : undefined,
+    );
+    if (listing === undefined) return rules;
+    const texts = parseRuleTexts(listing);
+    for (const r of rules) r.rule = texts.get(r.handle ?? -1) ?? "";
+    return rules;
+  }
+
+  /**
+   * `read` (a JSON listing: handles, comments) and, with `textArgs`, nft's text listing of the
+   * same object (`-a`: rule texts by handle), in parallel: nft's text listing of a long chain
+   * takes as long as its JSON. A concurrent rewrite of a chain between the two reads (flush and
+   * add, as every ADD rewrites the shared skeleton chains: new handles) leaves handles of the
+   * JSON without text, which a CHECK read as rules missing. Both are read again then, after a
+   * random pause (a handle is never reused within a chain), at most READ_ATTEMPTS times.
+   */
+  private async withRuleTexts<T>(
+    read: () => Promise<T>,
+    handlesOf: (value: T) => ReadonlyArray<number | undefined>,
+    textArgs: string[] | undefined,
+  ): Promise<[T, string | undefined]> {
     for (let attempt = 1; ; attempt++) {
-      // Both listings at once: nft's text listing of a long chain takes as long as its JSON.
-      const [json, res] = await Promise.all([
-        execNft(["--json", "list", "chain", this.family, this.table, chain], this.exec),
-        opts.text ? execNft(["-a", "list", "chain", this.family, this.table, chain], this.exec) : undefined,
+      const [value, res] = await Promise.all([
+        read(),
+        textArgs ? execNft(["-a", ...textArgs], this.exec) : undefined,
       ]);
-      failOnError(json, ["list", "chain", this.family, this.table, chain]);
-      const rules = rulesOfListing(json.stdout);
-      if (!res) return rules;
-      failOnError(res, ["list", "chain", chain]);
+      if (!res) return [value, undefined];
+      failOnError(res, textArgs!);
       const texts = parseRuleTexts(res.stdout);
-      for (const r of rules) r.rule = texts.get(r.handle ?? -1) ?? "";
-      // Two reads: a concurrent rewrite of the chain (flush and add: new handles) between them
-      // leaves texts unmatched. Read both again (a handle is never reused within a chain).
-      if (rules.every((r) => texts.has(r.handle ?? -1)) || attempt >= 5) return rules;
+      if (handlesOf(value).every((h) => texts.has(h ?? -1)) || attempt >= READ_ATTEMPTS)
+        return [value, res.stdout];
+      await retryPause(attempt);
     }
   }
 
@@ -193,12 +222,13 @@ export class NFTables implements Interface {
   }
 
   async listTable(opts: { text?: boolean } = {}): Promise<TableState> {
-    const [entries, text] = await Promise.all([
-      this.listJson(["list", "table", this.family, this.table]),
-      opts.text ? execNft(["-a", "list", "table", this.family, this.table], this.exec) : undefined,
-    ]);
-    if (text) failOnError(text, ["list", "table"]);
-    const listing = text?.stdout ?? "";
+    const args = ["list", "table", this.family, this.table];
+    const [entries, text] = await this.withRuleTexts(
+      () => this.listJson(args),
+      (entries) => entries.flatMap(([kind, b]) => (kind === "rule" ? [b["handle"] as number] : [])),
+      opts.text ? args : undefined,
+    );
+    const listing = text ?? "";
     const texts = parseRuleTexts(listing);
     // nft 1.0.6 leaves table and chain comments out of its JSON; its text listing has them.
     const comments = parseObjectComments(listing);

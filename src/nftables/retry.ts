@@ -17,6 +17,9 @@ export function isInterrupted(res: ExecResult): boolean {
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Before the `attempt`th retry (from 1): a random pause, longer each time, that lets a concurrent writer finish. */
+export const retryPause = (attempt: number): Promise<void> => pause(Math.random() * 5 * attempt);
+
 /** Runs `once` until it is not interrupted, at most `attempts` times; returns the last result. */
 export async function retryInterrupted(
   once: () => Promise<ExecResult>,
@@ -24,7 +27,7 @@ export async function retryInterrupted(
 ): Promise<ExecResult> {
   let res = await once();
   for (let i = 1; i < attempts && isInterrupted(res); i++) {
-    await pause(Math.random() * 5 * i);
+    await retryPause(i);
     res = await once();
   }
   return res;
