@@ -4,12 +4,9 @@ import type { FirewallSpec, HostForward, IsolationSpec } from "./firewall_backen
 import { HostForwardRules } from "./firewall_host_forward.js";
 import { RECORDS as FIREWALLD_RECORDS, FirewalldFirewall } from "./firewall_firewalld.js";
 import { RECORDS as IPTABLES_RECORDS, IptablesFirewall, IptablesIsolation } from "./firewall_iptables.js";
-import {
-  NFT_TABLE,
-  RECORDS as NFTABLES_RECORDS,
-  NftablesFirewall,
-  NftablesIsolation,
-} from "./firewall_nftables.js";
+import { RECORDS as NFTABLES_RECORDS, NftablesFirewall } from "./firewall_nftables.js";
+import { NftablesIsolation } from "./firewall_nftables_isolation.js";
+import { NFT_TABLE } from "./firewall_nftables_layout.js";
 
 export { FirewalldFirewall, IptablesFirewall, IptablesIsolation, NftablesFirewall, NftablesIsolation };
 
@@ -30,8 +27,6 @@ export function firewallBackends(host: Host, hostForward?: HostForward): HostSta
 export function isolationBackends(host: Host): HostStateBackend<IsolationSpec>[] {
   return [
     new IptablesIsolation(host.iptables),
-    new NftablesIsolation(
-      new NftablesFirewall(host.nft("inet", NFT_TABLE), host.tools, host.records(NFTABLES_RECORDS)),
-    ),
+    new NftablesIsolation(host.nft("inet", NFT_TABLE), host.tools),
   ];
 }

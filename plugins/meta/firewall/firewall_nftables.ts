@@ -1,16 +1,6 @@
 /**
- * The nftables backend (cni-nft's own; upstream has none). One table, `inet cni_nft_firewall`:
- *
- *   chain forward    hook forward, priority filter - 10, policy accept:
- *                      jump isolation; jump admin;
- *                      traffic of container addresses (sets containers4/containers6): set the
- *                      accept mark bit(s), then accept (replies to a container only when
- *                      established or related, as upstream's iptables rules)
- *   chain admin      the operator's: created when missing, never flushed
- *   chain isolation  ingressPolicy same-bridge / isolated, from three sets:
- *                      iifname . oifname @isolated_pairs drop   (isolated: bridge to itself)
- *                      iifname . oifname @bridge_pairs return   (same bridge)
- *                      iifname @bridges oifname @bridges drop   (bridge to another bridge)
+ * The nftables backend (cni-nft's own; upstream has none): one table, `inet cni_nft_firewall`,
+ * laid out in firewall_nftables_layout.ts (bridge isolation: firewall_nftables_isolation.ts).
  *
  * A container is elements, not rules: its addresses, each with a comment that starts with the
  * instance hash (as the masquerade backend's rules), and for each one an element of set `owners`
@@ -54,92 +44,40 @@ import {
   type HostTools,
 } from "../../../src/hoststate/index.js";
 import {
-  ifname,
   isAlreadyExists,
   isNotFound,
   missingRules,
   type Element,
   type Interface,
   type Rule,
-  type SkeletonChain,
-  type Transaction,
 } from "../../../src/nftables/index.js";
+import { isolationOf, recordedAddresses, type FirewallSpec } from "./firewall_backend.js";
+import type { HostForwardRules } from "./firewall_host_forward.js";
+import { isolationElements } from "./firewall_nftables_isolation.js";
 import {
-  familyOf,
-  isolationOf,
-  recordedAddresses,
-  type FirewallSpec,
-  type IsolationSpec,
-} from "./firewall_backend.js";
-import { markHex, type HostForwardRules } from "./firewall_host_forward.js";
+  NFT_LOCK_FILE,
+  NFT_TABLE,
+  SETS,
+  addressElement,
+  markCounter,
+  otherMarks,
+  skeletonRules,
+  writeSkeletonRules,
+  writeTable,
+} from "./firewall_nftables_layout.js";
 
-export const NFT_TABLE = "cni_nft_firewall";
-export const NFT_PRIORITY = "filter - 10";
-export const NFT_LOCK_FILE = "/run/cni-nft-firewall-nft.lock";
-const SETS = { 4: "containers4", 6: "containers6" } as const;
+/** The table and its lock, for tests and benches that name them. */
+export { NFT_LOCK_FILE, NFT_TABLE } from "./firewall_nftables_layout.js";
+
 /** This backend's records (src/hoststate/records.ts): the addresses an ADD is about to accept. */
 export const RECORDS = "firewall-nftables";
-
-/** The address element of `ip` (no prefix length), with its owner's comment when given. */
-function addressElement(ip: string, comment?: string): Element {
-  const bare = ip.split("/")[0]!;
-  return { kind: "element", set: SETS[familyOf(bare)], key: [bare], ...(comment ? { comment } : {}) };
-}
 
 /** An owner element's key without quotes (nft lists strings without them). */
 const tagText = (e: Element): string => e.key.map((k) => k.replace(/^"|"$/g, "")).join(" . ");
 
-const MARK_PREFIX = "mark_";
-
 /** The note of use (src/hoststate/records.ts) of a network's hostForward accept. */
 function hostForwardUse(network: string): string {
   return `hostforward-${nftNetworkHash(network)}`;
-}
-
-function markCounter(mark: number): string {
-  return `${MARK_PREFIX}${markHex(mark)}`;
-}
-
-export { markHex };
-
-/** The rules of the table's own chains, in order (`admin` is the operator's: never written). */
-export function skeletonRules(mark: number): SkeletonChain[] {
-  const m = markHex(mark);
-  return [
-    {
-      chain: "isolation",
-      rules: [
-        "iifname . oifname @isolated_pairs drop",
-        "iifname . oifname @bridge_pairs return",
-        "iifname @bridges oifname @bridges drop",
-      ],
-    },
-    {
-      chain: "forward",
-      rules: [
-        "jump isolation",
-        "jump admin",
-        ...(["ip", "ip6"] as const).flatMap((ip) => {
-          const set = SETS[ip === "ip" ? 4 : 6];
-          return [
-            `${ip} daddr @${set} ct state established,related meta mark set meta mark | ${m} accept`,
-            `${ip} saddr @${set} meta mark set meta mark | ${m} accept`,
-          ];
-        }),
-      ],
-    },
-  ];
-}
-
-/**
- * Flushes the chains and writes their rules: every ADD does, so an ADD after `nft flush table`
- * (sets and chains kept, rules gone) puts them back; a missing chain makes it ENOENT.
- */
-function writeSkeletonRules(tx: Transaction, mark: number): void {
-  for (const { chain, rules } of skeletonRules(mark)) {
-    tx.flush({ kind: "chain", name: chain });
-    for (const rule of rules) tx.add({ kind: "rule", chain, rule });
-  }
 }
 
 export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
@@ -158,72 +96,6 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
 
   present(): boolean {
     return this.tools.has("nft");
-  }
-
-  /**
-   * The counters naming another mark than `mark` ([] without the table): the full path deletes
-   * them with the rules it rewrites, so a later ADD with the old mark rewrites them again.
-   */
-  private async otherMarks(mark: number): Promise<string[]> {
-    try {
-      const names = (await this.nft.listCounters()).map((c) => c.name);
-      return names.filter((n) => n.startsWith(MARK_PREFIX) && n !== markCounter(mark));
-    } catch (e) {
-      if (isNotFound(e)) return [];
-      throw e;
-    }
-  }
-
-  /**
-   * The table, its chains and sets, and the forward chain's rules (rewritten: it is ours);
-   * `stale`: counters of other marks, deleted.
-   */
-  private base(tx: Transaction, mark: number, stale: readonly string[]): void {
-    tx.add({
-      kind: "table",
-      comment: "cni-nft firewall plugin: forward accept for containers, bridge isolation",
-    });
-    // Names the mark the rules below set: an ADD's fast path touches it and so fails (ENOENT)
-    // when the rules were written for another mark, which makes it rewrite them.
-    tx.add({ kind: "counter", name: markCounter(mark), comment: "the accept mark of the forward rules" });
-    for (const name of stale) tx.delete({ kind: "counter", name });
-    tx.add({
-      kind: "set",
-      name: SETS[4],
-      type: "ipv4_addr",
-      comment: "container addresses (comment: owner)",
-    });
-    tx.add({
-      kind: "set",
-      name: SETS[6],
-      type: "ipv6_addr",
-      comment: "container addresses (comment: owner)",
-    });
-    tx.add({
-      kind: "set",
-      name: "bridges",
-      type: "ifname",
-      comment: "bridges with ingressPolicy same-bridge or isolated",
-    });
-    tx.add({
-      kind: "set",
-      name: OWNERS_SET,
-      type: "ifname . ifname",
-      comment: "owner tag . address tag, one per address (comment: owner)",
-    });
-    tx.add({ kind: "set", name: "bridge_pairs", type: "ifname . ifname" });
-    tx.add({ kind: "set", name: "isolated_pairs", type: "ifname . ifname" });
-    tx.add({ kind: "chain", name: "admin", comment: "operator rules, never flushed by cni-nft" });
-    tx.add({ kind: "chain", name: "isolation" });
-    tx.add({
-      kind: "chain",
-      name: "forward",
-      type: "filter",
-      hook: "forward",
-      priority: NFT_PRIORITY,
-      policy: "accept",
-    });
-    writeSkeletonRules(tx, mark);
   }
 
   async setUp(a: Attachment, conf: FirewallSpec): Promise<Effects> {
@@ -253,7 +125,7 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
       fast.reset({ kind: "counter", name: markCounter(conf.mark) });
       writeSkeletonRules(fast, conf.mark);
       for (const e of want) writeOwned(fast, e, hash, recorded);
-      if (isolation) this.isolationElements(fast, isolation);
+      if (isolation) isolationElements(fast, isolation);
       try {
         await this.nft.run(fast);
         return;
@@ -262,7 +134,7 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
       }
       const listed = await this.listAddresses();
       const tx = this.nft.newTransaction();
-      this.base(tx, conf.mark, await this.otherMarks(conf.mark));
+      writeTable(tx, conf.mark, await otherMarks(this.nft, conf.mark));
       // A table of the layout before owner elements: every address gets its own.
       if (!listed.owners)
         for (const e of listed.elements) {
@@ -271,7 +143,7 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
         }
       const have = new Map(listed.elements.map((e) => [keyText(e), e]));
       for (const e of want) takeOver(tx, have, e, hash, comment);
-      if (isolation) this.isolationElements(tx, isolation);
+      if (isolation) isolationElements(tx, isolation);
       await this.nft.run(tx);
     });
     return NO_EFFECTS;
@@ -399,108 +271,5 @@ export class NftablesFirewall implements HostStateBackend<FirewallSpec> {
     }
     if (this.hostForward) missing.push(...(await this.hostForward.missingMark(a.network, conf.mark)));
     return missing;
-  }
-
-  private isolationElements(tx: Transaction, s: IsolationSpec): void {
-    const b = ifname(s.bridge).text;
-    tx.add({ kind: "element", set: "bridges", key: [b] });
-    tx.add({ kind: "element", set: "bridge_pairs", key: [b, b] });
-    if (s.isolated) tx.add({ kind: "element", set: "isolated_pairs", key: [b, b] });
-  }
-
-  /** The table with the bridge's isolation, for the firewalld backend on a host without iptables. */
-  async setUpIsolation(s: IsolationSpec): Promise<void> {
-    await withFlock(NFT_LOCK_FILE, async () => {
-      const tx = this.nft.newTransaction();
-      this.base(tx, s.mark, await this.otherMarks(s.mark));
-      this.isolationElements(tx, s);
-      await this.nft.run(tx);
-    });
-  }
-
-  /** The bridge's elements in the isolation sets. */
-  private async bridgeElements(bridge: string): Promise<Element[]> {
-    const out: Element[] = [];
-    for (const set of ["bridges", "bridge_pairs", "isolated_pairs"])
-      try {
-        for (const e of await this.nft.listElements("set", set))
-          if (e.key.every((k) => k === bridge)) out.push({ ...e, set });
-      } catch (e) {
-        if (!isNotFound(e)) throw e;
-      }
-    return out;
-  }
-
-  async holdsIsolation(s: IsolationSpec): Promise<boolean> {
-    return (await this.bridgeElements(s.bridge)).length > 0;
-  }
-
-  /** The bridge's isolation elements, for a move to another framework (never on DEL). */
-  async removeIsolation(s: IsolationSpec): Promise<void> {
-    await withFlock(NFT_LOCK_FILE, async () => {
-      const gone = await this.bridgeElements(s.bridge);
-      if (gone.length === 0) return;
-      const tx = this.nft.newTransaction();
-      for (const e of gone) tx.delete({ kind: "element", set: e.set!, key: e.key });
-      await this.nft.run(tx);
-    });
-  }
-
-  async checkIsolation(s: IsolationSpec): Promise<string[]> {
-    const missing: string[] = [];
-    const want: Array<[string, number]> = [
-      ["bridges", 1],
-      ["bridge_pairs", 2],
-      ...(s.isolated ? ([["isolated_pairs", 2]] as Array<[string, number]>) : []),
-    ];
-    for (const [set, n] of want) {
-      let elems: Element[] = [];
-      try {
-        elems = await this.nft.listElements("set", set);
-      } catch (e) {
-        if (!isNotFound(e)) throw e;
-      }
-      const ok = elems.some((e) => e.key.length === n && e.key.every((k) => k === s.bridge));
-      if (!ok) missing.push(`bridge ${s.bridge} in set ${set} of table inet ${NFT_TABLE}`);
-    }
-    return missing;
-  }
-}
-
-/**
- * Bridge isolation alone: for the firewalld backend where iptables is missing, and for
- * `cni-nft migrate`, which moves it. The bridge's elements stay when a container goes (other
- * containers may use it; upstream's choice too); only a move removes them.
- */
-export class NftablesIsolation implements HostStateBackend<IsolationSpec> {
-  readonly component = "isolation";
-  readonly name = "nftables";
-  constructor(private readonly table: NftablesFirewall) {}
-
-  present(): boolean {
-    return this.table.present();
-  }
-
-  async setUp(_a: Attachment, s: IsolationSpec): Promise<Effects> {
-    await this.table.setUpIsolation(s);
-    return NO_EFFECTS;
-  }
-
-  check(_a: Attachment, s: IsolationSpec): Promise<string[]> {
-    return this.table.checkIsolation(s);
-  }
-
-  holds(_a: Attachment, s: IsolationSpec): Promise<boolean> {
-    return this.table.holdsIsolation(s);
-  }
-
-  /** The bridge's isolation, for a move to another framework (the plugin's DEL never calls it). */
-  async remove(_a: Attachment, s?: IsolationSpec): Promise<Effects> {
-    if (s) await this.table.removeIsolation(s);
-    return NO_EFFECTS;
-  }
-
-  gc(): Promise<Effects> {
-    return Promise.resolve(NO_EFFECTS);
   }
 }
