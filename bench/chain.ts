@@ -19,12 +19,13 @@
  * and the peak memory of one bridge ADD process (GNU time).
  *
  *   node --import tsx bench/chain.ts [--runs 15] [--populations 0,200,2000] [--parallel 4]
- *                                    [--upstream-current /tmp/upstream-cni/bin] [--only LABEL,...]
+ *                                    [--upstream-current /tmp/upstream-cni/bin] [--only KEY,...]
  *                                    [--baseline OTHER/dist/compiled] [--shared-run]
  *
  * --baseline adds the nftables resident flavour of another build of the compiled plugins (a copy
  * of its dist/compiled is enough), "cni-nft nftables, resident, baseline": a change to the
- * client's path against the build before it, in the same run.
+ * client's path against the build before it, in the same run. --only takes flavours' keys
+ * (`--help` lists them; bench/lib/chain-flavours.ts), exactly: labels contain commas.
  *   node --import tsx bench/chain.ts [runs] [population]          (the old form: 0 and that population)
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -35,7 +36,7 @@ import { benchArgs, intArg, intListArg, usageError } from "./lib/args.js";
 import { saveResults } from "./lib/results.js";
 import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
 import { privateRun, SHARED_RUN_OPTION, SHARED_RUN_USAGE } from "./lib/private-run.js";
-import { flavours } from "./lib/chain-flavours.js";
+import { chooseFlavours, flavourKeysUsage, flavours } from "./lib/chain-flavours.js";
 import type { Flavour } from "./lib/chain-run.js";
 import { FlavourHost, rounds } from "./lib/chain-hosts.js";
 import { collected, figuresOf, printTable, type Collected } from "./lib/chain-table.js";
@@ -52,13 +53,14 @@ interface Params {
 }
 
 const USAGE = `usage: node --import tsx bench/chain.ts [--runs 15] [--populations 0,200,2000] [--parallel 4]
-                                        [--upstream-current DIR] [--only LABEL,...] [--shared-run]
+                                        [--upstream-current DIR] [--only KEY,...] [--shared-run]
        node --import tsx bench/chain.ts [runs] [population]   (the old form: 0 and that population)
   --runs N               rounds per figure (default 15): each times every flavour once, in turn
   --populations LIST     containers already attached per figure (0 is always measured)
   --parallel N           chains at a time while filling (default 4)
   --upstream-current DIR upstream's current plugins (nftables backends) as one more flavour
-  --only LABEL,...       only the flavours whose label contains one of these
+  --only KEY,...         only these flavours, by key:
+${flavourKeysUsage("                           ")}
   --baseline DIR         another build's dist/compiled, as one more resident flavour
 ${SHARED_RUN_USAGE}`;
 
@@ -129,13 +131,12 @@ async function main(): Promise<void> {
   const upstreamCurrent = values["upstream-current"];
   if (upstreamCurrent && !existsSync(join(upstreamCurrent, "bridge")))
     throw new Error(`--upstream-current ${upstreamCurrent}: no bridge plugin there`);
-  const only = values.only?.split(",");
-  const chosen = (store: string): Flavour[] =>
-    flavours({ ours: OURS, upstreamCurrent, baseline: values.baseline }, store).filter(
-      (f) => !only || only.some((o) => f.label.includes(o)),
-    );
-  if (chosen("").length === 0)
-    usageError(USAGE, `--only ${values.only}: no flavour's label contains any of these`);
+  const chosen = (store: string): Flavour[] => {
+    const all = flavours({ ours: OURS, upstreamCurrent, baseline: values.baseline }, store);
+    const got = chooseFlavours(all, values.only);
+    return typeof got === "string" ? usageError(USAGE, got) : got;
+  };
+  chosen("");
   const run = await privateRun(values["shared-run"]);
   const store = mkdtempSync(join(tmpdir(), "cni-nft-bench-"));
   const list = chosen(store);

@@ -48,63 +48,100 @@ export interface FlavourDirs {
   baseline?: string;
 }
 
+/**
+ * Every flavour's key (what `--only` takes: labels contain commas, keys do not), its label and
+ * what a run needs to have it.
+ */
+export const FLAVOUR_KEYS = {
+  "upstream-1.1.1": { label: "upstream 1.1.1 (Go, iptables)" },
+  ipt: { label: "cni-nft, iptables backends" },
+  nft: { label: "cni-nft, nftables backends" },
+  "nft-resident": { label: "cni-nft nftables, resident", needs: "the compiled plugins" },
+  baseline: { label: "cni-nft nftables, resident, baseline", needs: "--baseline DIR" },
+  "ipt-resident": { label: "cni-nft iptables, resident", needs: "the compiled plugins" },
+  "nft-command": { label: "cni-nft, nftables, nft command" },
+  "upstream-current": { label: "upstream current (Go, nftables)", needs: "--upstream-current DIR" },
+} as const satisfies Record<string, { label: string; needs?: string }>;
+
+export type FlavourKey = keyof typeof FLAVOUR_KEYS;
+
+/** The keys and labels as the usage lists them. */
+export function flavourKeysUsage(indent: string): string {
+  const w = Math.max(...Object.keys(FLAVOUR_KEYS).map((k) => k.length));
+  return Object.entries(FLAVOUR_KEYS)
+    .map(([k, f]) => {
+      const needs = "needs" in f ? `; needs ${f.needs}` : "";
+      return `${indent}${k.padEnd(w)}  ${f.label}${needs}`;
+    })
+    .join("\n");
+}
+
+/** `key`'s flavour with its label. */
+function flavour(key: FlavourKey, f: Omit<Flavour, "key" | "label">): Flavour {
+  return { key, label: FLAVOUR_KEYS[key].label, ...f };
+}
+
 export function flavours(dirs: FlavourDirs, store: string): Flavour[] {
   const { ours, upstreamCurrent, baseline } = dirs;
   const all: Flavour[] = [
-    {
-      label: "upstream 1.1.1 (Go, iptables)",
-      bin: UPSTREAM,
-      chain: chainFor(undefined, "", "upstream", store),
-    },
-    { label: "cni-nft, iptables backends", bin: ours, chain: chainFor("iptables", "", "oursipt", store) },
-    {
-      label: "cni-nft, nftables backends",
-      bin: ours,
-      chain: chainFor("nftables", "nftables", "oursnft", store),
-    },
+    flavour("upstream-1.1.1", { bin: UPSTREAM, chain: chainFor(undefined, "", "upstream", store) }),
+    flavour("ipt", { bin: ours, chain: chainFor("iptables", "", "oursipt", store) }),
+    flavour("nft", { bin: ours, chain: chainFor("nftables", "nftables", "oursnft", store) }),
     // The same plugins as thin clients of a warm resident daemon (docs/resident.md).
     ...(ours.endsWith("compiled")
       ? [
-          {
-            label: "cni-nft nftables, resident",
+          flavour("nft-resident", {
             bin: ours,
             chain: chainFor("nftables", "nftables", "oursres", store),
             resident: true,
-          },
+          }),
           ...(baseline
             ? [
-                {
-                  label: "cni-nft nftables, resident, baseline",
+                flavour("baseline", {
                   bin: baseline,
                   chain: chainFor("nftables", "nftables", "oursresb", store),
                   resident: true,
-                },
+                }),
               ]
             : []),
-          {
-            label: "cni-nft iptables, resident",
+          flavour("ipt-resident", {
             bin: ours,
             chain: chainFor("iptables", "", "oursresi", store),
             resident: true,
-          },
+          }),
         ]
       : []),
     // The same plugins with libnftables hidden: nft as a command, the compiled plugins' fallback.
-    {
-      label: "cni-nft, nftables, nft command",
+    flavour("nft-command", {
       bin: ours,
       chain: chainFor("nftables", "nftables", "oursnftc", store),
       env: { CNI_NFT_LIBNFTABLES: "off" },
-    },
+    }),
   ];
   // Upstream's firewall has no nftables backend: its own default (iptables) there.
   if (upstreamCurrent)
-    all.push({
-      label: "upstream current (Go, nftables)",
-      bin: upstreamCurrent,
-      chain: chainFor("nftables", "", "upcur", store),
-    });
+    all.push(
+      flavour("upstream-current", { bin: upstreamCurrent, chain: chainFor("nftables", "", "upcur", store) }),
+    );
   return all;
+}
+
+/**
+ * The flavours `only` names by key (all without it), in the run's order; what is wrong with it
+ * otherwise: a name that is no key, or a key whose flavour this run does not have.
+ */
+export function chooseFlavours(all: readonly Flavour[], only: string | undefined): Flavour[] | string {
+  if (only === undefined) return [...all];
+  const keys = only.split(",").map((k) => k.trim());
+  for (const k of keys) {
+    if (!Object.hasOwn(FLAVOUR_KEYS, k))
+      return `--only ${JSON.stringify(k)}: not a flavour key (keys: ${Object.keys(FLAVOUR_KEYS).join(", ")})`;
+    if (!all.some((f) => f.key === k)) {
+      const needs = (FLAVOUR_KEYS[k as FlavourKey] as { needs?: string }).needs;
+      return `--only ${k}: not in this run${needs ? ` (it needs ${needs})` : ""}`;
+    }
+  }
+  return all.filter((f) => keys.includes(f.key));
 }
 
 /** Containers per network of a population: a Linux bridge takes at most 1,024 ports. */

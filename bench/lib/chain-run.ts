@@ -8,6 +8,9 @@ import { spawn, spawnSync } from "node:child_process";
 export type Conf = Record<string, unknown>;
 
 export interface Flavour {
+  /** What --only names it by (FLAVOUR_KEYS in chain-flavours.ts); stable across runs. */
+  key: string;
+  /** What the tables print. */
   label: string;
   /** Directory of the plugin executables (CNI_PATH). */
   bin: string;

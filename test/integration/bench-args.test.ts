@@ -41,7 +41,12 @@ test("a value of the wrong kind or an argument too many is a usage error too", a
     ["migrate.ts", ["4", "2", "extra"], /unexpected argument "extra"/],
     ["chain.ts", ["--populations", "0,lots"], /--populations must be a whole number/],
     ["chain.ts", ["--shared-run", "--runs", "0"], /runs must be a whole number of at least 1/],
-    ["chain.ts", ["--only", "no such flavour"], /--only no such flavour: no flavour's label contains/],
+    [
+      "chain.ts",
+      ["--only", "cni-nft nftables, resident"],
+      /--only "cni-nft nftables": not a flavour key \(keys: /,
+    ],
+    ["chain.ts", ["--only", "baseline"], /--only baseline: not in this run \(it needs --baseline DIR\)/],
   ] as const) {
     const r = await run([process.execPath, "--import", "tsx", join(BENCH, script), ...args]);
     assert.equal(r.code, 2, `${script}: ${r.stdout}${r.stderr}`);
