@@ -6,7 +6,10 @@
  * process (bash `times`, test/helpers/soak-growth.ts), and B against A. What a change to the
  * ADD path costs or saves without trusting wall time on a loaded machine.
  *
- *   node --import tsx bench/ab.ts --a OLD_DIR --b NEW_DIR [--n 0,2000] [--runs 25]
+ * In a /run of its own (bench/lib/private-run.ts; `--shared-run` keeps the machine's), so no
+ * call waits for a lock file another suite or bench holds.
+ *
+ *   node --import tsx bench/ab.ts --a OLD_DIR --b NEW_DIR [--n 0,2000] [--runs 25] [--shared-run]
  */
 import { loadavg } from "node:os";
 import { Netns } from "../test/helpers/netns.js";
@@ -14,11 +17,13 @@ import { CPU_TIMED, cpuMs } from "../test/helpers/soak-growth.js";
 import { median } from "../test/helpers/soak.js";
 import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
 import { benchArgs, intArg, intListArg, usageError } from "./lib/args.js";
+import { privateRun, SHARED_RUN_OPTION, SHARED_RUN_USAGE } from "./lib/private-run.js";
 
-const USAGE = `usage: node --import tsx bench/ab.ts --a OLD_DIR --b NEW_DIR [--n 0,2000] [--runs 25]
-  --a DIR, --b DIR  the two builds' plugin directories (a dist/compiled each)
-  --n LIST          other portmap containers in place, per figure (default 0,2000)
-  --runs N          runs per verb and build (default 25)`;
+const USAGE = `usage: node --import tsx bench/ab.ts --a OLD_DIR --b NEW_DIR [--n 0,2000] [--runs 25] [--shared-run]
+  --a DIR, --b DIR       the two builds' plugin directories (a dist/compiled each)
+  --n LIST               other portmap containers in place, per figure (default 0,2000)
+  --runs N               runs per verb and build (default 25)
+${SHARED_RUN_USAGE}`;
 const { values } = benchArgs({
   usage: USAGE,
   options: {
@@ -26,12 +31,14 @@ const { values } = benchArgs({
     b: { type: "string" },
     n: { type: "string", default: "0,2000" },
     runs: { type: "string", default: "25" },
+    ...SHARED_RUN_OPTION,
   },
 });
 if (!values.a || !values.b) usageError(USAGE, "give --a DIR and --b DIR (plugin directories)");
 const builds = { A: values.a, B: values.b };
 const NS = intListArg(USAGE, "--n", values.n);
 const RUNS = intArg(USAGE, "--runs", values.runs, 25, 1);
+const RUN = await privateRun(values["shared-run"]);
 const PREFIX = `cnt-${process.pid}-`;
 removeNamespacesOnSignals(PREFIX);
 
@@ -74,7 +81,7 @@ async function call(
 }
 
 console.log(
-  `A: ${builds.A}\nB: ${builds.B}\n${RUNS} interleaved runs per figure; load average ${loadavg()[0]!.toFixed(1)}`,
+  `A: ${builds.A}\nB: ${builds.B}\n${RUN}\n${RUNS} interleaved runs per figure; load average ${loadavg()[0]!.toFixed(1)}`,
 );
 try {
   for (const n of NS) {

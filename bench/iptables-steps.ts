@@ -10,21 +10,22 @@
  * the same backends of another checkout (e.g. the commit before a change) are measured in the same
  * run, alternating round by round with this one's, on the same filled host.
  *
- *   bun bench/iptables-steps.ts [--base DIR] [N...]   (default 0 2000 10000;
+ *   bun bench/iptables-steps.ts [--base DIR] [--shared-run] [N...]   (default 0 2000 10000;
  *                                      BENCH_STEPS_ROUNDS, default 9)
  *
  * Under bun as the compiled plugins run (the lock through libc); under node each lock is a
  * flock(1) process, ~10 ms more per portmap and firewall call.
  *
- * It runs itself in a new network namespace with a private /run (records, lock files and the
- * xtables lock of nobody else), so nothing of the host's iptables is read or changed.
+ * It runs itself in a new network namespace (bench/lib/private-run.ts), so nothing of the host's
+ * iptables is read or changed, with a private /run (records, lock files and the xtables lock of
+ * nobody else) unless `--shared-run`.
  */
-import { spawnSync } from "node:child_process";
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { resolve } from "node:path";
 import { benchArgs, intArg } from "./lib/args.js";
+import { privateRun, SHARED_RUN_OPTION, SHARED_RUN_USAGE } from "./lib/private-run.js";
 import { benchConf } from "./lib/portmap-bulk.js";
 import { fillerAddr, fillerPort } from "./lib/fill.js";
 import { containerRules, dnatChainName } from "../plugins/meta/portmap/portmap_iptables.js";
@@ -38,38 +39,25 @@ import { systemRunner } from "../src/process/runner.js";
 import type { HostStateBackend } from "../src/hoststate/index.js";
 import type { FirewallSpec } from "../plugins/meta/firewall/firewall_backend.js";
 
-const USAGE = `usage: bun bench/iptables-steps.ts [--base DIR] [N...]
-  --base DIR  another checkout whose iptables backends run alternately with this one's
-  N           containers written before each figure (default 0 2000 10000)
+const USAGE = `usage: bun bench/iptables-steps.ts [--base DIR] [--shared-run] [N...]
+  --base DIR             another checkout whose iptables backends run alternately with this one's
+${SHARED_RUN_USAGE}
+                         (a network namespace of its own either way)
+  N                      containers written before each figure (default 0 2000 10000)
 Environment: BENCH_STEPS_ROUNDS (default 9).`;
-const cli = benchArgs({ usage: USAGE, maxPositionals: Infinity, options: { base: { type: "string" } } });
+const cli = benchArgs({
+  usage: USAGE,
+  maxPositionals: Infinity,
+  options: { base: { type: "string" }, ...SHARED_RUN_OPTION },
+});
 const POPULATIONS = cli.positionals.length
   ? cli.positionals.map((n) => intArg(USAGE, "N", n, 0))
   : [0, 2000, 10000];
 const ROUNDS = Number(process.env["BENCH_STEPS_ROUNDS"] ?? 9);
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-if (process.env["BENCH_IPT_STEPS_INSIDE"] !== "1") {
-  const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(
-    "unshare",
-    [
-      "-n",
-      "-m",
-      "--propagation",
-      "private",
-      "sh",
-      "-c",
-      'mount -t tmpfs tmpfs /run && exec "$0" "$@"',
-      process.execPath,
-      ...process.execArgv,
-      self,
-      ...process.argv.slice(2),
-    ],
-    { stdio: "inherit", env: { ...process.env, BENCH_IPT_STEPS_INSIDE: "1" } },
-  );
-  process.exit(r.status ?? 1);
-}
+// Nothing of the host's iptables is read or changed: a network namespace of its own, always.
+console.log(await privateRun(cli.values["shared-run"], { network: true }));
 
 /** Wall time of the processes run, by what they are. */
 class Steps {
@@ -210,11 +198,10 @@ async function timed(row: Row, fn: () => Promise<unknown>): Promise<void> {
 const fmt = (xs: number[]): string => median(xs).toFixed(1).padStart(7);
 
 // The shared chains of each backend, as the first ADD on a host writes them.
-for (const [, t] of trees.slice(0, 1)) {
-  const seed: Attachment = { network: "benchnet", containerId: "seed", ifname: "eth0" };
-  await new t.portmap(ipt, fileRecords("portmap-iptables")).setUp(seed, pmSpec as never);
-  await new t.firewall(ipt, fileRecords("firewall-iptables")).setUp(seed, fwSpec("10.99.0.1") as never);
-}
+const seed: Attachment = { network: "benchnet", containerId: "seed", ifname: "eth0" };
+const first = trees[0]![1];
+await new first.portmap(ipt, fileRecords("portmap-iptables")).setUp(seed, pmSpec as never);
+await new first.firewall(ipt, fileRecords("firewall-iptables")).setUp(seed, fwSpec("10.99.0.1") as never);
 console.log(
   `load average at start: ${loadavg()
     .map((x) => x.toFixed(2))
@@ -249,6 +236,9 @@ for (const n of POPULATIONS) {
     console.log(`${k.padEnd(24)}${fmt(v.total)}${fmt(v.save)}${fmt(v.parse)}${fmt(v.restore)}  ${v.calls}`);
   await probes();
 }
+// The seed's records are files under /run (the machine's with --shared-run): its DEL takes them.
+await new first.portmap(ipt, fileRecords("portmap-iptables")).remove(seed);
+await new first.firewall(ipt, fileRecords("firewall-iptables")).remove(seed, fwSpec("10.99.0.1") as never);
 
 /**
  * What one iptables-restore costs by what its batch asks iptables-nft to load first: each probe

@@ -4,21 +4,27 @@
  * failures per round and their messages. Issue 15's reproduction of nft's "Interrupted system
  * call" (a netlink dump interrupted by a concurrent change).
  *
- *   node --import tsx bench/parallel.ts [rounds=5] [width=50] [backend=nftables]
+ * In a /run of its own (bench/lib/private-run.ts; `--shared-run` keeps the machine's): the
+ * plugins' lock files are then the rounds' alone.
+ *
+ *   node --import tsx bench/parallel.ts [--shared-run] [rounds=5] [width=50] [backend=nftables]
  */
 import { NetnsPool } from "../test/helpers/netns.js";
 import { chainAdd, chainConfs, chainDel, type Backend } from "../test/helpers/chain.js";
 import { tempDir } from "../test/helpers/cni.js";
 import { benchArgs, choiceArg, intArg } from "./lib/args.js";
+import { privateRun, SHARED_RUN_OPTION, SHARED_RUN_USAGE } from "./lib/private-run.js";
 
-const USAGE = `usage: node --import tsx bench/parallel.ts [rounds] [width] [backend]
-  rounds   rounds, each in a fresh host namespace (default 5)
-  width    chain ADDs started at once per round (default 50)
-  backend  nftables or iptables (default nftables)`;
-const { positionals } = benchArgs({ usage: USAGE, maxPositionals: 3 });
+const USAGE = `usage: node --import tsx bench/parallel.ts [--shared-run] [rounds] [width] [backend]
+  rounds                 rounds, each in a fresh host namespace (default 5)
+  width                  chain ADDs started at once per round (default 50)
+  backend                nftables or iptables (default nftables)
+${SHARED_RUN_USAGE}`;
+const { values, positionals } = benchArgs({ usage: USAGE, maxPositionals: 3, options: SHARED_RUN_OPTION });
 const ROUNDS = intArg(USAGE, "rounds", positionals[0], 5, 1);
 const WIDTH = intArg(USAGE, "width", positionals[1], 50, 1);
 const BACKEND: Backend = choiceArg(USAGE, "backend", positionals[2], ["nftables", "iptables"]) ?? "nftables";
+console.log(await privateRun(values["shared-run"]));
 
 async function round(n: number): Promise<string[]> {
   const nets = new NetnsPool();

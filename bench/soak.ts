@@ -16,7 +16,11 @@
  * host and a fresh one in one pool: the soaked host's ADD latency against a fresh host's, under
  * the same load at the same moment. That is the bar in wall time, on a machine whose load moves.
  *
- *   node --import tsx bench/soak.ts [cycles=1000] [backend=both]
+ * It runs in a /run of its own (bench/lib/private-run.ts; `--shared-run` keeps the machine's):
+ * the plugins' lock files and records are then the soak's alone, and what it finds left under
+ * /run is its own.
+ *
+ *   node --import tsx bench/soak.ts [--shared-run] [cycles=1000] [backend=both]
  */
 import { loadavg } from "node:os";
 import { OUR_BIN, tempDir } from "../test/helpers/cni.js";
@@ -24,14 +28,18 @@ import { median, soak, type SoakReport } from "../test/helpers/soak.js";
 import type { SoakSample } from "../test/helpers/soak-growth.js";
 import { saveResults } from "./lib/results.js";
 import { benchArgs, choiceArg, intArg } from "./lib/args.js";
+import { privateRun, SHARED_RUN_OPTION, SHARED_RUN_USAGE } from "./lib/private-run.js";
 
-const USAGE = `usage: node --import tsx bench/soak.ts [cycles] [backend]
-  cycles   ADD/DEL cycles per backend, 8 at a time (default 1000)
-  backend  nftables or iptables (default both, one after the other)
+const USAGE = `usage: node --import tsx bench/soak.ts [--shared-run] [cycles] [backend]
+  cycles                 ADD/DEL cycles per backend, 8 at a time (default 1000)
+  backend                nftables or iptables (default both, one after the other)
+${SHARED_RUN_USAGE}
 Environment: CNI_NFT_BIN (the plugins; dist/compiled is faster).`;
-const { positionals } = benchArgs({ usage: USAGE, maxPositionals: 2 });
+const { values, positionals } = benchArgs({ usage: USAGE, maxPositionals: 2, options: SHARED_RUN_OPTION });
 const CYCLES = intArg(USAGE, "cycles", positionals[0], 1000, 2);
 const only = choiceArg(USAGE, "backend", positionals[1], ["nftables", "iptables"]);
+const RUN = await privateRun(values["shared-run"]);
+console.log(RUN);
 const backends = only ? [only] : (["nftables", "iptables"] as const);
 const window = Math.min(100, Math.floor(CYCLES / 2));
 const SIDE_BY_SIDE = Number(process.env["SOAK_SIDE_BY_SIDE"] ?? 100);
@@ -156,5 +164,9 @@ for (const backend of backends) {
     dir.remove();
   }
 }
-saveResults("soak", { cycles: CYCLES, width: 8, window, bin: OUR_BIN }, saved);
+saveResults(
+  "soak",
+  { cycles: CYCLES, width: 8, window, bin: OUR_BIN, privateRun: !values["shared-run"] },
+  saved,
+);
 process.exitCode = bad ? 1 : 0;

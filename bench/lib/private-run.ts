@@ -8,6 +8,9 @@
  * and mounts a fresh tmpfs on /run there: nothing it mounts is seen outside, and the namespaces
  * it adds under /run/netns exist only inside (its cleanup runs inside too; when the last process
  * of the mount namespace ends, they go with it). `--shared-run` keeps the machine's /run.
+ * A bench that drives the backends in-process (bench/iptables-steps.ts) asks for a network
+ * namespace of its own too (`network`): then it re-executes itself under `unshare --net` even
+ * with `--shared-run`, so the tables it writes are never the machine's.
  *
  * The outer process only waits: the inner one is in a process group of its own, so a terminal's
  * Ctrl-C reaches it once, forwarded (a second SIGINT would kill it in the middle of its cleanup).
@@ -18,6 +21,8 @@ import { constants } from "node:os";
 
 /** The outer process's mount namespace, for the inner one to check that it is in another. */
 const OUTER_ENV = "CNI_NFT_BENCH_OUTER_MNTNS";
+/** The same for the network namespace, with `network`. */
+const OUTER_NET_ENV = "CNI_NFT_BENCH_OUTER_NETNS";
 
 /** The option every bench that takes the plugins' locks accepts (for benchArgs). */
 export const SHARED_RUN_OPTION = { "shared-run": { type: "boolean" } } as const;
@@ -27,6 +32,12 @@ export const SHARED_RUN_USAGE =
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 const mountNamespace = (): string => readlinkSync("/proc/self/ns/mnt");
+const networkNamespace = (): string => readlinkSync("/proc/self/ns/net");
+
+export interface PrivateRunOptions {
+  /** A network namespace of its own as well, with or without --shared-run. */
+  network?: boolean;
+}
 
 /** Mounts the tmpfs, after making sure it cannot land on the machine's /run. */
 function mountPrivateRun(outer: string): void {
@@ -46,26 +57,41 @@ function mountPrivateRun(outer: string): void {
  * inside `unshare` and exits as that did. Call it after the arguments are checked (--help and
  * usage errors need neither root nor a namespace) and before anything else.
  */
-export async function privateRun(shared: boolean | undefined): Promise<string> {
-  if (shared) return "/run: the machine's (--shared-run): its lock files are shared with everything else";
+export async function privateRun(shared: boolean | undefined, opts: PrivateRunOptions = {}): Promise<string> {
+  const net = opts.network ? "; a network namespace of its own" : "";
+  if (shared && !opts.network)
+    return "/run: the machine's (--shared-run): its lock files are shared with everything else";
   const outer = process.env[OUTER_ENV];
-  if (outer !== undefined) {
-    delete process.env[OUTER_ENV]; // the bench's own children must not mount again
+  const outerNet = process.env[OUTER_NET_ENV];
+  if (outer !== undefined || outerNet !== undefined) {
+    // The bench's own children must not mount again.
+    delete process.env[OUTER_ENV];
+    delete process.env[OUTER_NET_ENV];
+    if (opts.network && (outerNet === undefined || networkNamespace() === outerNet))
+      throw new Error(
+        `not in a network namespace of its own (${outerNet}): refusing to write the host's tables`,
+      );
+    if (shared)
+      return `/run: the machine's (--shared-run): its lock files are shared with everything else${net}`;
+    if (outer === undefined)
+      throw new Error("not in a mount namespace of its own: refusing to mount over /run");
     mountPrivateRun(outer);
-    return "/run: private (a tmpfs in the bench's own mount namespace; --shared-run for the machine's)";
+    return `/run: private (a tmpfs in the bench's own mount namespace; --shared-run for the machine's)${net}`;
   }
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (!shared) env[OUTER_ENV] = mountNamespace();
+  if (opts.network) env[OUTER_NET_ENV] = networkNamespace();
   const child = spawn(
     "unshare",
     [
-      "--mount",
-      "--propagation",
-      "private",
+      ...(opts.network ? ["--net"] : []),
+      ...(shared ? [] : ["--mount", "--propagation", "private"]),
       "--",
       process.execPath,
       ...process.execArgv,
       ...process.argv.slice(1),
     ],
-    { stdio: "inherit", detached: true, env: { ...process.env, [OUTER_ENV]: mountNamespace() } },
+    { stdio: "inherit", detached: true, env },
   );
   for (const signal of SIGNALS) process.on(signal, () => child.kill(signal));
   const code = await new Promise<number>((resolve) => {

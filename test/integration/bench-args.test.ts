@@ -55,7 +55,16 @@ test("a value of the wrong kind or an argument too many is a usage error too", a
 });
 
 test("the benches that run plugins take --shared-run (a private /run is their default)", async () => {
-  for (const script of ["chain.ts", "podman.ts", "portmap.ts", "resident-client.ts"]) {
+  for (const script of [
+    "chain.ts",
+    "podman.ts",
+    "portmap.ts",
+    "resident-client.ts",
+    "soak.ts",
+    "ab.ts",
+    "parallel.ts",
+    "iptables-steps.ts",
+  ]) {
     const help = await run(argv(script, "--help"), { timeoutMs: 120_000 });
     assert.match(help.stdout, /--shared-run +keep the machine's \/run/, script);
   }

@@ -2,7 +2,8 @@
  * bench/lib/private-run.ts on the kernel: a bench re-executes itself in a mount namespace of its
  * own with a fresh tmpfs on /run (nothing it puts there reaches the machine's /run), passes its
  * exit status and the signals it is sent through the outer process, and refuses to mount when it
- * is not in a new mount namespace. `--shared-run` keeps the machine's /run.
+ * is not in a new mount namespace. `--shared-run` keeps the machine's /run. A bench that asks for
+ * a network namespace (bench/iptables-steps.ts) gets one with or without `--shared-run`.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -18,6 +19,7 @@ const PROBE = [process.execPath, "--import", "tsx", join(ROOT, "test/helpers/pri
 interface Seen {
   pid: number;
   mntns: string;
+  netns: string;
   fstype: string;
   header: string;
 }
@@ -51,6 +53,24 @@ test(
 );
 
 test(
+  "a network namespace of its own when asked, with a private /run or with --shared-run",
+  { skip: !root && "needs root" },
+  async () => {
+    for (const shared of [false, true]) {
+      const r = await run([...PROBE, "--network", ...(shared ? ["--shared-run"] : [])], {
+        timeoutMs: 60_000,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const s = seen(r.stdout);
+      assert.notEqual(s.netns, readlinkSync("/proc/self/ns/net"), `shared ${shared}`);
+      assert.match(s.header, /; a network namespace of its own$/);
+      if (shared) assert.equal(s.mntns, readlinkSync("/proc/self/ns/mnt"));
+      else assert.equal(s.fstype, "tmpfs");
+    }
+  },
+);
+
+test(
   "a signal to the outer process reaches the bench once, and the outer exits as the bench did",
   { skip: !root && "needs root" },
   async () => {
@@ -66,6 +86,15 @@ test(
     assert.equal(existsSync(`/proc/${inner}`), false, "the bench is gone too");
   },
 );
+
+test("it refuses to write the host's tables from the network namespace it started in", async () => {
+  process.env["CNI_NFT_BENCH_OUTER_NETNS"] = readlinkSync("/proc/self/ns/net");
+  await assert.rejects(
+    privateRun(true, { network: true }),
+    /not in a network namespace of its own.*refusing to write the host's tables/,
+  );
+  assert.equal(process.env["CNI_NFT_BENCH_OUTER_NETNS"], undefined);
+});
 
 test("it refuses to mount over /run from the mount namespace it started in", async () => {
   process.env["CNI_NFT_BENCH_OUTER_MNTNS"] = readlinkSync("/proc/self/ns/mnt");
