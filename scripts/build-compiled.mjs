@@ -27,6 +27,7 @@
 // with no daemon, must not pay for the daemon's.
 // CNI_NFT_LINKS=1 makes plain links to cni-nft-plugins instead (which tries the daemon itself).
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   chmodSync,
   existsSync,
@@ -57,13 +58,14 @@ mkdirSync(out, { recursive: true });
  * never finds it missing. Bytecode spares every start the parse of the bundle (a third of a
  * VERSION call's CPU); it needs the CommonJS format, so no entry has a top-level await.
  */
-function compile(name, entries) {
+function compile(name, entries, extra = []) {
   const tmp = `${out}/.${name}.${process.pid}`;
   const meta = `${tmp}.meta.json`;
   execFileSync(
     bun,
     [
       ...["build", "--compile", "--minify", "--bytecode", "--format=cjs", `--metafile=${meta}`],
+      ...extra,
       ...[...entries, "--outfile", tmp],
     ],
     { stdio: ["ignore", "ignore", "inherit"] },
@@ -74,8 +76,6 @@ function compile(name, entries) {
   return { inputs, place: () => renameSync(tmp, `${out}/${name}`), drop: () => rmSync(tmp, { force: true }) };
 }
 
-const full = compile(binary, ["src/bin/main.ts"]);
-full.place();
 // A plugin module that slipped into the client's entry (a static import of multicall.ts or of a
 // plugin) would cost every call the daemon serves ~2.5 ms (docs/resident.md): the build fails.
 const CLIENT_INPUTS = [
@@ -112,6 +112,20 @@ function haveCc() {
     return false;
   }
 }
+/** SHA-256 of a file's bytes. */
+const sha256 = (file) => createHash("sha256").update(readFileSync(file)).digest("hex");
+/**
+ * What the daemon serves as its own build (src/resident/peer.ts): name -> SHA-256 of the client
+ * and of each C front as written here. So they are written first, and the table is compiled into
+ * cni-nft-plugins; a file of such a name beside it that this build did not write is not served.
+ */
+const clients = {};
+
+// The one VERSION answer every front prints (the sh front's printf adds the newline): the
+// multi-call binary's, from the same module (checked against the binary below).
+const { versionReply } = await import("../dist/src/cni/version.js");
+const version = versionReply().trim();
+
 /** The objects the C client and fronts are linked from, or undefined without a cc. */
 const objects = haveCc() ? mkdtempSync(join(tmpdir(), "cni-nft-cc-")) : undefined;
 try {
@@ -129,13 +143,8 @@ try {
     }
     thin.place();
   }
+  clients[client] = sha256(`${out}/${client}`);
 
-  place(`${out}/cni-nft`, (t) => symlinkSync(binary, t));
-  // The one VERSION answer every front prints (the sh front's printf adds the newline).
-  const version = execFileSync(`${out}/${binary}`, [], {
-    env: { CNI_COMMAND: "VERSION" },
-    encoding: "utf8",
-  }).trim();
   // Compiled by tsc before this runs.
   const { PLUGINS } = await import("../dist/src/bin/plugins.js");
   const { cFrontTable, shFront } = await import("../dist/src/bin/fronts.js");
@@ -146,12 +155,26 @@ try {
     else if (cFronts) {
       writeFileSync(`${objects}/${name}.c`, cFrontTable(name, version));
       place(`${out}/${name}`, (t) => cc(["-o", resolve(t), "front.o", "call.o", `${name}.c`], objects));
+      clients[name] = sha256(`${out}/${name}`);
     } else
       place(`${out}/${name}`, (t) => {
         writeFileSync(t, shFront(name, version));
         chmodSync(t, 0o755);
       });
   }
+
+  const full = compile(
+    binary,
+    ["src/bin/main.ts"],
+    ["--define", `CNI_NFT_BUILD_CLIENTS=${JSON.stringify(JSON.stringify(clients))}`],
+  );
+  full.place();
+  place(`${out}/cni-nft`, (t) => symlinkSync(binary, t));
+  const answer = execFileSync(`${out}/${binary}`, [], { env: { CNI_COMMAND: "VERSION" }, encoding: "utf8" });
+  if (answer.trim() !== version)
+    throw new Error(
+      `build-compiled: the fronts answer VERSION with ${version}, ${binary} with ${answer.trim()}`,
+    );
 } finally {
   if (objects) rmSync(objects, { recursive: true, force: true });
 }

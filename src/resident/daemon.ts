@@ -18,6 +18,7 @@ import { PLUGIN_NAMES } from "../bin/names.js";
 import { programsStarted } from "../process/bun-spawn.js";
 import { KeyedQueue, StateGate } from "./order.js";
 import {
+  besideIdentities,
   clientIdentities,
   processIdentity,
   whyNotServe,
@@ -124,6 +125,7 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
   const net = await import("node:net");
   const own: ProcessIdentity = processIdentity("self");
   const clients = clientIdentities();
+  const beside = besideIdentities();
   const ownEnv = { ...process.env };
   const queue = new KeyedQueue();
   const gate = new StateGate((key) => {
@@ -255,7 +257,7 @@ export async function runDaemon(o: DaemonOptions, load: Loader): Promise<number>
     // An upgrade replaced this build: its calls go in-process until systemd starts the new daemon.
     if (
       why?.includes("another build") &&
-      (readExe().endsWith(" (deleted)") || clientIdentities().join() !== clients.join())
+      (readExe().endsWith(" (deleted)") || besideIdentities().join() !== beside.join())
     )
       drain("its executable was replaced");
     if (why) return why;

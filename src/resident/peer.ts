@@ -5,7 +5,8 @@
  * its own, so that a served call does exactly what the caller would have done itself; for any
  * other it refuses, and the caller runs the plugin in-process.
  */
-import { readFileSync, readlinkSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, openSync, readFileSync, readSync, readlinkSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { PLUGIN_NAMES } from "../bin/names.js";
 
@@ -47,27 +48,83 @@ export function processIdentity(pid: number | "self"): ProcessIdentity {
 export const CLIENT_EXECUTABLE = "cni-nft-client";
 
 /**
- * Device and inode, as `exe` says them, of the executables beside this process's own that a
- * caller of the same build connects from: the client and each plugin's front (a C front is the
- * client itself; a sh front's inode is never a process's `exe`, and costs nothing here). Empty
- * where there are none (the Node path, a build without them). The order is fixed, so two lists
- * taken at different times compare as strings.
+ * The build's table of what it wrote beside the multi-call binary that a caller connects from:
+ * file name -> SHA-256 of its bytes (the client and each C front). scripts/build-compiled.mjs
+ * writes the files first and compiles the table into the binary (`bun build --define`); under
+ * Node, or in a build without them, there is none.
  */
-export function clientIdentities(): string[] {
-  let dir: string;
+declare const CNI_NFT_BUILD_CLIENTS: string;
+export type BuildClients = Readonly<Record<string, string>>;
+export function buildClients(): BuildClients {
+  return typeof CNI_NFT_BUILD_CLIENTS === "string" ? (JSON.parse(CNI_NFT_BUILD_CLIENTS) as BuildClients) : {};
+}
+
+/** The directory of this process's executable, or undefined. */
+function ownDir(): string | undefined {
   try {
-    dir = dirname(readlinkSync("/proc/self/exe"));
+    return dirname(readlinkSync("/proc/self/exe"));
   } catch {
-    return [];
+    return undefined;
   }
+}
+
+const BESIDE = [CLIENT_EXECUTABLE, ...PLUGIN_NAMES];
+
+/** `dev:ino` of `file` as `exe` says it, or undefined when it is not there. */
+function identity(file: string): string | undefined {
+  try {
+    const st = statSync(file);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Device and inode of every file named like the client or a front beside this process's
+ * executable, whoever wrote it, in a fixed order (two lists taken at different times compare as
+ * strings): an upgrade that replaces one shows here.
+ */
+export function besideIdentities(dir = ownDir()): string[] {
+  if (dir === undefined) return [];
+  return BESIDE.flatMap((name) => identity(join(dir, name)) ?? []);
+}
+
+/** SHA-256 of a file's bytes, read in pieces (the Bun client is tens of megabytes). */
+function sha256File(file: string): string {
+  const hash = createHash("sha256");
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
+}
+
+/**
+ * Device and inode, as `exe` says them, of the executables beside this process's own that a
+ * caller of the same build connects from: the client and each plugin's front, only where the
+ * file's bytes are what the build wrote under that name (`table`). Another file of such a name
+ * (another package's plugin in /opt/cni/bin, a changed copy) is not this build's. A sh front's
+ * inode is never a process's `exe`: it has no entry. Empty where there are none (the Node path,
+ * a build without them).
+ */
+export function clientIdentities(dir = ownDir(), table: BuildClients = buildClients()): string[] {
+  if (dir === undefined) return [];
   const ids: string[] = [];
-  for (const name of [CLIENT_EXECUTABLE, ...PLUGIN_NAMES])
+  for (const name of BESIDE) {
+    const file = join(dir, name);
+    const want = Object.hasOwn(table, name) ? table[name] : undefined;
+    const id = want === undefined ? undefined : identity(file);
+    if (id === undefined) continue;
     try {
-      const st = statSync(join(dir, name));
-      ids.push(`${st.dev}:${st.ino}`);
+      if (sha256File(file) === want) ids.push(id);
     } catch {
-      // not built here
+      // gone meanwhile
     }
+  }
   return ids;
 }
 

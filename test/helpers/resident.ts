@@ -58,13 +58,13 @@ export interface Resident {
 
 export async function startResident(
   host: Netns,
-  opts: { args?: string[]; enter?: "nsenter" | "ip-netns-exec" } = {},
+  opts: { args?: string[]; enter?: "nsenter" | "ip-netns-exec"; compiled?: string } = {},
 ): Promise<Resident> {
   const dir = mkdtempSync(join(tmpdir(), "cni-nft-resident-"));
   const socket = join(dir, "plugins.sock");
   const log = join(dir, "daemon.log");
   const argv = [
-    join(COMPILED, "cni-nft"),
+    join(opts.compiled ?? COMPILED, "cni-nft"),
     "resident",
     "--socket",
     socket,

@@ -6,10 +6,14 @@
  * (connection refused), no socket, and CNI_NFT_RESIDENT=off with a live daemon (never connects).
  * The stdin is larger than a pipe's buffer, so a client that read only part of it, or lost it,
  * would show. And the fronts take the daemon's path only when a socket exists: a sh front by
- * exec'ing the client (cni-nft-client), a C front in its own process.
+ * exec'ing the client (cni-nft-client), a C front in its own process. The daemon serves a front
+ * only when its bytes are what its build wrote under that name: a foreign file of the name beside
+ * it is refused (and its call runs in-process).
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { appendFileSync, copyFileSync, linkSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
 import { NetnsPool, alive, programsStarted, sweepStaleNamespaces, tracingExecs } from "../helpers/netns.js";
 import { cni, tempDir, type CniResult } from "../helpers/cni.js";
 import { waitFor } from "../helpers/background.js";
@@ -126,6 +130,49 @@ test(
     } finally {
       await daemon.stop();
       dir.remove();
+    }
+  },
+);
+
+test(
+  "a file beside the daemon named like a plugin is its build's front only with the bytes the build wrote",
+  { skip: skip || (!isCFront() && "the fronts are sh scripts (their client connects, not they)") },
+  async () => {
+    const host = await nets.create("rcf");
+    const tuning = { cniVersion: "1.0.0", name: "rcfnet", type: "tuning" };
+    for (const foreign of [false, true]) {
+      // A build's directory as an install makes it: the binary, its CLI link, the front copied.
+      const dir = tempDir(`resident-front-${foreign ? "foreign" : "own"}`);
+      try {
+        linkSync(join(COMPILED, "cni-nft-plugins"), join(dir.path, "cni-nft-plugins"));
+        symlinkSync("cni-nft-plugins", join(dir.path, "cni-nft"));
+        copyFileSync(join(COMPILED, "tuning"), join(dir.path, "tuning"));
+        // One byte more: the same name and the same behaviour, but not a file the build wrote.
+        if (foreign) appendFileSync(join(dir.path, "tuning"), "\0");
+        const daemon = await startResident(host, { compiled: dir.path });
+        try {
+          const call = (env: Record<string, string>): Promise<CniResult> =>
+            cni(host, "tuning", "DEL", tuning, { containerId: "rcf", bin: dir.path, nsenter: true, env });
+          const r = await call(daemon.env);
+          assert.equal(r.code, 0, r.stdout);
+          assert.deepEqual(r, await call({ CNI_NFT_RESIDENT: "off" }), "the same answer either way");
+          if (foreign) {
+            assert.equal(
+              daemon.lines(/refused: caller in another build of the plugins/).length,
+              1,
+              daemon.log(),
+            );
+            assert.equal(daemon.lines(/done tuning DEL/).length, 0, daemon.log());
+          } else {
+            assert.equal(daemon.lines(/done tuning DEL/).length, 1, daemon.log());
+            assert.equal(daemon.lines(/refused/).length, 0, daemon.log());
+          }
+        } finally {
+          await daemon.stop();
+        }
+      } finally {
+        dir.remove();
+      }
     }
   },
 );
