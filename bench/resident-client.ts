@@ -16,7 +16,14 @@
  * threads' schedstat, ns). The front is a C executable where the build had a cc (the client
  * itself: through the daemon it execs nothing), else a sh script (docs/resident.md "The fronts").
  *
- *   node --import tsx bench/resident-client.ts [--runs 60] [--bin DIR] [--baseline DIR]
+ * `times` counts whole milliseconds, and one call of a front costs about one. `--loop N` measures
+ * the CPU of every step that is one call with the same stdin each time (hello, VERSION, tuning
+ * DEL) as N calls from one bash loop, divided by N (to 0.01 ms with N = 100), and the daemon's
+ * CPU over the same N; each figure then includes bash's fork of each call, which the row
+ * "/bin/true" measures alone. The chain's steps (each ADD takes the one before's result) stay
+ * one call per `times`.
+ *
+ *   node --import tsx bench/resident-client.ts [--runs 60] [--loop N] [--bin DIR] [--baseline DIR]
  *       [--backend nftables|iptables]
  *
  * --bin defaults to dist/compiled; --baseline is another build's dist/compiled (a copy of the
@@ -44,6 +51,8 @@ const PREFIX = `cnrc${process.pid}`;
 
 interface Inside {
   runs: number;
+  /** Calls per bash process for the CPU of a repeatable step (1: one call under `times`). */
+  loop: number;
   /** The bridge's backend (ipMasq on, so iptables means iptables-restore runs). */
   backend: "nftables" | "iptables";
   builds: { label: string; dir: string }[];
@@ -58,6 +67,8 @@ interface Step {
   input: () => string;
   /** Gets the step's stdout (an ADD's result for the calls after it). */
   took?: (stdout: string) => void;
+  /** One call with the same stdin every time: its CPU may be measured in a loop (--loop). */
+  repeatable?: boolean;
 }
 interface Case {
   build: string;
@@ -81,6 +92,18 @@ function threadsNs(pid: number): number {
       // the thread ended
     }
   return ns;
+}
+
+/**
+ * argv prefix: `n` runs of the command from one bash, each with `input` on stdin (none when
+ * empty) and its stdout dropped, then the children's CPU on stderr as CPU_TIMED prints it (cpuMs).
+ * The input is bash's here-string, written by bash itself: not in its children's time.
+ */
+function cpuLooped(n: number, input: string): string[] {
+  const body =
+    'n=$1 input=$2; shift 2; for ((i = 0; i < n; i++)); do if [ -n "$input" ]; then "$@" <<<"$input"; ' +
+    'else "$@" </dev/null; fi >/dev/null || exit 1; done; times >&2';
+  return ["bash", "--norc", "-c", body, "cpu-looped", String(n), input];
 }
 
 /** Mean of the middle 80%: `times` counts whole ms, so a median would be a whole ms too. */
@@ -134,10 +157,27 @@ async function inside(p: Inside): Promise<void> {
         : c,
     );
     const cases: Case[] = [];
+    const looped = p.loop > 1;
+    // What each looped figure includes besides the call: the loop's fork and an exec.
+    if (looped)
+      cases.push({
+        build: "",
+        steps: [
+          {
+            label: "/bin/true (a loop's fork+exec)",
+            argv: ["/bin/true"],
+            env: {},
+            input: () => "",
+            repeatable: true,
+          },
+        ],
+      });
     if (hello)
       cases.push({
         build: "",
-        steps: [{ label: "compiled hello (Bun alone)", argv: [hello], env: {}, input: () => "" }],
+        steps: [
+          { label: "compiled hello (Bun alone)", argv: [hello], env: {}, input: () => "", repeatable: true },
+        ],
       });
     for (const [k, b] of p.builds.entries()) {
       const d = await startBenchResident(b.dir, work);
@@ -157,7 +197,7 @@ async function inside(p: Inside): Promise<void> {
       ): Case => ({
         build: b.label,
         ...(daemon ? { daemon } : {}),
-        steps: [{ label, argv, env: e, input: () => input }],
+        steps: [{ label, argv, env: e, input: () => input, repeatable: true }],
       });
       cases.push(
         one("VERSION, front", [front], { ...env, CNI_COMMAND: "VERSION" }, ""),
@@ -214,12 +254,14 @@ async function inside(p: Inside): Promise<void> {
       for (const c of cases)
         for (const timed of [false, true])
           for (const s of c.steps) {
+            const calls = timed && looped && s.repeatable ? p.loop : 1;
             const before = c.daemon ? threadsNs(c.daemon) : 0;
             const t0 = process.hrtime.bigint();
-            const argv = timed ? [...CPU_TIMED, ...s.argv] : s.argv;
+            const prefix = calls > 1 ? cpuLooped(calls, s.input()) : CPU_TIMED;
+            const argv = timed ? [...prefix, ...s.argv] : s.argv;
             const out = spawnSync(argv[0]!, argv.slice(1), {
               env: s.env,
-              input: s.input(),
+              input: calls > 1 ? "" : s.input(),
               encoding: "utf8",
             });
             const ms = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -228,9 +270,9 @@ async function inside(p: Inside): Promise<void> {
             const f = fig(`${s.label}\0${c.build}`);
             if (c.daemon) {
               f.daemonNs += threadsNs(c.daemon) - before;
-              f.calls++;
+              f.calls += calls;
             }
-            if (timed) f.cpu.push(cpuMs(out.stderr));
+            if (timed) f.cpu.push(cpuMs(out.stderr) / calls);
             else f.wall.push(ms);
             s.took?.(out.stdout);
           }
@@ -247,7 +289,12 @@ async function inside(p: Inside): Promise<void> {
       `${p.runs} interleaved runs per step; load average ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} at the end`,
     );
     console.log(
-      "wall: median ms of plain runs; CPU: ms of the process and its children (+ the daemon's, per call)\n",
+      "wall: median ms of plain runs; CPU: ms of the process and its children (+ the daemon's, per call)",
+    );
+    console.log(
+      looped
+        ? `CPU of the one-call steps: ${p.loop} calls per bash loop, per call (bash's fork included: the /bin/true row)\n`
+        : "",
     );
     console.log(["step".padEnd(34), ...cols.map((c) => c.padEnd(38))].join(""));
     for (const l of labels) console.log([l.padEnd(34), ...cols.map((c) => cell(l, c).padEnd(38))].join(""));
@@ -262,6 +309,9 @@ async function inside(p: Inside): Promise<void> {
         `Bun's runtime ${bunAlone.toFixed(2)}`,
         `the binary's VERSION beyond Bun ${(cpu("VERSION, binary", b) - bunAlone).toFixed(2)}`,
         `the served call beyond Bun ${(cpu("tuning DEL daemon, no front", b) - bunAlone).toFixed(2)}`,
+        ...(looped
+          ? [`a loop's fork and exec (in each) ${cpu("/bin/true (a loop's fork+exec)", b).toFixed(2)}`]
+          : []),
       ];
       console.log(`  ${b}: ${parts.join("; ")}`);
     }
@@ -274,8 +324,10 @@ async function inside(p: Inside): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const usage = `usage: node --import tsx bench/resident-client.ts [--runs 60] [--bin DIR] [--baseline DIR] [--backend B] [--shared-run]
+  const usage = `usage: node --import tsx bench/resident-client.ts [--runs 60] [--loop N] [--bin DIR] [--baseline DIR] [--backend B] [--shared-run]
   --runs N        runs per step (default 60)
+  --loop N        the CPU of one-call steps from N calls per bash process (default 1: one call,
+                  whole ms); 100 gives 0.01 ms
   --bin DIR       the build's dist/compiled (default this tree's)
   --baseline DIR  another build's dist/compiled, printed first
   --backend B     nftables (default) or iptables: the chain's backends
@@ -284,6 +336,7 @@ ${SHARED_RUN_USAGE}`;
     usage,
     options: {
       runs: { type: "string", default: "60" },
+      loop: { type: "string", default: "1" },
       backend: { type: "string", default: "nftables" },
       bin: { type: "string", default: join(ROOT, "dist", "compiled") },
       baseline: { type: "string" },
@@ -293,6 +346,7 @@ ${SHARED_RUN_USAGE}`;
   });
   if (values.inside) return inside(JSON.parse(values.inside) as Inside);
   const runs = intArg(usage, "--runs", values.runs, 60, 1);
+  const loop = intArg(usage, "--loop", values.loop, 1, 1);
   const backend =
     choiceArg(usage, "--backend", values.backend, ["nftables", "iptables"] as const) ?? "nftables";
   console.log(await privateRun(values["shared-run"]));
@@ -307,6 +361,7 @@ ${SHARED_RUN_USAGE}`;
     execFileSync("ip", ["-n", `${PREFIX}h`, "link", "set", "lo", "up"]);
     const arg: Inside = {
       runs,
+      loop,
       backend,
       builds,
       container: `/run/netns/${PREFIX}c`,
