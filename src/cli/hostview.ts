@@ -94,7 +94,7 @@ export async function readHost(
 
 /** The component an nftables table belongs to, by the names the backends give their tables. */
 function nftComponent(table: string): Component | undefined {
-  if (table === "bridge nat") return "spoofcheck";
+  if (table === "bridge nat" || /spoofcheck/.test(table)) return "spoofcheck";
   if (/masquerade/.test(table)) return "masquerade";
   if (/portmap|hostport/.test(table)) return "portmap";
   if (/firewall/.test(table)) return "firewall";
@@ -117,7 +117,7 @@ export function holdingsOf(snap: HostSnapshot, a: Attachment, ips: readonly stri
   for (const t of snap.nft) {
     const component = nftComponent(t.name);
     if (!component) continue;
-    const needles = component === "spoofcheck" ? spoof : [owner];
+    const needles = t.name === "bridge nat" ? spoof : [owner];
     const lines = t.lines.filter((l) => needles.some((n) => l.includes(n)));
     if (lines.length) out.push({ component, backend: "nftables", table: t.name, lines });
   }

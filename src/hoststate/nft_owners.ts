@@ -17,6 +17,20 @@ import {
   type Interface,
   type Transaction,
 } from "../nftables/index.js";
+import type { TableState } from "../nftables/dump.js";
+
+/** The whole table of a flat layout in one nft run, or undefined when it does not exist. */
+export async function listTableIfExists(
+  nft: Interface,
+  opts: { text?: boolean } = {},
+): Promise<TableState | undefined> {
+  try {
+    return await nft.listTable(opts);
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+}
 
 /** The set that says which owner each element belongs to. */
 export const OWNERS_SET = "owners";

@@ -20,6 +20,7 @@ import type { HostTools } from "../hoststate/select.js";
 import { staleOwners, type AttachmentRecords } from "../hoststate/records.js";
 import {
   deleteOwned,
+  listTableIfExists,
   keyOnly,
   mergedKeys,
   keyText,
@@ -32,7 +33,6 @@ import {
 } from "../hoststate/nft_owners.js";
 import {
   applyWithSkeleton,
-  isNotFound,
   missingRules,
   type Element,
   type Interface,
@@ -99,13 +99,8 @@ export class NftablesMasq implements HostStateBackend<MasqSpec> {
   }
 
   /** Our table in one nft run, or undefined when it does not exist. */
-  private async state(opts: { text?: boolean } = {}): Promise<TableState | undefined> {
-    try {
-      return await this.nft.listTable(opts);
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+  private state(opts: { text?: boolean } = {}): Promise<TableState | undefined> {
+    return listTableIfExists(this.nft, opts);
   }
 
   /**

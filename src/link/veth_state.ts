@@ -67,7 +67,7 @@ async function hostLinks(): Promise<ReadonlySet<string>> {
 }
 
 export function spoofCheck(host: Host, links: () => Promise<ReadonlySet<string>> = hostLinks): SpoofCheck {
-  return new SpoofCheck(host.nft(SPOOF_FAMILY, SPOOF_TABLE), host.tools, links);
+  return new SpoofCheck(host.nft(SPOOF_FAMILY, SPOOF_TABLE), host.tools, links, host.records("spoofcheck"));
 }
 
 function parts(host: Host, plan: VethStatePlan, links?: () => Promise<ReadonlySet<string>>): Bound[] {

@@ -214,7 +214,7 @@ test("inspect --json by container ID, address and host port: rules by table, res
   assert.ok(a);
   assert.deepEqual(Object.keys(a.iptables), []);
   assert.deepEqual(Object.keys(a.nftables).sort(), [
-    "bridge nat",
+    "bridge cni_nft_spoofcheck",
     "inet cni_nft_firewall",
     "inet cni_nft_masquerade",
     "inet cni_nft_portmap",

@@ -1,7 +1,7 @@
 /**
  * A repeated ADD of the same attachment (no DEL between: a restore, a runtime retrying) leaves
  * one copy of its host state on the kernel: masquerade on nftables and on iptables, the spoof
- * check's jump, with another address the second time; DEL then leaves nothing. A firewall ADD
+ * check's elements, with another address the second time; DEL then leaves nothing. A firewall ADD
  * with another nftablesMark rewrites the rules and drops the old mark's counter, and back. The
  * backends run as the plugins run them, on a Host whose nft and iptables run inside a throwaway
  * namespace. test/unit/plugins/ has the same steps against the fakes with literal dumps.
@@ -41,11 +41,9 @@ describe("veth host state: a second ADD on the kernel", () => {
       await setUpVethState(h, a, plan("10.77.0.9/24"));
       assert.deepEqual(await checkVethState(h, a, plan("10.77.0.9/24")), []);
 
-      const spoof = await host.sh(["nft", "list", "chain", "bridge", "nat", "PREROUTING"]);
-      assert.equal(
-        spoof.split("\n").filter((l) => l.includes(`macspoofchk-${a.containerId}-eth0`)).length,
-        1,
-      );
+      const spoof = await host.sh(["nft", "list", "table", "bridge", "cni_nft_spoofcheck"]);
+      // Its two elements and their owner elements, once each.
+      assert.equal(spoof.split("\n").filter((l) => l.includes(`id: ${a.containerId}`)).length, 4, spoof);
       if (backend === "nftables") {
         // One element per address, the last ADD's (the earlier address's element taken away).
         const nft = new NFTables({ family: "inet", table: "cni_nft_masquerade", netns: host.path });

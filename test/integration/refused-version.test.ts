@@ -157,11 +157,11 @@ describe("results before 0.3.0 without an address: refused before the first chan
         assert.notEqual(await state(), before, "ADD changed something");
         const del = await cni(host, plugin, "DEL", c, call(`rvc-${plugin}`));
         assert.equal(del.code, 0, del.stdout + del.stderr);
-        // The bridge and the spoof check's base chain stay (upstream keeps both too); everything
-        // of the attachment goes.
+        // The bridge and the spoof check's table stay (upstream keeps its bridge and base chain
+        // too); everything of the attachment goes.
         if (plugin === "bridge") {
           await host.sh(["ip", "link", "del", "rvbr0"]);
-          await host.sh(["nft", "delete", "table", "bridge", "nat"]);
+          await host.sh(["nft", "delete", "table", "bridge", "cni_nft_spoofcheck"]);
         }
         const after = await state();
         assert.equal(after, before, `after DEL: ${stateDiff(before, after)}`);
