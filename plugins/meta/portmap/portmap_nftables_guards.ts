@@ -9,7 +9,8 @@
  * code turns every guard into its class's elements in one transaction.
  */
 import { ownerHashOf, nftOwnerHash, type Attachment } from "../../../src/cni/attachment.js";
-import type { Element, Rule, Transaction } from "../../../src/nftables/index.js";
+import type { Element, Transaction } from "../../../src/nftables/index.js";
+import type { ListedLayout } from "./portmap_nftables_state.js";
 import type { Family } from "./config.js";
 import {
   condClass,
@@ -70,12 +71,7 @@ export function currentGuardNames(elements: readonly Element[]): Element[] {
  */
 export function upgradeGuardsTransaction(
   tx: Transaction,
-  state: {
-    elements: readonly Element[];
-    sets: readonly string[];
-    chains: readonly string[];
-    rules: ReadonlyMap<string, Rule[]>;
-  },
+  state: ListedLayout,
 ): { uses: Array<[string, string]>; written: Element[] } {
   const classOf = new Map<string, CondClass>();
   for (const ch of state.chains) {

@@ -14,6 +14,18 @@ export interface TableState {
 }
 
 /**
+ * A listed table as the upgrades from the layouts before read it (portmap_nftables_v2.ts,
+ * portmap_nftables_guards.ts): its elements, set and map names, chains and their rules (with
+ * texts).
+ */
+export interface ListedLayout {
+  readonly elements: readonly Element[];
+  readonly sets: readonly string[];
+  readonly chains: readonly string[];
+  readonly rules: ReadonlyMap<string, Rule[]>;
+}
+
+/**
  * Everything in the table in one nft run (rule texts in a second, with `text`), or undefined
  * when the table does not exist.
  */

@@ -9,6 +9,7 @@
  * every element in one transaction.
  */
 import type { Element, Rule, Transaction } from "../../../src/nftables/index.js";
+import type { ListedLayout } from "./portmap_nftables_state.js";
 import type { Family, PortMapConf } from "./config.js";
 import {
   desired,
@@ -66,12 +67,7 @@ function subnetOf(f: Family, rules: readonly Rule[]): string | undefined {
  */
 export function upgradeV2Transaction(
   tx: Transaction,
-  state: {
-    elements: readonly Element[];
-    sets: readonly string[];
-    chains: readonly string[];
-    rules: ReadonlyMap<string, Rule[]>;
-  },
+  state: ListedLayout,
 ): void {
   const subnets = new Map<string, SnatChain>();
   for (const ch of state.chains) {
