@@ -16,6 +16,7 @@ import { echo, startEchoServer, type EchoServer } from "../helpers/echo.js";
 import { cniOk } from "../helpers/cni.js";
 import { nftOwnerComment, nftOwnerHash, sha512Hex } from "../../src/cni/attachment.js";
 import { ownerElement } from "../../plugins/meta/portmap/portmap_nftables_layout.js";
+import { fileRecords } from "../../src/hoststate/records.js";
 import {
   GUARDS_SKELETON,
   LEGACY_SKELETON,
@@ -255,6 +256,17 @@ onUpgradedHost(
     assert.equal(await echo(u.out, "tcp", HOST, 8091), v4(OUT), "old2's conditions are met");
     await cniOk(u.host, "portmap", "CHECK", old1(8090), u.call("old1"));
     await cniOk(u.host, "portmap", "CHECK", old2(8091), u.call("old2"));
+    // old2's record as that code wrote it (its guard key in guard_any4, its guard chain).
+    const old2Owner = nftOwnerHash({ network: NETWORK, containerId: "old2", ifname: "eth0" });
+    fileRecords("portmap", u.host.path).write(old2Owner, {
+      elements: [
+        { kind: "element", map: "dnat_any4", key: ["tcp", "8091"] },
+        { kind: "element", map: "guard_any4", key: ["tcp", "8091"] },
+        { kind: "element", map: "snat_sub4", key: [u.ips[1], "tcp", "80"] },
+      ],
+      chains: ["guard4-dbb01f0873a55a6a-38008cded682e9f3"],
+      shared: ["snat_sub4-c78526c433a6"],
+    });
 
     // The first ADD of the new code turns the guards into classes.
     await cniOk(u.host, "portmap", "ADD", u.conf(8092, u.ips[2]), u.call("new1"));
@@ -265,6 +277,34 @@ onUpgradedHost(
     assert.equal(await echo(u.out, "tcp", HOST, 8091), v4(OUT), "still met");
     assert.equal(await echo(u.out, "tcp", HOST, 8092), v4(OUT));
     await cniOk(u.host, "portmap", "CHECK", old1(8090), u.call("old1"));
+    await cniOk(u.host, "portmap", "CHECK", old2(8091), u.call("old2"));
+
+    // old2's repeated ADD moves it into its config's class, completely: its element of the
+    // class the upgrade named goes in the same run, the class with it (no other user), so the
+    // table has one class per conditions again and old2's note of use names the config's.
+    const classes = (t: string): string[] =>
+      [...t.matchAll(/chain (cond4-[0-9a-f]{12}) \{/g)].map((m) => m[1]!);
+    const before = classes(upgraded);
+    assert.equal(before.length, 2, upgraded);
+    await cniOk(u.host, "portmap", "ADD", old2(8091), u.call("old2"));
+    const moved = await u.table();
+    const after = classes(moved);
+    assert.equal(after.length, 2, moved);
+    assert.equal(after.filter((c) => !before.includes(c)).length, 1, "old2's class is its config's");
+    assert.equal(
+      (moved.match(/tcp \. 8091 comment/g) ?? []).length,
+      3,
+      "dnat, guarded and one class element",
+    );
+    const notes = fileRecords("portmap", u.host.path)
+      .uses()
+      .filter(([name, owner]) => owner === old2Owner && name.startsWith("cond"));
+    assert.deepEqual(
+      notes.map(([name]) => after.includes(name) && !before.includes(name)),
+      [true],
+    );
+    assert.equal(await echo(u.out, "tcp", HOST, 8091), v4(OUT), "old2's conditions still met");
+    assert.equal(await echo(u.out, "tcp", HOST, 8090, 1000), undefined, "old1's still exclude");
     await cniOk(u.host, "portmap", "CHECK", old2(8091), u.call("old2"));
 
     // DEL with the config's mappings and conditions, and without anything (found by owner).

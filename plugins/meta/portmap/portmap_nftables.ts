@@ -38,14 +38,14 @@
  */
 import { withFlock } from "../../../src/cni/index.js";
 import { nftOwnerComment, nftOwnerHash, staleOwner, type Attachment } from "../../../src/cni/attachment.js";
-import { disown, takeOver } from "../../../src/hoststate/nft_owners.js";
+import { disown, keyOnly, ownerElement, takeOver } from "../../../src/hoststate/nft_owners.js";
 import type {
   AttachmentRecords,
   Effects,
   HostStateBackend,
   HostTools,
 } from "../../../src/hoststate/index.js";
-import { isAlreadyExists, isNotFound, type Interface } from "../../../src/nftables/index.js";
+import { isAlreadyExists, isNotFound, type Element, type Interface } from "../../../src/nftables/index.js";
 import {
   deleteUpstreamRules,
   missingInUpstreamLayout,
@@ -65,8 +65,8 @@ import {
 import { missingInOwnTable } from "./portmap_nftables_check.js";
 import { isLegacy, upgradeTransaction } from "./portmap_nftables_legacy.js";
 import { hasOldGuards, upgradeGuardsTransaction } from "./portmap_nftables_guards.js";
-import { remember } from "./portmap_nftables_records.js";
-import { removeAttachment, removeListed, type OwnTable } from "./portmap_nftables_remove.js";
+import { forgetMoved, recordUpgraded, remember } from "./portmap_nftables_records.js";
+import { dropUnused, removeAttachment, removeListed, type OwnTable } from "./portmap_nftables_remove.js";
 import { guardsOf, listState, udpPorts, type TableState } from "./portmap_nftables_state.js";
 import { isV2, upgradeV2Transaction } from "./portmap_nftables_v2.js";
 import { LOCK_FILE, type PortMapConf, type PortMapSpec } from "./config.js";
@@ -105,28 +105,40 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     const want = desired(c);
     const effects: Effects = { udpPorts: udpPorts(want.elements) };
     if (want.elements.length === 0) return effects;
-    const recorded = remember(this.records, a, want);
+    const { recorded, moved } = remember(this.records, a, want);
+    const hash = nftOwnerHash(a);
     const fast = this.nft.newTransaction();
     // The skeleton's rules every time (a flushed table or chain keeps the rest); the table, maps
     // and chains are declared only when nft reports them missing: half the cost of an ADD. Keys
-    // an earlier ADD recorded are asserted as this attachment's (a repeated ADD: no listing).
+    // an earlier ADD recorded are asserted as this attachment's (a repeated ADD: no listing); its
+    // class elements in another class than the config's go in the same run, with their owner
+    // elements (which fails unless they are still its own).
     writeSkeletonRules(fast);
-    ownTransaction(fast, nftOwnerHash(a), want, "create", recorded);
+    for (const e of moved) fast.delete(keyOnly(e)).delete(ownerElement(e, hash));
+    ownTransaction(fast, hash, want, "create", recorded);
+    let left: Element[];
     try {
       await this.nft.run(fast);
-      return effects;
+      left = moved;
     } catch (e) {
       if (!isAlreadyExists(e) && !isNotFound(e)) throw e;
+      // The skeleton is missing or in the previous layout, or a key exists (another
+      // container's, or ours with another value), or a recorded key is not ours any more (taken
+      // over, or the earlier ADD never reached nft): under the lock, read the table and write
+      // what is missing.
+      left = await withFlock(LOCK_FILE, () => this.repair(a, want));
     }
-    // The skeleton is missing or in the previous layout, or a key exists (another container's,
-    // or ours with another value), or a recorded key is not ours any more (taken over, or the
-    // earlier ADD never reached nft): under the lock, read the table and write what is missing.
-    await withFlock(LOCK_FILE, () => this.repair(a, want));
+    // Moved out of a class: the record and the note of use follow, and the class goes with its
+    // last user.
+    await dropUnused(this.nft, forgetMoved(this.records, a, left, want));
     return effects;
   }
 
-  /** The slow path of ADD: skeleton (upgraded from a previous layout), and keys taken over. */
-  private async repair(a: Attachment, want: Desired): Promise<void> {
+  /**
+   * The slow path of ADD: skeleton (upgraded from a previous layout), and keys taken over.
+   * Returns the attachment's own class elements it moved out of another class.
+   */
+  private async repair(a: Attachment, want: Desired): Promise<Element[]> {
     let state = await this.state();
     // The layouts before: subnets and conditions are in their chains' rule texts.
     if (state && (isV2(state.sets) || hasOldGuards(state.sets))) state = await this.state({ text: true });
@@ -136,6 +148,7 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     if (state && isV2(state.sets)) upgradeV2Transaction(tx, state);
     const upgraded = state && hasOldGuards(state.sets) ? upgradeGuardsTransaction(tx, state) : undefined;
     for (const [name, owner] of upgraded?.uses ?? []) this.records.use(name, owner);
+    recordUpgraded(this.records, upgraded?.written ?? []);
     const listed = [...(state?.elements ?? []), ...(upgraded?.written ?? [])];
     const have = new Map(listed.map((e) => [keyText(e), e]));
     const [comment, hash] = [nftOwnerComment(a), nftOwnerHash(a)];
@@ -145,8 +158,10 @@ export class NftablesPortMapper implements HostStateBackend<PortMapSpec> {
     for (const e of want.elements) takeOver(tx, have, e, hash, comment);
     // A key taken from a container with conditions loses them (its guarded and class elements),
     // unless this one wants the same.
-    for (const old of guardsOf(listed, want.elements)) if (!wantKeys.has(keyText(old))) disown(tx, old);
+    const dropped = guardsOf(listed, want.elements).filter((old) => !wantKeys.has(keyText(old)));
+    for (const old of dropped) disown(tx, old);
     await this.nft.run(tx);
+    return dropped.filter((old) => old.comment === comment && old.map?.startsWith("cond_"));
   }
 
   /** Ours, else upstream's nftables layout: a container ADDed by upstream's portmap checks too. */

@@ -42,7 +42,7 @@ export interface OwnTable {
  * to delete a counter an element names (EBUSY), and the transaction is atomic, so one another
  * container still uses is left whole. Chains or counters already gone are fine.
  */
-function dropUnused(nft: Interface, chains: readonly string[]): Promise<void> {
+export function dropUnused(nft: Interface, chains: readonly string[]): Promise<void> {
   return dropUnusedSubnets(nft, chains, (tx, name) =>
     COND_CLASS.test(name) ? dropCondClass(tx, name) : dropSubnetChain(tx, name),
   );

@@ -10,6 +10,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { nftOwnerHash } from "../../../src/cni/attachment.js";
 import { NFT_TABLE } from "../../../plugins/meta/portmap/portmap_nftables.js";
+import { portmapBackends } from "../../../plugins/meta/portmap/backends.js";
+import { FakeHost } from "../../../src/hoststate/fake.js";
 import {
   A,
   B,
@@ -50,6 +52,17 @@ add element inet cni_nft_portmap snat_sub4 { 10.88.0.5 . tcp . 80 comment "8e48f
 add element inet cni_nft_portmap snat_sub6 { fd00::5 . tcp . 80 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4, fd00::5 . udp . 53 comment "8e48f37d5de60467-7883a6f9ce71eedb, net: net1, if: eth0, id: ctr1" : snat_sub6-ef330fd8e3d4 }`,
 );
 
+/** B's record as the layout before wrote it: its guard key in guard_ip4, its guard chain. */
+const OLD_RECORD_B = {
+  elements: [
+    { kind: "element", map: "dnat_ip4", key: ["192.168.1.1", "tcp", "9090"] },
+    { kind: "element", map: "guard_ip4", key: ["192.168.1.1", "tcp", "9090"] },
+    { kind: "element", map: "snat_sub4", key: ["10.88.0.6", "tcp", "90"] },
+  ],
+  chains: ["guard4-8e48f37d5de60467-a09553539d4cc24c"],
+  shared: ["snat_sub4-15f04f2f13e6"],
+};
+
 test("portmap layout before classes: CHECK accepts its containers, with conditions too", async () => {
   const [, b] = loadedHost(GUARDS);
   for (const [a, s] of ATTACHED) assert.deepEqual(await b.check(a, s), []);
@@ -75,15 +88,7 @@ test("portmap layout before classes: the first ADD converts every guard into its
     [["cond4-2d25284b6bb9", nftOwnerHash(B)]],
   );
   // B's DEL from a record of the layout before (its guard key in guard_ip4, its guard chain).
-  host.records("portmap").write(nftOwnerHash(B), {
-    elements: [
-      { kind: "element", map: "dnat_ip4", key: ["192.168.1.1", "tcp", "9090"] },
-      { kind: "element", map: "guard_ip4", key: ["192.168.1.1", "tcp", "9090"] },
-      { kind: "element", map: "snat_sub4", key: ["10.88.0.6", "tcp", "90"] },
-    ],
-    chains: ["guard4-8e48f37d5de60467-a09553539d4cc24c"],
-    shared: ["snat_sub4-15f04f2f13e6"],
-  });
+  host.records("portmap").write(nftOwnerHash(B), OLD_RECORD_B);
   await b.remove(B);
   assert.doesNotMatch(await host.dump(), /ctr2|cond4-|cond_ip4-|guard4-/);
   await b.remove(A, SPEC_A);
@@ -121,4 +126,41 @@ test("portmap layout before classes: after the upgrade, CHECK and DEL of a conta
       .filter(([, owner]) => owner === nftOwnerHash(B)),
     [],
   );
+});
+
+test("portmap layout before classes: after the upgrade, a repeated ADD whose config names another class moves the container completely (elements, note of use, the old class)", async () => {
+  const spelled = { ...SPEC_B, conditionsV4: ["ip saddr 192.168.1.1/16"] };
+  // What a host with the current layout holds after ADD of A, B (its config's class) and C.
+  const fresh = new FakeHost();
+  const nb = portmapBackends(fresh).find((x) => x.name === "nftables")!;
+  for (const [a, s] of [
+    [A, SPEC_A],
+    [B, spelled],
+    [C, SPEC_C],
+  ] as const)
+    await nb.setUp(a, s);
+  for (const byRecord of [true, false]) {
+    const [host, b] = loadedHost(GUARDS);
+    // B's record from the layout before (what its ADD then wrote), or none (a record lost).
+    if (byRecord) host.records("portmap").write(nftOwnerHash(B), OLD_RECORD_B);
+    await b.setUp(A, SPEC_A);
+    const reads: string[] = [];
+    const listTable = b.nft.listTable.bind(b.nft);
+    b.nft.listTable = (opts) => (reads.push("listTable"), listTable(opts));
+    await b.setUp(B, spelled);
+    b.nft.listTable = listTable;
+    assert.deepEqual(reads, byRecord ? [] : ["listTable"], "with its record, a repeated ADD reads nothing");
+    await b.setUp(C, SPEC_C);
+    assert.equal(await host.dump(), await fresh.dump(), `byRecord ${byRecord}`);
+    assert.deepEqual(
+      host
+        .records("portmap")
+        .uses()
+        .filter(([n]) => n.startsWith("cond")),
+      [["cond4-47962d2889a5", nftOwnerHash(B)]],
+    );
+    assert.deepEqual(await b.check(B, spelled), []);
+    await b.remove(B, spelled);
+    assert.doesNotMatch(await host.dump(), /ctr2|cond4-|cond_ip4-/);
+  }
 });
