@@ -6,6 +6,7 @@
  */
 import { CniError, ErrorCode } from "./errors.js";
 import { checkNetns, refuseHostNetns } from "./netns.js";
+import { requirePrevResultVersion } from "./prevresult.js";
 import { isCIDR, isIP } from "../address/index.js";
 import { baseNetConf, validateConfig, type AnySchema } from "./config.js";
 import type { NetConf, Result, ValidAttachmentEntry } from "./types.js";
@@ -81,6 +82,12 @@ export interface PluginAbout<C = NetConf> {
    * unchecked (IPAM and meta plugins that never enter it).
    */
   netns?: "network" | "container";
+  /**
+   * ADD answers with the prevResult when the config has one (meta plugins; loopback chained):
+   * the skeleton then refuses, before the plugin runs, a prevResult the config's version cannot
+   * carry (a 0.1.0/0.2.0 result without an address).
+   */
+  answersWithPrevResult?: boolean;
 }
 
 export interface Plugin<C = NetConf> {
@@ -246,10 +253,12 @@ export async function runPlugin<C>(
     };
     if (obj.prevResult !== undefined && obj.prevResult !== null) {
       cmd.prevResult = parseResult(obj.prevResult, confVersion);
+      requirePrevResultVersion(confVersion, cmd.prevResult.cniVersion);
       validatePrevResult(cmd.prevResult);
-      // A chained plugin answers ADD with its prevResult: one the config's version cannot carry
-      // (a pre-0.3.0 result without addresses) must be refused before the plugin changes anything.
-      if (verb === "ADD")
+      // A plugin that answers ADD with its prevResult: one the config's version cannot carry (a
+      // pre-0.3.0 result without addresses) must be refused before it changes anything. A main
+      // plugin with IPAM answers with its own result, whatever the prevResult holds.
+      if (verb === "ADD" && about.answersWithPrevResult)
         requireResultAddress(confVersion, Boolean(cmd.prevResult.ips?.length), "prevResult");
     }
     switch (verb) {

@@ -327,11 +327,24 @@ describe("firewall: podman's calls, errors, GC", () => {
       assert.notEqual(r.code, 0);
       assert.match(String((r.json as { msg?: string })?.msg), field);
     }
-    const v = await cni(
+    // A prevResult of another version group than the config's is refused, as upstream's
+    // ParsePrevResult refuses it (code 7 here, 999 upstream), before anything changes.
+    const mixed = await cni(
       host,
       "firewall",
       "ADD",
       { cniVersion: "0.3.1", name: "e", type: "firewall", prevResult: prev },
+      { containerId: "e1", netns: host.path },
+    );
+    assert.equal((mixed.json as { code?: number }).code, 7, mixed.stdout);
+    assert.match(String((mixed.json as { msg?: string }).msg), /prevResult\.cniVersion is "1\.0\.0"/);
+    assert.equal(await firewallState(host), before);
+    const prev031 = { cniVersion: "0.3.1", ips: [{ version: "4", address: "10.91.0.5/24" }] };
+    const v = await cni(
+      host,
+      "firewall",
+      "ADD",
+      { cniVersion: "0.3.1", name: "e", type: "firewall", prevResult: prev031 },
       { containerId: "e1", netns: host.path },
     );
     // Upstream refuses configs older than 0.4.0; ours takes every version (VERSION says so for all
@@ -342,7 +355,7 @@ describe("firewall: podman's calls, errors, GC", () => {
       host,
       "firewall",
       "DEL",
-      { cniVersion: "0.3.1", name: "e", type: "firewall", prevResult: prev },
+      { cniVersion: "0.3.1", name: "e", type: "firewall", prevResult: prev031 },
       { containerId: "e1", netns: host.path },
     );
     assert.equal(await firewallState(host), before);

@@ -130,7 +130,7 @@ describe("results before 0.3.0 without an address: refused before the first chan
       type: "tuning",
       mtu: 1400,
       dataDir: join(dir.path, "tuning"),
-      prevResult: { cniVersion: "1.0.0", interfaces: [{ name: "eth0", sandbox: container.path }] },
+      prevResult: { cniVersion: "0.2.0", dns: {} },
     };
     const r = await cni(host, "tuning", "ADD", c, call("rv-tuning", "eth0"));
     assert.equal(r.json?.["code"], 7, r.stdout + r.stderr);
@@ -139,6 +139,28 @@ describe("results before 0.3.0 without an address: refused before the first chan
       /^cniVersion 0\.2\.0 results must carry an IP address and the prevResult has none: chain this plugin after one that assigns an address or use cniVersion 0\.3\.0 or later$/,
     );
     assert.equal(await state(), before, "nothing changed");
+  });
+
+  test("a main plugin with ipam chained after another under 0.2.0, its prevResult without an address: taken, as upstream's", async () => {
+    const c = {
+      ...conf("bridge", "0.2.0"),
+      ipMasq: false,
+      macspoofchk: false,
+      ipam: {
+        type: "host-local",
+        dataDir: join(dir.path, "chained"),
+        ranges: [[{ subnet: "10.231.1.0/24" }]],
+      },
+      prevResult: { cniVersion: "0.2.0", dns: {} },
+    };
+    const r = await cni(host, "bridge", "ADD", c, call("rv-chained"));
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const ip = (r.json?.["ip4"] as { ip?: string } | undefined)?.ip;
+    assert.match(String(ip), /^10\.231\.1\./, "its own IPAM's address");
+    const del = await cni(host, "bridge", "DEL", c, call("rv-chained"));
+    assert.equal(del.code, 0, del.stdout + del.stderr);
+    await host.sh(["ip", "link", "del", "rvbr0"]);
+    assert.equal(existsSync(join(dir.path, "chained", "rvnet", ip!.split("/")[0]!)), false, "released");
   });
 
   for (const plugin of ["bridge", "macvlan", "tap", "host-device"])

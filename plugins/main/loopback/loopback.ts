@@ -48,5 +48,5 @@ export const plugin = definePlugin(
       if (!lo?.flags?.includes("UP")) throw new CniError(ErrorCode.Internal, "lo is down");
     },
   },
-  { name: "loopback", netns: "network" },
+  { name: "loopback", netns: "network", answersWithPrevResult: true },
 );

@@ -327,6 +327,7 @@ export const plugin = definePlugin<BandwidthConf>(
     name: "bandwidth",
     config: schema,
     netns: "network",
+    answersWithPrevResult: true,
     versions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
   },
 );

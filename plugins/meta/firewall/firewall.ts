@@ -185,5 +185,5 @@ export const plugin = definePlugin<FirewallNetConf>(
   },
   // Every version: upstream refuses configs older than 0.4.0, but the multi-call VERSION answer is
   // shared by all plugins, and nothing here depends on the version.
-  { name: "firewall", config: schema },
+  { name: "firewall", config: schema, answersWithPrevResult: true },
 );

@@ -103,5 +103,5 @@ export const plugin = definePlugin<PortMapNetConf>(
       await requireUsable(backend, "portmap");
     },
   },
-  { name: "portmap", config: schema },
+  { name: "portmap", config: schema, answersWithPrevResult: true },
 );

@@ -65,10 +65,7 @@ function subnetOf(f: Family, rules: readonly Rule[]): string | undefined {
  * `rules`: the old chains' rule texts. An element whose chain lost its rules (a flushed table:
  * its subnet is unknown) is dropped; the container's repeated ADD writes it again.
  */
-export function upgradeV2Transaction(
-  tx: Transaction,
-  state: ListedLayout,
-): void {
+export function upgradeV2Transaction(tx: Transaction, state: ListedLayout): void {
   const subnets = new Map<string, SnatChain>();
   for (const ch of state.chains) {
     const m = V2_SUBNET_CHAIN.exec(ch);

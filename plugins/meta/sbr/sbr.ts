@@ -186,5 +186,5 @@ export const plugin = definePlugin<SbrConf>(
     check: cmdCheck,
     status: () => Promise.resolve(toolsStatus(["ip"])),
   },
-  { name: "sbr", config: schema },
+  { name: "sbr", config: schema, answersWithPrevResult: true },
 );

@@ -380,5 +380,5 @@ async function cmdCheck(args: CmdArgs<TuningNetConf>): Promise<void> {
 
 export const plugin = definePlugin<TuningNetConf>(
   { add: cmdAdd, del: cmdDel, check: cmdCheck },
-  { name: "tuning", config: schema, knownArgs: ["MAC"], netns: "network" },
+  { name: "tuning", config: schema, knownArgs: ["MAC"], netns: "network", answersWithPrevResult: true },
 );

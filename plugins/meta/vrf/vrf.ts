@@ -172,5 +172,10 @@ async function cmdCheck(args: CmdArgs<VrfConf>): Promise<void> {
 
 export const plugin = definePlugin<VrfConf>(
   { add: cmdAdd, del: cmdDel, check: cmdCheck, status: () => Promise.resolve(toolsStatus(["ip"])) },
-  { name: "vrf", config: schema, versions: ["0.3.1", "0.4.0", "1.0.0", "1.1.0"] },
+  {
+    name: "vrf",
+    config: schema,
+    versions: ["0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+    answersWithPrevResult: true,
+  },
 );

@@ -257,23 +257,80 @@ test("CNI_ARGS helpers", () => {
   assert.throws(() => validateIfname(""), /empty/);
 });
 
-test("ADD with a prevResult the config's version cannot carry is refused before the plugin runs", async () => {
-  calls.length = 0;
-  const out = await run(
-    env,
-    conf({ cniVersion: "0.2.0", prevResult: { cniVersion: "1.0.0", interfaces: [{ name: "eth0" }] } }),
+test("ADD of a plugin that answers with its prevResult: one the config's version cannot carry is refused before it runs; a main plugin's is not", async () => {
+  const chained = definePlugin<Conf>(
+    {
+      add: (args) => (calls.push({ verb: "ADD", args }), Promise.resolve(args.prevResult!)),
+      del: () => Promise.resolve(),
+    },
+    { name: "chained", config: schema, answersWithPrevResult: true },
   );
+  // A 0.2.0 result cannot say "no address": a prevResult without one cannot be answered.
+  const stdin = conf({ cniVersion: "0.2.0", prevResult: { cniVersion: "0.2.0", dns: {} } });
+  calls.length = 0;
+  const out = await runPlugin(chained, env, stdin);
   assert.equal(out.exitCode, 1);
-  assert.equal(out.json?.["code"], 7);
+  const err = JSON.parse(out.stdout) as Record<string, unknown>;
+  assert.equal(err["code"], 7);
   assert.match(
-    String(out.json?.["msg"]),
+    String(err["msg"]),
     /cniVersion 0.2.0 results must carry an IP address and the prevResult has none/,
   );
   assert.equal(calls.length, 0);
-  // DEL of the same config is not refused: it returns no result.
-  const del = await run(
-    { ...env, CNI_COMMAND: "DEL" },
-    conf({ cniVersion: "0.2.0", prevResult: { cniVersion: "1.0.0", interfaces: [{ name: "eth0" }] } }),
+  assert.equal(
+    (await runPlugin(chained, { ...env, CNI_COMMAND: "DEL" }, stdin)).exitCode,
+    0,
+    "DEL returns no result",
   );
-  assert.equal(del.exitCode, 0, del.stdout);
+  // A main plugin (its own IPAM's result) chained after another: not refused, as upstream's.
+  const main = await run(env, stdin);
+  assert.equal(main.exitCode, 0, main.stdout);
+  assert.deepEqual(main.json?.["ip4"], { ip: "10.0.0.2/24", gateway: "10.0.0.1" });
+});
+
+test("a prevResult of another version group than the config's is refused on every verb (code 7 naming prevResult.cniVersion); one of the same group or without a version is taken", async () => {
+  for (const [confVersion, prevVersion] of [
+    ["1.0.0", "0.4.0"],
+    ["1.1.0", "0.2.0"],
+    ["0.4.0", "1.0.0"],
+    ["0.3.1", "0.2.0"],
+    ["0.2.0", "0.4.0"],
+  ] as const)
+    // CHECK needs a config of 0.4.0 or later (code 1 before that, whatever the prevResult).
+    for (const verb of ["ADD", "DEL", ...(confVersion >= "0.4.0" ? ["CHECK"] : [])]) {
+      calls.length = 0;
+      const ips = [{ version: "4", address: "10.0.0.2/24" }];
+      const prevResult = {
+        cniVersion: prevVersion,
+        ips,
+        ip4: { ip: "10.0.0.2/24" },
+        interfaces: [{ name: "eth0" }],
+      };
+      const out = await run({ ...env, CNI_COMMAND: verb }, conf({ cniVersion: confVersion, prevResult }));
+      assert.equal(out.exitCode, 1, `${confVersion} ${prevVersion} ${verb}`);
+      assert.equal(out.json?.["code"], 7);
+      assert.match(
+        String(out.json?.["msg"]),
+        new RegExp(
+          `could not parse prevResult: a cniVersion ${confVersion} config takes a prevResult of version .*, but prevResult.cniVersion is "${prevVersion}"`,
+        ),
+      );
+      assert.equal(calls.length, 0);
+    }
+  for (const [confVersion, prevVersion] of [
+    ["1.1.0", "1.0.0"],
+    ["1.0.0", "1.1.0"],
+    ["0.4.0", "0.3.1"],
+    ["0.3.0", "0.4.0"],
+    ["0.2.0", "0.1.0"],
+    ["1.0.0", undefined],
+  ]) {
+    const prevResult = {
+      ...(prevVersion ? { cniVersion: prevVersion } : {}),
+      ips: [{ version: "4", address: "10.0.0.2/24" }],
+      ip4: { ip: "10.0.0.2/24" },
+    };
+    const out = await run({ ...env, CNI_COMMAND: "DEL" }, conf({ cniVersion: confVersion, prevResult }));
+    assert.equal(out.exitCode, 0, `${confVersion} ${prevVersion}: ${out.stdout}`);
+  }
 });
