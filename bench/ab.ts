@@ -13,7 +13,7 @@
  */
 import { loadavg } from "node:os";
 import { Netns } from "../test/helpers/netns.js";
-import { CPU_TIMED, cpuMs } from "../test/helpers/soak-growth.js";
+import { timedPluginCall } from "../test/helpers/soak-growth.js";
 import { median } from "../test/helpers/soak.js";
 import { removeNamespaces, removeNamespacesOnSignals } from "./lib/namespaces.js";
 import { benchArgs, intArg, intListArg, usageError } from "./lib/args.js";
@@ -73,11 +73,7 @@ async function call(
     CNI_IFNAME: "eth0",
     CNI_PATH: bin,
   };
-  const t0 = process.hrtime.bigint();
-  const r = await host.run([...CPU_TIMED, `${bin}/${plugin}`], { input: JSON.stringify(CONFS[plugin]), env });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.code !== 0) throw new Error(`${bin}/${plugin} ${verb}: ${r.stdout} ${r.stderr}`);
-  return { ms, cpu: cpuMs(r.stderr) };
+  return timedPluginCall(host, `${bin}/${plugin}`, CONFS[plugin], env);
 }
 
 console.log(

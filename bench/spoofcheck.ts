@@ -14,7 +14,7 @@
  */
 import { loadavg } from "node:os";
 import { Netns } from "../test/helpers/netns.js";
-import { CPU_TIMED, cpuMs } from "../test/helpers/soak-growth.js";
+import { timedPluginCall } from "../test/helpers/soak-growth.js";
 import { median } from "../test/helpers/soak.js";
 import { NFTables } from "../src/nftables/index.js";
 import { ownerElement } from "../src/hoststate/nft_owners.js";
@@ -123,11 +123,7 @@ async function call(
     CNI_IFNAME: "eth0",
     CNI_PATH: bin,
   };
-  const t0 = process.hrtime.bigint();
-  const r = await host.run([...CPU_TIMED, `${bin}/bridge`], { input: JSON.stringify(CONF), env });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.code !== 0) throw new Error(`${bin}/bridge ${verb}: ${r.stdout} ${r.stderr}`);
-  return { ms, cpu: cpuMs(r.stderr) };
+  return timedPluginCall(host, `${bin}/bridge`, CONF, env);
 }
 
 console.log(

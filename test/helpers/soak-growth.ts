@@ -32,6 +32,23 @@ export function cpuMs(stderr: string): number {
   return (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000;
 }
 
+/**
+ * One plugin call as a runtime makes it (`env` with CNI_COMMAND etc., `conf` on stdin), timed:
+ * wall milliseconds and the CPU of the plugin and what it waited for ({@link CPU_TIMED}).
+ */
+export async function timedPluginCall(
+  host: Netns,
+  plugin: string,
+  conf: unknown,
+  env: Record<string, string | undefined>,
+): Promise<{ ms: number; cpu: number }> {
+  const t0 = process.hrtime.bigint();
+  const r = await host.run([...CPU_TIMED, plugin], { input: JSON.stringify(conf), env });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.code !== 0) throw new Error(`${plugin} ${env["CNI_COMMAND"] ?? ""}: ${r.stdout} ${r.stderr}`);
+  return { ms, cpu: cpuMs(r.stderr) };
+}
+
 export interface SoakSample {
   cycle: number;
   load1: number;
